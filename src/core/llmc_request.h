@@ -1,0 +1,63 @@
+/*
+ * The request model: reads OpenAI (chat completions, completions,
+ * Responses API) and Anthropic (messages) request bodies with jansson and
+ * splits them into what decides the scope and the prompt text that is
+ * matched.  I/O-free; nginx-free.
+ */
+
+#ifndef LLMC_REQUEST_H
+#define LLMC_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    LLMC_PROVIDER_UNKNOWN = 0,
+    LLMC_PROVIDER_OPENAI,
+    LLMC_PROVIDER_ANTHROPIC
+} llmc_provider_e;
+
+typedef enum {
+    LLMC_API_UNKNOWN = 0,
+    LLMC_API_CHAT,            /* OpenAI  POST .../chat/completions */
+    LLMC_API_COMPLETIONS,     /* OpenAI  POST .../completions */
+    LLMC_API_RESPONSES,       /* OpenAI  POST .../responses */
+    LLMC_API_MESSAGES         /* Anthropic POST .../messages */
+} llmc_api_e;
+
+#define LLMC_REQ_MAX_DEPTH  64
+
+typedef struct {
+    llmc_provider_e  provider;
+    llmc_api_e       api;
+    int              stream;          /* "stream": true */
+    char            *model;           /* malloc()ed, NUL-terminated */
+    /* Canonical JSON (sorted keys, compact) of everything that decides the
+     * answer except the latest user turn's text: model, every
+     * output-affecting parameter (defaults made explicit), system prompt,
+     * tools, earlier turns, unknown fields.  Fields that never change the
+     * answer (stream, stream_options, user, metadata, ...) are left out. */
+    char            *scope_json;
+    size_t           scope_len;
+    /* The latest user turn's text (text parts joined with "\n"). */
+    char            *prompt;
+    size_t           prompt_len;
+    int              n_unknown;       /* unknown top-level fields kept */
+} llmc_request_t;
+
+/* Provider and API from a URI path (by its last segments: "/v1/messages",
+ * ".../chat/completions", ...).  provider may be forced (not UNKNOWN). */
+llmc_api_e llmc_api_from_uri(const char *uri, size_t len,
+    llmc_provider_e forced);
+llmc_provider_e llmc_api_provider(llmc_api_e api);
+const char *llmc_api_name(llmc_api_e api);
+
+/* Parses a body.  Returns 0, or -1 with a reason in err (invalid JSON,
+ * invalid UTF-8, nesting deeper than LLMC_REQ_MAX_DEPTH, not a known request
+ * shape for api, no user text to match).  The request is then not
+ * cacheable: the caller passes it upstream untouched. */
+int llmc_request_parse(llmc_request_t *req, llmc_api_e api,
+    const char *body, size_t len, char *err, size_t errlen);
+void llmc_request_free(llmc_request_t *req);
+
+#endif /* LLMC_REQUEST_H */
