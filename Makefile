@@ -31,13 +31,17 @@ NGX_SRC     := $(wildcard src/ngx/*.c src/ngx/*.h)
 UNIT_SRC    := $(wildcard t/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:t/unit/%.c=$(BUILD)/unit/%)
 UNIT_HELPER := $(filter-out $(UNIT_SRC),$(wildcard t/unit/*.c))
+TOOLS_SRC   := $(wildcard tools/*.c)
+TOOLS_BIN   := $(TOOLS_SRC:tools/%.c=$(BUILD)/%)
+BENCH_SRC   := $(wildcard bench/*/*.c)
+BENCH_BIN   := $(foreach f,$(BENCH_SRC),$(BUILD)/bench/$(notdir $(basename $(f))))
 MODULE      := $(BUILD)/ngx_http_llmcache_module.so
 WORKER      := $(BUILD)/llmcache-worker
 
-.PHONY: all deps module worker unit test test-unit test-nginx demo bench \
+.PHONY: all deps module worker tools unit test test-unit test-nginx demo bench \
         fuzz clean
 
-all: deps module worker
+all: deps module worker tools
 
 deps:
 	@scripts/deps
@@ -57,6 +61,22 @@ $(BUILD)/libllmengine.a: $(ENGINE_OBJ)
 	ar rcs $@ $^
 
 worker: $(WORKER)
+
+tools: $(TOOLS_BIN) $(BENCH_BIN)
+
+# tools/NAME.c -> build/NAME; bench/AREA/NAME.c -> build/bench/NAME
+$(BUILD)/%: tools/%.c $(BUILD)/libllmengine.a $(BUILD)/libllmcore.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libllmengine.a $(BUILD)/libllmcore.a \
+	    $(LDLIBS)
+
+define bench_rule
+$(BUILD)/bench/$(notdir $(basename $(1))): $(1) $(BUILD)/libllmengine.a \
+        $(BUILD)/libllmcore.a
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(CFLAGS) -o $$@ $$< $(BUILD)/libllmengine.a \
+	    $(BUILD)/libllmcore.a $(LDLIBS)
+endef
+$(foreach f,$(BENCH_SRC),$(eval $(call bench_rule,$(f))))
 
 $(WORKER): $(BUILD)/engine/main.o $(BUILD)/libllmengine.a $(BUILD)/libllmcore.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
