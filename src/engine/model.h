@@ -1,0 +1,61 @@
+/*
+ * Llama-family forward pass over GGUF (or llama2.c) weights: hparams,
+ * weights mmapped read-only, a per-sequence KV cache, batched evaluation
+ * with explicit positions.
+ */
+
+#ifndef LLMC_MODEL_H
+#define LLMC_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gguf.h"
+
+typedef struct tokenizer tokenizer_t;
+
+typedef enum {
+    MODEL_ARCH_LLAMA = 0
+} model_arch_e;
+
+typedef struct {
+    model_arch_e  arch;
+    int           n_vocab, n_ctx_train, dim, n_layers, n_heads, n_kv_heads,
+                  head_dim, ffn_dim, rope_dim, rope_neox;
+    float         rope_base, norm_eps;
+    char          name[128];
+} model_hparams_t;
+
+typedef struct model model_t;
+typedef struct kv_cache kv_cache_t;
+
+model_t *model_load(const char *path, int n_threads, char *err,
+    size_t errlen);                                            /* GGUF */
+model_t *model_load_llama2c(const char *ckpt, const char *tok_path,
+    int n_threads, char *err, size_t errlen);
+void model_free(model_t *m);
+
+const model_hparams_t *model_hparams(const model_t *m);
+const tokenizer_t *model_tokenizer(const model_t *m);
+const gguf_ctx_t *model_gguf(const model_t *m);         /* NULL: llama2.c */
+
+kv_cache_t *kv_cache_new(const model_t *m, int n_ctx);
+void kv_cache_free(kv_cache_t *kv);
+int kv_cache_len(const kv_cache_t *kv);
+void kv_cache_truncate(kv_cache_t *kv, int n);
+
+/*
+ * Evaluates n tokens appended to kv. pos: absolute position of each token
+ * (NULL = kv_len, kv_len + 1, ...). logits: n_vocab floats for the last
+ * token (n * n_vocab when logits_all), may be NULL. Returns 0 or -1 (err).
+ * The n tokens go through each layer as one matrix-matrix pass.
+ */
+int model_eval(model_t *m, kv_cache_t *kv, const int32_t *tokens,
+    const int32_t *pos, int n, float *logits, int logits_all, char *err,
+    size_t errlen);
+
+/* mean-pooled final hidden state (after the final norm), L2-normalized */
+int model_embed(model_t *m, const int32_t *tokens, int n, float *out,
+    char *err, size_t errlen);
+
+#endif /* LLMC_MODEL_H */
