@@ -1,0 +1,33 @@
+/*
+ * Chat templates: the prompt text llama.cpp's llama_chat_apply_template
+ * produces for Llama 2, ChatML, Llama 3 and Zephyr, and detection of the
+ * template from a GGUF `tokenizer.chat_template` Jinja string.
+ */
+
+#ifndef LLMC_CHAT_H
+#define LLMC_CHAT_H
+
+#include <stddef.h>
+
+typedef enum {
+    CHAT_TMPL_NONE = 0,
+    CHAT_TMPL_LLAMA2,
+    CHAT_TMPL_CHATML,
+    CHAT_TMPL_LLAMA3,
+    CHAT_TMPL_ZEPHYR
+} chat_tmpl_e;
+
+typedef struct {
+    const char  *role;
+    const char  *content;
+} chat_msg_t;
+
+chat_tmpl_e chat_tmpl_detect(const char *jinja);  /* tokenizer.chat_template */
+chat_tmpl_e chat_tmpl_from_name(const char *name); /* "llama2", "chatml", … */
+const char *chat_tmpl_name(chat_tmpl_e t);
+
+/* malloc()ed prompt text; NULL + err on a bad role */
+char *chat_apply(chat_tmpl_e t, const chat_msg_t *msgs, size_t n,
+    int add_assistant, char *err, size_t errlen);
+
+#endif /* LLMC_CHAT_H */
