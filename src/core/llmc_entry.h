@@ -24,13 +24,20 @@ typedef struct {
     char         api[24];
 } llmc_entry_t;
 
-/* Encodes into a malloc()ed buffer; returns NULL on allocation failure. */
+/* Encodes into a malloc()ed buffer; returns NULL on allocation failure or
+ * invalid input: a content type that is empty, longer than 255 bytes or not
+ * printable ASCII (no CR/LF, no control bytes, no '"' or '\\'), an api of
+ * 24 bytes or more, a model of 128 bytes or more, created < 0. */
 char *llmc_entry_encode(const char *content_type, size_t ct_len,
     const char *api, const char *model, int64_t created,
     const char *body, size_t body_len, size_t *out_len);
 
 /* Decodes a value in place (entry points into buf).  Returns 0, or -1 with a
- * reason in err. */
+ * reason in err: bad magic, no metadata line (within 8 KiB), metadata not a
+ * JSON object (duplicate keys refused), a required field missing or of the
+ * wrong type, a content type that encode would refuse, body_len not equal
+ * to the bytes after the metadata line.  Unknown metadata fields are
+ * ignored. */
 int llmc_entry_decode(llmc_entry_t *entry, const char *buf, size_t len,
     char *err, size_t errlen);
 

@@ -38,11 +38,14 @@ void llmc_sha256_update(llmc_sha256_t *s, const void *data, size_t len);
 void llmc_sha256_final(llmc_sha256_t *s, uint8_t out[32]);
 void llmc_hex(const uint8_t *in, size_t len, char *out);
 
-/* tenant may be empty.  prompt is the normalized prompt. */
+/* tenant may be empty (or NULL).  prompt is the normalized prompt.  Every
+ * field is length-prefixed and tagged with a format version; the tenant
+ * enters only as SHA-256(tenant). */
 void llmc_key_make(llmc_key_t *key, const char *tenant, size_t tenant_len,
     const llmc_request_t *req, const char *prompt, size_t prompt_len);
 
-/* Writes "llmc:{scope}:e:exact" (NUL-terminated); returns its length. */
+/* Writes "llmc:{scope}:e:exact" (NUL-terminated); returns its length, or 0
+ * (and an empty string when size > 0) when size is too small. */
 size_t llmc_key_redis_entry(const llmc_key_t *key, char *out, size_t size);
 
 #endif /* LLMC_KEY_H */

@@ -1,0 +1,241 @@
+/*
+ * The stored entry:
+ *
+ *     "LLMC1\n" <metadata JSON object, one line> "\n" <body bytes>
+ *
+ * The metadata is written by jansson (compact, sorted keys), so it holds no
+ * raw newline.  The decoder trusts nothing: a value from Redis may be
+ * damaged, truncated or written by something else.
+ */
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "llmc_entry.h"
+
+#define LLMC_ENTRY_MAGIC     "LLMC1\n"
+#define LLMC_ENTRY_MAGIC_LEN (sizeof(LLMC_ENTRY_MAGIC) - 1)
+#define LLMC_ENTRY_META_MAX  8192
+
+/*
+ * The content type goes back into a response header: printable ASCII only
+ * (no CR/LF, no control bytes).  Quotes and backslashes are refused too, so
+ * its JSON form is the bytes themselves and the decoder can point into the
+ * stored value instead of copying.
+ */
+static int
+llmc_entry_ct_valid(const char *ct, size_t len)
+{
+    size_t  i;
+
+    if (len == 0 || len > 255) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char) ct[i];
+        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+llmc_entry_name_valid(const char *s, size_t len, size_t max)
+{
+    size_t  i;
+
+    if (len >= max) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+char *
+llmc_entry_encode(const char *content_type, size_t ct_len, const char *api,
+    const char *model, int64_t created, const char *body, size_t body_len,
+    size_t *out_len)
+{
+    char    *meta, *out;
+    size_t   meta_len, len;
+    json_t  *obj;
+
+    if (content_type == NULL || api == NULL || model == NULL
+        || (body == NULL && body_len) || created < 0
+        || !llmc_entry_ct_valid(content_type, ct_len)
+        || !llmc_entry_name_valid(api, strlen(api),
+                                  sizeof(((llmc_entry_t *) 0)->api))
+        || !llmc_entry_name_valid(model, strlen(model),
+                                  sizeof(((llmc_entry_t *) 0)->model))
+        || (uint64_t) body_len > (uint64_t) LLONG_MAX)
+    {
+        return NULL;
+    }
+
+    obj = json_pack("{s:s#, s:I, s:s, s:s, s:I}",
+                    "content_type", content_type, (int) ct_len,
+                    "created", (json_int_t) created,
+                    "api", api,
+                    "model", model,
+                    "body_len", (json_int_t) body_len);
+    if (obj == NULL) {
+        return NULL;
+    }
+
+    meta = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(obj);
+    if (meta == NULL) {
+        return NULL;
+    }
+    meta_len = strlen(meta);
+
+    len = LLMC_ENTRY_MAGIC_LEN + meta_len + 1 + body_len;
+    out = malloc(len ? len : 1);
+    if (out == NULL) {
+        free(meta);
+        return NULL;
+    }
+
+    memcpy(out, LLMC_ENTRY_MAGIC, LLMC_ENTRY_MAGIC_LEN);
+    memcpy(out + LLMC_ENTRY_MAGIC_LEN, meta, meta_len);
+    out[LLMC_ENTRY_MAGIC_LEN + meta_len] = '\n';
+    if (body_len) {
+        memcpy(out + LLMC_ENTRY_MAGIC_LEN + meta_len + 1, body, body_len);
+    }
+    free(meta);
+
+    if (out_len) {
+        *out_len = len;
+    }
+    return out;
+}
+
+#define llmc_entry_fail(...)                                                 \
+    do {                                                                     \
+        if (errlen) {                                                        \
+            snprintf(err, errlen, "llmc_entry_decode: " __VA_ARGS__);        \
+        }                                                                    \
+        goto failed;                                                         \
+    } while (0)
+
+int
+llmc_entry_decode(llmc_entry_t *entry, const char *buf, size_t len,
+    char *err, size_t errlen)
+{
+    const char    *nl, *meta, *ct, *api, *model, *found;
+    size_t         meta_len, body_len, ct_len, api_len, model_len;
+    json_t        *obj = NULL, *v;
+    json_int_t     created, blen;
+    json_error_t   jerr;
+
+    memset(entry, 0, sizeof(*entry));
+
+    if (buf == NULL || len < LLMC_ENTRY_MAGIC_LEN
+        || memcmp(buf, LLMC_ENTRY_MAGIC, LLMC_ENTRY_MAGIC_LEN) != 0)
+    {
+        llmc_entry_fail("bad magic");
+    }
+
+    meta = buf + LLMC_ENTRY_MAGIC_LEN;
+    meta_len = len - LLMC_ENTRY_MAGIC_LEN;
+    nl = memchr(meta, '\n',
+                meta_len < LLMC_ENTRY_META_MAX ? meta_len
+                                               : LLMC_ENTRY_META_MAX);
+    if (nl == NULL) {
+        llmc_entry_fail("no metadata line");
+    }
+    meta_len = nl - meta;
+    body_len = len - LLMC_ENTRY_MAGIC_LEN - meta_len - 1;
+
+    obj = json_loadb(meta, meta_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (obj == NULL) {
+        llmc_entry_fail("bad metadata JSON: %s", jerr.text);
+    }
+    if (!json_is_object(obj)) {
+        llmc_entry_fail("metadata is not an object");
+    }
+
+    v = json_object_get(obj, "content_type");
+    if (!json_is_string(v)) {
+        llmc_entry_fail("no content_type");
+    }
+    ct = json_string_value(v);
+    ct_len = json_string_length(v);
+    if (!llmc_entry_ct_valid(ct, ct_len)) {
+        llmc_entry_fail("bad content_type");
+    }
+
+    v = json_object_get(obj, "created");
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        llmc_entry_fail("no created time");
+    }
+    created = json_integer_value(v);
+
+    v = json_object_get(obj, "api");
+    if (!json_is_string(v)) {
+        llmc_entry_fail("no api");
+    }
+    api = json_string_value(v);
+    api_len = json_string_length(v);
+    if (!llmc_entry_name_valid(api, api_len, sizeof(entry->api))
+        || memchr(api, '\0', api_len))
+    {
+        llmc_entry_fail("bad api");
+    }
+
+    v = json_object_get(obj, "model");
+    if (!json_is_string(v)) {
+        llmc_entry_fail("no model");
+    }
+    model = json_string_value(v);
+    model_len = json_string_length(v);
+    if (!llmc_entry_name_valid(model, model_len, sizeof(entry->model))
+        || memchr(model, '\0', model_len))
+    {
+        llmc_entry_fail("bad model");
+    }
+
+    v = json_object_get(obj, "body_len");
+    if (!json_is_integer(v)) {
+        llmc_entry_fail("no body_len");
+    }
+    blen = json_integer_value(v);
+    if (blen < 0 || (uint64_t) blen != (uint64_t) body_len) {
+        llmc_entry_fail("body length %lld, %zu bytes stored",
+                        (long long) blen, body_len);
+    }
+
+    /* the content type's bytes are in the metadata line verbatim */
+    found = memmem(meta, meta_len, ct, ct_len);
+    if (found == NULL) {
+        llmc_entry_fail("content_type not in canonical form");
+    }
+
+    entry->content_type = found;
+    entry->content_type_len = ct_len;
+    entry->body = nl + 1;
+    entry->body_len = body_len;
+    entry->created = created;
+    memcpy(entry->model, model, model_len);
+    entry->model[model_len] = '\0';
+    memcpy(entry->api, api, api_len);
+    entry->api[api_len] = '\0';
+
+    json_decref(obj);
+    return 0;
+
+failed:
+
+    json_decref(obj);
+    memset(entry, 0, sizeof(*entry));
+    return -1;
+}
