@@ -39,23 +39,32 @@ typedef struct {
      * answer (stream, stream_options, user, metadata, ...) are left out. */
     char            *scope_json;
     size_t           scope_len;
-    /* The latest user turn's text (text parts joined with "\n"). */
+    /* The latest user turn's text (its non-empty text parts joined with
+     * "\n"; its other parts stay in the scope).  "" (never NULL) when the
+     * last turn is not a user turn with text (a tool result, an image
+     * only, token arrays): the whole request is then in the scope and only
+     * an exact repeat matches. */
     char            *prompt;
     size_t           prompt_len;
     int              n_unknown;       /* unknown top-level fields kept */
 } llmc_request_t;
 
 /* Provider and API from a URI path (by its last segments: "/v1/messages",
- * ".../chat/completions", ...).  provider may be forced (not UNKNOWN). */
+ * ".../chat/completions", ...; a query string is ignored).  A forced
+ * provider (not UNKNOWN) restricts the choice: openai never gives
+ * MESSAGES, anthropic gives only MESSAGES.  Anything else is UNKNOWN. */
 llmc_api_e llmc_api_from_uri(const char *uri, size_t len,
     llmc_provider_e forced);
 llmc_provider_e llmc_api_provider(llmc_api_e api);
 const char *llmc_api_name(llmc_api_e api);
 
-/* Parses a body.  Returns 0, or -1 with a reason in err (invalid JSON,
- * invalid UTF-8, nesting deeper than LLMC_REQ_MAX_DEPTH, not a known request
- * shape for api, no user text to match).  The request is then not
- * cacheable: the caller passes it upstream untouched. */
+/* Parses a body (never modified).  Returns 0, or -1 with a reason in err
+ * (empty body, invalid JSON, invalid UTF-8, duplicate keys, nesting deeper
+ * than LLMC_REQ_MAX_DEPTH, top level not an object, not a known request
+ * shape for api, a Responses "conversation").  The request is then not
+ * cacheable: the caller passes it upstream untouched.  On success the
+ * caller frees req with llmc_request_free(); on failure nothing is left to
+ * free (calling llmc_request_free() is harmless). */
 int llmc_request_parse(llmc_request_t *req, llmc_api_e api,
     const char *body, size_t len, char *err, size_t errlen);
 void llmc_request_free(llmc_request_t *req);

@@ -1,0 +1,1046 @@
+/*
+ * The request model.
+ *
+ * A body is checked byte by byte first (UTF-8, nesting depth), so a hostile
+ * body costs one linear pass before jansson builds anything.  jansson then
+ * parses it (duplicate keys rejected), the shape is checked for the API,
+ * and a canonical copy of the whole request is built: the latest user text
+ * replaced by a placeholder, the fields that never change the answer left
+ * out, defaults made explicit, equivalent spellings made one (a string
+ * content and a one-text-part array, 1 and 1.0), cache_control markers
+ * removed.  That copy, dumped with sorted keys, is the scope.
+ *
+ * The body itself is never touched: the gateway forwards the original
+ * bytes.
+ */
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "llmc_request.h"
+
+/*
+ * Stands in for the latest user text in the scope.  It need not be
+ * impossible in real text: the prompt itself is part of the exact key, so
+ * a request whose text is this string still gets its own entry.
+ */
+#define LLMC_REQ_PLACEHOLDER  "{{llmc:latest-user-text}}"
+
+#define LLMC_REQ_DROP  0x01   /* never changes the answer: left out */
+
+typedef struct {
+    const char  *name;
+    unsigned     flags;
+    const char  *dflt;        /* JSON of the provider's default, or NULL */
+} llmc_req_field_t;
+
+/*
+ * Left out of every scope (LLMC_REQ_DROP):
+ *   stream, stream_options   transport only: streamed and non-streamed
+ *                            requests share entries, the module replays
+ *                            the stored answer in the form asked for
+ *   user, safety_identifier, metadata
+ *                            end-user ids and tags for abuse monitoring and
+ *                            dashboards
+ *   store                    whether the provider keeps a copy
+ *   service_tier             capacity/priority and price, same model
+ *   prompt_cache_key, prompt_cache_retention
+ *                            provider-side prefix cache routing and billing
+ * Kept: parallel_tool_calls (decides whether one reply may hold several
+ * tool calls), background, include, prediction, previous_response_id (a
+ * stored response never changes), every unknown field.
+ */
+
+static const llmc_req_field_t  llmc_req_chat_fields[] = {
+    { "model", 0, NULL },
+    { "messages", 0, NULL },
+    { "stream", LLMC_REQ_DROP, NULL },
+    { "stream_options", LLMC_REQ_DROP, NULL },
+    { "user", LLMC_REQ_DROP, NULL },
+    { "safety_identifier", LLMC_REQ_DROP, NULL },
+    { "metadata", LLMC_REQ_DROP, NULL },
+    { "store", LLMC_REQ_DROP, NULL },
+    { "service_tier", LLMC_REQ_DROP, NULL },
+    { "prompt_cache_key", LLMC_REQ_DROP, NULL },
+    { "prompt_cache_retention", LLMC_REQ_DROP, NULL },
+    { "temperature", 0, "1" },
+    { "top_p", 0, "1" },
+    { "n", 0, "1" },
+    { "presence_penalty", 0, "0" },
+    { "frequency_penalty", 0, "0" },
+    { "logprobs", 0, "false" },
+    { "top_logprobs", 0, NULL },
+    { "logit_bias", 0, NULL },
+    { "max_tokens", 0, NULL },
+    { "max_completion_tokens", 0, NULL },
+    { "stop", 0, NULL },
+    { "seed", 0, NULL },
+    { "response_format", 0, "{\"type\":\"text\"}" },
+    { "modalities", 0, "[\"text\"]" },
+    { "audio", 0, NULL },
+    { "prediction", 0, NULL },
+    { "reasoning_effort", 0, NULL },
+    { "verbosity", 0, NULL },
+    { "web_search_options", 0, NULL },
+    { "tools", 0, NULL },
+    { "tool_choice", 0, NULL },
+    { "parallel_tool_calls", 0, "true" },
+    { "functions", 0, NULL },
+    { "function_call", 0, NULL },
+    { NULL, 0, NULL }
+};
+
+static const llmc_req_field_t  llmc_req_completions_fields[] = {
+    { "model", 0, NULL },
+    { "prompt", 0, NULL },
+    { "stream", LLMC_REQ_DROP, NULL },
+    { "stream_options", LLMC_REQ_DROP, NULL },
+    { "user", LLMC_REQ_DROP, NULL },
+    { "temperature", 0, "1" },
+    { "top_p", 0, "1" },
+    { "n", 0, "1" },
+    { "best_of", 0, "1" },
+    { "echo", 0, "false" },
+    { "max_tokens", 0, "16" },
+    { "presence_penalty", 0, "0" },
+    { "frequency_penalty", 0, "0" },
+    { "logprobs", 0, NULL },
+    { "logit_bias", 0, NULL },
+    { "stop", 0, NULL },
+    { "seed", 0, NULL },
+    { "suffix", 0, NULL },
+    { NULL, 0, NULL }
+};
+
+static const llmc_req_field_t  llmc_req_responses_fields[] = {
+    { "model", 0, NULL },
+    { "input", 0, NULL },
+    { "instructions", 0, NULL },
+    { "stream", LLMC_REQ_DROP, NULL },
+    { "stream_options", LLMC_REQ_DROP, NULL },
+    { "user", LLMC_REQ_DROP, NULL },
+    { "safety_identifier", LLMC_REQ_DROP, NULL },
+    { "metadata", LLMC_REQ_DROP, NULL },
+    { "store", LLMC_REQ_DROP, NULL },
+    { "service_tier", LLMC_REQ_DROP, NULL },
+    { "prompt_cache_key", LLMC_REQ_DROP, NULL },
+    { "prompt_cache_retention", LLMC_REQ_DROP, NULL },
+    { "temperature", 0, "1" },
+    { "top_p", 0, "1" },
+    { "top_logprobs", 0, NULL },
+    { "max_output_tokens", 0, NULL },
+    { "max_tool_calls", 0, NULL },
+    { "truncation", 0, "\"disabled\"" },
+    { "background", 0, "false" },
+    { "include", 0, NULL },
+    { "reasoning", 0, NULL },
+    { "text", 0, NULL },
+    { "tools", 0, NULL },
+    { "tool_choice", 0, NULL },
+    { "parallel_tool_calls", 0, "true" },
+    { "previous_response_id", 0, NULL },
+    { "prompt", 0, NULL },
+    { "conversation", 0, NULL },
+    { NULL, 0, NULL }
+};
+
+static const llmc_req_field_t  llmc_req_messages_fields[] = {
+    { "model", 0, NULL },
+    { "messages", 0, NULL },
+    { "max_tokens", 0, NULL },
+    { "system", 0, NULL },
+    { "stream", LLMC_REQ_DROP, NULL },
+    { "metadata", LLMC_REQ_DROP, NULL },
+    { "service_tier", LLMC_REQ_DROP, NULL },
+    { "temperature", 0, "1" },
+    { "top_p", 0, NULL },
+    { "top_k", 0, NULL },
+    { "stop_sequences", 0, NULL },
+    { "tools", 0, NULL },
+    { "tool_choice", 0, NULL },
+    { "thinking", 0, NULL },
+    { "container", 0, NULL },
+    { "mcp_servers", 0, NULL },
+    { "context_management", 0, NULL },
+    { NULL, 0, NULL }
+};
+
+/*
+ * Members holding a JSON schema or tool arguments are the client's data:
+ * a property that happens to be named "cache_control" there is part of the
+ * definition, not a caching marker.
+ */
+static const char  *llmc_req_opaque_keys[] = {
+    "parameters", "input_schema", "schema", "json_schema", "arguments",
+    NULL
+};
+
+typedef struct {
+    char    *err;
+    size_t   errlen;
+    char    *prompt;          /* the joined latest user text, or NULL */
+    size_t   prompt_len;
+} llmc_req_ctx_t;
+
+static int llmc_req_fail(llmc_req_ctx_t *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+llmc_req_fail(llmc_req_ctx_t *ctx, const char *fmt, ...)
+{
+    int      n;
+    va_list  ap;
+
+    if (ctx->errlen == 0) {
+        return -1;
+    }
+    n = snprintf(ctx->err, ctx->errlen, "llmc_request_parse: ");
+    if (n < 0 || (size_t) n >= ctx->errlen) {
+        return -1;
+    }
+    va_start(ap, fmt);
+    vsnprintf(ctx->err + n, ctx->errlen - n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+
+llmc_provider_e
+llmc_api_provider(llmc_api_e api)
+{
+    switch (api) {
+    case LLMC_API_CHAT:
+    case LLMC_API_COMPLETIONS:
+    case LLMC_API_RESPONSES:
+        return LLMC_PROVIDER_OPENAI;
+    case LLMC_API_MESSAGES:
+        return LLMC_PROVIDER_ANTHROPIC;
+    default:
+        return LLMC_PROVIDER_UNKNOWN;
+    }
+}
+
+const char *
+llmc_api_name(llmc_api_e api)
+{
+    switch (api) {
+    case LLMC_API_CHAT:
+        return "chat";
+    case LLMC_API_COMPLETIONS:
+        return "completions";
+    case LLMC_API_RESPONSES:
+        return "responses";
+    case LLMC_API_MESSAGES:
+        return "messages";
+    default:
+        return "unknown";
+    }
+}
+
+static int
+llmc_uri_ends(const char *p, size_t len, const char *suffix)
+{
+    size_t  n = strlen(suffix);
+
+    return len >= n && memcmp(p + len - n, suffix, n) == 0;
+}
+
+llmc_api_e
+llmc_api_from_uri(const char *uri, size_t len, llmc_provider_e forced)
+{
+    const char  *q;
+    llmc_api_e   api;
+
+    if (uri == NULL) {
+        return LLMC_API_UNKNOWN;
+    }
+
+    q = memchr(uri, '?', len);
+    if (q) {
+        len = q - uri;
+    }
+
+    if (llmc_uri_ends(uri, len, "/chat/completions")) {
+        api = LLMC_API_CHAT;
+    } else if (llmc_uri_ends(uri, len, "/completions")) {
+        api = LLMC_API_COMPLETIONS;
+    } else if (llmc_uri_ends(uri, len, "/responses")) {
+        api = LLMC_API_RESPONSES;
+    } else if (llmc_uri_ends(uri, len, "/messages")) {
+        api = LLMC_API_MESSAGES;
+    } else {
+        return LLMC_API_UNKNOWN;
+    }
+
+    if (forced != LLMC_PROVIDER_UNKNOWN && llmc_api_provider(api) != forced) {
+        return LLMC_API_UNKNOWN;
+    }
+
+    return api;
+}
+
+/* ------------------------------------------------------------------------ */
+
+/*
+ * One pass over the bytes: strict UTF-8 (no overlong forms, no surrogates,
+ * nothing above U+10FFFF) and the nesting depth of arrays and objects
+ * outside strings.
+ */
+static int
+llmc_req_prepass(llmc_req_ctx_t *ctx, const unsigned char *p, size_t len)
+{
+    int       in_str = 0, esc = 0;
+    size_t    i, depth = 0;
+    uint32_t  cp;
+
+    for (i = 0; i < len; i++) {
+        unsigned char c = p[i];
+
+        if (c >= 0x80) {
+            size_t  n;
+
+            if (c >= 0xc2 && c <= 0xdf) {
+                n = 1; cp = c & 0x1f;
+            } else if (c >= 0xe0 && c <= 0xef) {
+                n = 2; cp = c & 0x0f;
+            } else if (c >= 0xf0 && c <= 0xf4) {
+                n = 3; cp = c & 0x07;
+            } else {
+                return llmc_req_fail(ctx, "invalid UTF-8 at byte %zu", i);
+            }
+            if (len - i - 1 < n) {
+                return llmc_req_fail(ctx, "invalid UTF-8 at byte %zu", i);
+            }
+            for (size_t k = 1; k <= n; k++) {
+                if ((p[i + k] & 0xc0) != 0x80) {
+                    return llmc_req_fail(ctx, "invalid UTF-8 at byte %zu", i);
+                }
+                cp = cp << 6 | (p[i + k] & 0x3f);
+            }
+            if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)
+                || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            {
+                return llmc_req_fail(ctx, "invalid UTF-8 at byte %zu", i);
+            }
+            i += n;
+            esc = 0;
+            continue;
+        }
+
+        if (in_str) {
+            if (esc) {
+                esc = 0;
+            } else if (c == '\\') {
+                esc = 1;
+            } else if (c == '"') {
+                in_str = 0;
+            }
+            continue;
+        }
+
+        switch (c) {
+        case '"':
+            in_str = 1;
+            break;
+        case '[':
+        case '{':
+            if (++depth > LLMC_REQ_MAX_DEPTH) {
+                return llmc_req_fail(ctx, "nesting deeper than %d",
+                                     LLMC_REQ_MAX_DEPTH);
+            }
+            break;
+        case ']':
+        case '}':
+            if (depth) {
+                depth--;
+            }
+            break;
+        }
+    }
+
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static int
+llmc_req_is_opaque(const char *key)
+{
+    int  i;
+
+    for (i = 0; llmc_req_opaque_keys[i]; i++) {
+        if (strcmp(key, llmc_req_opaque_keys[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * A real that holds an integer becomes that integer (1.0 -> 1, -0.0 -> 0),
+ * so the two spellings of one value give one scope.  Returns a new
+ * reference, or NULL when v stays as it is.
+ */
+static json_t *
+llmc_req_canon_number(json_t *v)
+{
+    double  d;
+
+    if (!json_is_real(v)) {
+        return NULL;
+    }
+    d = json_real_value(v);
+    if (d != floor(d) || fabs(d) > 9007199254740992.0) {
+        return NULL;
+    }
+    return json_integer((json_int_t) d);
+}
+
+/*
+ * Removes cache_control markers (outside schemas and tool arguments) and
+ * canonicalizes numbers, everywhere below v.  Depth is bounded by the
+ * pre-pass.
+ */
+static int
+llmc_req_canon_tree(json_t *v, int opaque, int top)
+{
+    size_t       i;
+    json_t      *child, *n;
+    const char  *key;
+    void        *tmp;
+
+    if (json_is_object(v)) {
+        json_object_foreach_safe(v, tmp, key, child) {
+            if (!opaque && strcmp(key, "cache_control") == 0) {
+                json_object_del(v, key);
+                continue;
+            }
+            n = llmc_req_canon_number(child);
+            if (n) {
+                if (json_object_set_new(v, key, n) != 0) {
+                    return -1;
+                }
+                continue;
+            }
+            if (llmc_req_canon_tree(child,
+                    opaque || llmc_req_is_opaque(key)
+                    || (!top && strcmp(key, "input") == 0), 0) != 0)
+            {
+                return -1;
+            }
+        }
+
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, child) {
+            n = llmc_req_canon_number(child);
+            if (n) {
+                if (json_array_set_new(v, i, n) != 0) {
+                    return -1;
+                }
+                continue;
+            }
+            if (llmc_req_canon_tree(child, opaque, 0) != 0) {
+                return -1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+/*
+ * Known fields: the ones that never change the answer go, an explicit null
+ * means the default, and an absent field with a documented default gets
+ * it.  Returns the number of unknown top-level fields, or -1.
+ */
+static int
+llmc_req_fields(json_t *root, const llmc_req_field_t *fields)
+{
+    int                      n_unknown = 0;
+    json_t                  *v, *d;
+    const char              *key;
+    const llmc_req_field_t  *f;
+
+    json_object_foreach(root, key, v) {
+        for (f = fields; f->name; f++) {
+            if (strcmp(key, f->name) == 0) {
+                break;
+            }
+        }
+        if (f->name == NULL) {
+            n_unknown++;
+        }
+    }
+
+    for (f = fields; f->name; f++) {
+        v = json_object_get(root, f->name);
+        if (v && ((f->flags & LLMC_REQ_DROP) || json_is_null(v))) {
+            json_object_del(root, f->name);
+            v = NULL;
+        }
+        if (v == NULL && f->dflt) {
+            d = json_loads(f->dflt, JSON_DECODE_ANY, NULL);
+            if (d == NULL || json_object_set_new(root, f->name, d) != 0) {
+                return -1;
+            }
+        }
+    }
+
+    return n_unknown;
+}
+
+/* An empty array or object means the same as an absent field. */
+static void
+llmc_req_del_empty(json_t *root, const char *key)
+{
+    json_t  *v = json_object_get(root, key);
+
+    if ((json_is_array(v) && json_array_size(v) == 0)
+        || (json_is_object(v) && json_object_size(v) == 0))
+    {
+        json_object_del(root, key);
+    }
+}
+
+/* "stop": "x" is "stop": ["x"]. */
+static int
+llmc_req_stop(json_t *root, const char *key)
+{
+    json_t  *v = json_object_get(root, key), *a;
+
+    if (json_is_string(v)) {
+        a = json_array();
+        if (a == NULL || json_array_append(a, v) != 0
+            || json_object_set_new(root, key, a) != 0)
+        {
+            return -1;
+        }
+    }
+    llmc_req_del_empty(root, key);
+    return 0;
+}
+
+/* With tools and no tool_choice, the model chooses: dflt. */
+static int
+llmc_req_tools(json_t *root, const char *dflt)
+{
+    json_t  *d;
+
+    llmc_req_del_empty(root, "tools");
+    if (json_object_get(root, "tools")
+        && json_object_get(root, "tool_choice") == NULL)
+    {
+        d = json_loads(dflt, JSON_DECODE_ANY, NULL);
+        if (d == NULL || json_object_set_new(root, "tool_choice", d) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A string content is one text part of type `type`. */
+static int
+llmc_req_content_parts(json_t *msg, const char *type)
+{
+    json_t  *c = json_object_get(msg, "content"), *parts;
+
+    if (!json_is_string(c)) {
+        return 0;
+    }
+    parts = json_pack("[{s:s, s:O}]", "type", type, "text", c);
+    if (parts == NULL || json_object_set_new(msg, "content", parts) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * The latest user turn: its text parts (type `type`) are joined with "\n"
+ * into the prompt and replaced by the placeholder; other parts stay.  No
+ * text (only images, tool results, empty strings) leaves the turn whole in
+ * the scope and the prompt empty.
+ */
+static int
+llmc_req_take_text(llmc_req_ctx_t *ctx, json_t *msg, const char *type)
+{
+    char     *p;
+    size_t    i, len = 0, n = 0, tlen;
+    json_t   *parts, *part, *t, *ph;
+
+    parts = json_object_get(msg, "content");
+    if (!json_is_array(parts)) {
+        return 0;
+    }
+
+    json_array_foreach(parts, i, part) {
+        t = json_object_get(part, "type");
+        if (json_is_string(t) && strcmp(json_string_value(t), type) == 0) {
+            t = json_object_get(part, "text");
+            if (json_is_string(t) && json_string_length(t)) {
+                len += json_string_length(t) + (n ? 1 : 0);
+                n++;
+            }
+        }
+    }
+    if (n == 0) {
+        return 0;
+    }
+
+    p = malloc(len + 1);
+    if (p == NULL) {
+        return llmc_req_fail(ctx, "out of memory");
+    }
+    ph = json_string(LLMC_REQ_PLACEHOLDER);
+    if (ph == NULL) {
+        free(p);
+        return llmc_req_fail(ctx, "out of memory");
+    }
+
+    len = 0;
+    json_array_foreach(parts, i, part) {
+        t = json_object_get(part, "type");
+        if (!json_is_string(t) || strcmp(json_string_value(t), type) != 0) {
+            continue;
+        }
+        t = json_object_get(part, "text");
+        if (!json_is_string(t) || json_string_length(t) == 0) {
+            continue;
+        }
+        if (len) {
+            p[len++] = '\n';
+        }
+        tlen = json_string_length(t);
+        memcpy(p + len, json_string_value(t), tlen);
+        len += tlen;
+        if (json_object_set(part, "text", ph) != 0) {
+            json_decref(ph);
+            free(p);
+            return llmc_req_fail(ctx, "out of memory");
+        }
+    }
+    p[len] = '\0';
+    json_decref(ph);
+
+    ctx->prompt = p;
+    ctx->prompt_len = len;
+    return 0;
+}
+
+static int
+llmc_req_role_is(json_t *msg, const char *role)
+{
+    json_t  *r = json_object_get(msg, "role");
+
+    return json_is_string(r) && strcmp(json_string_value(r), role) == 0;
+}
+
+/* chat and messages: an array of objects, each with a string role */
+static int
+llmc_req_messages(llmc_req_ctx_t *ctx, json_t *root, const char *text_type)
+{
+    size_t   i;
+    json_t  *msgs, *msg, *c;
+
+    msgs = json_object_get(root, "messages");
+    if (!json_is_array(msgs)) {
+        return llmc_req_fail(ctx, "\"messages\" is not an array");
+    }
+    if (json_array_size(msgs) == 0) {
+        return llmc_req_fail(ctx, "\"messages\" is empty");
+    }
+
+    json_array_foreach(msgs, i, msg) {
+        if (!json_is_object(msg)) {
+            return llmc_req_fail(ctx, "message %zu is not an object", i);
+        }
+        if (!json_is_string(json_object_get(msg, "role"))) {
+            return llmc_req_fail(ctx, "message %zu has no string role", i);
+        }
+        c = json_object_get(msg, "content");
+        if (c && !json_is_string(c) && !json_is_array(c) && !json_is_null(c))
+        {
+            return llmc_req_fail(ctx, "message %zu: bad content", i);
+        }
+        if (llmc_req_content_parts(msg, text_type) != 0) {
+            return llmc_req_fail(ctx, "out of memory");
+        }
+    }
+
+    msg = json_array_get(msgs, json_array_size(msgs) - 1);
+    if (llmc_req_role_is(msg, "user")) {
+        return llmc_req_take_text(ctx, msg, text_type);
+    }
+    return 0;
+}
+
+static int
+llmc_req_model(llmc_req_ctx_t *ctx, json_t *root, int required)
+{
+    json_t  *m = json_object_get(root, "model");
+
+    if (m == NULL && !required) {
+        return 0;
+    }
+    if (!json_is_string(m)) {
+        return llmc_req_fail(ctx, "\"model\" is %s",
+                             m ? "not a string" : "missing");
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static int
+llmc_req_chat(llmc_req_ctx_t *ctx, json_t *root)
+{
+    if (llmc_req_model(ctx, root, 1) != 0
+        || llmc_req_messages(ctx, root, "text") != 0)
+    {
+        return -1;
+    }
+    if (llmc_req_stop(root, "stop") != 0
+        || llmc_req_tools(root, "\"auto\"") != 0)
+    {
+        return llmc_req_fail(ctx, "out of memory");
+    }
+    llmc_req_del_empty(root, "logit_bias");
+    return 0;
+}
+
+static int
+llmc_req_completions(llmc_req_ctx_t *ctx, json_t *root)
+{
+    json_t  *p, *ph;
+
+    if (llmc_req_model(ctx, root, 1) != 0) {
+        return -1;
+    }
+
+    p = json_object_get(root, "prompt");
+    if (p && !json_is_string(p) && !json_is_array(p) && !json_is_null(p)) {
+        return llmc_req_fail(ctx, "\"prompt\" is not a string or an array");
+    }
+
+    /* ["text"] is "text"; several prompts or token arrays stay whole */
+    if (json_is_array(p) && json_array_size(p) == 1
+        && json_is_string(json_array_get(p, 0)))
+    {
+        if (json_object_set(root, "prompt", json_array_get(p, 0)) != 0) {
+            return llmc_req_fail(ctx, "out of memory");
+        }
+        p = json_object_get(root, "prompt");
+    }
+
+    if (json_is_string(p) && json_string_length(p)) {
+        ctx->prompt_len = json_string_length(p);
+        ctx->prompt = malloc(ctx->prompt_len + 1);
+        ph = json_string(LLMC_REQ_PLACEHOLDER);
+        if (ctx->prompt == NULL || ph == NULL) {
+            json_decref(ph);
+            return llmc_req_fail(ctx, "out of memory");
+        }
+        memcpy(ctx->prompt, json_string_value(p), ctx->prompt_len + 1);
+        if (json_object_set_new(root, "prompt", ph) != 0) {
+            return llmc_req_fail(ctx, "out of memory");
+        }
+    }
+
+    if (llmc_req_stop(root, "stop") != 0) {
+        return llmc_req_fail(ctx, "out of memory");
+    }
+    llmc_req_del_empty(root, "logit_bias");
+    return 0;
+}
+
+/*
+ * Responses API input: a string is one user message; an item with a role
+ * and no type is a message; a string content of a user, system or
+ * developer message is one input_text part.
+ */
+static int
+llmc_req_responses(llmc_req_ctx_t *ctx, json_t *root)
+{
+    size_t   i;
+    json_t  *in, *item, *r, *t, *text;
+
+    if (llmc_req_model(ctx, root, 0) != 0) {
+        return -1;
+    }
+
+    /* server-side conversation state changes between two equal requests,
+     * and a cached answer would not be appended to it */
+    t = json_object_get(root, "conversation");
+    if (t && !json_is_null(t)) {
+        return llmc_req_fail(ctx, "\"conversation\" state is server-side");
+    }
+
+    t = json_object_get(root, "instructions");
+    if (t && !json_is_string(t) && !json_is_array(t) && !json_is_null(t)) {
+        return llmc_req_fail(ctx, "\"instructions\" is not a string");
+    }
+
+    in = json_object_get(root, "input");
+    if (json_is_string(in)) {
+        in = json_pack("[{s:s, s:s, s:O}]", "type", "message", "role", "user",
+                       "content", in);
+        if (in == NULL || json_object_set_new(root, "input", in) != 0) {
+            return llmc_req_fail(ctx, "out of memory");
+        }
+    } else if (in && !json_is_array(in) && !json_is_null(in)) {
+        return llmc_req_fail(ctx, "\"input\" is not a string or an array");
+    }
+
+    json_array_foreach(in, i, item) {
+        if (!json_is_object(item)) {
+            return llmc_req_fail(ctx, "input item %zu is not an object", i);
+        }
+        r = json_object_get(item, "role");
+        t = json_object_get(item, "type");
+        if (t && !json_is_string(t)) {
+            return llmc_req_fail(ctx, "input item %zu: type not a string", i);
+        }
+        if (r == NULL) {
+            if (t == NULL) {
+                return llmc_req_fail(ctx, "input item %zu has no type", i);
+            }
+            continue;
+        }
+        if (!json_is_string(r)) {
+            return llmc_req_fail(ctx, "input item %zu: role not a string", i);
+        }
+        if (t == NULL
+            && json_object_set_new(item, "type", json_string("message")) != 0)
+        {
+            return llmc_req_fail(ctx, "out of memory");
+        }
+        if (!llmc_req_role_is(item, "assistant")
+            && llmc_req_content_parts(item, "input_text") != 0)
+        {
+            return llmc_req_fail(ctx, "out of memory");
+        }
+    }
+
+    if (json_is_array(in) && json_array_size(in)) {
+        item = json_array_get(in, json_array_size(in) - 1);
+        t = json_object_get(item, "type");
+        if (llmc_req_role_is(item, "user")
+            && strcmp(json_string_value(t), "message") == 0
+            && llmc_req_take_text(ctx, item, "input_text") != 0)
+        {
+            return -1;
+        }
+    }
+
+    /* text.format defaults to plain text */
+    text = json_object_get(root, "text");
+    if (text == NULL) {
+        text = json_object();
+        if (text == NULL || json_object_set_new(root, "text", text) != 0) {
+            return llmc_req_fail(ctx, "out of memory");
+        }
+    }
+    if (json_is_object(text)) {
+        t = json_object_get(text, "format");
+        if (t == NULL || json_is_null(t)) {
+            if (json_object_set_new(text, "format",
+                    json_pack("{s:s}", "type", "text")) != 0)
+            {
+                return llmc_req_fail(ctx, "out of memory");
+            }
+        }
+    }
+
+    if (llmc_req_tools(root, "\"auto\"") != 0) {
+        return llmc_req_fail(ctx, "out of memory");
+    }
+    llmc_req_del_empty(root, "include");
+    return 0;
+}
+
+static int
+llmc_req_anthropic(llmc_req_ctx_t *ctx, json_t *root)
+{
+    json_t  *v;
+
+    if (llmc_req_model(ctx, root, 1) != 0) {
+        return -1;
+    }
+
+    v = json_object_get(root, "max_tokens");
+    if (!json_is_number(v)) {
+        return llmc_req_fail(ctx, "\"max_tokens\" is %s",
+                             v ? "not a number" : "missing");
+    }
+
+    /* a string system prompt is one text block; an empty one is none */
+    v = json_object_get(root, "system");
+    if (json_is_string(v) && json_string_length(v) == 0) {
+        json_object_del(root, "system");
+    } else if (json_is_string(v)) {
+        v = json_pack("[{s:s, s:O}]", "type", "text", "text", v);
+        if (v == NULL || json_object_set_new(root, "system", v) != 0) {
+            return llmc_req_fail(ctx, "out of memory");
+        }
+    } else if (v && !json_is_array(v) && !json_is_null(v)) {
+        return llmc_req_fail(ctx, "\"system\" is not a string or an array");
+    }
+    llmc_req_del_empty(root, "system");
+
+    if (llmc_req_messages(ctx, root, "text") != 0) {
+        return -1;
+    }
+
+    llmc_req_del_empty(root, "stop_sequences");
+    if (llmc_req_tools(root, "{\"type\":\"auto\"}") != 0) {
+        return llmc_req_fail(ctx, "out of memory");
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+
+int
+llmc_request_parse(llmc_request_t *req, llmc_api_e api, const char *body,
+    size_t len, char *err, size_t errlen)
+{
+    int                      rc, n_unknown;
+    json_t                  *root, *v;
+    json_error_t             jerr;
+    llmc_req_ctx_t           ctx;
+    const llmc_req_field_t  *fields;
+
+    memset(req, 0, sizeof(*req));
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.err = err;
+    ctx.errlen = errlen;
+    if (errlen) {
+        err[0] = '\0';
+    }
+
+    switch (api) {
+    case LLMC_API_CHAT:
+        fields = llmc_req_chat_fields;
+        break;
+    case LLMC_API_COMPLETIONS:
+        fields = llmc_req_completions_fields;
+        break;
+    case LLMC_API_RESPONSES:
+        fields = llmc_req_responses_fields;
+        break;
+    case LLMC_API_MESSAGES:
+        fields = llmc_req_messages_fields;
+        break;
+    default:
+        return llmc_req_fail(&ctx, "unknown API");
+    }
+
+    if (body == NULL || len == 0) {
+        return llmc_req_fail(&ctx, "empty body");
+    }
+
+    if (llmc_req_prepass(&ctx, (const unsigned char *) body, len) != 0) {
+        return -1;
+    }
+
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        return llmc_req_fail(&ctx, "invalid JSON: %s at %d", jerr.text,
+                             jerr.position);
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return llmc_req_fail(&ctx, "not a JSON object");
+    }
+
+    v = json_object_get(root, "stream");
+    if (v && !json_is_boolean(v) && !json_is_null(v)) {
+        json_decref(root);
+        return llmc_req_fail(&ctx, "\"stream\" is not a boolean");
+    }
+    req->stream = json_is_true(v);
+
+    v = json_object_get(root, "model");
+    req->model = strdup(json_is_string(v) ? json_string_value(v) : "");
+    if (req->model == NULL) {
+        json_decref(root);
+        return llmc_req_fail(&ctx, "out of memory");
+    }
+
+    switch (api) {
+    case LLMC_API_CHAT:
+        rc = llmc_req_chat(&ctx, root);
+        break;
+    case LLMC_API_COMPLETIONS:
+        rc = llmc_req_completions(&ctx, root);
+        break;
+    case LLMC_API_RESPONSES:
+        rc = llmc_req_responses(&ctx, root);
+        break;
+    default:
+        rc = llmc_req_anthropic(&ctx, root);
+        break;
+    }
+    if (rc != 0) {
+        goto failed;
+    }
+
+    n_unknown = llmc_req_fields(root, fields);
+    if (n_unknown < 0) {
+        llmc_req_fail(&ctx, "out of memory");
+        goto failed;
+    }
+
+    if (llmc_req_canon_tree(root, 0, 1) != 0) {
+        llmc_req_fail(&ctx, "out of memory");
+        goto failed;
+    }
+
+    req->scope_json = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    if (req->scope_json == NULL) {
+        llmc_req_fail(&ctx, "out of memory");
+        goto failed;
+    }
+    req->scope_len = strlen(req->scope_json);
+
+    if (ctx.prompt == NULL) {
+        ctx.prompt = strdup("");
+        if (ctx.prompt == NULL) {
+            llmc_req_fail(&ctx, "out of memory");
+            goto failed;
+        }
+    }
+
+    req->prompt = ctx.prompt;
+    req->prompt_len = ctx.prompt_len;
+    req->provider = llmc_api_provider(api);
+    req->api = api;
+    req->n_unknown = n_unknown;
+
+    json_decref(root);
+    return 0;
+
+failed:
+
+    json_decref(root);
+    free(ctx.prompt);
+    llmc_request_free(req);
+    return -1;
+}
+
+void
+llmc_request_free(llmc_request_t *req)
+{
+    if (req == NULL) {
+        return;
+    }
+    free(req->model);
+    free(req->scope_json);
+    free(req->prompt);
+    memset(req, 0, sizeof(*req));
+}
