@@ -1,0 +1,567 @@
+/*
+ * Copyright (C) the ngx_http_llmcache_module authors
+ *
+ * The PRECONTENT phase: read the request body, decide whether the request
+ * is cacheable, build its keys, look the entry up in Redis without blocking
+ * and either answer from the cache or let the content handler (proxy_pass)
+ * run.  Anything that is not a well-formed, known request goes upstream
+ * untouched as BYPASS.
+ */
+
+
+#include "ngx_http_llmcache_module.h"
+
+
+static void ngx_http_llmcache_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmcache_lookup(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx);
+static void ngx_http_llmcache_lookup_done(ngx_http_request_t *r,
+    redisReply *reply);
+static void ngx_http_llmcache_resume(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmcache_send_hit(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx);
+static ngx_int_t ngx_http_llmcache_read_body(ngx_http_request_t *r,
+    size_t max, ngx_str_t *body);
+static ngx_uint_t ngx_http_llmcache_cache_control(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_llmcache_is_json(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmcache_bypass(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx, const char *why);
+
+
+#define NGX_HTTP_LLMCACHE_CC_NO_CACHE  1
+#define NGX_HTTP_LLMCACHE_CC_NO_STORE  2
+
+
+ngx_http_llmcache_ctx_t *
+ngx_http_llmcache_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_llmcache_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmcache_module);
+    if (ctx) {
+        return ctx;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_llmcache_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_llmcache_module);
+
+    return ctx;
+}
+
+
+ngx_int_t
+ngx_http_llmcache_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_uint_t                     cc;
+    llmc_api_e                     api;
+    ngx_http_llmcache_ctx_t       *ctx;
+    ngx_http_llmcache_loc_conf_t  *llcf;
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmcache_module);
+
+    if (!llcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmcache_module);
+
+    if (ctx) {
+        if (!ctx->done) {
+            /* still reading the body or waiting for Redis */
+            return NGX_DONE;
+        }
+
+        if (ctx->status == NGX_HTTP_LLMCACHE_HIT) {
+            rc = ngx_http_llmcache_send_hit(r, ctx);
+            ngx_http_finalize_request(r, rc);
+            return NGX_DONE;
+        }
+
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_llmcache_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (r->method != NGX_HTTP_POST) {
+        return ngx_http_llmcache_bypass(r, ctx, "not a POST");
+    }
+
+    api = llmc_api_from_uri((char *) r->uri.data, r->uri.len,
+                            (llmc_provider_e) llcf->provider);
+    if (api == LLMC_API_UNKNOWN) {
+        return ngx_http_llmcache_bypass(r, ctx, "not an LLM API URI");
+    }
+
+    ctx->api.data = (u_char *) llmc_api_name(api);
+    ctx->api.len = ngx_strlen(ctx->api.data);
+
+    if (!ngx_http_llmcache_is_json(r)) {
+        return ngx_http_llmcache_bypass(r, ctx, "not application/json");
+    }
+
+    if (r->headers_in.content_length_n > (off_t) llcf->max_body_size) {
+        return ngx_http_llmcache_bypass(r, ctx, "body over "
+                                        "llmcache_max_body_size");
+    }
+
+    cc = ngx_http_llmcache_cache_control(r);
+
+    if (cc & NGX_HTTP_LLMCACHE_CC_NO_STORE) {
+        return ngx_http_llmcache_bypass(r, ctx, "Cache-Control: no-store");
+    }
+
+    ctx->store = 1;
+
+    if (llcf->no_store
+        && ngx_http_test_predicates(r, llcf->no_store) == NGX_DECLINED)
+    {
+        ctx->store = 0;
+    }
+
+    /* lookup unless the client or the operator says otherwise */
+
+    ctx->status = NGX_HTTP_LLMCACHE_MISS;
+
+    if ((cc & NGX_HTTP_LLMCACHE_CC_NO_CACHE)
+        || (llcf->bypass
+            && ngx_http_test_predicates(r, llcf->bypass) == NGX_DECLINED))
+    {
+        ctx->status = NGX_HTTP_LLMCACHE_BYPASS;
+
+        if (!ctx->store) {
+            ctx->done = 1;
+            return NGX_DECLINED;
+        }
+    }
+
+    ctx->started = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_llmcache_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    ngx_http_finalize_request(r, NGX_DONE);
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_llmcache_bypass(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx,
+    const char *why)
+{
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmcache: bypass: %s", why);
+
+    ctx->status = NGX_HTTP_LLMCACHE_BYPASS;
+    ctx->store = 0;
+    ctx->done = 1;
+
+    return NGX_DECLINED;
+}
+
+
+static void
+ngx_http_llmcache_body_handler(ngx_http_request_t *r)
+{
+    ngx_http_llmcache_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmcache_module);
+
+    if (ngx_http_llmcache_lookup(r, ctx) == NGX_AGAIN) {
+        /* Redis answers later; nothing may run the phases meanwhile */
+        ctx->waiting = 1;
+        r->write_event_handler = ngx_http_request_empty_handler;
+        return;
+    }
+
+    ctx->done = 1;
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
+}
+
+
+static ngx_int_t
+ngx_http_llmcache_lookup(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
+{
+    char                           err[256], *norm;
+    size_t                         norm_len, argvlen[2];
+    ngx_int_t                      rc;
+    ngx_str_t                      body, tenant;
+    llmc_api_e                     api;
+    const char                    *argv[2];
+    llmc_request_t                 req;
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_llmcache_loc_conf_t  *llcf;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmcache_module);
+
+    rc = ngx_http_llmcache_read_body(r, llcf->max_body_size, &body);
+
+    if (rc != NGX_OK) {
+        return ngx_http_llmcache_bypass(r, ctx,
+                                        rc == NGX_DECLINED
+                                        ? "body over llmcache_max_body_size"
+                                        : "body could not be read");
+    }
+
+    api = llmc_api_from_uri((char *) r->uri.data, r->uri.len,
+                            (llmc_provider_e) llcf->provider);
+
+    ngx_memzero(&req, sizeof(llmc_request_t));
+
+    if (llmc_request_parse(&req, api, (char *) body.data, body.len,
+                           err, sizeof(err))
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "llmcache: not cacheable: %s", err);
+        llmc_request_free(&req);
+        return ngx_http_llmcache_bypass(r, ctx, "not cacheable");
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        llmc_request_free(&req);
+        return ngx_http_llmcache_bypass(r, ctx, "out of memory");
+    }
+
+    if (req.stream) {
+        llmc_request_free(&req);
+        cln->handler = NULL;
+        return ngx_http_llmcache_bypass(r, ctx, "streaming request");
+    }
+
+    norm = NULL;
+    norm_len = 0;
+
+    if (llmc_normalize(req.prompt, req.prompt_len, llcf->normalize,
+                       llcf->dict, &norm, &norm_len, err, sizeof(err))
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "llmcache: not cacheable: %s", err);
+        llmc_request_free(&req);
+        return ngx_http_llmcache_bypass(r, ctx, "not normalizable");
+    }
+
+    cln->handler = free;
+    cln->data = norm;
+
+    if (ngx_http_complex_value(r, llcf->key, &tenant) != NGX_OK) {
+        llmc_request_free(&req);
+        return ngx_http_llmcache_bypass(r, ctx, "llmcache_key failed");
+    }
+
+    llmc_key_make(&ctx->key, (char *) tenant.data, tenant.len, &req,
+                  norm, norm_len);
+
+    ctx->key_hex.data = (u_char *) ctx->key.exact;
+    ctx->key_hex.len = LLMC_EXACT_HEX_LEN;
+    ctx->redis_key_len = llmc_key_redis_entry(&ctx->key, ctx->redis_key,
+                                              sizeof(ctx->redis_key));
+
+    ctx->model.len = ngx_strlen(req.model);
+    ctx->model.data = ngx_pnalloc(r->pool, ctx->model.len + 1);
+    if (ctx->model.data == NULL) {
+        llmc_request_free(&req);
+        return ngx_http_llmcache_bypass(r, ctx, "out of memory");
+    }
+
+    ngx_cpystrn(ctx->model.data, (u_char *) req.model, ctx->model.len + 1);
+
+    llmc_request_free(&req);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmcache: key %s, prompt \"%s\"", ctx->key.exact, norm);
+
+    if (ctx->status == NGX_HTTP_LLMCACHE_BYPASS) {
+        return NGX_OK;
+    }
+
+    argv[0] = "GET";
+    argvlen[0] = 3;
+    argv[1] = ctx->redis_key;
+    argvlen[1] = ctx->redis_key_len;
+
+    rc = ngx_http_llmcache_redis_request(r, ctx,
+                                         ngx_http_llmcache_lookup_done,
+                                         2, argv, argvlen);
+
+    return rc == NGX_OK ? NGX_AGAIN : NGX_OK;
+}
+
+
+static void
+ngx_http_llmcache_lookup_done(ngx_http_request_t *r, redisReply *reply)
+{
+    char                      err[128];
+    llmc_entry_t              entry;
+    ngx_http_llmcache_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmcache_module);
+
+    if (reply && reply->type == REDIS_REPLY_STRING) {
+
+        if (llmc_entry_decode(&entry, reply->str, reply->len,
+                              err, sizeof(err))
+            == 0)
+        {
+            ctx->hit.data = ngx_pnalloc(r->pool, reply->len);
+
+            if (ctx->hit.data) {
+                ngx_memcpy(ctx->hit.data, reply->str, reply->len);
+                ctx->hit.len = reply->len;
+                ctx->status = NGX_HTTP_LLMCACHE_HIT;
+                ctx->store = 0;
+            }
+
+        } else {
+            /* the next complete response overwrites it */
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "llmcache: ignoring a damaged entry %s: %s",
+                          ctx->redis_key, err);
+        }
+    }
+
+    ngx_http_llmcache_resume(r);
+}
+
+
+static void
+ngx_http_llmcache_resume(ngx_http_request_t *r)
+{
+    ngx_connection_t         *c;
+    ngx_http_llmcache_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmcache_module);
+
+    ctx->waiting = 0;
+    ctx->done = 1;
+
+    c = r->connection;
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_llmcache_send_hit(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
+{
+    char          err[128];
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+    llmc_entry_t  entry;
+
+    if (llmc_entry_decode(&entry, (char *) ctx->hit.data, ctx->hit.len,
+                          err, sizeof(err))
+        != 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = entry.body_len;
+    r->headers_out.content_type.len = entry.content_type_len;
+    r->headers_out.content_type.data = (u_char *) entry.content_type;
+    r->headers_out.content_type_len = entry.content_type_len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = (u_char *) entry.body;
+    b->last = b->pos + entry.body_len;
+    b->memory = entry.body_len ? 1 : 0;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * The whole body in one buffer: memory buffers are used in place when
+ * there is only one, file buffers (client_body_buffer_size exceeded) are
+ * read back.  NGX_DECLINED when it is larger than max.
+ */
+
+static ngx_int_t
+ngx_http_llmcache_read_body(ngx_http_request_t *r, size_t max,
+    ngx_str_t *body)
+{
+    off_t         len;
+    u_char       *p;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    body->len = 0;
+    body->data = (u_char *) "";
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len > (off_t) max) {
+        return NGX_DECLINED;
+    }
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && ngx_buf_in_memory(cl->buf)) {
+        body->data = cl->buf->pos;
+        body->len = cl->buf->last - cl->buf->pos;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+
+    for ( /* void */ ; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_in_memory(b)) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+
+            p += n;
+        }
+    }
+
+    body->len = p - body->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_llmcache_cache_control(ngx_http_request_t *r)
+{
+    ngx_uint_t        i, cc;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    cc = 0;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != sizeof("Cache-Control") - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Cache-Control",
+                               sizeof("Cache-Control") - 1)
+               != 0)
+        {
+            continue;
+        }
+
+        if (ngx_strlcasestrn(h[i].value.data,
+                             h[i].value.data + h[i].value.len,
+                             (u_char *) "no-store", 8 - 1))
+        {
+            cc |= NGX_HTTP_LLMCACHE_CC_NO_STORE;
+        }
+
+        if (ngx_strlcasestrn(h[i].value.data,
+                             h[i].value.data + h[i].value.len,
+                             (u_char *) "no-cache", 8 - 1))
+        {
+            cc |= NGX_HTTP_LLMCACHE_CC_NO_CACHE;
+        }
+    }
+
+    return cc;
+}
+
+
+/* application/json, or any type/subtype+json, with parameters */
+
+static ngx_uint_t
+ngx_http_llmcache_is_json(ngx_http_request_t *r)
+{
+    u_char           *p, *last;
+    ngx_table_elt_t  *ct;
+
+    ct = r->headers_in.content_type;
+
+    if (ct == NULL) {
+        return 0;
+    }
+
+    p = ct->value.data;
+    last = p + ct->value.len;
+
+    for ( /* void */ ; p < last; p++) {
+        if (*p == ';' || *p == ' ' || *p == '\t') {
+            break;
+        }
+    }
+
+    if (p - ct->value.data == sizeof("application/json") - 1
+        && ngx_strncasecmp(ct->value.data, (u_char *) "application/json",
+                           sizeof("application/json") - 1)
+           == 0)
+    {
+        return 1;
+    }
+
+    return p - ct->value.data > 5
+           && ngx_strncasecmp(p - 5, (u_char *) "+json", 5) == 0;
+}

@@ -1,0 +1,673 @@
+/*
+ * Copyright (C) the ngx_http_llmcache_module authors
+ *
+ * Directives, configuration, variables and module registration.  The
+ * request path lives in ngx_http_llmcache_handler.c (lookup and hits),
+ * ngx_http_llmcache_store.c (capturing and storing responses) and
+ * ngx_http_llmcache_redis.c (hiredis on nginx events).
+ */
+
+
+#include "ngx_http_llmcache_module.h"
+
+
+static ngx_int_t ngx_http_llmcache_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_llmcache_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_llmcache_key_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static void *ngx_http_llmcache_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_llmcache_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_llmcache_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_llmcache_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_llmcache_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_llmcache_normalize(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_llmcache_dictionary(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_llmcache_load_dict(ngx_conf_t *cf,
+    ngx_http_llmcache_loc_conf_t *conf);
+static void ngx_http_llmcache_dict_cleanup(void *data);
+static ngx_int_t ngx_http_llmcache_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_llmcache_init_process(ngx_cycle_t *cycle);
+static void ngx_http_llmcache_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_http_llmcache_provider[] = {
+    { ngx_string("auto"), LLMC_PROVIDER_UNKNOWN },
+    { ngx_string("openai"), LLMC_PROVIDER_OPENAI },
+    { ngx_string("anthropic"), LLMC_PROVIDER_ANTHROPIC },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_llmcache_commands[] = {
+
+    { ngx_string("llmcache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("llmcache_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_llmcache_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llmcache_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_main_conf_t, timeout),
+      NULL },
+
+    { ngx_string("llmcache_provider"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_loc_conf_t, provider),
+      &ngx_http_llmcache_provider },
+
+    { ngx_string("llmcache_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_loc_conf_t, key),
+      NULL },
+
+    { ngx_string("llmcache_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_loc_conf_t, ttl),
+      NULL },
+
+    { ngx_string("llmcache_normalize"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_llmcache_normalize,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llmcache_dictionary"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_llmcache_dictionary,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llmcache_bypass"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_set_predicate_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_loc_conf_t, bypass),
+      NULL },
+
+    { ngx_string("llmcache_no_store"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_set_predicate_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_loc_conf_t, no_store),
+      NULL },
+
+    { ngx_string("llmcache_max_body_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_loc_conf_t, max_body_size),
+      NULL },
+
+    { ngx_string("llmcache_max_entry_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_loc_conf_t, max_entry_size),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_llmcache_module_ctx = {
+    ngx_http_llmcache_add_variables,       /* preconfiguration */
+    ngx_http_llmcache_init,                /* postconfiguration */
+
+    ngx_http_llmcache_create_main_conf,    /* create main configuration */
+    ngx_http_llmcache_init_main_conf,      /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_llmcache_create_loc_conf,     /* create location configuration */
+    ngx_http_llmcache_merge_loc_conf       /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_llmcache_module = {
+    NGX_MODULE_V1,
+    &ngx_http_llmcache_module_ctx,         /* module context */
+    ngx_http_llmcache_commands,            /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_llmcache_init_process,        /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_llmcache_exit_process,        /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_variable_t  ngx_http_llmcache_vars[] = {
+
+    { ngx_string("llmcache_status"), NULL,
+      ngx_http_llmcache_status_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmcache_key"), NULL,
+      ngx_http_llmcache_key_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_str_t  ngx_http_llmcache_status_names[] = {
+    ngx_null_string,
+    ngx_string("HIT"),
+    ngx_string("MISS"),
+    ngx_string("BYPASS")
+};
+
+
+static ngx_int_t
+ngx_http_llmcache_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_llmcache_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmcache_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_llmcache_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_llmcache_module);
+
+    if (ctx == NULL || ctx->status == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ngx_http_llmcache_status_names[ctx->status].len;
+    v->data = ngx_http_llmcache_status_names[ctx->status].data;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmcache_key_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_llmcache_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_llmcache_module);
+
+    if (ctx == NULL || ctx->key_hex.len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ctx->key_hex.len;
+    v->data = ctx->key_hex.data;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_llmcache_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_llmcache_main_conf_t  *lmcf;
+
+    lmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_llmcache_main_conf_t));
+    if (lmcf == NULL) {
+        return NULL;
+    }
+
+    lmcf->db = NGX_CONF_UNSET;
+    lmcf->timeout = NGX_CONF_UNSET_MSEC;
+
+    return lmcf;
+}
+
+
+static char *
+ngx_http_llmcache_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_llmcache_main_conf_t  *lmcf = conf;
+
+    ngx_conf_init_value(lmcf->db, 0);
+    ngx_conf_init_msec_value(lmcf->timeout, 100);
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_llmcache_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_llmcache_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_llmcache_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->key = NULL;
+     *     conf->dict_files = NULL;
+     *     conf->dict = NULL;
+     */
+
+    conf->enable = NGX_CONF_UNSET;
+    conf->provider = NGX_CONF_UNSET_UINT;
+    conf->ttl = NGX_CONF_UNSET;
+    conf->normalize = NGX_CONF_UNSET_UINT;
+    conf->bypass = NGX_CONF_UNSET_PTR;
+    conf->no_store = NGX_CONF_UNSET_PTR;
+    conf->max_body_size = NGX_CONF_UNSET_SIZE;
+    conf->max_entry_size = NGX_CONF_UNSET_SIZE;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_llmcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_llmcache_loc_conf_t *prev = parent;
+    ngx_http_llmcache_loc_conf_t *conf = child;
+
+    ngx_str_t                          *f, *pf;
+    ngx_uint_t                          i;
+    ngx_array_t                        *files;
+    ngx_http_llmcache_main_conf_t      *lmcf;
+    ngx_http_compile_complex_value_t    ccv;
+
+    static ngx_str_t  default_key =
+                          ngx_string("$http_authorization$http_x_api_key");
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_uint_value(conf->provider, prev->provider,
+                              LLMC_PROVIDER_UNKNOWN);
+    ngx_conf_merge_sec_value(conf->ttl, prev->ttl, 3600);
+    ngx_conf_merge_uint_value(conf->normalize, prev->normalize,
+                              LLMC_NORM_ALL);
+    ngx_conf_merge_ptr_value(conf->bypass, prev->bypass, NULL);
+    ngx_conf_merge_ptr_value(conf->no_store, prev->no_store, NULL);
+    ngx_conf_merge_size_value(conf->max_body_size, prev->max_body_size,
+                              1024 * 1024);
+    ngx_conf_merge_size_value(conf->max_entry_size, prev->max_entry_size,
+                              1024 * 1024);
+
+    if (conf->key == NULL) {
+        conf->key = prev->key;
+    }
+
+    if (conf->key == NULL) {
+        conf->key = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+        if (conf->key == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+        ccv.cf = cf;
+        ccv.value = &default_key;
+        ccv.complex_value = conf->key;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        prev->key = conf->key;
+    }
+
+    /* dictionaries: the parent's files, then this level's own, in order */
+
+    if (conf->dict_files == NULL) {
+        conf->dict_files = prev->dict_files;
+        conf->dict = prev->dict;
+
+    } else if (prev->dict_files) {
+        files = ngx_array_create(cf->pool,
+                                 prev->dict_files->nelts
+                                 + conf->dict_files->nelts,
+                                 sizeof(ngx_str_t));
+        if (files == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        pf = prev->dict_files->elts;
+        for (i = 0; i < prev->dict_files->nelts; i++) {
+            f = ngx_array_push(files);
+            *f = pf[i];
+        }
+
+        pf = conf->dict_files->elts;
+        for (i = 0; i < conf->dict_files->nelts; i++) {
+            f = ngx_array_push(files);
+            *f = pf[i];
+        }
+
+        conf->dict_files = files;
+        conf->dict = NULL;
+    }
+
+    if (conf->dict_files && conf->dict == NULL) {
+        if (ngx_http_llmcache_load_dict(cf, conf) != NGX_CONF_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (conf->enable) {
+        lmcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_llmcache_module);
+        if (!lmcf->configured) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"llmcache\" is on but no \"llmcache_redis\" "
+                               "is configured in the http block");
+            return NGX_CONF_ERROR;
+        }
+
+        lmcf->enabled = 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_llmcache_load_dict(ngx_conf_t *cf,
+    ngx_http_llmcache_loc_conf_t *conf)
+{
+    char                 err[512];
+    ngx_str_t           *file;
+    ngx_uint_t           i;
+    llmc_dict_t         *dict;
+    ngx_pool_cleanup_t  *cln;
+
+    dict = llmc_dict_new();
+    if (dict == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        llmc_dict_free(dict);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_llmcache_dict_cleanup;
+    cln->data = dict;
+
+    file = conf->dict_files->elts;
+
+    for (i = 0; i < conf->dict_files->nelts; i++) {
+        if (llmc_dict_load_file(dict, (char *) file[i].data, err, sizeof(err))
+            != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "llmcache_dictionary: %s", err);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    conf->dict = dict;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_llmcache_dict_cleanup(void *data)
+{
+    llmc_dict_free(data);
+}
+
+
+static char *
+ngx_http_llmcache_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_llmcache_main_conf_t *lmcf = conf;
+
+    u_char      *p, *last;
+    ngx_str_t   *value, addr;
+    ngx_int_t    n;
+    ngx_uint_t   i;
+
+    if (lmcf->configured) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    addr = value[1];
+    lmcf->addr = addr;
+
+    if (addr.len > 5 && ngx_strncmp(addr.data, "unix:", 5) == 0) {
+        lmcf->unix_path.len = addr.len - 5;
+        lmcf->unix_path.data = ngx_pnalloc(cf->pool, addr.len - 4);
+        if (lmcf->unix_path.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_cpystrn(lmcf->unix_path.data, addr.data + 5, addr.len - 4);
+
+    } else {
+        last = addr.data + addr.len;
+        p = ngx_strlchr(addr.data, last, ':');
+
+        if (p == NULL || p == addr.data) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid redis address \"%V\": expected "
+                               "host:port or unix:/path", &addr);
+            return NGX_CONF_ERROR;
+        }
+
+        n = ngx_atoi(p + 1, last - p - 1);
+        if (n < 1 || n > 65535) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid port in redis address \"%V\"", &addr);
+            return NGX_CONF_ERROR;
+        }
+
+        lmcf->port = n;
+        lmcf->host.len = p - addr.data;
+        lmcf->host.data = ngx_pnalloc(cf->pool, lmcf->host.len + 1);
+        if (lmcf->host.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_cpystrn(lmcf->host.data, addr.data, lmcf->host.len + 1);
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
+            n = ngx_atoi(value[i].data + 3, value[i].len - 3);
+            if (n == NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid db number \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            lmcf->db = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
+            lmcf->password.len = value[i].len - 9;
+            lmcf->password.data = value[i].data + 9;
+
+            if (lmcf->password.len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "empty redis password");
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    lmcf->configured = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_llmcache_normalize(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_llmcache_loc_conf_t *llcf = conf;
+
+    unsigned     bit;
+    ngx_str_t   *value;
+    ngx_uint_t   i, steps;
+
+    if (llcf->normalize != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        llcf->normalize = 0;
+        return NGX_CONF_OK;
+    }
+
+    steps = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        bit = llmc_norm_step((char *) value[i].data, value[i].len);
+
+        if (bit == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "unknown normalization step \"%V\"; "
+                               "the steps are nfkc, casefold, space, punct "
+                               "and dict, or \"off\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        steps |= bit;
+    }
+
+    llcf->normalize = steps;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_llmcache_dictionary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_llmcache_loc_conf_t *llcf = conf;
+
+    ngx_str_t  *value, *file;
+
+    value = cf->args->elts;
+
+    if (llcf->dict_files == NULL) {
+        llcf->dict_files = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (llcf->dict_files == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    file = ngx_array_push(llcf->dict_files);
+    if (file == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *file = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmcache_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt            *h;
+    ngx_http_core_main_conf_t      *cmcf;
+    ngx_http_llmcache_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_llmcache_module);
+
+    /* nothing to register unless some location caches */
+
+    if (!lmcf->enabled) {
+        return NGX_OK;
+    }
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_llmcache_handler;
+
+    return ngx_http_llmcache_store_init(cf);
+}
+
+
+static ngx_int_t
+ngx_http_llmcache_init_process(ngx_cycle_t *cycle)
+{
+    return ngx_http_llmcache_redis_init_process(cycle);
+}
+
+
+static void
+ngx_http_llmcache_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_llmcache_redis_exit_process(cycle);
+}

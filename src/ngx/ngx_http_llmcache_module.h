@@ -1,0 +1,114 @@
+/*
+ * Copyright (C) the ngx_http_llmcache_module authors
+ *
+ * Shared declarations of the module's C files: configuration, the
+ * per-request context and the Redis connection of a worker process.
+ */
+
+#ifndef _NGX_HTTP_LLMCACHE_MODULE_H_INCLUDED_
+#define _NGX_HTTP_LLMCACHE_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "llmc_request.h"
+#include "llmc_normalize.h"
+#include "llmc_key.h"
+#include "llmc_entry.h"
+
+
+#define NGX_HTTP_LLMCACHE_HIT     1
+#define NGX_HTTP_LLMCACHE_MISS    2
+#define NGX_HTTP_LLMCACHE_BYPASS  3
+
+
+typedef struct {
+    ngx_str_t                   addr;        /* as written, for logs */
+    ngx_str_t                   host;        /* NUL-terminated */
+    ngx_int_t                   port;        /* 0 for unix sockets */
+    ngx_str_t                   unix_path;   /* NUL-terminated */
+    ngx_int_t                   db;
+    ngx_str_t                   password;
+    ngx_msec_t                  timeout;
+    ngx_uint_t                  configured;
+    ngx_uint_t                  enabled;     /* some location has it on */
+} ngx_http_llmcache_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                  enable;
+    ngx_uint_t                  provider;    /* llmc_provider_e, 0 = auto */
+    ngx_http_complex_value_t   *key;
+    time_t                      ttl;
+    ngx_uint_t                  normalize;   /* LLMC_NORM_* bits */
+    ngx_array_t                *dict_files;  /* ngx_str_t, merged in order */
+    llmc_dict_t                *dict;
+    ngx_array_t                *bypass;      /* ngx_http_complex_value_t */
+    ngx_array_t                *no_store;    /* ngx_http_complex_value_t */
+    size_t                      max_body_size;
+    size_t                      max_entry_size;
+} ngx_http_llmcache_loc_conf_t;
+
+
+typedef struct ngx_http_llmcache_op_s  ngx_http_llmcache_op_t;
+
+typedef struct {
+    ngx_uint_t                  status;      /* NGX_HTTP_LLMCACHE_* */
+    ngx_int_t                   phase_rc;    /* what the phase returns */
+    unsigned                    started:1;
+    unsigned                    waiting:1;   /* Redis lookup pending */
+    unsigned                    done:1;      /* lookup finished */
+    unsigned                    store:1;     /* store the response */
+    unsigned                    capture:1;   /* copying the body */
+    unsigned                    stored:1;
+
+    llmc_key_t                  key;
+    ngx_str_t                   key_hex;     /* $llmcache_key */
+    char                        redis_key[LLMC_REDIS_KEY_MAX];
+    size_t                      redis_key_len;
+    ngx_str_t                   api;
+    ngx_str_t                   model;
+
+    ngx_str_t                   hit;         /* the stored entry */
+
+    ngx_http_llmcache_op_t     *op;          /* pending Redis command */
+    ngx_event_t                 timer;
+
+    ngx_str_t                   content_type;
+    u_char                     *body;        /* captured response */
+    size_t                      body_len;
+    size_t                      body_cap;
+} ngx_http_llmcache_ctx_t;
+
+
+typedef void (*ngx_http_llmcache_reply_pt)(ngx_http_request_t *r,
+    redisReply *reply);
+
+
+extern ngx_module_t  ngx_http_llmcache_module;
+
+
+/* ngx_http_llmcache_redis.c */
+ngx_int_t ngx_http_llmcache_redis_init_process(ngx_cycle_t *cycle);
+void ngx_http_llmcache_redis_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_llmcache_redis_request(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx, ngx_http_llmcache_reply_pt handler,
+    int argc, const char **argv, const size_t *argvlen);
+ngx_int_t ngx_http_llmcache_redis_send(ngx_log_t *log, int argc,
+    const char **argv, const size_t *argvlen);
+void ngx_http_llmcache_redis_detach(ngx_http_llmcache_ctx_t *ctx);
+
+/* ngx_http_llmcache_handler.c */
+ngx_int_t ngx_http_llmcache_handler(ngx_http_request_t *r);
+ngx_http_llmcache_ctx_t *ngx_http_llmcache_get_ctx(ngx_http_request_t *r);
+
+/* ngx_http_llmcache_store.c */
+ngx_int_t ngx_http_llmcache_store_init(ngx_conf_t *cf);
+
+
+#endif /* _NGX_HTTP_LLMCACHE_MODULE_H_INCLUDED_ */
