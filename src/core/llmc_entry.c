@@ -138,6 +138,9 @@ llmc_entry_decode(llmc_entry_t *entry, const char *buf, size_t len,
     json_error_t   jerr;
 
     memset(entry, 0, sizeof(*entry));
+    if (errlen) {
+        err[0] = '\0';
+    }
 
     if (buf == NULL || len < LLMC_ENTRY_MAGIC_LEN
         || memcmp(buf, LLMC_ENTRY_MAGIC, LLMC_ENTRY_MAGIC_LEN) != 0)
