@@ -1,0 +1,50 @@
+/*
+ * A small GGUF writer for test fixtures and tools: metadata of every type,
+ * arrays, tensors laid out at the alignment. It writes what it is told
+ * (duplicate keys, odd versions and alignments included), so tests can
+ * also build files the reader must refuse.
+ */
+
+#ifndef LLMC_GGUF_WRITE_H
+#define LLMC_GGUF_WRITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gguf.h"
+
+typedef struct gguf_writer gguf_writer_t;
+
+gguf_writer_t *gguf_writer_new(void);
+void gguf_writer_free(gguf_writer_t *w);
+
+void gguf_writer_set_version(gguf_writer_t *w, uint32_t version);
+/* the alignment used for the layout; also written as general.alignment
+   when it differs from 32 */
+void gguf_writer_set_alignment(gguf_writer_t *w, uint32_t alignment);
+
+/* scalar of any non-array type; val points to the value (bool: uint8_t) */
+int gguf_writer_add(gguf_writer_t *w, const char *key, gguf_type_e type,
+    const void *val);
+int gguf_writer_add_u32(gguf_writer_t *w, const char *key, uint32_t v);
+int gguf_writer_add_i32(gguf_writer_t *w, const char *key, int32_t v);
+int gguf_writer_add_f32(gguf_writer_t *w, const char *key, float v);
+int gguf_writer_add_bool(gguf_writer_t *w, const char *key, int v);
+int gguf_writer_add_str(gguf_writer_t *w, const char *key, const char *s);
+/* numeric array: n raw elements of elem */
+int gguf_writer_add_arr(gguf_writer_t *w, const char *key, gguf_type_e elem,
+    const void *data, uint64_t n);
+int gguf_writer_add_arr_str(gguf_writer_t *w, const char *key,
+    const char *const *strs, uint64_t n);
+
+/* data is copied; nbytes must match the shape and type */
+int gguf_writer_add_tensor(gguf_writer_t *w, const char *name,
+    uint32_t n_dims, const int64_t *ne, uint32_t type, const void *data,
+    size_t nbytes);
+
+/* the serialized file in a malloc()ed buffer */
+void *gguf_writer_to_mem(gguf_writer_t *w, size_t *size);
+int gguf_writer_write(gguf_writer_t *w, const char *path, char *err,
+    size_t errlen);
+
+#endif /* LLMC_GGUF_WRITE_H */

@@ -1,0 +1,1151 @@
+/*
+ * ggml block formats (layouts as in ggml-common.h) and the kernels the
+ * forward pass spends its time in. Every kernel has a plain C version; on
+ * x86-64 AVX2 and AVX-512 versions are compiled with function-level target
+ * attributes and picked at run time, so the binary runs on any x86-64.
+ */
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "quant.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define QUANT_X86 1
+#include <immintrin.h>
+#endif
+
+_Static_assert(sizeof(block_q8_0) == 34, "block_q8_0 layout");
+_Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 layout");
+_Static_assert(sizeof(block_q4_K) == 144, "block_q4_K layout");
+_Static_assert(sizeof(block_q6_K) == 210, "block_q6_K layout");
+
+typedef struct {
+    uint32_t     type;
+    const char  *name;
+    int          blck;
+    size_t       bytes;
+    int          supported;
+} quant_traits_t;
+
+static const quant_traits_t quant_traits[] = {
+    { GGML_TYPE_F32,  "f32",  1,   4,   1 },
+    { GGML_TYPE_F16,  "f16",  1,   2,   1 },
+    { GGML_TYPE_Q4_0, "q4_0", 32,  18,  1 },
+    { GGML_TYPE_Q4_1, "q4_1", 32,  20,  0 },
+    { GGML_TYPE_Q5_0, "q5_0", 32,  22,  0 },
+    { GGML_TYPE_Q5_1, "q5_1", 32,  24,  0 },
+    { GGML_TYPE_Q8_0, "q8_0", 32,  34,  1 },
+    { GGML_TYPE_Q8_1, "q8_1", 32,  36,  0 },
+    { GGML_TYPE_Q2_K, "q2_K", 256, 84,  0 },
+    { GGML_TYPE_Q3_K, "q3_K", 256, 110, 0 },
+    { GGML_TYPE_Q4_K, "q4_K", 256, 144, 1 },
+    { GGML_TYPE_Q5_K, "q5_K", 256, 176, 0 },
+    { GGML_TYPE_Q6_K, "q6_K", 256, 210, 1 },
+    { GGML_TYPE_Q8_K, "q8_K", 256, 292, 0 },
+    { GGML_TYPE_I8,   "i8",   1,   1,   0 },
+    { GGML_TYPE_I16,  "i16",  1,   2,   0 },
+    { GGML_TYPE_I32,  "i32",  1,   4,   0 },
+    { GGML_TYPE_I64,  "i64",  1,   8,   0 },
+    { GGML_TYPE_F64,  "f64",  1,   8,   0 },
+    { GGML_TYPE_BF16, "bf16", 1,   2,   1 },
+};
+
+#define QUANT_NTRAITS (sizeof(quant_traits) / sizeof(quant_traits[0]))
+
+static const quant_traits_t *
+quant_traits_get(uint32_t type)
+{
+    size_t  i;
+
+    for (i = 0; i < QUANT_NTRAITS; i++) {
+        if (quant_traits[i].type == type) {
+            return &quant_traits[i];
+        }
+    }
+    return NULL;
+}
+
+int
+quant_type_known(uint32_t type)
+{
+    return quant_traits_get(type) != NULL;
+}
+
+int
+quant_type_supported(uint32_t type)
+{
+    const quant_traits_t  *t = quant_traits_get(type);
+
+    return t != NULL && t->supported;
+}
+
+const char *
+quant_type_name(uint32_t type)
+{
+    const quant_traits_t  *t = quant_traits_get(type);
+
+    return t ? t->name : "unknown";
+}
+
+int
+quant_block_size(uint32_t type)
+{
+    const quant_traits_t  *t = quant_traits_get(type);
+
+    return t ? t->blck : 0;
+}
+
+size_t
+quant_block_bytes(uint32_t type)
+{
+    const quant_traits_t  *t = quant_traits_get(type);
+
+    return t ? t->bytes : 0;
+}
+
+size_t
+quant_row_size(uint32_t type, int64_t n)
+{
+    const quant_traits_t  *t = quant_traits_get(type);
+
+    if (t == NULL || n < 0 || n % t->blck != 0) {
+        return 0;
+    }
+    return (size_t) (n / t->blck) * t->bytes;
+}
+
+/* --- scalar conversions -------------------------------------------------- */
+
+static inline float
+f32_from_bits(uint32_t u)
+{
+    float  f;
+
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline uint32_t
+f32_to_bits(float f)
+{
+    uint32_t  u;
+
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+float
+quant_fp16_to_fp32(uint16_t h)
+{
+    uint32_t  sign = (uint32_t) (h & 0x8000) << 16;
+    uint32_t  exp = (h >> 10) & 0x1f;
+    uint32_t  mant = h & 0x3ff;
+    float     f;
+
+    if (exp == 0) {
+        /* zero or subnormal: mant * 2^-24 */
+        f = (float) mant * 5.9604644775390625e-8f;
+        return sign ? -f : f;
+    }
+    if (exp == 31) {
+        return f32_from_bits(sign | 0x7f800000 | (mant << 13));
+    }
+    return f32_from_bits(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+uint16_t
+quant_fp32_to_fp16(float f)
+{
+    uint32_t  x = f32_to_bits(f);
+    uint32_t  sign = (x >> 16) & 0x8000;
+    uint32_t  ax = x & 0x7fffffff;
+    uint32_t  e, h;
+
+    if (ax > 0x7f800000) {
+        return (uint16_t) (sign | 0x7e00);
+    }
+    if (ax < 0x38800000) {
+        /* below the smallest normal half: round to a multiple of 2^-24 */
+        h = (uint32_t) nearbyintf(f32_from_bits(ax) * 16777216.0f);
+        return (uint16_t) (sign | h);
+    }
+    e = ax - 0x38000000;
+    h = (e + 0xfff + ((e >> 13) & 1)) >> 13;
+    if (h >= 0x7c00) {
+        h = 0x7c00;
+    }
+    return (uint16_t) (sign | h);
+}
+
+float
+quant_bf16_to_fp32(uint16_t h)
+{
+    return f32_from_bits((uint32_t) h << 16);
+}
+
+uint16_t
+quant_fp32_to_bf16(float f)
+{
+    uint32_t  x = f32_to_bits(f);
+
+    if ((x & 0x7fffffff) > 0x7f800000) {
+        return (uint16_t) ((x >> 16) | 0x40);
+    }
+    return (uint16_t) ((x + 0x7fff + ((x >> 16) & 1)) >> 16);
+}
+
+/* --- dequantization ------------------------------------------------------ */
+
+static void
+dequantize_row_q8_0(const block_q8_0 *x, float *y, int64_t n)
+{
+    int64_t  i;
+    int      j;
+    float    d;
+
+    for (i = 0; i < n / QK8_0; i++) {
+        d = quant_fp16_to_fp32(x[i].d);
+        for (j = 0; j < QK8_0; j++) {
+            y[i * QK8_0 + j] = d * x[i].qs[j];
+        }
+    }
+}
+
+static void
+dequantize_row_q4_0(const block_q4_0 *x, float *y, int64_t n)
+{
+    int64_t  i;
+    int      j;
+    float    d;
+
+    for (i = 0; i < n / QK4_0; i++) {
+        d = quant_fp16_to_fp32(x[i].d);
+        for (j = 0; j < QK4_0 / 2; j++) {
+            y[i * QK4_0 + j] = d * ((x[i].qs[j] & 0x0f) - 8);
+            y[i * QK4_0 + j + 16] = d * ((x[i].qs[j] >> 4) - 8);
+        }
+    }
+}
+
+/* the j-th 6-bit (scale, min) pair of a Q4_K super-block */
+static inline void
+q4_K_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m)
+{
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+static void
+dequantize_row_q4_K(const block_q4_K *x, float *y, int64_t n)
+{
+    int64_t         i;
+    int             j, l, is;
+    float           d, dmin, d1, m1, d2, m2;
+    uint8_t         sc, m;
+    const uint8_t  *q;
+
+    for (i = 0; i < n / QK_K; i++) {
+        d = quant_fp16_to_fp32(x[i].d);
+        dmin = quant_fp16_to_fp32(x[i].dmin);
+        q = x[i].qs;
+        is = 0;
+        /* 64 values per step: 32 low nibbles, then 32 high nibbles */
+        for (j = 0; j < QK_K; j += 64) {
+            q4_K_scale_min(is, x[i].scales, &sc, &m);
+            d1 = d * sc;
+            m1 = dmin * m;
+            q4_K_scale_min(is + 1, x[i].scales, &sc, &m);
+            d2 = d * sc;
+            m2 = dmin * m;
+            for (l = 0; l < 32; l++) {
+                *y++ = d1 * (q[l] & 0x0f) - m1;
+            }
+            for (l = 0; l < 32; l++) {
+                *y++ = d2 * (q[l] >> 4) - m2;
+            }
+            q += 32;
+            is += 2;
+        }
+    }
+}
+
+static void
+dequantize_row_q6_K(const block_q6_K *x, float *y, int64_t n)
+{
+    int64_t         i;
+    int             h, l, is;
+    float           d;
+    const uint8_t  *ql, *qh;
+    const int8_t   *sc;
+
+    for (i = 0; i < n / QK_K; i++) {
+        d = quant_fp16_to_fp32(x[i].d);
+        ql = x[i].ql;
+        qh = x[i].qh;
+        sc = x[i].scales;
+        /* two halves of 128: 64 ql bytes, 32 qh bytes, 8 scales each */
+        for (h = 0; h < 2; h++) {
+            for (l = 0; l < 32; l++) {
+                is = l / 16;
+                y[l] = d * sc[is] * (((ql[l] & 0x0f)
+                                      | (((qh[l] >> 0) & 3) << 4)) - 32);
+                y[l + 32] = d * sc[is + 2] * (((ql[l + 32] & 0x0f)
+                                      | (((qh[l] >> 2) & 3) << 4)) - 32);
+                y[l + 64] = d * sc[is + 4] * (((ql[l] >> 4)
+                                      | (((qh[l] >> 4) & 3) << 4)) - 32);
+                y[l + 96] = d * sc[is + 6] * (((ql[l + 32] >> 4)
+                                      | (((qh[l] >> 6) & 3) << 4)) - 32);
+            }
+            y += 128;
+            ql += 64;
+            qh += 32;
+            sc += 8;
+        }
+    }
+}
+
+int
+quant_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
+{
+    const uint16_t  *h = src;
+    int64_t          i;
+
+    if (quant_row_size(type, n) == 0 && n != 0) {
+        return -1;
+    }
+    switch (type) {
+    case GGML_TYPE_F32:
+        memcpy(dst, src, (size_t) n * sizeof(float));
+        return 0;
+    case GGML_TYPE_F16:
+        for (i = 0; i < n; i++) {
+            dst[i] = quant_fp16_to_fp32(h[i]);
+        }
+        return 0;
+    case GGML_TYPE_BF16:
+        for (i = 0; i < n; i++) {
+            dst[i] = quant_bf16_to_fp32(h[i]);
+        }
+        return 0;
+    case GGML_TYPE_Q8_0:
+        dequantize_row_q8_0(src, dst, n);
+        return 0;
+    case GGML_TYPE_Q4_0:
+        dequantize_row_q4_0(src, dst, n);
+        return 0;
+    case GGML_TYPE_Q4_K:
+        dequantize_row_q4_K(src, dst, n);
+        return 0;
+    case GGML_TYPE_Q6_K:
+        dequantize_row_q6_K(src, dst, n);
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* --- quantization -------------------------------------------------------- */
+
+void
+quant_quantize_row_q8_0(const float *x, void *dst, int64_t n)
+{
+    block_q8_0  *y = dst;
+    int64_t      i;
+    int          j;
+    float        amax, d, id, v;
+
+    for (i = 0; i < n / QK8_0; i++) {
+        amax = 0.0f;
+        for (j = 0; j < QK8_0; j++) {
+            v = fabsf(x[i * QK8_0 + j]);
+            amax = v > amax ? v : amax;
+        }
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = quant_fp32_to_fp16(d);
+        for (j = 0; j < QK8_0; j++) {
+            y[i].qs[j] = (int8_t) roundf(x[i * QK8_0 + j] * id);
+        }
+    }
+}
+
+void
+quant_quantize_row_q4_0(const float *x, void *dst, int64_t n)
+{
+    block_q4_0  *y = dst;
+    int64_t      i;
+    int          j, q0, q1;
+    float        amax, max, d, id, v;
+
+    for (i = 0; i < n / QK4_0; i++) {
+        /* the signed value of largest magnitude maps to -8 */
+        amax = 0.0f;
+        max = 0.0f;
+        for (j = 0; j < QK4_0; j++) {
+            v = x[i * QK4_0 + j];
+            if (fabsf(v) > amax) {
+                amax = fabsf(v);
+                max = v;
+            }
+        }
+        d = max / -8.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = quant_fp32_to_fp16(d);
+        for (j = 0; j < QK4_0 / 2; j++) {
+            q0 = (int) (x[i * QK4_0 + j] * id + 8.5f);
+            q1 = (int) (x[i * QK4_0 + j + 16] * id + 8.5f);
+            q0 = q0 < 0 ? 0 : q0 > 15 ? 15 : q0;
+            q1 = q1 < 0 ? 0 : q1 > 15 ? 15 : q1;
+            y[i].qs[j] = (uint8_t) (q0 | (q1 << 4));
+        }
+    }
+}
+
+void
+quant_quantize_row_f16(const float *x, void *dst, int64_t n)
+{
+    uint16_t  *y = dst;
+    int64_t    i;
+
+    for (i = 0; i < n; i++) {
+        y[i] = quant_fp32_to_fp16(x[i]);
+    }
+}
+
+void
+quant_quantize_row_bf16(const float *x, void *dst, int64_t n)
+{
+    uint16_t  *y = dst;
+    int64_t    i;
+
+    for (i = 0; i < n; i++) {
+        y[i] = quant_fp32_to_bf16(x[i]);
+    }
+}
+
+int
+quant_quantize_row(uint32_t type, const float *x, void *dst, int64_t n)
+{
+    if (quant_row_size(type, n) == 0 && n != 0) {
+        return -1;
+    }
+    switch (type) {
+    case GGML_TYPE_F32:
+        memcpy(dst, x, (size_t) n * sizeof(float));
+        return 0;
+    case GGML_TYPE_F16:
+        quant_quantize_row_f16(x, dst, n);
+        return 0;
+    case GGML_TYPE_BF16:
+        quant_quantize_row_bf16(x, dst, n);
+        return 0;
+    case GGML_TYPE_Q8_0:
+        quant_quantize_row_q8_0(x, dst, n);
+        return 0;
+    case GGML_TYPE_Q4_0:
+        quant_quantize_row_q4_0(x, dst, n);
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* --- plain C kernels ----------------------------------------------------- */
+
+static float
+dot_f32_generic(const float *a, const float *b, int n)
+{
+    float  s[8] = { 0 };
+    int    i, j;
+
+    /* eight partial sums: the compiler may vectorize them */
+    for (i = 0; i + 8 <= n; i += 8) {
+        for (j = 0; j < 8; j++) {
+            s[j] += a[i + j] * b[i + j];
+        }
+    }
+    for (; i < n; i++) {
+        s[0] += a[i] * b[i];
+    }
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static float
+dot_f16_f32_generic(const uint16_t *a, const float *b, int n)
+{
+    float  s = 0.0f;
+    int    i;
+
+    for (i = 0; i < n; i++) {
+        s += quant_fp16_to_fp32(a[i]) * b[i];
+    }
+    return s;
+}
+
+static float
+dot_q8_0_generic(const void *va, const void *vb, int n)
+{
+    const block_q8_0  *a = va, *b = vb;
+    float              s = 0.0f;
+    int                i, j, sum;
+
+    for (i = 0; i < n / QK8_0; i++) {
+        sum = 0;
+        for (j = 0; j < QK8_0; j++) {
+            sum += a[i].qs[j] * b[i].qs[j];
+        }
+        s += (float) sum * quant_fp16_to_fp32(a[i].d)
+             * quant_fp16_to_fp32(b[i].d);
+    }
+    return s;
+}
+
+static float
+dot_q4_0_q8_0_generic(const void *va, const void *vb, int n)
+{
+    const block_q4_0  *a = va;
+    const block_q8_0  *b = vb;
+    float              s = 0.0f;
+    int                i, j, sum;
+
+    for (i = 0; i < n / QK4_0; i++) {
+        sum = 0;
+        for (j = 0; j < QK4_0 / 2; j++) {
+            sum += ((a[i].qs[j] & 0x0f) - 8) * b[i].qs[j];
+            sum += ((a[i].qs[j] >> 4) - 8) * b[i].qs[j + 16];
+        }
+        s += (float) sum * quant_fp16_to_fp32(a[i].d)
+             * quant_fp16_to_fp32(b[i].d);
+    }
+    return s;
+}
+
+/* --- x86 kernels --------------------------------------------------------- */
+
+#ifdef QUANT_X86
+
+#define TARGET_AVX2    __attribute__((target("avx2,fma,f16c")))
+#define TARGET_AVX512  __attribute__((target( \
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+
+TARGET_AVX2 static inline float
+hsum256(__m256 v)
+{
+    __m128  s = _mm_add_ps(_mm256_castps256_ps128(v),
+                           _mm256_extractf128_ps(v, 1));
+
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+TARGET_AVX2 static inline float
+fp16_avx2(uint16_t h)
+{
+    return _cvtsh_ss(h);
+}
+
+TARGET_AVX2 static float
+dot_f32_avx2(const float *a, const float *b, int n)
+{
+    __m256  s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    float   s;
+    int     i = 0;
+
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i),
+                             s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8),
+                             _mm256_loadu_ps(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16),
+                             _mm256_loadu_ps(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24),
+                             _mm256_loadu_ps(b + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i),
+                             s0);
+    }
+    s = hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++) {
+        s += a[i] * b[i];
+    }
+    return s;
+}
+
+TARGET_AVX2 static float
+dot_f16_f32_avx2(const uint16_t *a, const float *b, int n)
+{
+    __m256  s0 = _mm256_setzero_ps(), s1 = s0;
+    float   s;
+    int     i = 0;
+
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(
+                 _mm_loadu_si128((const __m128i *) (a + i))),
+                 _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(
+                 _mm_loadu_si128((const __m128i *) (a + i + 8))),
+                 _mm256_loadu_ps(b + i + 8), s1);
+    }
+    s = hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) {
+        s += fp16_avx2(a[i]) * b[i];
+    }
+    return s;
+}
+
+/* signed x signed int8 dot of 32 lanes into 8 int32 (the |a|, sign(b, a)
+   trick: maddubs wants one unsigned operand) */
+TARGET_AVX2 static inline __m256i
+mul_i8_avx2(__m256i a, __m256i b)
+{
+    __m256i  p = _mm256_maddubs_epi16(_mm256_sign_epi8(a, a),
+                                      _mm256_sign_epi8(b, a));
+
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+TARGET_AVX512 static inline __m256i
+mul_i8_vnni(__m256i a, __m256i b)
+{
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                               _mm256_sign_epi8(a, a),
+                               _mm256_sign_epi8(b, a));
+}
+
+TARGET_AVX2 static inline __m256i
+q4_0_unpack_avx2(const uint8_t *qs)
+{
+    __m128i  b = _mm_loadu_si128((const __m128i *) qs);
+    __m128i  m = _mm_set1_epi8(0x0f);
+    __m256i  v = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m),
+                                  _mm_and_si128(b, m));
+
+    return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
+}
+
+#define DOT_Q8_BODY(MUL)                                                     \
+    const block_q8_0  *a = va, *b = vb;                                      \
+    __m256             acc = _mm256_setzero_ps();                            \
+    int                i;                                                    \
+    for (i = 0; i < n / QK8_0; i++) {                                        \
+        __m256i  p = MUL(_mm256_loadu_si256((const __m256i *) a[i].qs),      \
+                         _mm256_loadu_si256((const __m256i *) b[i].qs));     \
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_avx2(a[i].d)               \
+                                             * fp16_avx2(b[i].d)),           \
+                              _mm256_cvtepi32_ps(p), acc);                   \
+    }                                                                        \
+    return hsum256(acc);
+
+#define DOT_Q4_BODY(MUL)                                                     \
+    const block_q4_0  *a = va;                                               \
+    const block_q8_0  *b = vb;                                               \
+    __m256             acc = _mm256_setzero_ps();                            \
+    int                i;                                                    \
+    for (i = 0; i < n / QK4_0; i++) {                                        \
+        __m256i  p = MUL(q4_0_unpack_avx2(a[i].qs),                          \
+                         _mm256_loadu_si256((const __m256i *) b[i].qs));     \
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_avx2(a[i].d)               \
+                                             * fp16_avx2(b[i].d)),           \
+                              _mm256_cvtepi32_ps(p), acc);                   \
+    }                                                                        \
+    return hsum256(acc);
+
+TARGET_AVX2 static float
+dot_q8_0_avx2(const void *va, const void *vb, int n)
+{
+    DOT_Q8_BODY(mul_i8_avx2)
+}
+
+TARGET_AVX512 static float
+dot_q8_0_avx512(const void *va, const void *vb, int n)
+{
+    DOT_Q8_BODY(mul_i8_vnni)
+}
+
+TARGET_AVX2 static float
+dot_q4_0_q8_0_avx2(const void *va, const void *vb, int n)
+{
+    DOT_Q4_BODY(mul_i8_avx2)
+}
+
+TARGET_AVX512 static float
+dot_q4_0_q8_0_avx512(const void *va, const void *vb, int n)
+{
+    DOT_Q4_BODY(mul_i8_vnni)
+}
+
+#endif /* QUANT_X86 */
+
+/* --- dispatch ------------------------------------------------------------ */
+
+typedef struct {
+    const char  *name;
+    float      (*dot_f32)(const float *, const float *, int);
+    float      (*dot_f16_f32)(const uint16_t *, const float *, int);
+    float      (*dot_q8_0)(const void *, const void *, int);
+    float      (*dot_q4_0_q8_0)(const void *, const void *, int);
+    void       (*gemm_f32)(const float *, size_t, int, const float *, size_t,
+                           int, float *, int, int, int);
+    void       (*gemm_q8_0)(const block_q8_0 *, size_t, int,
+                            const block_q8_0 *, size_t, int, float *, int,
+                            int, int);
+} quant_kernels_t;
+
+static void gemm_f32_generic(const float *w, size_t ws, int cols,
+    const float *x, size_t xs, int n, float *out, int ldo, int r0, int r1);
+static void gemm_q8_0_generic(const block_q8_0 *w, size_t ws, int cols,
+    const block_q8_0 *x, size_t xs, int n, float *out, int ldo, int r0,
+    int r1);
+#ifdef QUANT_X86
+static void gemm_f32_avx512(const float *w, size_t ws, int cols,
+    const float *x, size_t xs, int n, float *out, int ldo, int r0, int r1);
+static void gemm_f32_avx2(const float *w, size_t ws, int cols,
+    const float *x, size_t xs, int n, float *out, int ldo, int r0, int r1);
+static void gemm_q8_0_avx512(const block_q8_0 *w, size_t ws, int cols,
+    const block_q8_0 *x, size_t xs, int n, float *out, int ldo, int r0,
+    int r1);
+static void gemm_q8_0_avx2(const block_q8_0 *w, size_t ws, int cols,
+    const block_q8_0 *x, size_t xs, int n, float *out, int ldo, int r0,
+    int r1);
+#endif
+
+static const quant_kernels_t  kernels_generic = {
+    "generic", dot_f32_generic, dot_f16_f32_generic, dot_q8_0_generic,
+    dot_q4_0_q8_0_generic, gemm_f32_generic, gemm_q8_0_generic
+};
+
+#ifdef QUANT_X86
+static const quant_kernels_t  kernels_avx2 = {
+    "avx2", dot_f32_avx2, dot_f16_f32_avx2, dot_q8_0_avx2,
+    dot_q4_0_q8_0_avx2, gemm_f32_avx2, gemm_q8_0_avx2
+};
+
+static const quant_kernels_t  kernels_avx512 = {
+    "avx512", dot_f32_avx2, dot_f16_f32_avx2, dot_q8_0_avx512,
+    dot_q4_0_q8_0_avx512, gemm_f32_avx512, gemm_q8_0_avx512
+};
+#endif
+
+static const quant_kernels_t  *kern = &kernels_generic;
+static const quant_kernels_t  *kern_best = &kernels_generic;
+static pthread_once_t          kern_once = PTHREAD_ONCE_INIT;
+
+static void
+quant_kernels_init(void)
+{
+#ifdef QUANT_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")
+        && __builtin_cpu_supports("avx512bw")
+        && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512dq")
+        && __builtin_cpu_supports("avx512vnni")
+        && __builtin_cpu_supports("fma"))
+    {
+        kern_best = &kernels_avx512;
+    } else if (__builtin_cpu_supports("avx2")
+               && __builtin_cpu_supports("fma"))
+    {
+        kern_best = &kernels_avx2;
+    }
+#endif
+    kern = kern_best;
+}
+
+static inline const quant_kernels_t *
+kernels(void)
+{
+    pthread_once(&kern_once, quant_kernels_init);
+    return kern;
+}
+
+const char *
+quant_simd_name(void)
+{
+    return kernels()->name;
+}
+
+void
+quant_force_generic(int on)
+{
+    kernels();
+    kern = on ? &kernels_generic : kern_best;
+}
+
+float
+quant_dot_f32(const float *a, const float *b, int n)
+{
+    return kernels()->dot_f32(a, b, n);
+}
+
+float
+quant_dot_f16_f32(const uint16_t *a, const float *b, int n)
+{
+    return kernels()->dot_f16_f32(a, b, n);
+}
+
+float
+quant_dot_q8_0(const void *a, const void *b, int n)
+{
+    return kernels()->dot_q8_0(a, b, n);
+}
+
+float
+quant_dot_q4_0_q8_0(const void *a, const void *b, int n)
+{
+    return kernels()->dot_q4_0_q8_0(a, b, n);
+}
+
+uint32_t
+quant_vec_type(uint32_t wtype)
+{
+    return (wtype == GGML_TYPE_Q8_0 || wtype == GGML_TYPE_Q4_0)
+           ? GGML_TYPE_Q8_0 : GGML_TYPE_F32;
+}
+
+/* --- matrix kernels ------------------------------------------------------ */
+
+/*
+ * Tokens are taken in chunks whose activations fit in L2, and for each chunk
+ * every weight row of the range is streamed once; inside, tiles of rows x
+ * tokens keep their partial sums in registers.
+ */
+#define GEMM_L2_BYTES  (384 * 1024)
+
+static int
+gemm_chunk(size_t xrow_bytes)
+{
+    size_t  c = GEMM_L2_BYTES / (xrow_bytes ? xrow_bytes : 1);
+
+    return c < 8 ? 8 : c > 512 ? 512 : (int) c;
+}
+
+static void
+gemm_f32_generic(const float *w, size_t ws, int cols, const float *x,
+    size_t xs, int n, float *out, int ldo, int r0, int r1)
+{
+    int  t0, t1, r, t;
+
+    for (t0 = 0; t0 < n; t0 += gemm_chunk(xs)) {
+        t1 = t0 + gemm_chunk(xs) < n ? t0 + gemm_chunk(xs) : n;
+        for (r = r0; r < r1; r++) {
+            const float  *wr = (const float *) ((const char *) w + r * ws);
+
+            for (t = t0; t < t1; t++) {
+                out[(size_t) t * ldo + r] = dot_f32_generic(wr,
+                    (const float *) ((const char *) x + t * xs), cols);
+            }
+        }
+    }
+}
+
+static void
+gemm_q8_0_generic(const block_q8_0 *w, size_t ws, int cols,
+    const block_q8_0 *x, size_t xs, int n, float *out, int ldo, int r0,
+    int r1)
+{
+    int  t0, t1, r, t;
+
+    for (t0 = 0; t0 < n; t0 += gemm_chunk(xs)) {
+        t1 = t0 + gemm_chunk(xs) < n ? t0 + gemm_chunk(xs) : n;
+        for (r = r0; r < r1; r++) {
+            const void  *wr = (const char *) w + r * ws;
+
+            for (t = t0; t < t1; t++) {
+                out[(size_t) t * ldo + r] = dot_q8_0_generic(wr,
+                    (const char *) x + t * xs, cols);
+            }
+        }
+    }
+}
+
+#ifdef QUANT_X86
+
+#define ROWP(base, stride, i)  ((const void *) ((const char *) (base)        \
+                                               + (size_t) (i) * (stride)))
+
+/* 4 rows x 4 tokens of f32, 16-wide */
+TARGET_AVX512 static void
+tile_f32_avx512(const float *const *wr, const float *const *xr, int cols,
+    float *out, int ldo, int nr, int nt)
+{
+    __m512  acc[4][4];
+    __m512  wv[4], xv;
+    int     i, r, t, k;
+    float   s;
+
+    for (r = 0; r < 4; r++) {
+        for (t = 0; t < 4; t++) {
+            acc[r][t] = _mm512_setzero_ps();
+        }
+    }
+    for (k = 0; k + 16 <= cols; k += 16) {
+#pragma GCC unroll 4
+        for (r = 0; r < 4; r++) {
+            wv[r] = _mm512_loadu_ps(wr[r] + k);
+        }
+#pragma GCC unroll 4
+        for (t = 0; t < 4; t++) {
+            xv = _mm512_loadu_ps(xr[t] + k);
+#pragma GCC unroll 4
+            for (r = 0; r < 4; r++) {
+                acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+            }
+        }
+    }
+    for (r = 0; r < nr; r++) {
+        for (t = 0; t < nt; t++) {
+            s = _mm512_reduce_add_ps(acc[r][t]);
+            for (i = k; i < cols; i++) {
+                s += wr[r][i] * xr[t][i];
+            }
+            out[(size_t) t * ldo + r] = s;
+        }
+    }
+}
+
+/* 2 rows x 4 tokens of f32, 8-wide (16 ymm registers) */
+TARGET_AVX2 static void
+tile_f32_avx2(const float *const *wr, const float *const *xr, int cols,
+    float *out, int ldo, int nr, int nt)
+{
+    __m256  acc[2][4];
+    __m256  wv[2], xv;
+    int     i, r, t, k;
+    float   s;
+
+    for (r = 0; r < 2; r++) {
+        for (t = 0; t < 4; t++) {
+            acc[r][t] = _mm256_setzero_ps();
+        }
+    }
+    for (k = 0; k + 8 <= cols; k += 8) {
+#pragma GCC unroll 2
+        for (r = 0; r < 2; r++) {
+            wv[r] = _mm256_loadu_ps(wr[r] + k);
+        }
+#pragma GCC unroll 4
+        for (t = 0; t < 4; t++) {
+            xv = _mm256_loadu_ps(xr[t] + k);
+#pragma GCC unroll 2
+            for (r = 0; r < 2; r++) {
+                acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+            }
+        }
+    }
+    for (r = 0; r < nr; r++) {
+        for (t = 0; t < nt; t++) {
+            s = hsum256(acc[r][t]);
+            for (i = k; i < cols; i++) {
+                s += wr[r][i] * xr[t][i];
+            }
+            out[(size_t) t * ldo + r] = s;
+        }
+    }
+}
+
+/*
+ * The tile drivers: rows and tokens past the end repeat the last valid one
+ * so the tile code stays branch-free; only valid results are stored.
+ */
+#define GEMM_DRIVER(NAME, TILE, RT, TT, WT, XT, ROWDOT)                      \
+static void                                                                  \
+NAME(const WT *w, size_t ws, int cols, const XT *x, size_t xs, int n,        \
+    float *out, int ldo, int r0, int r1)                                     \
+{                                                                            \
+    const WT  *wr[RT];                                                       \
+    const XT  *xr[TT];                                                       \
+    int        t0, t1, r, t, i, nr, nt, ch = gemm_chunk(xs);                 \
+                                                                             \
+    if (n == 1) {                                                            \
+        for (r = r0; r < r1; r++) {                                          \
+            out[r] = ROWDOT(ROWP(w, ws, r), x, cols);                        \
+        }                                                                    \
+        return;                                                              \
+    }                                                                        \
+    for (t0 = 0; t0 < n; t0 += ch) {                                         \
+        t1 = t0 + ch < n ? t0 + ch : n;                                      \
+        for (r = r0; r < r1; r += RT) {                                      \
+            nr = r1 - r < RT ? r1 - r : RT;                                  \
+            for (i = 0; i < RT; i++) {                                       \
+                wr[i] = ROWP(w, ws, r + (i < nr ? i : nr - 1));              \
+            }                                                                \
+            for (t = t0; t < t1; t += TT) {                                  \
+                nt = t1 - t < TT ? t1 - t : TT;                              \
+                for (i = 0; i < TT; i++) {                                   \
+                    xr[i] = ROWP(x, xs, t + (i < nt ? i : nt - 1));          \
+                }                                                            \
+                TILE(wr, xr, cols, out + (size_t) t * ldo + r, ldo, nr, nt); \
+            }                                                                \
+        }                                                                    \
+    }                                                                        \
+}
+
+GEMM_DRIVER(gemm_f32_avx512, tile_f32_avx512, 4, 4, float, float,
+            dot_f32_avx2)
+GEMM_DRIVER(gemm_f32_avx2, tile_f32_avx2, 2, 4, float, float, dot_f32_avx2)
+
+/*
+ * Q8_0 x Q8_0, AVX-512 VNNI: two tokens share one 512-bit register (one
+ * block each), so a weight block broadcast to both halves does 64 MACs per
+ * dpbusd; the fp16 scales are applied per block in float.
+ */
+TARGET_AVX512 static void
+tile_q8_0_avx512(const block_q8_0 *const *wr, const block_q8_0 *const *xr,
+    int cols, float *out, int ldo, int nr, int nt)
+{
+    __m512   acc[4][2];
+    __m512i  aw[4], sw[4], xv[2], p;
+    __m512   dx[2], dw;
+    float    res[16];
+    int      b, r, t, nb = cols / QK8_0;
+
+    for (r = 0; r < 4; r++) {
+        acc[r][0] = _mm512_setzero_ps();
+        acc[r][1] = _mm512_setzero_ps();
+    }
+    for (b = 0; b < nb; b++) {
+#pragma GCC unroll 2
+        for (t = 0; t < 2; t++) {
+            xv[t] = _mm512_inserti64x4(_mm512_castsi256_si512(
+                        _mm256_loadu_si256((const __m256i *) xr[2 * t][b].qs)),
+                        _mm256_loadu_si256(
+                            (const __m256i *) xr[2 * t + 1][b].qs), 1);
+            dx[t] = _mm512_insertf32x8(_mm512_castps256_ps512(
+                        _mm256_set1_ps(_cvtsh_ss(xr[2 * t][b].d))),
+                        _mm256_set1_ps(_cvtsh_ss(xr[2 * t + 1][b].d)), 1);
+        }
+#pragma GCC unroll 4
+        for (r = 0; r < 4; r++) {
+            sw[r] = _mm512_broadcast_i64x4(
+                        _mm256_loadu_si256((const __m256i *) wr[r][b].qs));
+            aw[r] = _mm512_abs_epi8(sw[r]);
+            dw = _mm512_set1_ps(_cvtsh_ss(wr[r][b].d));
+#pragma GCC unroll 2
+            for (t = 0; t < 2; t++) {
+                /* sign(x, w): negate x where w < 0, zero where w == 0 */
+                __mmask64  neg = _mm512_movepi8_mask(sw[r]);
+                __m512i    sx = _mm512_mask_sub_epi8(xv[t], neg,
+                                    _mm512_setzero_si512(), xv[t]);
+
+                p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw[r], sx);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx[t]),
+                                            _mm512_cvtepi32_ps(p), acc[r][t]);
+            }
+        }
+    }
+    for (r = 0; r < nr; r++) {
+        for (t = 0; t < 2; t++) {
+            _mm512_storeu_ps(res, acc[r][t]);
+            if (2 * t < nt) {
+                out[(size_t) (2 * t) * ldo + r] =
+                    ((res[0] + res[1]) + (res[2] + res[3]))
+                    + ((res[4] + res[5]) + (res[6] + res[7]));
+            }
+            if (2 * t + 1 < nt) {
+                out[(size_t) (2 * t + 1) * ldo + r] =
+                    ((res[8] + res[9]) + (res[10] + res[11]))
+                    + ((res[12] + res[13]) + (res[14] + res[15]));
+            }
+        }
+    }
+}
+
+TARGET_AVX2 static void
+tile_q8_0_avx2(const block_q8_0 *const *wr, const block_q8_0 *const *xr,
+    int cols, float *out, int ldo, int nr, int nt)
+{
+    __m256   acc[2][4];
+    __m256i  xv, p;
+    int      b, r, t, nb = cols / QK8_0;
+
+    for (r = 0; r < 2; r++) {
+        for (t = 0; t < 4; t++) {
+            acc[r][t] = _mm256_setzero_ps();
+        }
+    }
+    for (b = 0; b < nb; b++) {
+#pragma GCC unroll 4
+        for (t = 0; t < 4; t++) {
+            xv = _mm256_loadu_si256((const __m256i *) xr[t][b].qs);
+#pragma GCC unroll 2
+            for (r = 0; r < 2; r++) {
+                p = mul_i8_avx2(
+                        _mm256_loadu_si256((const __m256i *) wr[r][b].qs), xv);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(
+                                _cvtsh_ss(wr[r][b].d) * _cvtsh_ss(xr[t][b].d)),
+                                _mm256_cvtepi32_ps(p), acc[r][t]);
+            }
+        }
+    }
+    for (r = 0; r < nr; r++) {
+        for (t = 0; t < nt; t++) {
+            out[(size_t) t * ldo + r] = hsum256(acc[r][t]);
+        }
+    }
+}
+
+GEMM_DRIVER(gemm_q8_0_avx512, tile_q8_0_avx512, 4, 4, block_q8_0,
+            block_q8_0, dot_q8_0_avx512)
+GEMM_DRIVER(gemm_q8_0_avx2, tile_q8_0_avx2, 2, 4, block_q8_0, block_q8_0,
+            dot_q8_0_avx2)
+
+#endif /* QUANT_X86 */
+
+void
+quant_gemm(uint32_t wtype, const void *w, size_t wstride, int cols,
+    const void *x, size_t xstride, int n, float *out, int ldo, int r0,
+    int r1, float *scratch)
+{
+    const quant_kernels_t  *k = kernels();
+    int                     t0, t1, r, t, ch;
+    const char             *wr;
+
+    switch (wtype) {
+    case GGML_TYPE_F32:
+        k->gemm_f32(w, wstride, cols, x, xstride, n, out, ldo, r0, r1);
+        return;
+    case GGML_TYPE_Q8_0:
+        k->gemm_q8_0(w, wstride, cols, x, xstride, n, out, ldo, r0, r1);
+        return;
+    default:
+        break;
+    }
+
+    ch = gemm_chunk(xstride);
+    for (t0 = 0; t0 < n; t0 += ch) {
+        t1 = t0 + ch < n ? t0 + ch : n;
+        for (r = r0; r < r1; r++) {
+            wr = (const char *) w + (size_t) r * wstride;
+            if (wtype == GGML_TYPE_Q4_0) {
+                for (t = t0; t < t1; t++) {
+                    out[(size_t) t * ldo + r] = k->dot_q4_0_q8_0(wr,
+                        (const char *) x + (size_t) t * xstride, cols);
+                }
+                continue;
+            }
+            if (wtype == GGML_TYPE_F16 && t1 - t0 == 1) {
+                out[(size_t) t0 * ldo + r] = k->dot_f16_f32(
+                    (const uint16_t *) wr,
+                    (const float *) ((const char *) x + t0 * xstride), cols);
+                continue;
+            }
+            /* other types: dequantize the row once for the whole chunk */
+            quant_dequantize_row(wtype, wr, scratch, cols);
+            for (t = t0; t < t1; t++) {
+                out[(size_t) t * ldo + r] = k->dot_f32(scratch,
+                    (const float *) ((const char *) x + (size_t) t * xstride),
+                    cols);
+            }
+        }
+    }
+}
