@@ -162,10 +162,138 @@ test_key_fields(void)
     is_int(llmc_key_redis_entry(&k1, rk, n + 1), n, "exactly enough room");
 }
 
+#define TENANT  "sk-proj-SECRET-tenant-4711"
+
+/* keys of a chat body for TENANT; returns 0 or -1 */
+static int
+keys_of(llmc_api_e api, const char *tenant, const char *body, llmc_key_t *k)
+{
+    int             rc;
+    char            err[256], rk[LLMC_REDIS_KEY_MAX];
+    llmc_request_t  r;
+
+    rc = llmc_request_parse(&r, api, body, strlen(body), err, sizeof(err));
+    if (rc != 0) {
+        printf("# parse: %s\n", err);
+        return -1;
+    }
+    llmc_key_make(k, tenant, strlen(tenant), &r, r.prompt, r.prompt_len);
+
+    /* the tenant key never reaches anything that is stored or logged */
+    llmc_key_redis_entry(k, rk, sizeof(rk));
+    if (*tenant && (strstr(r.scope_json, tenant) || strstr(rk, tenant)
+        || strstr(r.prompt, tenant)))
+    {
+        printf("# tenant leaked\n");
+        rc = -1;
+    }
+    llmc_request_free(&r);
+    return rc;
+}
+
+#define CHAT(extra, sys, last)                                               \
+    "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"system\",\"content\":"  \
+    "\"" sys "\"},{\"role\":\"user\",\"content\":\"hi\"},{\"role\":"        \
+    "\"assistant\",\"content\":\"hello\"},{\"role\":\"user\",\"content\":"   \
+    "\"" last "\"}]" extra "}"
+
+#define TOOL  "[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]"
+
+static void
+test_request_keys(void)
+{
+    size_t  i;
+    llmc_key_t  base, k;
+    static const struct {
+        const char  *body;
+        const char  *what;
+        int          same_scope;
+        int          same_exact;
+    } t[] = {
+        { CHAT("", "S", "q"), "the same request", 1, 1 },
+        { CHAT("", "S", "other question"), "only the latest text", 1, 0 },
+        { CHAT(",\"temperature\":1", "S", "q"), "explicit default temp",
+          1, 1 },
+        { CHAT(",\"temperature\":1.0,\"top_p\":1", "S", "q"),
+          "explicit defaults as reals", 1, 1 },
+        { CHAT(",\"stream\":true", "S", "q"), "stream true", 1, 1 },
+        { CHAT(",\"stream\":false", "S", "q"), "stream false", 1, 1 },
+        { "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"system\","
+          "\"content\":[{\"type\":\"text\",\"text\":\"S\",\"cache_control\""
+          ":{\"type\":\"ephemeral\"}}]},{\"role\":\"user\",\"content\":"
+          "\"hi\"},{\"role\":\"assistant\",\"content\":\"hello\"},{\"role\""
+          ":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"q\","
+          "\"cache_control\":{\"type\":\"ephemeral\"}}]}]}",
+          "cache_control added", 1, 1 },
+        { CHAT(",\"temperature\":0.2", "S", "q"), "temperature", 0, 0 },
+        { CHAT("", "T", "q"), "system prompt", 0, 0 },
+        { CHAT(",\"tools\":" TOOL, "S", "q"), "tools", 0, 0 },
+        { CHAT(",\"tools\":" TOOL ",\"tool_choice\":\"auto\"", "S", "q"),
+          "tools with the default choice", 0, 0 },
+        { CHAT(",\"x_unknown\":1", "S", "q"), "an unknown field", 0, 0 },
+        { "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"system\","
+          "\"content\":\"S\"},{\"role\":\"user\",\"content\":\"hi\"},"
+          "{\"role\":\"assistant\",\"content\":\"hello\"},{\"role\":"
+          "\"user\",\"content\":\"q\"}]}", "model", 0, 0 },
+        { "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"system\","
+          "\"content\":\"S\"},{\"role\":\"user\",\"content\":\"hey\"},"
+          "{\"role\":\"assistant\",\"content\":\"hello\"},{\"role\":"
+          "\"user\",\"content\":\"q\"}]}", "an earlier turn", 0, 0 },
+    };
+
+    if (keys_of(LLMC_API_CHAT, TENANT, CHAT("", "S", "q"), &base) != 0) {
+        ok(0, "base request");
+        return;
+    }
+
+    for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        if (!ok(keys_of(LLMC_API_CHAT, TENANT, t[i].body, &k) == 0,
+                "keys: %s", t[i].what))
+        {
+            continue;
+        }
+        ok((strcmp(base.scope, k.scope) == 0) == t[i].same_scope,
+           "%s: %s scope", t[i].what, t[i].same_scope ? "same" : "other");
+        ok((strcmp(base.exact, k.exact) == 0) == t[i].same_exact,
+           "%s: %s exact key", t[i].what,
+           t[i].same_exact ? "same" : "other");
+    }
+
+    /* tool_choice given explicitly differs from the default one */
+    {
+        llmc_key_t  a, b;
+
+        keys_of(LLMC_API_CHAT, TENANT, CHAT(",\"tools\":" TOOL, "S", "q"),
+                &a);
+        keys_of(LLMC_API_CHAT, TENANT, CHAT(",\"tools\":" TOOL
+                ",\"tool_choice\":\"none\"", "S", "q"), &b);
+        ok(strcmp(a.scope, b.scope) != 0, "tool_choice changes the scope");
+    }
+
+    ok(keys_of(LLMC_API_CHAT, "sk-other-tenant", CHAT("", "S", "q"), &k) == 0
+       && strcmp(base.scope, k.scope) != 0
+       && strcmp(base.exact, k.exact) != 0, "another tenant: other keys");
+    ok(keys_of(LLMC_API_CHAT, "", CHAT("", "S", "q"), &k) == 0
+       && strcmp(base.scope, k.scope) != 0, "empty tenant: other keys");
+
+    /* the same text through another API is another scope */
+    {
+        llmc_key_t  a, b;
+
+        keys_of(LLMC_API_RESPONSES, TENANT,
+                "{\"model\":\"gpt-4o\",\"input\":\"q\"}", &a);
+        keys_of(LLMC_API_COMPLETIONS, TENANT,
+                "{\"model\":\"gpt-4o\",\"prompt\":\"q\"}", &b);
+        ok(strcmp(a.scope, b.scope) != 0 && strcmp(a.scope, base.scope) != 0,
+           "API is part of the scope");
+    }
+}
+
 int
 main(void)
 {
     test_sha256();
     test_key_fields();
+    test_request_keys();
     return done_testing();
 }
