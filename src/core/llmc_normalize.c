@@ -1,0 +1,1710 @@
+/*
+ * Prompt normalization (ICU).  The text is validated as UTF-8, converted
+ * to UTF-16 once, run through the enabled steps in a fixed order
+ * (nfkc -> casefold -> space -> punct -> dict) and converted back.
+ *
+ * The dictionary step segments the text with ICU's word BreakIterator
+ * (root locale: dictionary-based for Chinese/Japanese/Thai, UAX #29
+ * elsewhere) and rewrites the token sequence by longest-match phrase rules.
+ * Rules are stored as a token trie: tokens are interned UTF-16 strings,
+ * trie edges live in one open-addressing table keyed by (node, token).
+ * The dictionary is read-only once loaded; the only per-thread state is
+ * the cached break iterator.
+ */
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <unicode/ubrk.h>
+#include <unicode/uchar.h>
+#include <unicode/unorm2.h>
+#include <unicode/ustring.h>
+#include <unicode/utf16.h>
+
+#include "llmc_normalize.h"
+
+
+#define LLMC_NORM_PRE       (LLMC_NORM_NFKC | LLMC_NORM_CASEFOLD            \
+                             | LLMC_NORM_SPACE | LLMC_NORM_PUNCT)
+#define LLMC_DICT_LINE_MAX  4096
+
+#define GC(c)  ((uint32_t) U_GET_GC_MASK(c))
+
+
+typedef struct {
+    UChar       *p;
+    int32_t      len;
+    int32_t      cap;
+} ubuf_t;
+
+typedef struct {
+    int32_t      off;
+    int32_t      len;
+} span_t;
+
+typedef struct {
+    size_t       off;            /* into d->chars */
+    int32_t      len;
+    uint64_t     hash;
+    unsigned     negation:1;
+    unsigned     number:1;
+} dict_tok_t;
+
+typedef struct {
+    uint64_t     key;            /* node << 32 | (token + 1); 0: empty */
+    uint32_t     child;
+} dict_edge_t;
+
+typedef struct {
+    uint32_t     node;
+    size_t       var;            /* the phrase, token ids in d->ids */
+    uint32_t     nvar;
+    size_t       out;            /* the replacement; nout 0 drops */
+    uint32_t     nout;
+    uint32_t     file;
+    uint32_t     line;
+} dict_rule_t;
+
+struct llmc_dict_s {
+    UChar        *chars;
+    size_t        nchars, charscap;
+    dict_tok_t   *toks;
+    size_t        ntoks, tokscap;
+    uint32_t     *tokhash;       /* token id + 1; 0: empty */
+    size_t        tokhashcap;
+    dict_edge_t  *edges;
+    size_t        nedges, edgescap;
+    int32_t      *nodes;         /* rule index or -1; node 0 is the root */
+    size_t        nnodes, nodescap;
+    dict_rule_t  *rules;
+    size_t        nrules, rulescap;
+    uint32_t     *ids;
+    size_t        nids, idscap;
+    char        **files;
+    size_t        nfiles;
+};
+
+enum {
+    DICT_SEC_NONE = 0,
+    DICT_SEC_SYNONYMS,
+    DICT_SEC_DROP,
+    DICT_SEC_NEGATION
+};
+
+
+static void llmc_norm_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+
+static pthread_key_t           llmc_norm_key;
+static pthread_once_t          llmc_norm_once = PTHREAD_ONCE_INIT;
+static __thread UBreakIterator *llmc_norm_brk;
+
+
+static void
+llmc_norm_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list  ap;
+
+    if (err == NULL || errlen == 0) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+
+unsigned
+llmc_norm_step(const char *name, size_t len)
+{
+    static const struct {
+        const char  *name;
+        unsigned     bit;
+    } steps[] = {
+        { "nfkc", LLMC_NORM_NFKC },
+        { "casefold", LLMC_NORM_CASEFOLD },
+        { "space", LLMC_NORM_SPACE },
+        { "punct", LLMC_NORM_PUNCT },
+        { "dict", LLMC_NORM_DICT },
+        { "all", LLMC_NORM_ALL },
+    };
+    size_t  i;
+
+    if (name == NULL) {
+        return 0;
+    }
+    for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        if (strlen(steps[i].name) == len
+            && memcmp(steps[i].name, name, len) == 0)
+        {
+            return steps[i].bit;
+        }
+    }
+    return 0;
+}
+
+
+/* Strict UTF-8 (RFC 3629): no overlongs, surrogates or code points above
+ * U+10FFFF.  Returns the offset of the first bad byte or len. */
+static size_t
+llmc_utf8_check(const unsigned char *p, size_t len)
+{
+    size_t    i, n, k;
+    uint32_t  c, min;
+
+    for (i = 0; i < len; i += n) {
+        c = p[i];
+        if (c < 0x80) {
+            n = 1;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 2; c &= 0x1f; min = 0x80;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 3; c &= 0x0f; min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 4; c &= 0x07; min = 0x10000;
+        } else {
+            return i;
+        }
+        if (len - i < n) {
+            return i;
+        }
+        for (k = 1; k < n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) {
+                return i;
+            }
+            c = (c << 6) | (p[i + k] & 0x3f);
+        }
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
+            return i;
+        }
+    }
+    return len;
+}
+
+
+static int
+ubuf_reserve(ubuf_t *b, int32_t cap)
+{
+    UChar  *p;
+
+    if (cap <= b->cap) {
+        return 0;
+    }
+    if (cap < 64) {
+        cap = 64;
+    }
+    p = realloc(b->p, (size_t) cap * sizeof(UChar));
+    if (p == NULL) {
+        return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+
+static void
+ubuf_swap(ubuf_t *a, ubuf_t *b)
+{
+    ubuf_t  t;
+
+    t = *a; *a = *b; *b = t;
+}
+
+
+static int
+llmc_is_ws(UChar32 c)
+{
+    /* ZERO WIDTH SPACE is not White_Space but separates words. */
+    return c >= 0 && (u_isUWhiteSpace(c) || c == 0x200b);
+}
+
+
+static int
+llmc_is_digit(UChar32 c)
+{
+    return c >= 0 && u_isdigit(c);
+}
+
+
+static int
+llmc_is_letter(UChar32 c)
+{
+    return c >= 0 && u_isUAlphabetic(c);
+}
+
+
+/* What makes an operator mean arithmetic: numbers, math and currency
+ * symbols. */
+static int
+llmc_is_operand(UChar32 c)
+{
+    return c >= 0 && (GC(c) & (U_GC_N_MASK | U_GC_SM_MASK | U_GC_SC_MASK));
+}
+
+
+static UChar32
+cp_at(const UChar *s, int32_t len, int32_t i)
+{
+    UChar32  c;
+
+    if (i < 0 || i >= len) {
+        return -1;
+    }
+    U16_NEXT(s, i, len, c);
+    return c;
+}
+
+
+static UChar32
+cp_before(const UChar *s, int32_t i)
+{
+    UChar32  c;
+
+    if (i <= 0) {
+        return -1;
+    }
+    U16_PREV(s, 0, i, c);
+    return c;
+}
+
+
+static int
+step_nfkc(ubuf_t *a, ubuf_t *b, char *err, size_t errlen)
+{
+    const UNormalizer2  *n;
+    UErrorCode           st = U_ZERO_ERROR;
+    int32_t              len;
+
+    n = unorm2_getNFKCInstance(&st);
+    if (U_FAILURE(st)) {
+        llmc_norm_errf(err, errlen, "llmc_normalize: NFKC: %s",
+                       u_errorName(st));
+        return -1;
+    }
+    if (ubuf_reserve(b, a->len + a->len / 2 + 16) != 0) {
+        goto nomem;
+    }
+    len = unorm2_normalize(n, a->p, a->len, b->p, b->cap, &st);
+    if (st == U_BUFFER_OVERFLOW_ERROR) {
+        st = U_ZERO_ERROR;
+        if (ubuf_reserve(b, len + 1) != 0) {
+            goto nomem;
+        }
+        len = unorm2_normalize(n, a->p, a->len, b->p, b->cap, &st);
+    }
+    if (U_FAILURE(st)) {
+        llmc_norm_errf(err, errlen, "llmc_normalize: NFKC: %s",
+                       u_errorName(st));
+        return -1;
+    }
+    b->len = len;
+    ubuf_swap(a, b);
+    return 0;
+
+nomem:
+    llmc_norm_errf(err, errlen, "llmc_normalize: out of memory");
+    return -1;
+}
+
+
+static int
+step_casefold(ubuf_t *a, ubuf_t *b, char *err, size_t errlen)
+{
+    UErrorCode  st = U_ZERO_ERROR;
+    int32_t     len;
+
+    if (ubuf_reserve(b, a->len + a->len / 4 + 16) != 0) {
+        goto nomem;
+    }
+    len = u_strFoldCase(b->p, b->cap, a->p, a->len, U_FOLD_CASE_DEFAULT, &st);
+    if (st == U_BUFFER_OVERFLOW_ERROR) {
+        st = U_ZERO_ERROR;
+        if (ubuf_reserve(b, len + 1) != 0) {
+            goto nomem;
+        }
+        len = u_strFoldCase(b->p, b->cap, a->p, a->len, U_FOLD_CASE_DEFAULT,
+                            &st);
+    }
+    if (U_FAILURE(st)) {
+        llmc_norm_errf(err, errlen, "llmc_normalize: case folding: %s",
+                       u_errorName(st));
+        return -1;
+    }
+    b->len = len;
+    ubuf_swap(a, b);
+    return 0;
+
+nomem:
+    llmc_norm_errf(err, errlen, "llmc_normalize: out of memory");
+    return -1;
+}
+
+
+/* Every run of white space becomes one U+0020; leading and trailing runs
+ * go.  The output is never longer than the input. */
+static int
+step_space(ubuf_t *a, ubuf_t *b, char *err, size_t errlen)
+{
+    int32_t  i, start, o;
+    int      pending;
+    UChar32  c;
+
+    if (ubuf_reserve(b, a->len + 1) != 0) {
+        llmc_norm_errf(err, errlen, "llmc_normalize: out of memory");
+        return -1;
+    }
+    o = 0;
+    pending = 0;
+    for (i = 0; i < a->len; /* void */) {
+        start = i;
+        U16_NEXT(a->p, i, a->len, c);
+        if (llmc_is_ws(c)) {
+            pending = 1;
+            continue;
+        }
+        if (pending && o > 0) {
+            b->p[o++] = 0x20;
+        }
+        pending = 0;
+        while (start < i) {
+            b->p[o++] = a->p[start++];
+        }
+    }
+    b->len = o;
+    ubuf_swap(a, b);
+    return 0;
+}
+
+
+/*
+ * Bracket pairs (Bidi_Paired_Bracket) whose content holds a number or a
+ * math/currency symbol are kept: "2*(3+4)" must not become "2*3+4".
+ * keep[i] is set for both brackets of such a pair.
+ */
+static int
+punct_brackets(const UChar *s, int32_t len, unsigned char **keepp)
+{
+    unsigned char  *keep;
+    int32_t        *stack, *ops, ns, i, j, k, nb;
+    UChar32         c;
+
+    *keepp = NULL;
+    nb = 0;
+    for (i = 0; i < len; /* void */) {
+        U16_NEXT(s, i, len, c);
+        if (GC(c) & (U_GC_PS_MASK | U_GC_PE_MASK)) {
+            nb++;
+        }
+    }
+    if (nb == 0) {
+        return 0;
+    }
+
+    keep = calloc((size_t) len, 1);
+    stack = malloc(sizeof(int32_t) * (size_t) nb);
+    ops = malloc(sizeof(int32_t) * ((size_t) len + 1));
+    if (keep == NULL || stack == NULL || ops == NULL) {
+        free(keep); free(stack); free(ops);
+        return -1;
+    }
+
+    /* ops[i]: operands in s[0..i) */
+    ops[0] = 0;
+    for (i = 0; i < len; i++) {
+        c = s[i];
+        ops[i + 1] = ops[i] + (!U16_IS_SURROGATE(c) && llmc_is_operand(c));
+    }
+
+    ns = 0;
+    for (i = 0; i < len; /* void */) {
+        j = i;
+        U16_NEXT(s, i, len, c);
+        switch (u_getIntPropertyValue(c, UCHAR_BIDI_PAIRED_BRACKET_TYPE)) {
+        case U_BPT_OPEN:
+            stack[ns++] = j;
+            break;
+        case U_BPT_CLOSE:
+            for (k = ns - 1; k >= 0; k--) {
+                if (u_getBidiPairedBracket(c) == cp_at(s, len, stack[k])) {
+                    break;
+                }
+            }
+            if (k < 0) {
+                break;
+            }
+            if (ops[j] - ops[stack[k] + 1] > 0) {
+                keep[stack[k]] = 1;
+                keep[j] = 1;
+            }
+            ns = k;
+            break;
+        default:
+            break;
+        }
+    }
+
+    free(stack);
+    free(ops);
+    *keepp = keep;
+    return 0;
+}
+
+
+enum { PUNCT_BOUNDARY, PUNCT_KEEP, PUNCT_GLUE };
+
+/* The rule documented in docs/dictionary.md ("Punctuation"). */
+static int
+punct_decide(const UChar *s, int32_t len, int32_t i, int32_t next,
+    UChar32 c, const unsigned char *keep)
+{
+    UChar32  p, n, pn, nn, d;
+    int32_t  j, k;
+
+    p = cp_before(s, i);
+    n = cp_at(s, len, next);
+
+    for (j = i, pn = p; llmc_is_ws(pn); pn = cp_before(s, j)) {
+        j -= U16_LENGTH(pn);
+    }
+    for (j = next, nn = n; llmc_is_ws(nn); nn = cp_at(s, len, j)) {
+        j += U16_LENGTH(nn);
+    }
+
+    switch (c) {
+
+    case '.':
+        /* "3.5", ".5", "v1.2.3" but not "end.5" */
+        return llmc_is_digit(n) && !llmc_is_letter(p)
+               ? PUNCT_KEEP : PUNCT_BOUNDARY;
+
+    case ',':
+        if (!llmc_is_digit(p) || !llmc_is_digit(n)) {
+            return PUNCT_BOUNDARY;
+        }
+        /* "1,000" is a thousands separator, "1,5" is not */
+        for (j = next, k = 0; k < 4; k++) {
+            d = cp_at(s, len, j);
+            if (!llmc_is_digit(d)) {
+                break;
+            }
+            j += U16_LENGTH(d);
+        }
+        return k == 3 ? PUNCT_GLUE : PUNCT_KEEP;
+
+    case ':':
+        return llmc_is_digit(p) && llmc_is_digit(n)
+               ? PUNCT_KEEP : PUNCT_BOUNDARY;
+
+    case '%':
+    case 0x066a:                    /* ARABIC PERCENT SIGN */
+    case 0x2030:                    /* PER MILLE SIGN */
+    case 0x2031:                    /* PER TEN THOUSAND SIGN */
+        return pn >= 0 && (GC(pn) & U_GC_N_MASK)
+               ? PUNCT_KEEP : PUNCT_BOUNDARY;
+
+    case '\'':
+    case 0x2019:                    /* RIGHT SINGLE QUOTATION MARK */
+        /* "don't" -> "dont": an apostrophe inside a word joins it */
+        return llmc_is_letter(p) && llmc_is_letter(n)
+               ? PUNCT_GLUE : PUNCT_BOUNDARY;
+
+    case '#':
+        /* "C#", "F#" */
+        if ((llmc_is_letter(p) || llmc_is_digit(p))
+            && !llmc_is_letter(n) && !llmc_is_digit(n))
+        {
+            return PUNCT_KEEP;
+        }
+        /* fall through */
+    case '*':
+    case '/':
+    case '\\':
+    case '&':
+    case '@':
+        return llmc_is_operand(pn) || llmc_is_operand(nn)
+               ? PUNCT_KEEP : PUNCT_BOUNDARY;
+
+    default:
+        break;
+    }
+
+    if (GC(c) & U_GC_PD_MASK) {
+        /* dashes: "3-5", "-5", "x - 1"; "e-mail" splits */
+        return llmc_is_operand(pn) || llmc_is_operand(nn)
+               ? PUNCT_KEEP : PUNCT_BOUNDARY;
+    }
+
+    if (GC(c) & (U_GC_PS_MASK | U_GC_PE_MASK)) {
+        return keep != NULL && keep[i] ? PUNCT_KEEP : PUNCT_BOUNDARY;
+    }
+
+    return PUNCT_BOUNDARY;
+}
+
+
+static int
+step_punct(ubuf_t *a, ubuf_t *b, char *err, size_t errlen)
+{
+    unsigned char  *keep;
+    int32_t         i, start, o;
+    int             pending;
+    UChar32         c;
+
+    if (ubuf_reserve(b, a->len + 1) != 0
+        || punct_brackets(a->p, a->len, &keep) != 0)
+    {
+        llmc_norm_errf(err, errlen, "llmc_normalize: out of memory");
+        return -1;
+    }
+
+    o = 0;
+    pending = 0;
+    for (i = 0; i < a->len; /* void */) {
+        start = i;
+        U16_NEXT(a->p, i, a->len, c);
+
+        if (GC(c) & U_GC_P_MASK) {
+            switch (punct_decide(a->p, a->len, start, i, c, keep)) {
+            case PUNCT_GLUE:
+                continue;
+            case PUNCT_BOUNDARY:
+                pending = 1;
+                continue;
+            default:
+                break;
+            }
+        }
+
+        /* a removed mark separates words unless space already does */
+        if (pending && o > 0 && !llmc_is_ws(c)
+            && !llmc_is_ws(cp_before(b->p, o)))
+        {
+            b->p[o++] = 0x20;
+        }
+        pending = 0;
+        while (start < i) {
+            b->p[o++] = a->p[start++];
+        }
+    }
+
+    free(keep);
+    b->len = o;
+    ubuf_swap(a, b);
+    return 0;
+}
+
+
+/* --- segmentation ------------------------------------------------------ */
+
+static void
+llmc_norm_brk_free(void *p)
+{
+    ubrk_close(p);
+}
+
+
+static void
+llmc_norm_key_init(void)
+{
+    (void) pthread_key_create(&llmc_norm_key, llmc_norm_brk_free);
+}
+
+
+/* One word iterator per thread: ubrk_open costs far more than a prompt's
+ * normalization.  A forked worker inherits its own copy. */
+static UBreakIterator *
+llmc_norm_brk_get(char *err, size_t errlen)
+{
+    UBreakIterator  *bi;
+    UErrorCode       st = U_ZERO_ERROR;
+
+    if (llmc_norm_brk != NULL) {
+        return llmc_norm_brk;
+    }
+    (void) pthread_once(&llmc_norm_once, llmc_norm_key_init);
+    bi = ubrk_open(UBRK_WORD, "", NULL, 0, &st);
+    if (U_FAILURE(st)) {
+        llmc_norm_errf(err, errlen, "llmc_normalize: ubrk_open: %s",
+                       u_errorName(st));
+        return NULL;
+    }
+    (void) pthread_setspecific(llmc_norm_key, bi);
+    llmc_norm_brk = bi;
+    return bi;
+}
+
+
+/* Splits s into words; runs of white space separate and are dropped,
+ * every other segment (words, numbers, ideographs, symbols, emoji) is a
+ * token.  *toks is malloc()ed. */
+static int
+llmc_segment(const UChar *s, int32_t len, span_t **toks, int32_t *ntoks,
+    char *err, size_t errlen)
+{
+    UBreakIterator  *bi;
+    UErrorCode       st = U_ZERO_ERROR;
+    span_t          *t;
+    int32_t          n, from, to, i;
+    UChar32          c;
+    int              ws;
+
+    *toks = NULL;
+    *ntoks = 0;
+    if (len == 0) {
+        return 0;
+    }
+    bi = llmc_norm_brk_get(err, errlen);
+    if (bi == NULL) {
+        return -1;
+    }
+    t = malloc(sizeof(span_t) * (size_t) len);
+    if (t == NULL) {
+        llmc_norm_errf(err, errlen, "llmc_normalize: out of memory");
+        return -1;
+    }
+    ubrk_setText(bi, s, len, &st);
+    if (U_FAILURE(st)) {
+        free(t);
+        llmc_norm_errf(err, errlen, "llmc_normalize: ubrk_setText: %s",
+                       u_errorName(st));
+        return -1;
+    }
+
+    n = 0;
+    from = ubrk_first(bi);
+    for (to = ubrk_next(bi); to != UBRK_DONE; from = to, to = ubrk_next(bi)) {
+        ws = 1;
+        for (i = from; i < to; /* void */) {
+            U16_NEXT(s, i, to, c);
+            if (!llmc_is_ws(c)) {
+                ws = 0;
+                break;
+            }
+        }
+        if (!ws) {
+            t[n].off = from;
+            t[n].len = to - from;
+            n++;
+        }
+    }
+
+    *toks = t;
+    *ntoks = n;
+    return 0;
+}
+
+
+/* --- the dictionary ---------------------------------------------------- */
+
+static uint64_t
+tok_hash(const UChar *s, int32_t len)
+{
+    uint64_t  h = 0xcbf29ce484222325ULL;
+    int32_t   i;
+
+    for (i = 0; i < len; i++) {
+        h ^= s[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+
+static int
+grow(void *pp, size_t *cap, size_t need, size_t size)
+{
+    void    **p = pp;
+    void     *np;
+    size_t    n;
+
+    if (need <= *cap) {
+        return 0;
+    }
+    n = *cap ? *cap : 16;
+    while (n < need) {
+        n *= 2;
+    }
+    np = realloc(*p, n * size);
+    if (np == NULL) {
+        return -1;
+    }
+    *p = np;
+    *cap = n;
+    return 0;
+}
+
+
+static int32_t
+dict_tok_find(const llmc_dict_t *d, const UChar *s, int32_t len,
+    uint64_t h)
+{
+    size_t             mask, i;
+    uint32_t           id;
+    const dict_tok_t  *t;
+
+    if (d->tokhashcap == 0) {
+        return -1;
+    }
+    mask = d->tokhashcap - 1;
+    for (i = (size_t) h & mask; (id = d->tokhash[i]) != 0; i = (i + 1) & mask)
+    {
+        t = &d->toks[id - 1];
+        if (t->hash == h && t->len == len
+            && memcmp(d->chars + t->off, s, sizeof(UChar) * (size_t) len)
+               == 0)
+        {
+            return (int32_t) id - 1;
+        }
+    }
+    return -1;
+}
+
+
+static int
+dict_tok_rehash(llmc_dict_t *d, size_t cap)
+{
+    uint32_t  *h;
+    size_t     i, j, mask;
+
+    h = calloc(cap, sizeof(uint32_t));
+    if (h == NULL) {
+        return -1;
+    }
+    mask = cap - 1;
+    for (i = 0; i < d->ntoks; i++) {
+        for (j = (size_t) d->toks[i].hash & mask; h[j]; j = (j + 1) & mask) {
+            /* void */
+        }
+        h[j] = (uint32_t) i + 1;
+    }
+    free(d->tokhash);
+    d->tokhash = h;
+    d->tokhashcap = cap;
+    return 0;
+}
+
+
+static int32_t
+dict_tok_add(llmc_dict_t *d, const UChar *s, int32_t len)
+{
+    uint64_t     h;
+    int32_t      id, i;
+    size_t       j, mask;
+    dict_tok_t  *t;
+    UChar32      c;
+
+    h = tok_hash(s, len);
+    id = dict_tok_find(d, s, len, h);
+    if (id >= 0) {
+        return id;
+    }
+    if ((d->ntoks + 1) * 2 > d->tokhashcap
+        && dict_tok_rehash(d, d->tokhashcap ? d->tokhashcap * 2 : 256) != 0)
+    {
+        return -1;
+    }
+    if (grow(&d->toks, &d->tokscap, d->ntoks + 1, sizeof(dict_tok_t)) != 0
+        || grow(&d->chars, &d->charscap, d->nchars + (size_t) len,
+                sizeof(UChar)) != 0)
+    {
+        return -1;
+    }
+    t = &d->toks[d->ntoks];
+    memset(t, 0, sizeof(*t));
+    t->off = d->nchars;
+    t->len = len;
+    t->hash = h;
+    for (i = 0; i < len; /* void */) {
+        U16_NEXT(s, i, len, c);
+        if (GC(c) & U_GC_N_MASK) {
+            t->number = 1;
+        }
+    }
+    memcpy(d->chars + d->nchars, s, sizeof(UChar) * (size_t) len);
+    d->nchars += (size_t) len;
+
+    id = (int32_t) d->ntoks++;
+    mask = d->tokhashcap - 1;
+    for (j = (size_t) h & mask; d->tokhash[j]; j = (j + 1) & mask) {
+        /* void */
+    }
+    d->tokhash[j] = (uint32_t) id + 1;
+    return id;
+}
+
+
+static uint64_t
+edge_key(uint32_t node, uint32_t tok)
+{
+    return ((uint64_t) node << 32) | ((uint64_t) tok + 1);
+}
+
+
+static size_t
+edge_slot(uint64_t key, size_t mask)
+{
+    return (size_t) ((key * 0x9e3779b97f4a7c15ULL) >> 17) & mask;
+}
+
+
+static int64_t
+dict_edge_find(const llmc_dict_t *d, uint32_t node, uint32_t tok)
+{
+    uint64_t  key;
+    size_t    i, mask;
+
+    if (d->edgescap == 0) {
+        return -1;
+    }
+    key = edge_key(node, tok);
+    mask = d->edgescap - 1;
+    for (i = edge_slot(key, mask); d->edges[i].key; i = (i + 1) & mask) {
+        if (d->edges[i].key == key) {
+            return d->edges[i].child;
+        }
+    }
+    return -1;
+}
+
+
+static int
+dict_edge_add(llmc_dict_t *d, uint32_t node, uint32_t tok, uint32_t child)
+{
+    dict_edge_t  *e, *old;
+    size_t        i, j, cap, oldcap, mask;
+    uint64_t      key;
+
+    if ((d->nedges + 1) * 2 > d->edgescap) {
+        cap = d->edgescap ? d->edgescap * 2 : 256;
+        e = calloc(cap, sizeof(dict_edge_t));
+        if (e == NULL) {
+            return -1;
+        }
+        old = d->edges;
+        oldcap = d->edgescap;
+        mask = cap - 1;
+        for (i = 0; i < oldcap; i++) {
+            if (old[i].key == 0) {
+                continue;
+            }
+            for (j = edge_slot(old[i].key, mask); e[j].key; j = (j + 1) & mask)
+            {
+                /* void */
+            }
+            e[j] = old[i];
+        }
+        free(old);
+        d->edges = e;
+        d->edgescap = cap;
+    }
+    key = edge_key(node, tok);
+    mask = d->edgescap - 1;
+    for (i = edge_slot(key, mask); d->edges[i].key; i = (i + 1) & mask) {
+        /* void */
+    }
+    d->edges[i].key = key;
+    d->edges[i].child = child;
+    d->nedges++;
+    return 0;
+}
+
+
+llmc_dict_t *
+llmc_dict_new(void)
+{
+    llmc_dict_t  *d;
+
+    d = calloc(1, sizeof(llmc_dict_t));
+    if (d == NULL) {
+        return NULL;
+    }
+    if (grow(&d->nodes, &d->nodescap, 1, sizeof(int32_t)) != 0) {
+        free(d);
+        return NULL;
+    }
+    d->nodes[0] = -1;
+    d->nnodes = 1;
+    return d;
+}
+
+
+void
+llmc_dict_free(llmc_dict_t *d)
+{
+    size_t  i;
+
+    if (d == NULL) {
+        return;
+    }
+    for (i = 0; i < d->nfiles; i++) {
+        free(d->files[i]);
+    }
+    free(d->files);
+    free(d->chars);
+    free(d->toks);
+    free(d->tokhash);
+    free(d->edges);
+    free(d->nodes);
+    free(d->rules);
+    free(d->ids);
+    free(d);
+}
+
+
+/* The steps before dict, on UTF-16 text in a (b is scratch). */
+static int
+llmc_norm_pre(ubuf_t *a, ubuf_t *b, unsigned steps, char *err,
+    size_t errlen)
+{
+    if ((steps & LLMC_NORM_NFKC) && step_nfkc(a, b, err, errlen) != 0) {
+        return -1;
+    }
+    if ((steps & LLMC_NORM_CASEFOLD) && step_casefold(a, b, err, errlen) != 0)
+    {
+        return -1;
+    }
+    if ((steps & LLMC_NORM_SPACE) && step_space(a, b, err, errlen) != 0) {
+        return -1;
+    }
+    if (steps & LLMC_NORM_PUNCT) {
+        if (step_punct(a, b, err, errlen) != 0) {
+            return -1;
+        }
+        /* a removed mark next to a space may leave two */
+        if ((steps & LLMC_NORM_SPACE) && step_space(a, b, err, errlen) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
+static int
+utf8_to_ubuf(const char *s, size_t len, ubuf_t *u, char *err, size_t errlen)
+{
+    UErrorCode  st = U_ZERO_ERROR;
+    int32_t     n;
+
+    if (len > INT32_MAX / 2) {
+        llmc_norm_errf(err, errlen, "llmc_normalize: text too long");
+        return -1;
+    }
+    if (ubuf_reserve(u, (int32_t) len + 1) != 0) {
+        llmc_norm_errf(err, errlen, "llmc_normalize: out of memory");
+        return -1;
+    }
+    u_strFromUTF8(u->p, u->cap, &n, s, (int32_t) len, &st);
+    if (U_FAILURE(st)) {
+        llmc_norm_errf(err, errlen, "llmc_normalize: u_strFromUTF8: %s",
+                       u_errorName(st));
+        return -1;
+    }
+    u->len = n;
+    return 0;
+}
+
+
+typedef struct {
+    const char   *name;
+    unsigned      line;
+    char         *err;
+    size_t        errlen;
+} dict_ctx_t;
+
+
+/* Normalizes one entry of a rule and interns its tokens; their ids are
+ * appended to d->ids.  Returns the number of tokens or -1. */
+static int32_t
+dict_phrase(llmc_dict_t *d, dict_ctx_t *cx, const char *s, size_t len,
+    ubuf_t *a, ubuf_t *b)
+{
+    span_t   *toks;
+    int32_t   ntoks, i, id;
+    char      e[256];
+
+    if (utf8_to_ubuf(s, len, a, e, sizeof(e)) != 0
+        || llmc_norm_pre(a, b, LLMC_NORM_PRE, e, sizeof(e)) != 0
+        || llmc_segment(a->p, a->len, &toks, &ntoks, e, sizeof(e)) != 0)
+    {
+        llmc_norm_errf(cx->err, cx->errlen, "%s:%u: %s", cx->name, cx->line,
+                       e);
+        return -1;
+    }
+    if (grow(&d->ids, &d->idscap, d->nids + (size_t) ntoks, sizeof(uint32_t))
+        != 0)
+    {
+        free(toks);
+        goto nomem;
+    }
+    for (i = 0; i < ntoks; i++) {
+        id = dict_tok_add(d, a->p + toks[i].off, toks[i].len);
+        if (id < 0) {
+            free(toks);
+            goto nomem;
+        }
+        d->ids[d->nids++] = (uint32_t) id;
+    }
+    free(toks);
+    return ntoks;
+
+nomem:
+    llmc_norm_errf(cx->err, cx->errlen, "%s:%u: out of memory", cx->name,
+                   cx->line);
+    return -1;
+}
+
+
+/* Sets the rule of a phrase; a later rule for the same phrase replaces an
+ * earlier one. */
+static int
+dict_rule_set(llmc_dict_t *d, size_t var, uint32_t nvar, size_t out,
+    uint32_t nout, uint32_t file, unsigned line)
+{
+    uint32_t      node, k;
+    int64_t       child;
+    dict_rule_t  *r;
+
+    node = 0;
+    for (k = 0; k < nvar; k++) {
+        child = dict_edge_find(d, node, d->ids[var + k]);
+        if (child < 0) {
+            if (grow(&d->nodes, &d->nodescap, d->nnodes + 1, sizeof(int32_t))
+                != 0
+                || dict_edge_add(d, node, d->ids[var + k],
+                                 (uint32_t) d->nnodes) != 0)
+            {
+                return -1;
+            }
+            d->nodes[d->nnodes] = -1;
+            child = (int64_t) d->nnodes++;
+        }
+        node = (uint32_t) child;
+    }
+
+    if (d->nodes[node] < 0) {
+        if (grow(&d->rules, &d->rulescap, d->nrules + 1, sizeof(dict_rule_t))
+            != 0)
+        {
+            return -1;
+        }
+        d->nodes[node] = (int32_t) d->nrules++;
+    }
+    r = &d->rules[d->nodes[node]];
+    r->node = node;
+    r->var = var;
+    r->nvar = nvar;
+    r->out = out;
+    r->nout = nout;
+    r->file = file;
+    r->line = line;
+    return 0;
+}
+
+
+static int
+dict_tok_utf8(const llmc_dict_t *d, uint32_t id, char *buf, size_t size)
+{
+    UErrorCode  st = U_ZERO_ERROR;
+    int32_t     n;
+
+    u_strToUTF8(buf, (int32_t) size - 1, &n, d->chars + d->toks[id].off,
+                d->toks[id].len, &st);
+    if (U_FAILURE(st) || n >= (int32_t) size) {
+        snprintf(buf, size, "...");
+        return -1;
+    }
+    buf[n] = '\0';
+    return 0;
+}
+
+
+/* A rule may rewrite wording, never meaning: the numbers of the phrase
+ * must come out the same, in order, and every negation cue must face a
+ * negation cue ("don't" -> "do not" is fine, dropping "not" is not). */
+static int
+dict_check(const llmc_dict_t *d, char *err, size_t errlen)
+{
+    const dict_rule_t  *r;
+    size_t              i;
+    uint32_t            a, b, ta, tb;
+    char                w[128];
+    int                 neg;
+
+    for (i = 0; i < d->nrules; i++) {
+        r = &d->rules[i];
+        a = 0;
+        b = 0;
+        for ( ;; ) {
+            while (a < r->nvar && !d->toks[d->ids[r->var + a]].negation
+                   && !d->toks[d->ids[r->var + a]].number)
+            {
+                a++;
+            }
+            while (b < r->nout && !d->toks[d->ids[r->out + b]].negation
+                   && !d->toks[d->ids[r->out + b]].number)
+            {
+                b++;
+            }
+            if (a == r->nvar && b == r->nout) {
+                break;
+            }
+            ta = a < r->nvar ? d->ids[r->var + a] : UINT32_MAX;
+            tb = b < r->nout ? d->ids[r->out + b] : UINT32_MAX;
+            /* "don't" may become "do not", "3" never "5" */
+            if (ta != tb
+                && (ta == UINT32_MAX || tb == UINT32_MAX
+                    || !d->toks[ta].negation || !d->toks[tb].negation
+                    || d->toks[ta].number || d->toks[tb].number))
+            {
+                ta = ta != UINT32_MAX ? ta : tb;
+                neg = d->toks[ta].negation;
+                dict_tok_utf8(d, ta, w, sizeof(w));
+                llmc_norm_errf(err, errlen,
+                               "%s:%u: rule would %s %s \"%s\"",
+                               d->files[r->file], r->line,
+                               r->nout ? "change" : "drop",
+                               neg ? "the negation cue" : "the number", w);
+                return -1;
+            }
+            a++;
+            b++;
+        }
+    }
+    return 0;
+}
+
+
+static const char *
+skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t')) {
+        p++;
+    }
+    return p;
+}
+
+
+static const char *
+trim_end(const char *p, const char *end)
+{
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t')) {
+        end--;
+    }
+    return end;
+}
+
+
+/* Adds each '|'-separated entry of [p, end) as a drop rule, a negation
+ * cue, or (out != NULL) a variant of a synonym group. */
+static int
+dict_entries(llmc_dict_t *d, dict_ctx_t *cx, int sec, const char *p,
+    const char *end, size_t out, int32_t nout, uint32_t file, ubuf_t *a,
+    ubuf_t *b)
+{
+    const char  *bar, *s, *e;
+    size_t       var;
+    int32_t      nvar;
+
+    for ( ;; ) {
+        bar = memchr(p, '|', (size_t) (end - p));
+        s = skip_ws(p, bar ? bar : end);
+        e = trim_end(s, bar ? bar : end);
+
+        var = d->nids;
+        nvar = dict_phrase(d, cx, s, (size_t) (e - s), a, b);
+        if (nvar < 0) {
+            return -1;
+        }
+        if (nvar == 0) {
+            llmc_norm_errf(cx->err, cx->errlen, "%s:%u: empty %s", cx->name,
+                           cx->line,
+                           sec == DICT_SEC_SYNONYMS ? "variant" : "entry");
+            return -1;
+        }
+
+        if (sec == DICT_SEC_NEGATION) {
+            if (nvar != 1) {
+                llmc_norm_errf(cx->err, cx->errlen,
+                               "%s:%u: a negation cue must be one word",
+                               cx->name, cx->line);
+                return -1;
+            }
+            d->toks[d->ids[var]].negation = 1;
+            d->nids = var;
+
+        } else if (sec == DICT_SEC_SYNONYMS && nvar == nout
+                   && memcmp(d->ids + var, d->ids + out,
+                             sizeof(uint32_t) * (size_t) nvar) == 0)
+        {
+            /* the canonical form listed among its variants */
+            d->nids = var;
+
+        } else if (dict_rule_set(d, var, (uint32_t) nvar, out,
+                                 sec == DICT_SEC_DROP ? 0 : (uint32_t) nout,
+                                 file, cx->line) != 0)
+        {
+            llmc_norm_errf(cx->err, cx->errlen, "%s:%u: out of memory",
+                           cx->name, cx->line);
+            return -1;
+        }
+
+        if (bar == NULL) {
+            return 0;
+        }
+        p = bar + 1;
+    }
+}
+
+
+static int
+dict_line(llmc_dict_t *d, dict_ctx_t *cx, int *sec, const char *p,
+    const char *end, uint32_t file, ubuf_t *a, ubuf_t *b)
+{
+    static const char  *names[] = { NULL, "synonyms", "drop", "negation" };
+    const char         *q, *eq;
+    size_t              out;
+    int32_t             nout;
+    int                 i;
+
+    /* '#' starts a comment at the start of a line or after white space,
+     * so "c#" stays an entry */
+    for (q = p; q < end; q++) {
+        if (*q == '#' && (q == p || q[-1] == ' ' || q[-1] == '\t')) {
+            end = q;
+            break;
+        }
+    }
+    p = skip_ws(p, end);
+    end = trim_end(p, end);
+    if (p == end) {
+        return 0;
+    }
+
+    if (*p == '[') {
+        if (end[-1] != ']') {
+            llmc_norm_errf(cx->err, cx->errlen,
+                           "%s:%u: a section header must end with ']'",
+                           cx->name, cx->line);
+            return -1;
+        }
+        for (i = 1; i <= DICT_SEC_NEGATION; i++) {
+            if (strlen(names[i]) == (size_t) (end - p - 2)
+                && memcmp(names[i], p + 1, (size_t) (end - p - 2)) == 0)
+            {
+                *sec = i;
+                return 0;
+            }
+        }
+        llmc_norm_errf(cx->err, cx->errlen,
+                       "%s:%u: unknown section %.*s (expected [synonyms], "
+                       "[drop] or [negation])", cx->name, cx->line,
+                       (int) (end - p), p);
+        return -1;
+    }
+
+    eq = memchr(p, '=', (size_t) (end - p));
+
+    switch (*sec) {
+
+    case DICT_SEC_NONE:
+        llmc_norm_errf(cx->err, cx->errlen,
+                       "%s:%u: rule outside any section", cx->name, cx->line);
+        return -1;
+
+    case DICT_SEC_SYNONYMS:
+        if (eq == NULL) {
+            llmc_norm_errf(cx->err, cx->errlen,
+                           "%s:%u: expected \"canonical = variant | ...\"",
+                           cx->name, cx->line);
+            return -1;
+        }
+        if (memchr(eq + 1, '=', (size_t) (end - eq - 1)) != NULL) {
+            llmc_norm_errf(cx->err, cx->errlen, "%s:%u: more than one '='",
+                           cx->name, cx->line);
+            return -1;
+        }
+        q = trim_end(p, eq);
+        if (memchr(p, '|', (size_t) (q - p)) != NULL) {
+            llmc_norm_errf(cx->err, cx->errlen,
+                           "%s:%u: '|' before '=': one canonical form per "
+                           "line", cx->name, cx->line);
+            return -1;
+        }
+        out = d->nids;
+        nout = dict_phrase(d, cx, p, (size_t) (q - p), a, b);
+        if (nout < 0) {
+            return -1;
+        }
+        if (nout == 0) {
+            llmc_norm_errf(cx->err, cx->errlen, "%s:%u: empty canonical",
+                           cx->name, cx->line);
+            return -1;
+        }
+        return dict_entries(d, cx, *sec, eq + 1, end, out, nout, file, a, b);
+
+    default:
+        if (eq != NULL) {
+            llmc_norm_errf(cx->err, cx->errlen,
+                           "%s:%u: '=' in [%s] (synonyms go in [synonyms])",
+                           cx->name, cx->line, names[*sec]);
+            return -1;
+        }
+        return dict_entries(d, cx, *sec, p, end, 0, 0, file, a, b);
+    }
+}
+
+
+int
+llmc_dict_load_buf(llmc_dict_t *d, const char *buf, size_t len,
+    const char *name, char *err, size_t errlen)
+{
+    const char  *p, *end, *nl, *le;
+    char       **files;
+    dict_ctx_t   cx;
+    ubuf_t       a = { NULL, 0, 0 }, b = { NULL, 0, 0 };
+    uint32_t     file;
+    size_t       bad;
+    int          sec, rc;
+
+    if (name == NULL) {
+        name = "<buffer>";
+    }
+    files = realloc(d->files, sizeof(char *) * (d->nfiles + 1));
+    if (files == NULL) {
+        goto nomem;
+    }
+    d->files = files;
+    files[d->nfiles] = strdup(name);
+    if (files[d->nfiles] == NULL) {
+        goto nomem;
+    }
+    file = (uint32_t) d->nfiles++;
+
+    cx.name = name;
+    cx.line = 0;
+    cx.err = err;
+    cx.errlen = errlen;
+
+    p = buf;
+    end = buf + len;
+    if (len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) {
+        p += 3;
+    }
+
+    rc = 0;
+    sec = DICT_SEC_NONE;
+    while (p < end) {
+        cx.line++;
+        nl = memchr(p, '\n', (size_t) (end - p));
+        le = nl ? nl : end;
+        if (le > p && le[-1] == '\r') {
+            le--;
+        }
+        if (le - p > LLMC_DICT_LINE_MAX) {
+            llmc_norm_errf(err, errlen,
+                           "%s:%u: line too long (more than %d bytes)",
+                           name, cx.line, LLMC_DICT_LINE_MAX);
+            rc = -1;
+            break;
+        }
+        bad = llmc_utf8_check((const unsigned char *) p, (size_t) (le - p));
+        if (bad != (size_t) (le - p)) {
+            llmc_norm_errf(err, errlen,
+                           "%s:%u: invalid UTF-8 at column %zu", name,
+                           cx.line, bad + 1);
+            rc = -1;
+            break;
+        }
+        if (memchr(p, '\0', (size_t) (le - p)) != NULL) {
+            llmc_norm_errf(err, errlen, "%s:%u: NUL byte", name, cx.line);
+            rc = -1;
+            break;
+        }
+        if (dict_line(d, &cx, &sec, p, le, file, &a, &b) != 0) {
+            rc = -1;
+            break;
+        }
+        p = nl ? nl + 1 : end;
+    }
+
+    free(a.p);
+    free(b.p);
+
+    if (rc == 0) {
+        rc = dict_check(d, err, errlen);
+    }
+    return rc;
+
+nomem:
+    llmc_norm_errf(err, errlen, "%s: out of memory", name);
+    return -1;
+}
+
+
+int
+llmc_dict_load_file(llmc_dict_t *d, const char *path, char *err,
+    size_t errlen)
+{
+    FILE    *f;
+    char    *buf, *nb;
+    size_t   len, cap, n;
+    int      rc;
+
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        llmc_norm_errf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    buf = NULL;
+    len = 0;
+    cap = 0;
+    for ( ;; ) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 65536;
+            nb = realloc(buf, cap);
+            if (nb == NULL) {
+                free(buf);
+                fclose(f);
+                llmc_norm_errf(err, errlen, "%s: out of memory", path);
+                return -1;
+            }
+            buf = nb;
+        }
+        n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (n == 0) {
+            break;
+        }
+    }
+    if (ferror(f)) {
+        llmc_norm_errf(err, errlen, "%s: read error", path);
+        free(buf);
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+
+    rc = llmc_dict_load_buf(d, buf, len, path, err, errlen);
+    free(buf);
+    return rc;
+}
+
+
+int
+llmc_dict_is_negation(const llmc_dict_t *d, const char *word, size_t len)
+{
+    ubuf_t   a = { NULL, 0, 0 }, b = { NULL, 0, 0 };
+    int32_t  id;
+    int      rc;
+
+    if (d == NULL || d->ntoks == 0
+        || llmc_utf8_check((const unsigned char *) word, len) != len
+        || utf8_to_ubuf(word, len, &a, NULL, 0) != 0)
+    {
+        free(a.p);
+        return 0;
+    }
+    id = dict_tok_find(d, a.p, a.len, tok_hash(a.p, a.len));
+    if (id < 0 && llmc_norm_pre(&a, &b, LLMC_NORM_PRE, NULL, 0) == 0) {
+        id = dict_tok_find(d, a.p, a.len, tok_hash(a.p, a.len));
+    }
+    rc = id >= 0 && d->toks[id].negation;
+    free(a.p);
+    free(b.p);
+    return rc;
+}
+
+
+/* --- the dict step ----------------------------------------------------- */
+
+static int
+ubuf_put(ubuf_t *b, const UChar *s, int32_t len, int sep)
+{
+    if (ubuf_reserve(b, b->len + len + 1) != 0) {
+        return -1;
+    }
+    if (sep && b->len > 0) {
+        b->p[b->len++] = 0x20;
+    }
+    memcpy(b->p + b->len, s, sizeof(UChar) * (size_t) len);
+    b->len += len;
+    return 0;
+}
+
+
+/* A one-word [drop] entry. */
+static int
+dict_is_filler(const llmc_dict_t *d, int32_t id)
+{
+    int64_t  node;
+
+    node = dict_edge_find(d, 0, (uint32_t) id);
+    return node >= 0 && d->nodes[node] >= 0
+           && d->rules[d->nodes[node]].nout == 0;
+}
+
+
+static int
+step_dict(ubuf_t *a, ubuf_t *b, const llmc_dict_t *d, char *err,
+    size_t errlen)
+{
+    span_t             *toks;
+    int32_t            *ids, ntoks, i, j, end;
+    int32_t             best;
+    int64_t             node, next;
+    const dict_rule_t  *r;
+    const dict_tok_t   *t;
+    uint32_t            k;
+
+    if (llmc_segment(a->p, a->len, &toks, &ntoks, err, errlen) != 0) {
+        return -1;
+    }
+    ids = malloc(sizeof(int32_t) * ((size_t) ntoks + 1));
+    if (ids == NULL) {
+        free(toks);
+        goto nomem;
+    }
+    for (i = 0; i < ntoks; i++) {
+        ids[i] = dict_tok_find(d, a->p + toks[i].off, toks[i].len,
+                               tok_hash(a->p + toks[i].off, toks[i].len));
+    }
+
+    b->len = 0;
+    for (i = 0; i < ntoks; /* void */) {
+
+        /* the longest phrase starting here */
+        best = -1;
+        end = i;
+        node = 0;
+        for (j = i; j < ntoks && ids[j] >= 0; j++) {
+            next = dict_edge_find(d, (uint32_t) node, (uint32_t) ids[j]);
+            if (next < 0) {
+                /* fillers inside a phrase: "알려 좀 주세요" */
+                if (j > i && dict_is_filler(d, ids[j])) {
+                    continue;
+                }
+                break;
+            }
+            node = next;
+            if (d->nodes[node] >= 0) {
+                best = d->nodes[node];
+                end = j + 1;
+            }
+        }
+
+        if (best < 0) {
+            if (ubuf_put(b, a->p + toks[i].off, toks[i].len, 1) != 0) {
+                goto fail;
+            }
+            i++;
+            continue;
+        }
+
+        r = &d->rules[best];
+        for (k = 0; k < r->nout; k++) {
+            t = &d->toks[d->ids[r->out + k]];
+            if (ubuf_put(b, d->chars + t->off, t->len, 1) != 0) {
+                goto fail;
+            }
+        }
+        i = end;
+    }
+
+    free(ids);
+    free(toks);
+    ubuf_swap(a, b);
+    return 0;
+
+fail:
+    free(ids);
+    free(toks);
+nomem:
+    llmc_norm_errf(err, errlen, "llmc_normalize: out of memory");
+    return -1;
+}
+
+
+int
+llmc_normalize(const char *in, size_t len, unsigned steps,
+    const llmc_dict_t *dict, char **out, size_t *outlen, char *err,
+    size_t errlen)
+{
+    ubuf_t      a = { NULL, 0, 0 }, b = { NULL, 0, 0 };
+    UErrorCode  st = U_ZERO_ERROR;
+    size_t      bad;
+    int32_t     n;
+    char       *o;
+
+    *out = NULL;
+    if (outlen) {
+        *outlen = 0;
+    }
+
+    bad = llmc_utf8_check((const unsigned char *) in, len);
+    if (bad != len) {
+        llmc_norm_errf(err, errlen,
+                       "llmc_normalize: invalid UTF-8 at byte %zu", bad);
+        return -1;
+    }
+
+    if (dict == NULL) {
+        steps &= ~LLMC_NORM_DICT;
+    }
+    if ((steps & LLMC_NORM_ALL) == 0) {
+        o = malloc(len + 1);
+        if (o == NULL) {
+            goto nomem;
+        }
+        memcpy(o, in, len);
+        o[len] = '\0';
+        goto done;
+    }
+
+    if (utf8_to_ubuf(in, len, &a, err, errlen) != 0
+        || llmc_norm_pre(&a, &b, steps, err, errlen) != 0
+        || ((steps & LLMC_NORM_DICT)
+            && step_dict(&a, &b, dict, err, errlen) != 0))
+    {
+        goto fail;
+    }
+
+    /* a UTF-16 unit never takes more than 3 bytes of UTF-8 */
+    o = malloc((size_t) a.len * 3 + 1);
+    if (o == NULL) {
+        goto nomem;
+    }
+    u_strToUTF8(o, a.len * 3 + 1, &n, a.p, a.len, &st);
+    if (U_FAILURE(st)) {
+        free(o);
+        llmc_norm_errf(err, errlen, "llmc_normalize: u_strToUTF8: %s",
+                       u_errorName(st));
+        goto fail;
+    }
+    o[n] = '\0';
+    len = (size_t) n;
+    free(a.p);
+    free(b.p);
+
+done:
+    *out = o;
+    if (outlen) {
+        *outlen = len;
+    }
+    return 0;
+
+nomem:
+    llmc_norm_errf(err, errlen, "llmc_normalize: out of memory");
+fail:
+    free(a.p);
+    free(b.p);
+    return -1;
+}
