@@ -107,17 +107,19 @@ class State:
             self.calls = 0
             self.calls_by_path = {}
             self.last = None
+            self.last_raw = b""
             # OpenAI: (model, prompt_cache_key) -> set of prefix digests
             self.openai_prefixes = {}
             # Anthropic: (model, digest) -> expiry time
             self.anthropic_prefixes = {}
 
-    def begin_call(self, record):
+    def begin_call(self, record, raw):
         with self.lock:
             self.calls += 1
             path = record["path"].split("?", 1)[0]
             self.calls_by_path[path] = self.calls_by_path.get(path, 0) + 1
             self.last = record
+            self.last_raw = raw
             return self.calls
 
     def count(self, path=None):
@@ -1186,26 +1188,146 @@ class MessagesReply(Reply):
 # ---------------------------------------------------------------------------
 
 
+class RespError(Exception):
+    pass
+
+
+class RespClient:
+    """Minimal blocking RESP2 client for the owned Redis."""
+
+    def __init__(self, port, timeout=2.0):
+        self.sock = socket.create_connection(("127.0.0.1", port),
+                                             timeout=timeout)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _fill(self):
+        d = self.sock.recv(65536)
+        if not d:
+            raise OSError("connection closed by redis")
+        self.buf += d
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n + 2:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def read(self):
+        line = self._line()
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return rest
+        if t == b"-":
+            raise RespError(rest.decode("utf-8", "replace"))
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n)
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        raise RespError("bad reply line %r" % line[:40])
+
+    def call(self, *args):
+        cmd = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a.encode() if isinstance(a, str) else a
+            cmd += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.sock.sendall(cmd)
+        return self.read()
+
+
 def resp_command(port, *args, timeout=1.0):
-    """Send one RESP command to 127.0.0.1:port; return the first reply
-    line (bytes) or None on any failure."""
-    cmd = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a.encode() if isinstance(a, str) else a
-        cmd += b"$%d\r\n%s\r\n" % (len(a), a)
+    """One command on a fresh connection; the reply, or None on any
+    failure (refused, timeout, error reply)."""
     try:
-        with socket.create_connection(("127.0.0.1", port),
-                                      timeout=timeout) as s:
-            s.sendall(cmd)
-            buf = b""
-            while b"\r\n" not in buf:
-                d = s.recv(4096)
-                if not d:
-                    return None
-                buf += d
-            return buf.split(b"\r\n", 1)[0]
-    except OSError:
+        with RespClient(port, timeout) as c:
+            return c.call(*args)
+    except (OSError, RespError, ValueError):
         return None
+
+
+def dump_escape(b):
+    """One-line text for a Redis value: valid UTF-8 kept; backslash,
+    control characters and invalid bytes escaped (\\\\, \\n, \\xNN)."""
+    s = b.decode("utf-8", "surrogateescape") if isinstance(b, bytes) \
+        else str(b)
+    out = []
+    for ch in s:
+        o = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif 0xdc80 <= o <= 0xdcff:
+            out.append("\\x%02x" % (o - 0xdc00))
+        elif o < 0x20 or o == 0x7f:
+            out.append("\\x%02x" % o)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def redis_dump(port, match="*"):
+    """Every key as `key<TAB>ttl<TAB>value`, sorted by key; ttl in seconds
+    (-1: none).  Sets, hashes, lists and sorted sets list their members
+    sorted (hash as field=value, zset as member:score), space-separated."""
+    with RespClient(port, 5.0) as c:
+        keys, cursor = set(), b"0"
+        while True:
+            cursor, batch = c.call("SCAN", cursor, "MATCH", match,
+                                   "COUNT", "1000")
+            keys.update(batch)
+            if cursor == b"0":
+                break
+        lines = []
+        for k in sorted(keys):
+            t = c.call("TYPE", k)
+            ttl = c.call("TTL", k)
+            if ttl == -2:
+                continue
+            if t == b"string":
+                v = dump_escape(c.call("GET", k) or b"")
+            elif t == b"set":
+                v = " ".join(sorted(dump_escape(m)
+                                    for m in c.call("SMEMBERS", k)))
+            elif t == b"hash":
+                a = c.call("HGETALL", k)
+                v = " ".join(sorted("%s=%s" % (dump_escape(a[i]),
+                                               dump_escape(a[i + 1]))
+                                    for i in range(0, len(a), 2)))
+            elif t == b"list":
+                v = " ".join(dump_escape(m)
+                             for m in c.call("LRANGE", k, "0", "-1"))
+            elif t == b"zset":
+                a = c.call("ZRANGE", k, "0", "-1", "WITHSCORES")
+                v = " ".join("%s:%s" % (dump_escape(a[i]),
+                                        dump_escape(a[i + 1]))
+                             for i in range(0, len(a), 2))
+            else:
+                v = "<%s>" % dump_escape(t)
+            lines.append("%s\t%d\t%s\n" % (dump_escape(k), ttl, v))
+        return "".join(lines)
 
 
 def set_pdeathsig():
@@ -1254,7 +1376,7 @@ class RedisOwner:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError("redis-server exited with %s"
                                    % self.proc.returncode)
-            if resp_command(self.port, "PING", timeout=0.5) == b"+PONG":
+            if resp_command(self.port, "PING", timeout=0.5) == b"PONG":
                 return
             time.sleep(0.02)
         raise RuntimeError("redis-server on port %d did not answer PING"
@@ -1315,7 +1437,7 @@ class RedisOwner:
 
     def _flush(self):
         r = resp_command(self.port, "FLUSHALL", timeout=2)
-        if r != b"+OK":
+        if r != b"OK":
             raise RuntimeError("FLUSHALL failed: %r" % (r,))
         return "ok"
 
@@ -1510,15 +1632,23 @@ class Handler(BaseHTTPRequestHandler):
             out[k] = out[k] + ", " + v if k in out else v
         return out
 
+    def chunked(self):
+        return self.request_version != "HTTP/1.0"
+
     def start(self, status, ctype, length=None, extra=None, gz=False):
+        """Status line and headers.  length None: a stream, chunked for
+        HTTP/1.1 clients, delimited by close for HTTP/1.0 ones."""
         self.send_response(status, REASONS.get(status))
         self.send_header("Content-Type", ctype)
         if gz:
             self.send_header("Content-Encoding", "gzip")
-        if length is None:
+        if length is not None:
+            self.send_header("Content-Length", str(length))
+        elif self.chunked():
             self.send_header("Transfer-Encoding", "chunked")
         else:
-            self.send_header("Content-Length", str(length))
+            self.close_connection = True
+            self.send_header("Connection", "close")
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
@@ -1586,16 +1716,16 @@ class Handler(BaseHTTPRequestHandler):
                 p = query.get("path", [None])[0]
                 return self.send_simple(200, "%d" % STATE.count(p))
             if path == "/__last":
-                with STATE.lock:
-                    last = STATE.last
-                if last is None:
-                    return self.send_simple(404, "{}", "application/json")
-                return self.send_simple(200, jdump(last), "application/json")
+                return self.control_last(query)
             if path.startswith("/__redis/"):
                 if owner is None:
                     return self.send_simple(409, "no redis owned "
                                             "(start with --redis-port)\n")
                 action = path[len("/__redis/"):]
+                if action == "dump":
+                    match = query.get("match", ["*"])[0]
+                    return self.send_simple(200, redis_dump(owner.port,
+                                                            match))
                 fn = {"stop": owner.stop, "start": owner.start,
                       "pause": owner.pause, "resume": owner.resume,
                       "flush": owner.flush}.get(action)
@@ -1606,11 +1736,38 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_simple(500, "error: %s\n" % e)
         return self.send_simple(404, "unknown control endpoint\n")
 
+    def control_last(self, query):
+        """The last provider request: JSON {method, path, headers, body},
+        or one part of it as plain text with ?part=body|method|path and
+        ?part=header&name=NAME."""
+        with STATE.lock:
+            last, raw = STATE.last, STATE.last_raw
+        part = query.get("part", [None])[0]
+        if last is None:
+            return self.send_simple(404, "" if part else "{}",
+                                    "text/plain" if part else
+                                    "application/json")
+        if part is None:
+            return self.send_simple(200, jdump(last), "application/json")
+        if part == "body":
+            return self.send_simple(200, raw, "application/octet-stream")
+        if part in ("method", "path"):
+            return self.send_simple(200, last[part])
+        if part == "headers":
+            return self.send_simple(200, jdump(last["headers"]),
+                                    "application/json")
+        if part == "header":
+            name = (query.get("name", [""])[0]).lower()
+            if name in last["headers"]:
+                return self.send_simple(200, last["headers"][name])
+            return self.send_simple(404, "")
+        return self.send_simple(400, "unknown part\n")
+
     def provider(self, path, kind, body):
         headers = self.header_map()
         n = STATE.begin_call({
             "method": self.command, "path": self.path, "headers": headers,
-            "body": body.decode("utf-8", "replace")})
+            "body": body.decode("utf-8", "replace")}, body)
         knobs = Knobs(headers)
         if knobs.delay_ms:
             time.sleep(knobs.delay_ms / 1000.0)
@@ -1690,6 +1847,14 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
         self.wfile.flush()
 
+    def write_chunk(self, data):
+        if not data:
+            return
+        if self.chunked():
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        else:
+            self.wfile.write(data)
+
     def send_stream(self, reply, answer, extra, knobs):
         events = reply.events(answer)
         if knobs.stream_error:
@@ -1707,9 +1872,7 @@ class Handler(BaseHTTPRequestHandler):
             if gz:
                 data = gz.compress(data) + gz.flush()
             self.start(200, ctype, None, extra, knobs.gzip)
-            part = data[:max(knobs.reset_after, 0)]
-            if part:
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.write_chunk(data[:max(knobs.reset_after, 0)])
             return self.reset_connection()
         self.start(200, ctype, None, extra, knobs.gzip)
         self.wfile.flush()
@@ -1719,13 +1882,12 @@ class Handler(BaseHTTPRequestHandler):
                     time.sleep(knobs.stream_delay_ms / 1000.0)
                 if gz:
                     data = gz.compress(data) + gz.flush(zlib.Z_SYNC_FLUSH)
-                if data:
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-                    self.wfile.flush()
-            tail = gz.flush() if gz else b""
-            if tail:
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(tail), tail))
-            self.wfile.write(b"0\r\n\r\n")
+                self.write_chunk(data)
+                self.wfile.flush()
+            if gz:
+                self.write_chunk(gz.flush())
+            if self.chunked():
+                self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except OSError:
             self.close_connection = True

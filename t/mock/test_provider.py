@@ -91,12 +91,13 @@ def parse_sse(text):
     return out
 
 
-def raw_request(port, path, body, headers=None, timeout=5):
+def raw_request(port, path, body, headers=None, timeout=5,
+                version="HTTP/1.1"):
     """Send one request on a raw socket; return (head, body bytes, error)."""
     headers = dict(headers or {})
     data = json.dumps(body).encode()
-    req = "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" \
-          "Content-Length: %d\r\n" % (path, len(data))
+    req = "POST %s %s\r\nHost: x\r\nContent-Type: application/json\r\n" \
+          "Content-Length: %d\r\n" % (path, version, len(data))
     for k, v in headers.items():
         req += "%s: %s\r\n" % (k, v)
     req = req.encode() + b"\r\n" + data
@@ -250,6 +251,24 @@ class MockTest(unittest.TestCase):
         self.assertEqual(last["body"], raw.decode())
         self.assertEqual(last["headers"]["authorization"], "Bearer sk-test")
         self.assertEqual(last["headers"]["x-extra"], "1")
+        self.assertEqual(self.ctl("GET", "/__last?part=body"),
+                         (200, raw.decode()))
+        self.assertEqual(self.ctl("GET", "/__last?part=method"),
+                         (200, "POST"))
+        self.assertEqual(self.ctl("GET", "/__last?part=path"),
+                         (200, "/v1/chat/completions"))
+        self.assertEqual(
+            self.ctl("GET", "/__last?part=header&name=Authorization"),
+            (200, "Bearer sk-test"))
+        self.assertEqual(
+            self.ctl("GET", "/__last?part=header&name=x-absent")[0], 404)
+        self.assertEqual(self.ctl("GET", "/__last?part=bogus")[0], 400)
+        # non-UTF-8 bodies come back byte for byte
+        self.post("/v1/messages", b'{"x":"\xff\xfe"}')
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        c.request("GET", "/__last?part=body")
+        self.assertEqual(c.getresponse().read(), b'{"x":"\xff\xfe"}')
+        c.close()
 
     def test_completions_and_responses(self):
         r, b = self.post("/v1/completions",
@@ -549,6 +568,26 @@ class MockTest(unittest.TestCase):
         r, b = self.chat([{"role": "user", "content": "after"}])
         self.assertEqual(b["choices"][0]["message"]["content"],
                          "mock answer #3 to: after")
+
+    def test_http10_stream_is_close_delimited(self):
+        body = {"model": "gpt-4o", "stream": True,
+                "messages": [{"role": "user", "content": "old client"}]}
+        head, data, err = raw_request(self.port, "/v1/chat/completions",
+                                      body, version="HTTP/1.0")
+        self.assertIsNone(err)
+        self.assertNotIn("Transfer-Encoding", head)
+        self.assertNotIn("Content-Length", head)
+        self.assertIn("Connection: close", head)
+        ev = parse_sse(data.decode())
+        self.assertEqual(ev[-1], (None, "[DONE]"))
+        text = "".join(json.loads(d)["choices"][0]["delta"].get("content", "")
+                       for _, d in ev[:-1])
+        self.assertEqual(text, "mock answer #1 to: old client")
+        # non-streamed answers keep Content-Length
+        del body["stream"]
+        head, data, err = raw_request(self.port, "/v1/chat/completions",
+                                      body, version="HTTP/1.0")
+        self.assertIn("Content-Length: %d" % len(data), head)
 
     def test_completions_stream(self):
         r, data = self.post("/v1/completions", {
@@ -855,6 +894,33 @@ class MockTest(unittest.TestCase):
         self.assertEqual(self.ctl("POST", "/__redis/start"), (200, "ok"))
         self.assertEqual(resp(rp, b"*1\r\n$4\r\nPING\r\n"), b"+PONG\r\n")
         self.assertEqual(self.ctl("POST", "/__redis/bogus")[0], 404)
+
+    @unittest.skipUnless(REDIS, "redis-server not installed")
+    def test_redis_dump(self):
+        rp = self.redis_port
+        self.ctl("POST", "/__redis/flush")
+        self.assertEqual(self.ctl("GET", "/__redis/dump"), (200, ""))
+        for cmd in ([b"SET", b"b:str", b"line1\nline2\t\\\xff"],
+                    [b"EXPIRE", b"b:str", b"100"],
+                    [b"SADD", b"a:set", b"y", b"x"],
+                    [b"HSET", b"c:hash", b"f", b"v"],
+                    [b"SET", "d:한".encode(), "값".encode()]):
+            payload = b"*%d\r\n" % len(cmd) + b"".join(
+                b"$%d\r\n%s\r\n" % (len(a), a) for a in cmd)
+            self.assertNotEqual(resp(rp, payload)[:1], b"-")
+        st, dump = self.ctl("GET", "/__redis/dump")
+        self.assertEqual(st, 200)
+        lines = dump.split("\n")
+        self.assertEqual(lines[-1], "")
+        self.assertEqual(lines[0], "a:set\t-1\tx y")
+        key, ttl, val = lines[1].split("\t")
+        self.assertEqual((key, val), ("b:str", "line1\\nline2\\t\\\\\\xff"))
+        self.assertTrue(95 <= int(ttl) <= 100)
+        self.assertEqual(lines[2], "c:hash\t-1\tf=v")
+        self.assertEqual(lines[3], "d:한\t-1\t값")
+        st, dump = self.ctl("GET", "/__redis/dump?match=c:*")
+        self.assertEqual(dump, "c:hash\t-1\tf=v\n")
+        self.ctl("POST", "/__redis/flush")
 
 
 class LifecycleTest(unittest.TestCase):
