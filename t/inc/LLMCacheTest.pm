@@ -1,0 +1,374 @@
+package LLMCacheTest;
+
+# The real processes behind the project's Test::Nginx suites.  Every t/*.t
+# starts with
+#
+#     use lib 't/inc';
+#     use LLMCacheTest;
+#     use Test::Nginx::Socket 'no_plan';
+#
+# On import this picks free loopback ports, starts the provider mock
+# (t/mock/provider.py, which owns a private redis-server and a Redis that
+# fails every command), exports their ports as TEST_NGINX_* variables for
+# the blocks, and registers a block preprocessor that gives every block a
+# clean, running Redis and zeroed mock counters.  `--- redis: stopped` or
+# `--- redis: paused` in a block changes that for the block.  Helpers for
+# Perl code in the suites (redis_cmd, mock_calls, ...) are exported into
+# the caller and into Test::Base::Filter, where `eval` sections run.
+#
+# It must be loaded before Test::Nginx::Socket: the runner reads the port
+# and server root variables when it loads.  It works with the real
+# Test::Nginx::Socket as well as the fallback runner in t/lib.
+
+use strict;
+use warnings;
+
+use Cwd ();
+use File::Basename qw(basename dirname);
+use File::Path qw(remove_tree);
+use File::Spec ();
+use File::Temp ();
+use IO::Select ();
+use IO::Socket::INET ();
+use JSON::PP ();
+use POSIX ();
+use Time::HiRes qw(sleep time);
+
+our @HELPERS = qw(redis_cmd redis_cmd_at redis_keys mock_get mock_post
+                  mock_calls mock_last mock_reset redis_ctl repo_root);
+
+our ($Root, $MockPort, $RedisPort, $BadRedisPort, $MockPid, $TmpDir);
+our $ReadyTimeout = $ENV{LLMCACHE_MOCK_TIMEOUT} || 30;
+my $OwnerPid = $$;
+my $Started;
+
+sub repo_root () { $Root }
+
+sub import {
+    my $caller = caller;
+    setup() unless $Started++;
+    no strict 'refs';
+    for my $f (@HELPERS) {
+        *{"${caller}::$f"} = \&$f;
+        *{"Test::Base::Filter::$f"} = \&$f;
+    }
+}
+
+# A port that is free now, outside Linux's ephemeral range (32768-60999)
+# so that no outgoing connection takes it while nginx restarts between
+# blocks; random, so two suites running at once (prove -j) do not collide.
+my %Used;
+sub free_port () {
+    for (1 .. 2000) {
+        my $port = 20000 + int rand 12000;
+        next if $Used{$port};
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                      LocalPort => $port, Proto => 'tcp',
+                                      ReuseAddr => 1, Listen => 1);
+        next unless $s;
+        close $s;
+        $Used{$port} = 1;
+        return $port;
+    }
+    die "LLMCacheTest: no free port found\n";
+}
+
+sub setup () {
+    srand(time ^ ($$ << 8));
+    $Root = Cwd::abs_path(File::Spec->catdir(dirname(__FILE__), '..', '..'));
+
+    if ($INC{'Test/Nginx/Util.pm'}) {
+        warn "LLMCacheTest: load it before Test::Nginx::Socket, or the "
+             . "ports and server root below are not used\n";
+    }
+
+    # one nginx port and server root per suite, so suites can run in
+    # parallel; explicit settings win
+    if (!$ENV{TEST_NGINX_SERVER_PORT} && !$ENV{TEST_NGINX_PORT}) {
+        $ENV{TEST_NGINX_SERVER_PORT} = free_port();
+    }
+    $Used{$ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT}} = 1;
+    if (!$ENV{TEST_NGINX_SERVROOT}) {
+        (my $base = basename($0)) =~ s/\.t$//;
+        $base =~ s/[^\w.-]/_/g;
+        $ENV{TEST_NGINX_SERVROOT} = "$Root/t/servroot-$base";
+    }
+
+    $MockPort = free_port();
+    $RedisPort = free_port();
+    $BadRedisPort = free_port();
+    $ENV{TEST_NGINX_MOCK_PORT} = $MockPort;
+    $ENV{TEST_NGINX_REDIS_PORT} = $RedisPort;
+    $ENV{TEST_NGINX_BAD_REDIS_PORT} = $BadRedisPort;
+    $ENV{TEST_NGINX_DICT_DIR} = "$Root/examples/dict";
+    $ENV{LLMCACHE_ROOT} //= $Root;
+
+    start_mock();
+
+    for my $sig (qw(INT TERM HUP)) {
+        next if defined $SIG{$sig} && $SIG{$sig} ne 'DEFAULT';
+        # exit runs the END blocks: nginx and the mock are stopped
+        $SIG{$sig} = sub { exit 128 + (POSIX->can("SIG$sig")->()) };
+    }
+
+    require Test::Nginx::Socket;
+    Test::Nginx::Socket::add_block_preprocessor(\&prepare_block);
+}
+
+sub start_mock () {
+    $TmpDir = File::Temp::tempdir('llmcache-test-XXXXXX', TMPDIR => 1);
+    my $log = "$TmpDir/mock.log";
+    my @cmd = ('python3', "$Root/t/mock/provider.py", '--port', $MockPort,
+               '--redis-port', $RedisPort, '--bad-redis-port',
+               $BadRedisPort);
+
+    my $pid = fork;
+    die "LLMCacheTest: fork failed: $!\n" unless defined $pid;
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $log;
+        open STDERR, '>&', \*STDOUT;
+        exec @cmd or POSIX::_exit(127);
+    }
+    $MockPid = $pid;
+
+    # the mock prints "ready" once its listeners and its Redis are up
+    my $until = time + $ReadyTimeout;
+    while (1) {
+        my $out = slurp($log);
+        last if $out =~ /^ready$/m;
+        if (waitpid($pid, POSIX::WNOHANG()) == $pid) {
+            undef $MockPid;
+            die "LLMCacheTest: the provider mock exited ($?) before it was "
+                . "ready: @cmd\n$out";
+        }
+        if (time > $until) {
+            stop_mock();
+            die "LLMCacheTest: the provider mock was not ready after "
+                . "${ReadyTimeout}s: @cmd\n$out";
+        }
+        sleep 0.02;
+    }
+    my ($status, $body) = mock_get('/__health');
+    die "LLMCacheTest: GET /__health answered $status\n" if $status != 200;
+}
+
+sub slurp ($) {
+    open my $in, '<', shift or return '';
+    local $/;
+    my $s = <$in>;
+    return $s // '';
+}
+
+sub stop_mock () {
+    return unless $MockPid;
+    kill 'TERM', $MockPid;
+    my $until = time + 10;
+    while (time < $until) {
+        last if waitpid($MockPid, POSIX::WNOHANG()) == $MockPid;
+        sleep 0.02;
+    }
+    if (kill 0, $MockPid) {
+        kill 'KILL', $MockPid;
+        waitpid($MockPid, 0);
+    }
+    undef $MockPid;
+}
+
+END {
+    if ($$ == $OwnerPid) {
+        local $?;
+        stop_mock();
+        if ($TmpDir && -d $TmpDir) {
+            if ($ENV{LLMCACHE_KEEP_MOCK_LOG}) {
+                print STDERR "# LLMCacheTest: mock log in $TmpDir/mock.log\n";
+            } else {
+                remove_tree($TmpDir);
+            }
+        }
+    }
+}
+
+sub ctl_ok ($) {
+    my $path = shift;
+    my ($status, $body) = mock_post($path);
+    die "LLMCacheTest: POST $path answered $status: $body\n"
+        unless $status == 200;
+}
+
+# Runs before every block (and before its nginx starts).
+sub prepare_block {
+    my $block = shift;
+    my $want = $block->redis // 'running';
+    $want =~ s/^\s+|\s+$//g;
+    $want = 'running' if $want eq '';
+
+    # resume fails (500) when Redis is not running; start covers that
+    mock_post('/__redis/resume');
+    ctl_ok('/__redis/start');
+    ctl_ok('/__redis/flush');
+    ctl_ok('/__reset');
+
+    if ($want eq 'stopped') {
+        ctl_ok('/__redis/stop');
+    } elsif ($want eq 'paused') {
+        ctl_ok('/__redis/pause');
+    } elsif ($want ne 'running') {
+        die "LLMCacheTest: " . $block->name . ": --- redis must be running, "
+            . "stopped or paused, not \"$want\"\n";
+    }
+}
+
+# --- HTTP to the mock ---------------------------------------------------
+
+sub http_request ($$;$$) {
+    my ($method, $path, $body, $headers) = @_;
+    $body //= '';
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => $MockPort, Proto => 'tcp',
+                                     Timeout => 5)
+        or return (0, "connect: $!");
+    my $req = "$method $path HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+              . "Content-Length: " . length($body) . "\r\n";
+    for my $k (sort keys %{$headers || {}}) {
+        $req .= "$k: $headers->{$k}\r\n";
+    }
+    $req .= "Connection: close\r\n\r\n$body";
+    local $SIG{PIPE} = 'IGNORE';
+    print {$sock} $req;
+    my $resp = read_all($sock, 30);
+    close $sock;
+    my ($head, $rbody) = $resp =~ /\A(.*?)\r\n\r\n(.*)\z/s
+                         ? ($1, $2) : ($resp, '');
+    my ($status) = $head =~ m{^HTTP/\d\.\d (\d+)};
+    return ($status // 0, $rbody);
+}
+
+sub read_all ($$) {
+    my ($sock, $timeout) = @_;
+    my $sel = IO::Select->new($sock);
+    my $buf = '';
+    while ($sel->can_read($timeout)) {
+        my $n = sysread $sock, my $chunk, 65536;
+        last unless $n;
+        $buf .= $chunk;
+    }
+    return $buf;
+}
+
+# mock_get('/__calls') in list context: (status, body); scalar: body.
+sub mock_get ($) {
+    my @r = http_request('GET', shift);
+    return wantarray ? @r : $r[1];
+}
+
+sub mock_post ($;$$) {
+    my @r = http_request('POST', $_[0], $_[1], $_[2]);
+    return wantarray ? @r : $r[1];
+}
+
+# Provider calls since the last reset, optionally only those to $path.
+sub mock_calls (;$) {
+    my $path = shift;
+    my ($status, $body) = mock_get('/__calls'
+                                   . (defined $path ? "?path=$path" : ''));
+    die "LLMCacheTest: GET /__calls answered $status\n" if $status != 200;
+    $body =~ s/\s+//g;
+    return $body + 0;
+}
+
+# The last provider request as a hash (method, path, headers, body), or
+# undef when there was none.
+sub mock_last () {
+    my ($status, $body) = mock_get('/__last');
+    return undef if $status != 200;
+    return JSON::PP::decode_json($body);
+}
+
+sub mock_reset () { ctl_ok('/__reset') }
+
+# redis_ctl('stop'|'start'|'pause'|'resume'|'flush')
+sub redis_ctl ($) { ctl_ok('/__redis/' . shift) }
+
+# --- RESP ---------------------------------------------------------------
+
+# redis_cmd('TTL', $key): the decoded reply (integers and strings as Perl
+# scalars, nil as undef, arrays as array refs).  An error reply gives
+# undef, and (undef, "ERR ...") in list context.
+sub redis_cmd {
+    return redis_cmd_at($RedisPort, @_);
+}
+
+sub redis_cmd_at {
+    my ($port, @args) = @_;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => $port, Proto => 'tcp',
+                                     Timeout => 2)
+        or return wantarray ? (undef, "connect: $!") : undef;
+    my $cmd = '*' . @args . "\r\n";
+    for my $a (@args) {
+        my $bytes = "$a";
+        utf8::encode($bytes) if utf8::is_utf8($bytes);
+        $cmd .= '$' . length($bytes) . "\r\n$bytes\r\n";
+    }
+    local $SIG{PIPE} = 'IGNORE';
+    print {$sock} $cmd;
+    my $rd = {sock => $sock, buf => '', sel => IO::Select->new($sock)};
+    my ($val, $err) = eval { resp_read($rd) };
+    $err = "read: $@" if $@;
+    close $sock;
+    return wantarray ? ($val, $err) : $val;
+}
+
+sub resp_fill ($$) {
+    my ($rd, $need) = @_;
+    while (length $rd->{buf} < $need) {
+        die "timeout\n" unless $rd->{sel}->can_read(5);
+        my $n = sysread $rd->{sock}, my $chunk, 65536;
+        die "connection closed\n" unless $n;
+        $rd->{buf} .= $chunk;
+    }
+}
+
+sub resp_line ($) {
+    my $rd = shift;
+    while ((my $i = index $rd->{buf}, "\r\n") < 0) {
+        resp_fill($rd, length($rd->{buf}) + 1);
+    }
+    $rd->{buf} =~ s/\A(.*?)\r\n//s;
+    return $1;
+}
+
+sub resp_read {
+    my $rd = shift;
+    my $line = resp_line($rd);
+    my ($t, $v) = (substr($line, 0, 1), substr($line, 1));
+    return ($v) if $t eq '+';
+    return ($v + 0) if $t eq ':';
+    return (undef, $v) if $t eq '-';
+    if ($t eq '$') {
+        return (undef) if $v < 0;
+        resp_fill($rd, $v + 2);
+        my $s = substr $rd->{buf}, 0, $v;
+        substr($rd->{buf}, 0, $v + 2) = '';
+        return ($s);
+    }
+    if ($t eq '*') {
+        return (undef) if $v < 0;
+        my @items;
+        for (1 .. $v) {
+            my ($item, $err) = resp_read($rd);
+            push @items, defined $err ? "-$err" : $item;
+        }
+        return (\@items);
+    }
+    die "bad RESP reply: $line\n";
+}
+
+# Sorted keys matching $pattern (default: all).
+sub redis_keys (;$) {
+    my $keys = redis_cmd('KEYS', shift // '*');
+    return ref $keys ? sort @$keys : ();
+}
+
+1;
