@@ -62,6 +62,7 @@ ANTHROPIC_CACHE_MIN = [
 ANTHROPIC_CACHE_MIN_DEFAULT = 1024
 ANTHROPIC_TTL_SECONDS = {"5m": 300, "1h": 3600}
 ANTHROPIC_MAX_BREAKPOINTS = 4
+ANTHROPIC_LOOKBACK = 20     # earlier block boundaries a breakpoint checks
 
 EMBEDDING_DIMS = {
     "text-embedding-3-large": 3072,
@@ -110,7 +111,7 @@ class State:
             self.last_raw = b""
             # OpenAI: (model, prompt_cache_key) -> set of prefix digests
             self.openai_prefixes = {}
-            # Anthropic: (model, digest) -> expiry time
+            # Anthropic: (model, digest) -> (expiry, lifetime in seconds)
             self.anthropic_prefixes = {}
 
     def begin_call(self, record, raw):
@@ -141,24 +142,39 @@ class State:
             seen.update(d for _, d in digests)
             return cached
 
-    def anthropic_lookup(self, model, points):
-        """points: [(tokens, digest, ttl)] eligible breakpoints, ascending.
-        Returns (read_tokens, [(tokens, ttl)] written segments ends)."""
+    def anthropic_lookup(self, model, bounds, breakpoints):
+        """bounds: [(tokens, digest, ttl)] for every block boundary of the
+        prompt; breakpoints: indexes into bounds of the breakpoints that
+        reach the model's minimum.  Like the provider, each breakpoint
+        looks for a live entry at its own boundary and up to
+        ANTHROPIC_LOOKBACK boundaries before it; the longest one found is
+        read.  Returns (read_tokens, [(tokens, ttl)] ends of the written
+        segments beyond it)."""
         now = time.monotonic()
         with self.lock:
             store = self.anthropic_prefixes
-            hit = -1
-            for i, (toks, d, ttl) in enumerate(points):
-                exp = store.get((model, d))
-                if exp is not None and exp > now:
-                    hit = i
-            for toks, d, ttl in points:
+            read, hit = 0, None
+            for bi in breakpoints:
+                for j in range(max(0, bi - ANTHROPIC_LOOKBACK), bi + 1):
+                    key = (model, bounds[j][1])
+                    ent = store.get(key)
+                    if ent is not None and ent[0] > now and \
+                            bounds[j][0] > read:
+                        read, hit = bounds[j][0], key
+            if hit is not None:
+                life = store[hit][1]
+                store[hit] = (now + life, life)
+            written = []
+            for bi in breakpoints:
+                toks, d, ttl = bounds[bi]
+                life = ANTHROPIC_TTL_SECONDS[ttl]
                 key = (model, d)
-                exp = now + ANTHROPIC_TTL_SECONDS[ttl]
-                if store.get(key, 0) < exp:
-                    store[key] = exp
-            read = points[hit][0] if hit >= 0 else 0
-            return read, [(t, ttl) for t, _, ttl in points[hit + 1:]]
+                old = store.get(key)
+                if old is None or old[0] < now + life:
+                    store[key] = (now + life, life)
+                if toks > read:
+                    written.append((toks, ttl))
+            return read, written
 
 
 STATE = State()
@@ -1104,15 +1120,17 @@ class MessagesReply(Reply):
         minimum = anthropic_cache_min(model)
         h = hashlib.sha256()
         total = 0
-        points = []
+        bounds, bps = [], []
         for s, ttl in blocks:
             data = s.encode("utf-8", "surrogatepass")
             h.update(data)
             total += len(data)
-            if ttl is not None and (total + 3) // 4 >= minimum:
-                points.append(((total + 3) // 4, h.copy().hexdigest(), ttl))
+            toks = (total + 3) // 4
+            if ttl is not None and toks >= minimum:
+                bps.append(len(bounds))
+            bounds.append((toks, h.copy().hexdigest(), ttl))
         self.total_tokens = (total + 3) // 4
-        read, written = STATE.anthropic_lookup(model, points)
+        read, written = STATE.anthropic_lookup(model, bounds, bps)
         c5 = c1 = 0
         prev = read
         for toks, ttl in written:
@@ -1371,13 +1389,18 @@ class RedisOwner:
         return box[0]
 
     def wait_pong(self, timeout=10.0):
+        """Wait until our own redis-server answers (another server already
+        on the port would answer PING too: compare process_id)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError("redis-server exited with %s"
-                                   % self.proc.returncode)
+                raise RuntimeError("redis-server exited with %s (port %d "
+                                   "busy?)" % (self.proc.returncode,
+                                               self.port))
             if resp_command(self.port, "PING", timeout=0.5) == b"PONG":
-                return
+                info = resp_command(self.port, "INFO", "server") or b""
+                if b"process_id:%d\r\n" % self.proc.pid in info:
+                    return
             time.sleep(0.02)
         raise RuntimeError("redis-server on port %d did not answer PING"
                            % self.port)
@@ -1802,6 +1825,16 @@ class Handler(BaseHTTPRequestHandler):
             return fail(knobs.status)
         try:
             if kind == "openai":
+                if knobs.strict or self.server.strict:
+                    auth = headers.get("authorization", "")
+                    if not auth.lower().startswith("bearer ") or \
+                            not auth[7:].strip():
+                        raise ApiError(401, "You didn't provide an API key. "
+                                       "You need to provide your API key in "
+                                       "an Authorization header using "
+                                       "Bearer auth (i.e. Authorization: "
+                                       "Bearer YOUR_KEY).",
+                                       "invalid_request_error")
                 req = parse_openai_json(body)
                 if path == "/v1/embeddings":
                     obj = embeddings_reply(n, req)
@@ -1941,8 +1974,9 @@ def main(argv=None):
     ap.add_argument("--redis-server", default="redis-server")
     ap.add_argument("--bad-redis-port", type=int)
     ap.add_argument("--strict", action="store_true",
-                    help="require x-api-key and anthropic-version on "
-                    "/v1/messages (also per request: X-Mock-Strict: 1)")
+                    help="require credentials (Authorization: Bearer for "
+                    "OpenAI paths; x-api-key and anthropic-version for "
+                    "/v1/messages); per request: X-Mock-Strict: 1")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     VERBOSE = args.verbose

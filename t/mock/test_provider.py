@@ -336,8 +336,15 @@ class MockTest(unittest.TestCase):
         self.assertEqual(b["error"]["param"], "stream_options")
         r, b = self.post("/v1/chat/completions", b"[1,2]")
         self.assertEqual(r.status, 400)
+        ok = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+        r, b = self.post("/v1/chat/completions", ok, {"X-Mock-Strict": "1"})
+        self.assertEqual(r.status, 401)
+        self.assertIn("didn't provide an API key", b["error"]["message"])
+        r, b = self.post("/v1/chat/completions", ok,
+                         {"X-Mock-Strict": "1", "Authorization": "Bearer k"})
+        self.assertEqual(r.status, 200)
         # every one of them was a provider call
-        self.assertEqual(self.ctl("GET", "/__calls"), (200, "10"))
+        self.assertEqual(self.ctl("GET", "/__calls"), (200, "12"))
         self.conn.request("GET", "/v1/chat/completions")
         r = self.conn.getresponse()
         r.read()
@@ -526,6 +533,44 @@ class MockTest(unittest.TestCase):
         self.assertGreater(w, 1024)
         r, b = self.anth(tb)
         self.assertEqual(b["usage"]["cache_read_input_tokens"], w)
+
+    def test_anthropic_lookback(self):
+        doc = "Conversation context that is long enough. " * 120
+        cc = {"type": "ephemeral"}
+
+        def turn(text, mark):
+            b = {"type": "text", "text": text}
+            if mark:
+                b["cache_control"] = cc
+            return {"role": "user", "content": [b]}
+        msgs = [turn(doc, True)]
+        r, b = self.anth({"messages": msgs})
+        first = b["usage"]["cache_creation_input_tokens"]
+        self.assertEqual(first, ntokens("\n<|user|>\n" + doc))
+        # the next turn moves the breakpoint to the newest message: the
+        # old boundary is found by looking back, the rest is written
+        msgs = [turn(doc, False),
+                {"role": "assistant", "content": "noted"},
+                turn("next question", True)]
+        r, b = self.anth({"messages": msgs})
+        u = b["usage"]
+        self.assertEqual(u["cache_read_input_tokens"], first)
+        total = u["input_tokens"] + u["cache_read_input_tokens"] + \
+            u["cache_creation_input_tokens"]
+        self.assertEqual(u["input_tokens"], 0)
+        self.assertEqual(u["cache_creation_input_tokens"], total - first)
+        # more than 20 blocks after the cached boundary: not found
+        self.ctl("POST", "/__reset")
+        self.anth({"messages": [turn(doc, True)]})
+        many = [{"role": "user", "content": [{"type": "text", "text": doc}] +
+                 [{"type": "text", "text": "b%d" % i} for i in range(21)]}]
+        many[0]["content"][-1]["cache_control"] = cc
+        r, b = self.anth({"messages": many})
+        self.assertEqual(b["usage"]["cache_read_input_tokens"], 0)
+        many[0]["content"][-1].pop("cache_control")
+        many[0]["content"][-2]["cache_control"] = cc
+        r, b = self.anth({"messages": many})
+        self.assertEqual(b["usage"]["cache_read_input_tokens"], first)
 
     # -- streaming ---------------------------------------------------------
 
@@ -960,6 +1005,29 @@ class LifecycleTest(unittest.TestCase):
         while time.monotonic() < end and port_open(rport):
             time.sleep(0.1)
         self.assertFalse(port_open(rport))
+
+    @unittest.skipUnless(REDIS, "redis-server not installed")
+    def test_foreign_redis_on_port_fails_startup(self):
+        rport = free_port()
+        other = subprocess.Popen([REDIS, "--port", str(rport), "--save", "",
+                                  "--appendonly", "no"],
+                                 stdout=subprocess.DEVNULL)
+        try:
+            end = time.monotonic() + 5
+            while not port_open(rport) and time.monotonic() < end:
+                time.sleep(0.05)
+            p = subprocess.Popen([sys.executable, MOCK, "--port",
+                                  str(free_port()), "--redis-port",
+                                  str(rport)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            out, err = p.communicate(timeout=20)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertNotIn("ready", out)
+            self.assertIn("redis-server exited", err)
+            self.assertIsNone(other.poll())
+        finally:
+            other.kill()
+            other.wait()
 
     def test_bad_port_fails_startup(self):
         with socket.socket() as s:
