@@ -58,4 +58,18 @@ int model_eval(model_t *m, kv_cache_t *kv, const int32_t *tokens,
 int model_embed(model_t *m, const int32_t *tokens, int n, float *out,
     char *err, size_t errlen);
 
+/*
+ * For loaders of other checkpoint formats (llama2c.c): build a model from
+ * hparams and tensors found by name ("token_embd.weight", "blk.N.attn_q.
+ * weight", ... in GGUF naming and shapes). The tensors must stay valid
+ * until release(ud) runs in model_free; tok (may be NULL) is owned by m.
+ */
+typedef const gguf_tensor_t *(*model_tensor_fn)(void *ud, const char *name);
+
+model_t *model_build(const model_hparams_t *hp, model_tensor_fn find,
+    void *ud, void (*release)(void *ud), tokenizer_t *tok, int n_threads,
+    char *err, size_t errlen);
+
+int model_n_threads(const model_t *m);
+
 #endif /* LLMC_MODEL_H */

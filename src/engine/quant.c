@@ -477,6 +477,16 @@ dot_f32_generic(const float *a, const float *b, int n)
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
+static void
+axpy_generic(float a, const float *x, float *y, int n)
+{
+    int  i;
+
+    for (i = 0; i < n; i++) {
+        y[i] += a * x[i];
+    }
+}
+
 static float
 dot_f16_f32_generic(const uint16_t *a, const float *b, int n)
 {
@@ -578,6 +588,21 @@ dot_f32_avx2(const float *a, const float *b, int n)
         s += a[i] * b[i];
     }
     return s;
+}
+
+TARGET_AVX2 static void
+axpy_avx2(float a, const float *x, float *y, int n)
+{
+    __m256  av = _mm256_set1_ps(a);
+    int     i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i),
+                                                _mm256_loadu_ps(y + i)));
+    }
+    for (; i < n; i++) {
+        y[i] += a * x[i];
+    }
 }
 
 TARGET_AVX2 static float
@@ -691,6 +716,7 @@ typedef struct {
     const char  *name;
     float      (*dot_f32)(const float *, const float *, int);
     float      (*dot_f16_f32)(const uint16_t *, const float *, int);
+    void       (*axpy)(float, const float *, float *, int);
     float      (*dot_q8_0)(const void *, const void *, int);
     float      (*dot_q4_0_q8_0)(const void *, const void *, int);
     void       (*gemm_f32)(const float *, size_t, int, const float *, size_t,
@@ -719,19 +745,19 @@ static void gemm_q8_0_avx2(const block_q8_0 *w, size_t ws, int cols,
 #endif
 
 static const quant_kernels_t  kernels_generic = {
-    "generic", dot_f32_generic, dot_f16_f32_generic, dot_q8_0_generic,
-    dot_q4_0_q8_0_generic, gemm_f32_generic, gemm_q8_0_generic
+    "generic", dot_f32_generic, dot_f16_f32_generic, axpy_generic,
+    dot_q8_0_generic, dot_q4_0_q8_0_generic, gemm_f32_generic, gemm_q8_0_generic
 };
 
 #ifdef QUANT_X86
 static const quant_kernels_t  kernels_avx2 = {
-    "avx2", dot_f32_avx2, dot_f16_f32_avx2, dot_q8_0_avx2,
+    "avx2", dot_f32_avx2, dot_f16_f32_avx2, axpy_avx2, dot_q8_0_avx2,
     dot_q4_0_q8_0_avx2, gemm_f32_avx2, gemm_q8_0_avx2
 };
 
 static const quant_kernels_t  kernels_avx512 = {
-    "avx512", dot_f32_avx2, dot_f16_f32_avx2, dot_q8_0_avx512,
-    dot_q4_0_q8_0_avx512, gemm_f32_avx512, gemm_q8_0_avx512
+    "avx512", dot_f32_avx2, dot_f16_f32_avx2, axpy_avx2,
+    dot_q8_0_avx512, dot_q4_0_q8_0_avx512, gemm_f32_avx512, gemm_q8_0_avx512
 };
 #endif
 
@@ -803,6 +829,12 @@ float
 quant_dot_q4_0_q8_0(const void *a, const void *b, int n)
 {
     return kernels()->dot_q4_0_q8_0(a, b, n);
+}
+
+void
+quant_axpy(float a, const float *x, float *y, int n)
+{
+    kernels()->axpy(a, x, y, n);
 }
 
 uint32_t

@@ -90,6 +90,9 @@ float quant_dot_f16_f32(const uint16_t *a, const float *b, int n);
 float quant_dot_q8_0(const void *a, const void *b, int n);    /* q8_0 x2 */
 float quant_dot_q4_0_q8_0(const void *a, const void *b, int n);
 
+/* y[i] += a * x[i] */
+void quant_axpy(float a, const float *x, float *y, int n);
+
 /* the activation format a weight type is multiplied with: F32 or Q8_0 */
 uint32_t quant_vec_type(uint32_t wtype);
 

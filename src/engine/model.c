@@ -1,0 +1,1074 @@
+/*
+ * The Llama forward pass. Organised like llama2.c's run.c: hparams
+ * (Config), weights pointing into the read-only mapping (Weights), scratch
+ * buffers allocated once at load (RunState), build_ / free_ pairs. The
+ * differences: a batch of tokens goes through each layer together (each
+ * weight row is loaded once per block of tokens), weights stay in their
+ * file type (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K), positions are
+ * explicit, and matrix rows are split across a persistent thread pool.
+ */
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "quant.h"
+#include "threadpool.h"
+#include "tokenizer.h"
+
+/* the tokenizer may be linked in or not (tools that only run ids) */
+#pragma weak tokenizer_from_gguf
+#pragma weak tokenizer_free
+
+/* tokens per pass through the layers; longer prompts go in chunks */
+#define MODEL_BATCH  256
+
+typedef struct {
+    uint32_t     type;
+    const void  *data;
+    int          rows;          /* ne[1]: output features */
+    int          cols;          /* ne[0]: input features */
+    size_t       stride;        /* bytes per row */
+} mat_t;
+
+typedef struct {
+    const float  *attn_norm;    /* (dim) */
+    mat_t         wq;           /* (n_heads * head_dim, dim) */
+    mat_t         wk;           /* (n_kv_heads * head_dim, dim) */
+    mat_t         wv;           /* (n_kv_heads * head_dim, dim) */
+    mat_t         wo;           /* (dim, n_heads * head_dim) */
+    const float  *ffn_norm;     /* (dim) */
+    mat_t         w1;           /* gate (ffn_dim, dim) */
+    mat_t         w3;           /* up (ffn_dim, dim) */
+    mat_t         w2;           /* down (dim, ffn_dim) */
+} layer_t;
+
+typedef struct {
+    mat_t         tok_embd;     /* (n_vocab, dim) */
+    layer_t      *layers;       /* (n_layers) */
+    const float  *out_norm;     /* (dim) */
+    mat_t         output;       /* (n_vocab, dim), the embedding if tied */
+} weights_t;
+
+/* scratch for one batch of up to n_batch tokens */
+typedef struct {
+    int      n_batch;
+    float   *x;                 /* (n_batch, dim) residual stream */
+    float   *xb;                /* (n_batch, max(dim, q_dim)) */
+    float   *xb2;               /* (n_batch, dim) */
+    float   *q;                 /* (n_batch, q_dim) */
+    float   *k;                 /* (n_batch, kv_dim) */
+    float   *v;                 /* (n_batch, kv_dim) */
+    float   *hb;                /* (n_batch, ffn_dim) */
+    float   *hb2;               /* (n_batch, ffn_dim) */
+    float   *rope_cos;          /* (n_batch, rope_dim / 2) */
+    float   *rope_sin;          /* (n_batch, rope_dim / 2) */
+    void    *xq;                /* (n_batch, max_cols / 32) block_q8_0 */
+    size_t   xq_stride;         /* bytes per quantized row */
+    float   *rows;              /* (n_threads, max_cols) dequantized rows */
+    float   *inv_freq;          /* (rope_dim / 2) */
+    int32_t *pos;               /* (n_batch) */
+} runstate_t;
+
+struct model {
+    model_hparams_t   hp;
+    gguf_ctx_t       *gguf;
+    tokenizer_t      *tok;
+    weights_t         w;
+    runstate_t        s;
+    threadpool_t     *pool;
+    int               n_threads;
+    int               max_cols;
+    float           **owned;    /* vectors converted to f32 at load */
+    int               n_owned;
+    void            (*release)(void *);
+    void             *release_ud;
+};
+
+struct kv_cache {
+    const model_t  *m;
+    int             n_ctx;
+    int             len;
+    float          *k;          /* (n_layers, n_ctx, kv_dim) */
+    float          *v;          /* (n_layers, n_ctx, kv_dim) */
+    float          *att;        /* (n_threads, n_ctx) attention scores */
+};
+
+static void
+model_err(char *err, size_t errlen, const char *fn, const char *fmt, ...)
+{
+    va_list  ap;
+    int      n;
+
+    if (err == NULL || errlen == 0) {
+        return;
+    }
+    n = snprintf(err, errlen, "%s: ", fn);
+    if (n < 0 || (size_t) n >= errlen) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(err + n, errlen - n, fmt, ap);
+    va_end(ap);
+}
+
+/* --- building ------------------------------------------------------------ */
+
+typedef struct {
+    model_t         *m;
+    model_tensor_fn  find;
+    void            *ud;
+    char            *err;
+    size_t           errlen;
+} build_ctx_t;
+
+static int
+build_mat(build_ctx_t *b, const char *name, int cols, int rows, mat_t *out,
+    int optional)
+{
+    const gguf_tensor_t  *t = b->find(b->ud, name);
+
+    if (t == NULL) {
+        if (optional) {
+            return 1;
+        }
+        model_err(b->err, b->errlen, "model_load", "missing tensor '%s'",
+                  name);
+        return -1;
+    }
+    if (t->ne[0] != cols || t->ne[1] != rows || t->ne[2] != 1
+        || t->ne[3] != 1)
+    {
+        model_err(b->err, b->errlen, "model_load", "tensor '%s' has shape "
+                  "[%lld, %lld, %lld, %lld], want [%d, %d]", name,
+                  (long long) t->ne[0], (long long) t->ne[1],
+                  (long long) t->ne[2], (long long) t->ne[3], cols, rows);
+        return -1;
+    }
+    if (!quant_type_supported(t->type)) {
+        model_err(b->err, b->errlen, "model_load", "tensor '%s': type %s "
+                  "is not supported", name, quant_type_name(t->type));
+        return -1;
+    }
+    out->type = t->type;
+    out->data = t->data;
+    out->rows = rows;
+    out->cols = cols;
+    out->stride = quant_row_size(t->type, cols);
+    return 0;
+}
+
+/* a vector of n floats: in place when F32, converted otherwise */
+static const float *
+build_vec(build_ctx_t *b, const char *name, int n)
+{
+    const gguf_tensor_t  *t = b->find(b->ud, name);
+    model_t              *m = b->m;
+    float                *f, **o;
+
+    if (t == NULL) {
+        model_err(b->err, b->errlen, "model_load", "missing tensor '%s'",
+                  name);
+        return NULL;
+    }
+    if (t->ne[0] != n || t->ne[1] != 1 || t->ne[2] != 1 || t->ne[3] != 1) {
+        model_err(b->err, b->errlen, "model_load", "tensor '%s' has shape "
+                  "[%lld, %lld], want [%d]", name, (long long) t->ne[0],
+                  (long long) t->ne[1], n);
+        return NULL;
+    }
+    if (t->type == GGML_TYPE_F32 && ((uintptr_t) t->data & 3) == 0) {
+        return t->data;
+    }
+    if (!quant_type_supported(t->type)) {
+        model_err(b->err, b->errlen, "model_load", "tensor '%s': type %s "
+                  "is not supported", name, quant_type_name(t->type));
+        return NULL;
+    }
+    f = malloc((size_t) n * sizeof(float));
+    o = realloc(m->owned, (m->n_owned + 1) * sizeof(float *));
+    if (f == NULL || o == NULL) {
+        free(f);
+        if (o) {
+            m->owned = o;
+        }
+        model_err(b->err, b->errlen, "model_load", "out of memory");
+        return NULL;
+    }
+    m->owned = o;
+    m->owned[m->n_owned++] = f;
+    quant_dequantize_row(t->type, t->data, f, n);
+    return f;
+}
+
+static int
+build_weights(build_ctx_t *b)
+{
+    model_t          *m = b->m;
+    model_hparams_t  *hp = &m->hp;
+    weights_t        *w = &m->w;
+    layer_t          *L;
+    char              name[96];
+    int               l, rc, q_dim, kv_dim;
+
+    q_dim = hp->n_heads * hp->head_dim;
+    kv_dim = hp->n_kv_heads * hp->head_dim;
+
+    if (build_mat(b, "token_embd.weight", hp->dim, hp->n_vocab,
+                  &w->tok_embd, 0) != 0)
+    {
+        return -1;
+    }
+    w->out_norm = build_vec(b, "output_norm.weight", hp->dim);
+    if (w->out_norm == NULL) {
+        return -1;
+    }
+    rc = build_mat(b, "output.weight", hp->dim, hp->n_vocab, &w->output, 1);
+    if (rc < 0) {
+        return -1;
+    }
+    if (rc == 1) {
+        w->output = w->tok_embd;            /* tied */
+    }
+    w->layers = calloc(hp->n_layers, sizeof(layer_t));
+    if (w->layers == NULL) {
+        model_err(b->err, b->errlen, "model_load", "out of memory");
+        return -1;
+    }
+
+#define BLK(s)  (snprintf(name, sizeof(name), "blk.%d." s, l), name)
+
+    for (l = 0; l < hp->n_layers; l++) {
+        L = &w->layers[l];
+        if ((L->attn_norm = build_vec(b, BLK("attn_norm.weight"), hp->dim))
+                == NULL
+            || (L->ffn_norm = build_vec(b, BLK("ffn_norm.weight"), hp->dim))
+                == NULL
+            || build_mat(b, BLK("attn_q.weight"), hp->dim, q_dim, &L->wq, 0)
+            || build_mat(b, BLK("attn_k.weight"), hp->dim, kv_dim, &L->wk, 0)
+            || build_mat(b, BLK("attn_v.weight"), hp->dim, kv_dim, &L->wv, 0)
+            || build_mat(b, BLK("attn_output.weight"), q_dim, hp->dim,
+                         &L->wo, 0)
+            || build_mat(b, BLK("ffn_gate.weight"), hp->dim, hp->ffn_dim,
+                         &L->w1, 0)
+            || build_mat(b, BLK("ffn_up.weight"), hp->dim, hp->ffn_dim,
+                         &L->w3, 0)
+            || build_mat(b, BLK("ffn_down.weight"), hp->ffn_dim, hp->dim,
+                         &L->w2, 0))
+        {
+            return -1;
+        }
+    }
+
+#undef BLK
+
+    return 0;
+}
+
+static void
+free_runstate(runstate_t *s)
+{
+    free(s->x);
+    free(s->xb);
+    free(s->xb2);
+    free(s->q);
+    free(s->k);
+    free(s->v);
+    free(s->hb);
+    free(s->hb2);
+    free(s->rope_cos);
+    free(s->rope_sin);
+    free(s->xq);
+    free(s->rows);
+    free(s->inv_freq);
+    free(s->pos);
+    memset(s, 0, sizeof(*s));
+}
+
+static int
+build_runstate(model_t *m)
+{
+    model_hparams_t  *hp = &m->hp;
+    runstate_t       *s = &m->s;
+    size_t            B = MODEL_BATCH, q_dim, kv_dim, xbw, half;
+    int               i;
+
+    q_dim = (size_t) hp->n_heads * hp->head_dim;
+    kv_dim = (size_t) hp->n_kv_heads * hp->head_dim;
+    xbw = q_dim > (size_t) hp->dim ? q_dim : (size_t) hp->dim;
+    half = hp->rope_dim / 2 ? hp->rope_dim / 2 : 1;
+    m->max_cols = hp->ffn_dim > (int) xbw ? hp->ffn_dim : (int) xbw;
+
+    s->n_batch = MODEL_BATCH;
+    s->x = malloc(B * hp->dim * sizeof(float));
+    s->xb = malloc(B * xbw * sizeof(float));
+    s->xb2 = malloc(B * hp->dim * sizeof(float));
+    s->q = malloc(B * q_dim * sizeof(float));
+    s->k = malloc(B * kv_dim * sizeof(float));
+    s->v = malloc(B * kv_dim * sizeof(float));
+    s->hb = malloc(B * hp->ffn_dim * sizeof(float));
+    s->hb2 = malloc(B * hp->ffn_dim * sizeof(float));
+    s->rope_cos = malloc(B * half * sizeof(float));
+    s->rope_sin = malloc(B * half * sizeof(float));
+    s->xq_stride = (m->max_cols + QK8_0 - 1) / QK8_0 * sizeof(block_q8_0);
+    s->xq = malloc(B * s->xq_stride);
+    s->rows = malloc((size_t) m->n_threads * m->max_cols * sizeof(float));
+    s->inv_freq = malloc(half * sizeof(float));
+    s->pos = malloc(B * sizeof(int32_t));
+    if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb
+        || !s->hb2 || !s->rope_cos || !s->rope_sin || !s->xq || !s->rows
+        || !s->inv_freq || !s->pos)
+    {
+        return -1;
+    }
+    for (i = 0; i < hp->rope_dim / 2; i++) {
+        s->inv_freq[i] = (float) pow(hp->rope_base,
+                                     -2.0 * i / (double) hp->rope_dim);
+    }
+    return 0;
+}
+
+static int
+check_hparams(const model_hparams_t *hp, char *err, size_t errlen)
+{
+    if (hp->n_vocab <= 0 || hp->dim <= 0 || hp->n_layers <= 0
+        || hp->n_heads <= 0 || hp->n_kv_heads <= 0 || hp->ffn_dim <= 0
+        || hp->head_dim <= 0)
+    {
+        model_err(err, errlen, "model_load", "bad hyperparameters: vocab %d "
+                  "dim %d layers %d heads %d kv_heads %d ffn %d",
+                  hp->n_vocab, hp->dim, hp->n_layers, hp->n_heads,
+                  hp->n_kv_heads, hp->ffn_dim);
+        return -1;
+    }
+    if (hp->n_heads % hp->n_kv_heads != 0) {
+        model_err(err, errlen, "model_load", "head_count %d is not a "
+                  "multiple of head_count_kv %d", hp->n_heads,
+                  hp->n_kv_heads);
+        return -1;
+    }
+    if (hp->rope_dim < 0 || hp->rope_dim > hp->head_dim
+        || hp->rope_dim % 2 != 0)
+    {
+        model_err(err, errlen, "model_load", "rope dimension %d does not "
+                  "fit head size %d", hp->rope_dim, hp->head_dim);
+        return -1;
+    }
+    if (hp->dim > (1 << 20) || hp->ffn_dim > (1 << 22)
+        || hp->n_layers > 4096 || hp->n_heads > 4096
+        || hp->n_vocab > (1 << 24))
+    {
+        model_err(err, errlen, "model_load", "hyperparameters out of range");
+        return -1;
+    }
+    return 0;
+}
+
+model_t *
+model_build(const model_hparams_t *hp, model_tensor_fn find, void *ud,
+    void (*release)(void *ud), tokenizer_t *tok, int n_threads, char *err,
+    size_t errlen)
+{
+    model_t      *m;
+    build_ctx_t   b;
+
+    m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        model_err(err, errlen, __func__, "out of memory");
+        if (release) {
+            release(ud);
+        }
+        if (tok && tokenizer_free) {
+            tokenizer_free(tok);
+        }
+        return NULL;
+    }
+    m->hp = *hp;
+    m->tok = tok;
+    m->release = release;
+    m->release_ud = ud;
+    m->n_threads = n_threads < 1 ? 1 : n_threads > 256 ? 256 : n_threads;
+
+    if (check_hparams(hp, err, errlen) != 0) {
+        goto fail;
+    }
+    b.m = m;
+    b.find = find;
+    b.ud = ud;
+    b.err = err;
+    b.errlen = errlen;
+    if (build_weights(&b) != 0) {
+        goto fail;
+    }
+    if (build_runstate(m) != 0) {
+        model_err(err, errlen, "model_load", "out of memory for scratch "
+                  "buffers");
+        goto fail;
+    }
+    m->pool = threadpool_new(m->n_threads, err, errlen);
+    if (m->pool == NULL) {
+        goto fail;
+    }
+    return m;
+
+fail:
+    model_free(m);
+    return NULL;
+}
+
+static const gguf_tensor_t *
+gguf_find_cb(void *ud, const char *name)
+{
+    return gguf_find_tensor(ud, name);
+}
+
+static void
+gguf_release_cb(void *ud)
+{
+    gguf_close(ud);
+}
+
+/* an integer hparam "<arch>.<key>"; def < 0: required */
+static int
+hp_int(const gguf_ctx_t *g, const char *arch, const char *key, int def,
+    int *out, char *err, size_t errlen)
+{
+    char      name[128];
+    uint32_t  v;
+    int       rc;
+
+    snprintf(name, sizeof(name), "%s.%s", arch, key);
+    rc = gguf_get_u32(g, name, &v);
+    if (rc == -1 && def >= 0) {
+        *out = def;
+        return 0;
+    }
+    if (rc != 0 || v > INT32_MAX) {
+        model_err(err, errlen, "model_load", "%s %s", name,
+                  rc == -1 ? "is missing" : "has a bad type or value");
+        return -1;
+    }
+    *out = (int) v;
+    return 0;
+}
+
+static int
+hp_float(const gguf_ctx_t *g, const char *arch, const char *key, float def,
+    float *out, char *err, size_t errlen)
+{
+    char  name[128];
+    int   rc;
+
+    snprintf(name, sizeof(name), "%s.%s", arch, key);
+    rc = gguf_get_f32(g, name, out);
+    if (rc == -1) {
+        *out = def;
+        return 0;
+    }
+    if (rc != 0 || !isfinite(*out)) {
+        model_err(err, errlen, "model_load", "%s has a bad type or value",
+                  name);
+        return -1;
+    }
+    return 0;
+}
+
+model_t *
+model_load(const char *path, int n_threads, char *err, size_t errlen)
+{
+    gguf_ctx_t           *g;
+    model_hparams_t       hp;
+    const gguf_tensor_t  *emb;
+    tokenizer_t          *tok = NULL;
+    const char           *s;
+    size_t                len;
+    char                  arch[32];
+
+    g = gguf_open(path, err, errlen);
+    if (g == NULL) {
+        return NULL;
+    }
+    memset(&hp, 0, sizeof(hp));
+    if (gguf_get_str(g, "general.architecture", &s, &len) != 0) {
+        model_err(err, errlen, __func__, "%s: general.architecture is "
+                  "missing", path);
+        goto fail;
+    }
+    if (len != 5 || memcmp(s, "llama", 5) != 0) {
+        model_err(err, errlen, __func__, "%s: unsupported architecture "
+                  "'%.*s'", path, (int) (len > 32 ? 32 : len), s);
+        goto fail;
+    }
+    snprintf(arch, sizeof(arch), "%.*s", (int) len, s);
+    hp.arch = MODEL_ARCH_LLAMA;
+    hp.rope_neox = 0;
+    if (gguf_get_str(g, "general.name", &s, &len) == 0) {
+        snprintf(hp.name, sizeof(hp.name), "%.*s",
+                 (int) (len < sizeof(hp.name) ? len : sizeof(hp.name) - 1),
+                 s);
+    }
+    if (hp_int(g, arch, "embedding_length", -1, &hp.dim, err, errlen)
+        || hp_int(g, arch, "block_count", -1, &hp.n_layers, err, errlen)
+        || hp_int(g, arch, "feed_forward_length", -1, &hp.ffn_dim, err,
+                  errlen)
+        || hp_int(g, arch, "attention.head_count", -1, &hp.n_heads, err,
+                  errlen)
+        || hp_int(g, arch, "context_length", 2048, &hp.n_ctx_train, err,
+                  errlen))
+    {
+        goto fail;
+    }
+    if (hp.n_heads <= 0 || hp.dim % hp.n_heads != 0) {
+        model_err(err, errlen, __func__, "%s: embedding_length %d is not a "
+                  "multiple of head_count %d", path, hp.dim, hp.n_heads);
+        goto fail;
+    }
+    hp.head_dim = hp.dim / hp.n_heads;
+    if (hp_int(g, arch, "attention.head_count_kv", hp.n_heads,
+               &hp.n_kv_heads, err, errlen)
+        || hp_int(g, arch, "attention.key_length", hp.head_dim,
+                  &hp.head_dim, err, errlen)
+        || hp_int(g, arch, "rope.dimension_count", hp.head_dim,
+                  &hp.rope_dim, err, errlen)
+        || hp_float(g, arch, "rope.freq_base", 10000.0f, &hp.rope_base,
+                    err, errlen)
+        || hp_float(g, arch, "attention.layer_norm_rms_epsilon", 1e-5f,
+                    &hp.norm_eps, err, errlen))
+    {
+        goto fail;
+    }
+    emb = gguf_find_tensor(g, "token_embd.weight");
+    if (emb == NULL) {
+        model_err(err, errlen, "model_load", "missing tensor "
+                  "'token_embd.weight'");
+        goto fail;
+    }
+    hp.n_vocab = emb->ne[1] > INT32_MAX ? -1 : (int) emb->ne[1];
+
+    if (gguf_find_key(g, "tokenizer.ggml.tokens") >= 0
+        && tokenizer_from_gguf != NULL)
+    {
+        tok = tokenizer_from_gguf(g, err, errlen);
+        if (tok == NULL) {
+            goto fail;
+        }
+    }
+    return model_build(&hp, gguf_find_cb, g, gguf_release_cb, tok,
+                       n_threads, err, errlen);
+
+fail:
+    gguf_close(g);
+    return NULL;
+}
+
+void
+model_free(model_t *m)
+{
+    int  i;
+
+    if (m == NULL) {
+        return;
+    }
+    threadpool_free(m->pool);
+    free_runstate(&m->s);
+    free(m->w.layers);
+    for (i = 0; i < m->n_owned; i++) {
+        free(m->owned[i]);
+    }
+    free(m->owned);
+    if (m->tok && tokenizer_free) {
+        tokenizer_free(m->tok);
+    }
+    if (m->release) {
+        m->release(m->release_ud);
+    }
+    free(m);
+}
+
+const model_hparams_t *
+model_hparams(const model_t *m)
+{
+    return &m->hp;
+}
+
+const tokenizer_t *
+model_tokenizer(const model_t *m)
+{
+    return m->tok;
+}
+
+const gguf_ctx_t *
+model_gguf(const model_t *m)
+{
+    return m->release == gguf_release_cb ? m->release_ud : NULL;
+}
+
+int
+model_n_threads(const model_t *m)
+{
+    return m->n_threads;
+}
+
+/* --- KV cache ------------------------------------------------------------ */
+
+kv_cache_t *
+kv_cache_new(const model_t *m, int n_ctx)
+{
+    kv_cache_t  *kv;
+    size_t       n;
+
+    if (n_ctx <= 0) {
+        return NULL;
+    }
+    kv = calloc(1, sizeof(*kv));
+    if (kv == NULL) {
+        return NULL;
+    }
+    n = (size_t) m->hp.n_layers * n_ctx * m->hp.n_kv_heads * m->hp.head_dim;
+    kv->m = m;
+    kv->n_ctx = n_ctx;
+    kv->k = malloc(n * sizeof(float));
+    kv->v = malloc(n * sizeof(float));
+    kv->att = malloc((size_t) m->n_threads * n_ctx * sizeof(float));
+    if (kv->k == NULL || kv->v == NULL || kv->att == NULL) {
+        kv_cache_free(kv);
+        return NULL;
+    }
+    return kv;
+}
+
+void
+kv_cache_free(kv_cache_t *kv)
+{
+    if (kv == NULL) {
+        return;
+    }
+    free(kv->k);
+    free(kv->v);
+    free(kv->att);
+    free(kv);
+}
+
+int
+kv_cache_len(const kv_cache_t *kv)
+{
+    return kv->len;
+}
+
+void
+kv_cache_truncate(kv_cache_t *kv, int n)
+{
+    if (n >= 0 && n < kv->len) {
+        kv->len = n;
+    }
+}
+
+/* --- the forward pass ---------------------------------------------------- */
+
+static void
+rmsnorm(float *o, const float *x, const float *w, int n, float eps)
+{
+    float  ss = 0.0f;
+    int    i;
+
+    for (i = 0; i < n; i++) {
+        ss += x[i] * x[i];
+    }
+    ss = 1.0f / sqrtf(ss / n + eps);
+    for (i = 0; i < n; i++) {
+        o[i] = w[i] * (ss * x[i]);
+    }
+}
+
+/* up to three matrices sharing one input, rows split across threads */
+typedef struct {
+    model_t       *m;
+    const mat_t   *w[3];
+    float         *out[3];
+    int            nw;
+    const float   *x;           /* (n, cols) */
+    int            n;
+} matmul_job_t;
+
+static void
+matmul_worker(void *arg, int ith, int nth)
+{
+    matmul_job_t  *j = arg;
+    model_t       *m = j->m;
+    const mat_t   *w;
+    const void    *x;
+    size_t         xs;
+    int            i, per, r0, r1;
+
+    for (i = 0; i < j->nw; i++) {
+        w = j->w[i];
+        /* row ranges in multiples of 4 keep the SIMD tiles full */
+        per = ((w->rows + nth - 1) / nth + 3) & ~3;
+        r0 = ith * per;
+        r1 = r0 + per < w->rows ? r0 + per : w->rows;
+        if (r0 >= r1) {
+            continue;
+        }
+        if (quant_vec_type(w->type) == GGML_TYPE_Q8_0) {
+            x = m->s.xq;
+            xs = m->s.xq_stride;
+        } else {
+            x = j->x;
+            xs = (size_t) w->cols * sizeof(float);
+        }
+        quant_gemm(w->type, w->data, w->stride, w->cols, x, xs, j->n,
+                   j->out[i], w->rows, r0, r1,
+                   m->s.rows + (size_t) ith * m->max_cols);
+    }
+}
+
+typedef struct {
+    runstate_t   *s;
+    const float  *x;
+    int           cols;
+    int           n;
+} quantize_job_t;
+
+static void
+quantize_worker(void *arg, int ith, int nth)
+{
+    quantize_job_t  *j = arg;
+    int              t;
+
+    for (t = ith; t < j->n; t += nth) {
+        quant_quantize_row_q8_0(j->x + (size_t) t * j->cols,
+                                (char *) j->s->xq + t * j->s->xq_stride,
+                                j->cols);
+    }
+}
+
+/* out_i = x W_i^T for n tokens; x is (n, cols), out_i is (n, rows_i) */
+static void
+matmul(model_t *m, const float *x, int n, int nw, const mat_t *w0,
+    float *o0, const mat_t *w1, float *o1, const mat_t *w2, float *o2)
+{
+    matmul_job_t    j;
+    quantize_job_t  q;
+    int             i, need_q = 0;
+
+    j.m = m;
+    j.x = x;
+    j.n = n;
+    j.nw = nw;
+    j.w[0] = w0;
+    j.w[1] = w1;
+    j.w[2] = w2;
+    j.out[0] = o0;
+    j.out[1] = o1;
+    j.out[2] = o2;
+    for (i = 0; i < nw; i++) {
+        need_q |= quant_vec_type(j.w[i]->type) == GGML_TYPE_Q8_0;
+    }
+    if (need_q) {
+        q.s = &m->s;
+        q.x = x;
+        q.cols = w0->cols;
+        q.n = n;
+        if (n >= 4) {
+            threadpool_run(m->pool, quantize_worker, &q);
+        } else {
+            quantize_worker(&q, 0, 1);
+        }
+    }
+    threadpool_run(m->pool, matmul_worker, &j);
+}
+
+static void
+rope(float *x, int n_heads, int head_dim, int rope_dim, int neox,
+    const float *c, const float *s)
+{
+    float  *h, x0, x1;
+    int     hd, i, half = rope_dim / 2;
+
+    for (hd = 0; hd < n_heads; hd++) {
+        h = x + (size_t) hd * head_dim;
+        for (i = 0; i < half; i++) {
+            if (neox) {
+                x0 = h[i];
+                x1 = h[i + half];
+                h[i] = x0 * c[i] - x1 * s[i];
+                h[i + half] = x0 * s[i] + x1 * c[i];
+            } else {
+                x0 = h[2 * i];
+                x1 = h[2 * i + 1];
+                h[2 * i] = x0 * c[i] - x1 * s[i];
+                h[2 * i + 1] = x0 * s[i] + x1 * c[i];
+            }
+        }
+    }
+}
+
+typedef struct {
+    model_t     *m;
+    kv_cache_t  *kv;
+    int          layer;
+    int          n;             /* tokens in the batch */
+    int          base;          /* cache index of the first of them */
+} attn_job_t;
+
+static void
+attn_worker(void *arg, int ith, int nth)
+{
+    attn_job_t       *j = arg;
+    model_t          *m = j->m;
+    model_hparams_t  *hp = &m->hp;
+    kv_cache_t       *kv = j->kv;
+    int               hd = hp->head_dim, kv_dim, q_dim, group, total, per;
+    int               it, i0, i1, h, t, k, n_att, kvh;
+    const float      *q, *kc, *vc, *kl, *vl;
+    float            *att, *out, scale, mx, sum;
+
+    kv_dim = hp->n_kv_heads * hd;
+    q_dim = hp->n_heads * hd;
+    group = hp->n_heads / hp->n_kv_heads;
+    scale = 1.0f / sqrtf((float) hd);
+    att = kv->att + (size_t) ith * kv->n_ctx;
+    kl = kv->k + (size_t) j->layer * kv->n_ctx * kv_dim;
+    vl = kv->v + (size_t) j->layer * kv->n_ctx * kv_dim;
+
+    /* items are (head, token), head-major, so a thread's range reuses the
+       same K/V rows */
+    total = hp->n_heads * j->n;
+    per = (total + nth - 1) / nth;
+    i0 = ith * per;
+    i1 = i0 + per < total ? i0 + per : total;
+    for (it = i0; it < i1; it++) {
+        h = it / j->n;
+        t = it % j->n;
+        kvh = h / group;
+        q = m->s.q + (size_t) t * q_dim + (size_t) h * hd;
+        out = m->s.xb + (size_t) t * q_dim + (size_t) h * hd;
+        kc = kl + (size_t) kvh * hd;
+        vc = vl + (size_t) kvh * hd;
+        /* causal over cache order: everything before, and itself */
+        n_att = j->base + t + 1;
+        mx = -INFINITY;
+        for (k = 0; k < n_att; k++) {
+            att[k] = quant_dot_f32(q, kc + (size_t) k * kv_dim, hd) * scale;
+            mx = att[k] > mx ? att[k] : mx;
+        }
+        sum = 0.0f;
+        for (k = 0; k < n_att; k++) {
+            att[k] = expf(att[k] - mx);
+            sum += att[k];
+        }
+        memset(out, 0, hd * sizeof(float));
+        sum = 1.0f / sum;
+        for (k = 0; k < n_att; k++) {
+            quant_axpy(att[k] * sum, vc + (size_t) k * kv_dim, out, hd);
+        }
+    }
+}
+
+/*
+ * One batch of n <= n_batch tokens appended to kv. out (may be NULL)
+ * receives logits (want 1: last token, 2: all) or, for want 3, the final
+ * normed hidden states of all tokens.
+ */
+static void
+forward_batch(model_t *m, kv_cache_t *kv, const int32_t *tokens,
+    const int32_t *pos, int n, float *out, int want)
+{
+    model_hparams_t  *hp = &m->hp;
+    runstate_t       *s = &m->s;
+    weights_t        *w = &m->w;
+    layer_t          *L;
+    attn_job_t        aj;
+    int               dim = hp->dim, hd = hp->head_dim, half, t, l, i;
+    int               q_dim, kv_dim, ffn = hp->ffn_dim, base = kv->len;
+    size_t            koff;
+    float             a, g;
+
+    q_dim = hp->n_heads * hd;
+    kv_dim = hp->n_kv_heads * hd;
+    half = hp->rope_dim / 2;
+
+    for (t = 0; t < n; t++) {
+        quant_dequantize_row(w->tok_embd.type,
+            (const char *) w->tok_embd.data
+                + (size_t) tokens[t] * w->tok_embd.stride,
+            s->x + (size_t) t * dim, dim);
+        s->pos[t] = pos ? pos[t] : base + t;
+        for (i = 0; i < half; i++) {
+            a = (float) s->pos[t] * s->inv_freq[i];
+            s->rope_cos[t * half + i] = cosf(a);
+            s->rope_sin[t * half + i] = sinf(a);
+        }
+    }
+
+    for (l = 0; l < hp->n_layers; l++) {
+        L = &w->layers[l];
+
+        for (t = 0; t < n; t++) {
+            rmsnorm(s->xb + (size_t) t * dim, s->x + (size_t) t * dim,
+                    L->attn_norm, dim, hp->norm_eps);
+        }
+        matmul(m, s->xb, n, 3, &L->wq, s->q, &L->wk, s->k, &L->wv, s->v);
+
+        koff = ((size_t) l * kv->n_ctx + base) * kv_dim;
+        for (t = 0; t < n; t++) {
+            rope(s->q + (size_t) t * q_dim, hp->n_heads, hd, hp->rope_dim,
+                 hp->rope_neox, s->rope_cos + t * half,
+                 s->rope_sin + t * half);
+            rope(s->k + (size_t) t * kv_dim, hp->n_kv_heads, hd,
+                 hp->rope_dim, hp->rope_neox, s->rope_cos + t * half,
+                 s->rope_sin + t * half);
+        }
+        memcpy(kv->k + koff, s->k, (size_t) n * kv_dim * sizeof(float));
+        memcpy(kv->v + koff, s->v, (size_t) n * kv_dim * sizeof(float));
+
+        aj.m = m;
+        aj.kv = kv;
+        aj.layer = l;
+        aj.n = n;
+        aj.base = base;
+        threadpool_run(m->pool, attn_worker, &aj);
+
+        matmul(m, s->xb, n, 1, &L->wo, s->xb2, NULL, NULL, NULL, NULL);
+        for (i = 0; i < n * dim; i++) {
+            s->x[i] += s->xb2[i];
+        }
+
+        for (t = 0; t < n; t++) {
+            rmsnorm(s->xb + (size_t) t * dim, s->x + (size_t) t * dim,
+                    L->ffn_norm, dim, hp->norm_eps);
+        }
+        matmul(m, s->xb, n, 2, &L->w1, s->hb, &L->w3, s->hb2, NULL, NULL);
+        for (i = 0; i < n * ffn; i++) {
+            g = s->hb[i];
+            s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
+        }
+        matmul(m, s->hb, n, 1, &L->w2, s->xb2, NULL, NULL, NULL, NULL);
+        for (i = 0; i < n * dim; i++) {
+            s->x[i] += s->xb2[i];
+        }
+    }
+    kv->len = base + n;
+
+    if (out == NULL) {
+        return;
+    }
+    if (want == 1) {
+        rmsnorm(s->xb, s->x + (size_t) (n - 1) * dim, w->out_norm, dim,
+                hp->norm_eps);
+        matmul(m, s->xb, 1, 1, &w->output, out, NULL, NULL, NULL, NULL);
+        return;
+    }
+    for (t = 0; t < n; t++) {
+        rmsnorm((want == 3 ? out : s->xb) + (size_t) t * dim,
+                s->x + (size_t) t * dim, w->out_norm, dim, hp->norm_eps);
+    }
+    if (want == 2) {
+        matmul(m, s->xb, n, 1, &w->output, out, NULL, NULL, NULL, NULL);
+    }
+}
+
+static int
+eval_check(model_t *m, kv_cache_t *kv, const int32_t *tokens,
+    const int32_t *pos, int n, char *err, size_t errlen)
+{
+    int  i;
+
+    if (kv == NULL || kv->m != m || tokens == NULL || n <= 0) {
+        model_err(err, errlen, "model_eval", "bad arguments");
+        return -1;
+    }
+    if (n > kv->n_ctx - kv->len) {
+        model_err(err, errlen, "model_eval", "context full: %d + %d tokens "
+                  "> %d", kv->len, n, kv->n_ctx);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= m->hp.n_vocab) {
+            model_err(err, errlen, "model_eval", "token id %d out of range "
+                      "[0, %d)", tokens[i], m->hp.n_vocab);
+            return -1;
+        }
+        if (pos && pos[i] < 0) {
+            model_err(err, errlen, "model_eval", "negative position %d",
+                      pos[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+model_eval(model_t *m, kv_cache_t *kv, const int32_t *tokens,
+    const int32_t *pos, int n, float *logits, int logits_all, char *err,
+    size_t errlen)
+{
+    int  c0, nb, B = m->s.n_batch;
+
+    if (eval_check(m, kv, tokens, pos, n, err, errlen) != 0) {
+        return -1;
+    }
+    for (c0 = 0; c0 < n; c0 += nb) {
+        nb = n - c0 < B ? n - c0 : B;
+        if (logits && logits_all) {
+            forward_batch(m, kv, tokens + c0, pos ? pos + c0 : NULL, nb,
+                          logits + (size_t) c0 * m->hp.n_vocab, 2);
+        } else {
+            forward_batch(m, kv, tokens + c0, pos ? pos + c0 : NULL, nb,
+                          c0 + nb == n ? logits : NULL, 1);
+        }
+    }
+    return 0;
+}
+
+int
+model_embed(model_t *m, const int32_t *tokens, int n, float *out,
+    char *err, size_t errlen)
+{
+    kv_cache_t  *kv;
+    float       *h;
+    double       norm = 0.0;
+    int          c0, nb, t, i, dim = m->hp.dim, B = m->s.n_batch;
+
+    if (n <= 0 || out == NULL) {
+        model_err(err, errlen, __func__, "no tokens");
+        return -1;
+    }
+    kv = kv_cache_new(m, n);
+    h = malloc((size_t) B * dim * sizeof(float));
+    if (kv == NULL || h == NULL) {
+        kv_cache_free(kv);
+        free(h);
+        model_err(err, errlen, __func__, "out of memory for %d tokens", n);
+        return -1;
+    }
+    if (eval_check(m, kv, tokens, NULL, n, err, errlen) != 0) {
+        kv_cache_free(kv);
+        free(h);
+        return -1;
+    }
+    memset(out, 0, dim * sizeof(float));
+    for (c0 = 0; c0 < n; c0 += nb) {
+        nb = n - c0 < B ? n - c0 : B;
+        forward_batch(m, kv, tokens + c0, NULL, nb, h, 3);
+        for (t = 0; t < nb; t++) {
+            for (i = 0; i < dim; i++) {
+                out[i] += h[(size_t) t * dim + i];
+            }
+        }
+    }
+    for (i = 0; i < dim; i++) {
+        out[i] /= n;
+        norm += (double) out[i] * out[i];
+    }
+    norm = sqrt(norm);
+    for (i = 0; i < dim && norm > 0.0; i++) {
+        out[i] = (float) (out[i] / norm);
+    }
+    kv_cache_free(kv);
+    free(h);
+    return 0;
+}
