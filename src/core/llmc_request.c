@@ -972,6 +972,14 @@ llmc_request_parse(llmc_request_t *req, llmc_api_e api, const char *body,
         return llmc_req_fail(&ctx, "out of memory");
     }
 
+    /* first the field table, so that an explicit null is absent for the
+     * shape checks and the canonical forms below */
+    n_unknown = llmc_req_fields(root, fields);
+    if (n_unknown < 0) {
+        llmc_req_fail(&ctx, "out of memory");
+        goto failed;
+    }
+
     switch (api) {
     case LLMC_API_CHAT:
         rc = llmc_req_chat(&ctx, root);
@@ -987,12 +995,6 @@ llmc_request_parse(llmc_request_t *req, llmc_api_e api, const char *body,
         break;
     }
     if (rc != 0) {
-        goto failed;
-    }
-
-    n_unknown = llmc_req_fields(root, fields);
-    if (n_unknown < 0) {
-        llmc_req_fail(&ctx, "out of memory");
         goto failed;
     }
 

@@ -255,6 +255,13 @@ test_chat(void)
                CHAT(",\"tools\":[{\"type\":\"function\",\"function\":{\"name\""
                ":\"f\"}}],\"tool_choice\":\"auto\"", "a"),
                "tool_choice defaults to auto with tools");
+    same_scope(LLMC_API_CHAT, CHAT(",\"tools\":[{\"type\":\"function\","
+               "\"function\":{\"name\":\"f\"}}],\"tool_choice\":null", "a"),
+               CHAT(",\"tools\":[{\"type\":\"function\",\"function\":{\"name\""
+               ":\"f\"}}]", "a"), "null tool_choice is the default");
+    same_scope(LLMC_API_CHAT, CHAT("", "a"),
+               CHAT(",\"stop\":null,\"seed\":null,\"max_tokens\":null,"
+                    "\"stream\":null", "a"), "nulls are absent");
     same_scope(LLMC_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":"
                "\"a\"}],\"model\":\"m\",\"seed\":7}",
                "{ \"seed\" : 7.0 ,\n\"model\":\"m\",\"messages\":[{\"content\""
@@ -452,6 +459,8 @@ test_responses(void)
 
     REJECT(LLMC_API_RESPONSES, RESP("\"hi\"", ",\"conversation\":\"conv_1\""),
            "conversation", "conversation");
+    same_scope(LLMC_API_RESPONSES, RESP("\"hi\"", ",\"conversation\":null"),
+               RESP("\"hi\"", ""), "null conversation is none");
     REJECT(LLMC_API_RESPONSES, RESP("42", ""), "numeric input", "input");
     REJECT(LLMC_API_RESPONSES, RESP("[\"x\"]", ""), "input item a string",
            "not an object");
@@ -595,6 +604,10 @@ test_rejects(void)
            "integer out of range", "invalid JSON");
     REJECT(LLMC_API_CHAT, "{\"model\":\"m\"}", "chat without messages",
            "messages");
+    REJECT(LLMC_API_CHAT, "{\"model\":\"m\",\"messages\":null}",
+           "messages null", "messages");
+    REJECT(LLMC_API_CHAT, "{\"model\":null,\"messages\":[{\"role\":\"user\","
+           "\"content\":\"q\"}]}", "model null", "model");
     REJECT(LLMC_API_CHAT, "{\"model\":\"m\",\"messages\":{}}",
            "messages not an array", "messages");
     REJECT(LLMC_API_CHAT, "{\"model\":\"m\",\"messages\":[]}",
