@@ -40,4 +40,56 @@ int32_t tokenizer_eos(const tokenizer_t *tok);
 int tokenizer_is_eog(const tokenizer_t *tok, int32_t id);
 int32_t tokenizer_find(const tokenizer_t *tok, const char *piece);
 
+/* ---- additions: building from an in-memory vocabulary, inspection ---- */
+
+typedef enum {
+    TOKENIZER_SPM = 1,          /* SentencePiece-style, scores */
+    TOKENIZER_BPE               /* byte-level BPE, merges */
+} tokenizer_kind_e;
+
+typedef enum {
+    TOKENIZER_PRE_DEFAULT = 0,  /* BPE without tokenizer.ggml.pre */
+    TOKENIZER_PRE_GPT2,         /* gpt-2, mpt, olmo, ... */
+    TOKENIZER_PRE_FALCON
+} tokenizer_pre_e;
+
+/* tokenizer.ggml.token_type values */
+enum {
+    TOKEN_TYPE_UNDEFINED = 0,
+    TOKEN_TYPE_NORMAL,
+    TOKEN_TYPE_UNKNOWN,
+    TOKEN_TYPE_CONTROL,
+    TOKEN_TYPE_USER_DEFINED,
+    TOKEN_TYPE_UNUSED,
+    TOKEN_TYPE_BYTE
+};
+
+typedef struct {
+    tokenizer_kind_e    kind;
+    tokenizer_pre_e     pre;
+    int                 n_vocab;
+    const char *const  *tokens;       /* n_vocab pieces */
+    const size_t       *lens;         /* NULL: NUL-terminated pieces */
+    const float        *scores;       /* NULL: all 0 */
+    const int32_t      *types;        /* NULL: all TOKEN_TYPE_NORMAL */
+    const char *const  *merges;       /* BPE: "left right", by rank */
+    const size_t       *merge_lens;   /* NULL: NUL-terminated */
+    int                 n_merges;
+    int32_t             bos, eos, unk, eot;   /* -1: none */
+    int                 add_bos;
+    int                 add_space_prefix;     /* SPM */
+    int                 plain_space;  /* SPM pieces use ' ', not U+2581 */
+    int                 no_special_parse;
+} tokenizer_vocab_t;
+
+/* copies everything it needs from v */
+tokenizer_t *tokenizer_from_vocab(const tokenizer_vocab_t *v, char *err,
+    size_t errlen);
+
+tokenizer_kind_e tokenizer_kind(const tokenizer_t *tok);
+int tokenizer_add_bos(const tokenizer_t *tok);
+/* the raw vocab piece (not NUL-safe: use len); NULL when out of range */
+const char *tokenizer_text(const tokenizer_t *tok, int32_t id, size_t *len);
+int tokenizer_token_type(const tokenizer_t *tok, int32_t id);
+
 #endif /* LLMC_TOKENIZER_H */
