@@ -18,8 +18,6 @@
 #include "quant.h"
 #include "tokenizer.h"
 
-#pragma weak tokenizer_from_llama2c
-
 typedef struct {
     void           *map;
     size_t          size;
@@ -229,12 +227,6 @@ model_load_llama2c(const char *ckpt, const char *tok_path, int n_threads,
     }
 
     if (tok_path != NULL) {
-        if (tokenizer_from_llama2c == NULL) {
-            snprintf(err, errlen, "model_load_llama2c: no tokenizer "
-                     "support linked in");
-            llama2c_release(c);
-            return NULL;
-        }
         tok = tokenizer_from_llama2c(tok_path, hp.n_vocab, err, errlen);
         if (tok == NULL) {
             llama2c_release(c);

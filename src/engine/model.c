@@ -19,10 +19,6 @@
 #include "threadpool.h"
 #include "tokenizer.h"
 
-/* the tokenizer may be linked in or not (tools that only run ids) */
-#pragma weak tokenizer_from_gguf
-#pragma weak tokenizer_free
-
 /* tokens per pass through the layers; longer prompts go in chunks */
 #define MODEL_BATCH  256
 
@@ -381,9 +377,7 @@ model_build(const model_hparams_t *hp, model_tensor_fn find, void *ud,
         if (release) {
             release(ud);
         }
-        if (tok && tokenizer_free) {
-            tokenizer_free(tok);
-        }
+        tokenizer_free(tok);
         return NULL;
     }
     m->hp = *hp;
@@ -548,9 +542,7 @@ model_load(const char *path, int n_threads, char *err, size_t errlen)
     }
     hp.n_vocab = emb->ne[1] > INT32_MAX ? -1 : (int) emb->ne[1];
 
-    if (gguf_find_key(g, "tokenizer.ggml.tokens") >= 0
-        && tokenizer_from_gguf != NULL)
-    {
+    if (gguf_find_key(g, "tokenizer.ggml.tokens") >= 0) {
         tok = tokenizer_from_gguf(g, err, errlen);
         if (tok == NULL) {
             goto fail;
@@ -579,9 +571,7 @@ model_free(model_t *m)
         free(m->owned[i]);
     }
     free(m->owned);
-    if (m->tok && tokenizer_free) {
-        tokenizer_free(m->tok);
-    }
+    tokenizer_free(m->tok);
     if (m->release) {
         m->release(m->release_ud);
     }
