@@ -422,6 +422,50 @@ def answer_for(n, text):
     return "mock answer #%d to: %s" % (n, text)
 
 
+def tool_arguments(answer):
+    """Arguments of a forced tool call: the answer text, as JSON."""
+    return jdump({"answer": answer})
+
+
+def openai_tool_names(tools):
+    names = []
+    for t in tools or []:
+        if isinstance(t, dict):
+            f = t.get("function") if isinstance(t.get("function"), dict) \
+                else t
+            if isinstance(f.get("name"), str):
+                names.append(f["name"])
+    return names
+
+
+def openai_forced_tool(req, responses_api=False):
+    """Name of the tool the request forces (tool_choice "required" or a
+    named function), else None; validated like the provider."""
+    choice = req.get("tool_choice")
+    tools = req.get("tools")
+    if choice is None or choice in ("auto", "none"):
+        return None
+    if not tools:
+        raise ApiError(400, "Invalid value for 'tool_choice': 'tool_choice' "
+                       "is only allowed when 'tools' are specified.",
+                       "invalid_request_error", "tool_choice", None)
+    names = openai_tool_names(tools)
+    if choice == "required":
+        return names[0] if names else "tool"
+    if isinstance(choice, dict):
+        f = choice if responses_api else choice.get("function") or {}
+        name = f.get("name") if isinstance(f, dict) else None
+        if name in names:
+            return name
+        raise ApiError(400, "Invalid value for 'tool_choice': function %s "
+                       "not found in 'tools'." % jdump(name),
+                       "invalid_request_error", "tool_choice",
+                       "invalid_value")
+    raise ApiError(400, "Invalid value: %s. Supported values are: 'none', "
+                   "'auto', and 'required'." % jdump(choice),
+                   "invalid_request_error", "tool_choice", "invalid_value")
+
+
 def split_deltas(text, maxn=64):
     """Split text into word-ish deltas (each keeps its trailing space)."""
     words = []
@@ -577,22 +621,38 @@ class ChatReply(Reply):
         serial = serial.encode("utf-8", "surrogatepass")
         self.prompt_tokens = ntokens(serial)
         self.cached = openai_cached_tokens(self.model, req, serial)
+        self.tool = openai_forced_tool(req)
         self.id = "chatcmpl-mock-%d" % n
+        self.call_id = "call_mock_%d" % n
         self.created = int(time.time())
         self.answer = answer_for(n, last_user)
+        self.finish = "tool_calls" if self.tool else "stop"
+
+    def output(self, answer):
+        return tool_arguments(answer) if self.tool else answer
 
     def usage(self, answer):
         return openai_usage_chat(self.prompt_tokens, self.cached,
-                                 ntokens(answer) * self.nchoices)
+                                 ntokens(self.output(answer)) *
+                                 self.nchoices)
+
+    def message(self, answer):
+        if not self.tool:
+            return {"role": "assistant", "content": answer,
+                    "refusal": None, "annotations": []}
+        return {"role": "assistant", "content": None,
+                "tool_calls": [{"id": self.call_id, "type": "function",
+                                "function": {
+                                    "name": self.tool,
+                                    "arguments": tool_arguments(answer)}}],
+                "refusal": None, "annotations": []}
 
     def json_body(self, answer):
         return {
             "id": self.id, "object": "chat.completion",
             "created": self.created, "model": self.model,
-            "choices": [{"index": i,
-                         "message": {"role": "assistant", "content": answer,
-                                     "refusal": None, "annotations": []},
-                         "logprobs": None, "finish_reason": "stop"}
+            "choices": [{"index": i, "message": self.message(answer),
+                         "logprobs": None, "finish_reason": self.finish}
                         for i in range(self.nchoices)],
             "usage": self.usage(answer),
             "service_tier": "default",
@@ -609,18 +669,28 @@ class ChatReply(Reply):
 
     def events(self, answer):
         ev = []
+        if self.tool:
+            first = {"role": "assistant", "content": None, "tool_calls": [
+                {"index": 0, "id": self.call_id, "type": "function",
+                 "function": {"name": self.tool, "arguments": ""}}],
+                "refusal": None}
+        else:
+            first = {"role": "assistant", "content": "", "refusal": None}
         ev.append(("head", self.chunk([
-            {"index": i, "delta": {"role": "assistant", "content": "",
-                                   "refusal": None},
-             "logprobs": None, "finish_reason": None}
-            for i in range(self.nchoices)])))
-        for piece in split_deltas(answer):
+            {"index": i, "delta": first, "logprobs": None,
+             "finish_reason": None} for i in range(self.nchoices)])))
+        for piece in split_deltas(self.output(answer)):
+            if self.tool:
+                delta = {"tool_calls": [{"index": 0, "function": {
+                    "arguments": piece}}]}
+            else:
+                delta = {"content": piece}
             ev.append(("delta", self.chunk([
-                {"index": i, "delta": {"content": piece}, "logprobs": None,
+                {"index": i, "delta": delta, "logprobs": None,
                  "finish_reason": None} for i in range(self.nchoices)])))
         ev.append(("tail", self.chunk([
             {"index": i, "delta": {}, "logprobs": None,
-             "finish_reason": "stop"} for i in range(self.nchoices)])))
+             "finish_reason": self.finish} for i in range(self.nchoices)])))
         if self.include_usage:
             ev.append(("tail", self.chunk([], self.usage(answer))))
         ev.append(("end", b"data: [DONE]\n\n"))
@@ -759,13 +829,15 @@ class ResponsesReply(Reply):
         serial = serial.encode("utf-8", "surrogatepass")
         self.prompt_tokens = ntokens(serial)
         self.cached = openai_cached_tokens(self.model, req, serial)
+        self.tool = openai_forced_tool(req, responses_api=True)
         self.id = "resp_mock_%d" % n
-        self.msg_id = "msg_mock_%d" % n
+        self.msg_id = ("fc_mock_%d" if self.tool else "msg_mock_%d") % n
+        self.call_id = "call_mock_%d" % n
         self.created = int(time.time())
         self.answer = answer_for(n, last_user)
 
     def usage(self, answer):
-        c = ntokens(answer)
+        c = ntokens(tool_arguments(answer) if self.tool else answer)
         return {"input_tokens": self.prompt_tokens,
                 "input_tokens_details": {"cached_tokens": self.cached},
                 "output_tokens": c,
@@ -773,6 +845,11 @@ class ResponsesReply(Reply):
                 "total_tokens": self.prompt_tokens + c}
 
     def item(self, answer, done):
+        if self.tool:
+            return {"id": self.msg_id, "type": "function_call",
+                    "status": "completed" if done else "in_progress",
+                    "arguments": tool_arguments(answer) if done else "",
+                    "call_id": self.call_id, "name": self.tool}
         return {"id": self.msg_id, "type": "message",
                 "status": "completed" if done else "in_progress",
                 "role": "assistant",
@@ -827,6 +904,18 @@ class ResponsesReply(Reply):
             response=self.response(answer, False))
         add("head", "response.output_item.added", output_index=0,
             item=self.item(answer, False))
+        if self.tool:
+            args = tool_arguments(answer)
+            for piece in split_deltas(args):
+                add("delta", "response.function_call_arguments.delta",
+                    item_id=self.msg_id, output_index=0, delta=piece)
+            add("tail", "response.function_call_arguments.done",
+                item_id=self.msg_id, output_index=0, arguments=args)
+            add("tail", "response.output_item.done", output_index=0,
+                item=self.item(answer, True))
+            add("end", "response.completed",
+                response=self.response(answer, True))
+            return out
         add("head", "response.content_part.added", part={
             "type": "output_text", "text": "", "annotations": [],
             "logprobs": []}, **loc)
@@ -969,6 +1058,35 @@ def anthropic_check_block(b, where, nested=False):
                 raise ApiError(400, "%s.%s: Field required" % (where, f))
     if t == "tool_result" and "tool_use_id" not in b:
         raise ApiError(400, "%s.tool_use_id: Field required" % where)
+
+
+def anthropic_forced_tool(req):
+    """Name of the tool forced by tool_choice any/tool, else None."""
+    choice = req.get("tool_choice")
+    if choice is None:
+        return None
+    if not isinstance(choice, dict) or choice.get("type") not in (
+            "auto", "any", "tool", "none"):
+        raise ApiError(400, "tool_choice: Input tag %s found using 'type' "
+                       "does not match any of the expected tags: 'auto', "
+                       "'any', 'tool', 'none'"
+                       % jdump(choice.get("type") if isinstance(choice, dict)
+                               else choice))
+    names = [t.get("name") for t in req.get("tools") or []
+             if isinstance(t, dict)]
+    if choice["type"] in ("auto", "none"):
+        return None
+    if not names:
+        raise ApiError(400, "tool_choice: tool_choice may only be specified "
+                       "while providing tools.")
+    if choice["type"] == "any":
+        return names[0]
+    if "name" not in choice:
+        raise ApiError(400, "tool_choice.tool.name: Field required")
+    if choice["name"] not in names:
+        raise ApiError(400, "Tool %s not found in tools."
+                       % jdump(choice["name"]))
+    return choice["name"]
 
 
 class MessagesReply(Reply):
@@ -1143,8 +1261,11 @@ class MessagesReply(Reply):
         self.cache_5m = c5
         self.cache_1h = c1
         self.input_tokens = self.total_tokens - read - c5 - c1
+        self.tool = anthropic_forced_tool(req)
         self.id = "msg_mock_%d" % n
+        self.tool_id = "toolu_mock_%d" % n
         self.answer = answer_for(n, last_user)
+        self.stop = "tool_use" if self.tool else "end_turn"
 
     def usage(self, output_tokens):
         return {"input_tokens": self.input_tokens,
@@ -1161,31 +1282,46 @@ class MessagesReply(Reply):
                 "model": self.model, "content": content,
                 "stop_reason": stop, "stop_sequence": None, "usage": usage}
 
+    def output(self, answer):
+        return tool_arguments(answer) if self.tool else answer
+
     def json_body(self, answer):
-        return self.message([{"type": "text", "text": answer}], "end_turn",
-                            self.usage(ntokens(answer)))
+        if self.tool:
+            content = [{"type": "tool_use", "id": self.tool_id,
+                        "name": self.tool, "input": {"answer": answer}}]
+        else:
+            content = [{"type": "text", "text": answer}]
+        return self.message(content, self.stop,
+                            self.usage(ntokens(self.output(answer))))
 
     def events(self, answer):
+        if self.tool:
+            block = {"type": "tool_use", "id": self.tool_id,
+                     "name": self.tool, "input": {}}
+        else:
+            block = {"type": "text", "text": ""}
         ev = [("head", sse(jdump({"type": "message_start",
                                   "message": self.message(
                                       [], None, self.usage(1))}),
                            "message_start")),
               ("head", sse(jdump({"type": "content_block_start", "index": 0,
-                                  "content_block": {"type": "text",
-                                                    "text": ""}}),
+                                  "content_block": block}),
                            "content_block_start")),
               ("head", sse(jdump({"type": "ping"}), "ping"))]
-        for piece in split_deltas(answer):
+        for piece in split_deltas(self.output(answer)):
+            if self.tool:
+                delta = {"type": "input_json_delta", "partial_json": piece}
+            else:
+                delta = {"type": "text_delta", "text": piece}
             ev.append(("delta", sse(jdump({
                 "type": "content_block_delta", "index": 0,
-                "delta": {"type": "text_delta", "text": piece}}),
-                "content_block_delta")))
+                "delta": delta}), "content_block_delta")))
         ev.append(("tail", sse(jdump({"type": "content_block_stop",
                                       "index": 0}), "content_block_stop")))
-        u = self.usage(ntokens(answer))
+        u = self.usage(ntokens(self.output(answer)))
         ev.append(("tail", sse(jdump({
             "type": "message_delta",
-            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "delta": {"stop_reason": self.stop, "stop_sequence": None},
             "usage": {"input_tokens": u["input_tokens"],
                       "cache_creation_input_tokens":
                           u["cache_creation_input_tokens"],

@@ -695,6 +695,87 @@ class MockTest(unittest.TestCase):
         self.assertEqual(md["usage"]["input_tokens"],
                          start["usage"]["input_tokens"])
 
+    def test_forced_tool_calls(self):
+        fn = {"type": "function", "function": {
+            "name": "lookup", "parameters": {"type": "object"}}}
+        fn2 = {"type": "function", "function": {
+            "name": "other", "parameters": {"type": "object"}}}
+        msgs = [{"role": "user", "content": "find it"}]
+        r, b = self.chat(msgs, tools=[fn, fn2], tool_choice={
+            "type": "function", "function": {"name": "other"}})
+        ch = b["choices"][0]
+        self.assertEqual(ch["finish_reason"], "tool_calls")
+        self.assertIsNone(ch["message"]["content"])
+        call = ch["message"]["tool_calls"][0]
+        self.assertEqual(call["function"]["name"], "other")
+        self.assertEqual(json.loads(call["function"]["arguments"]),
+                         {"answer": "mock answer #1 to: find it"})
+        r, b = self.chat(msgs, tools=[fn], tool_choice="auto")
+        self.assertEqual(b["choices"][0]["finish_reason"], "stop")
+        r, b = self.chat(msgs, tool_choice="required")
+        self.assertEqual(b["error"]["param"], "tool_choice")
+        r, b = self.chat(msgs, tools=[fn], tool_choice={
+            "type": "function", "function": {"name": "missing"}})
+        self.assertEqual(r.status, 400)
+        # streamed: arguments arrive in pieces
+        r, data = self.post("/v1/chat/completions", {
+            "model": "m", "messages": msgs, "tools": [fn],
+            "tool_choice": "required", "stream": True}, raw=True)
+        chunks = [json.loads(d) for _, d in parse_sse(data.decode())[:-1]]
+        first = chunks[0]["choices"][0]["delta"]["tool_calls"][0]
+        self.assertEqual(first["function"]["name"], "lookup")
+        args = "".join(c["choices"][0]["delta"]["tool_calls"][0]["function"]
+                       ["arguments"] for c in chunks[1:-1])
+        self.assertEqual(json.loads(args),
+                         {"answer": "mock answer #5 to: find it"})
+        self.assertEqual(chunks[-1]["choices"][0]["finish_reason"],
+                         "tool_calls")
+        # Responses API
+        rtool = {"type": "function", "name": "lookup",
+                 "parameters": {"type": "object"}}
+        r, b = self.post("/v1/responses", {
+            "model": "m", "input": "find it", "tools": [rtool],
+            "tool_choice": {"type": "function", "name": "lookup"}})
+        item = b["output"][0]
+        self.assertEqual(item["type"], "function_call")
+        self.assertEqual(item["name"], "lookup")
+        self.assertEqual(json.loads(item["arguments"])["answer"],
+                         "mock answer #6 to: find it")
+        r, data = self.post("/v1/responses", {
+            "model": "m", "input": "find it", "tools": [rtool],
+            "tool_choice": "required", "stream": True}, raw=True)
+        objs = [json.loads(d) for _, d in parse_sse(data.decode())]
+        args = "".join(o["delta"] for o in objs if o["type"] ==
+                       "response.function_call_arguments.delta")
+        done = [o for o in objs if o["type"] ==
+                "response.function_call_arguments.done"][0]
+        self.assertEqual(args, done["arguments"])
+        self.assertEqual(objs[-1]["response"]["output"][0]["arguments"],
+                         args)
+        # Anthropic
+        atool = {"name": "lookup", "input_schema": {"type": "object"}}
+        r, b = self.anth({"messages": msgs, "tools": [atool],
+                          "tool_choice": {"type": "tool",
+                                          "name": "lookup"}})
+        self.assertEqual(b["stop_reason"], "tool_use")
+        blk = b["content"][0]
+        self.assertEqual((blk["type"], blk["name"]), ("tool_use", "lookup"))
+        self.assertEqual(blk["input"],
+                         {"answer": "mock answer #8 to: find it"})
+        r, b = self.anth({"messages": msgs, "tool_choice": {"type": "any"}})
+        self.assertEqual(r.status, 400)
+        r, data = self.post("/v1/messages", {
+            "model": "c", "max_tokens": 9, "messages": msgs,
+            "tools": [atool], "tool_choice": {"type": "any"},
+            "stream": True}, raw=True)
+        objs = [json.loads(d) for _, d in parse_sse(data.decode())]
+        self.assertEqual(objs[1]["content_block"]["type"], "tool_use")
+        js = "".join(o["delta"]["partial_json"] for o in objs
+                     if o["type"] == "content_block_delta")
+        self.assertEqual(json.loads(js),
+                         {"answer": "mock answer #10 to: find it"})
+        self.assertEqual(objs[-2]["delta"]["stop_reason"], "tool_use")
+
     # -- fault knobs -------------------------------------------------------
 
     def test_status_knob(self):
