@@ -223,8 +223,10 @@ ubuf_swap(ubuf_t *a, ubuf_t *b)
 static int
 llmc_is_ws(UChar32 c)
 {
-    /* ZERO WIDTH SPACE is not White_Space but separates words. */
-    return c >= 0 && (u_isUWhiteSpace(c) || c == 0x200b);
+    /* ZERO WIDTH SPACE is not White_Space but separates words; other
+     * control characters carry no meaning in a prompt */
+    return c >= 0 && (u_isUWhiteSpace(c) || c == 0x200b
+                      || u_charType(c) == U_CONTROL_CHAR);
 }
 
 
@@ -653,9 +655,8 @@ llmc_segment(const UChar *s, int32_t len, span_t **toks, int32_t *ntoks,
     UBreakIterator  *bi;
     UErrorCode       st = U_ZERO_ERROR;
     span_t          *t;
-    int32_t          n, from, to, i;
+    int32_t          n, from, to, i, j, k;
     UChar32          c;
-    int              ws;
 
     *toks = NULL;
     *ntoks = 0;
@@ -682,17 +683,25 @@ llmc_segment(const UChar *s, int32_t len, span_t **toks, int32_t *ntoks,
     n = 0;
     from = ubrk_first(bi);
     for (to = ubrk_next(bi); to != UBRK_DONE; from = to, to = ubrk_next(bi)) {
-        ws = 1;
-        for (i = from; i < to; /* void */) {
-            U16_NEXT(s, i, to, c);
+        /* a segment may hold white space plus a joiner (UAX #29 WB4):
+         * tokens never hold white space */
+        for (i = from; i < to; i = j) {
+            j = i;
+            U16_NEXT(s, j, to, c);
             if (!llmc_is_ws(c)) {
-                ws = 0;
                 break;
             }
         }
-        if (!ws) {
-            t[n].off = from;
-            t[n].len = to - from;
+        for (k = to; k > i; k = j) {
+            j = k;
+            U16_PREV(s, i, j, c);
+            if (!llmc_is_ws(c)) {
+                break;
+            }
+        }
+        if (k > i) {
+            t[n].off = i;
+            t[n].len = k - i;
             n++;
         }
     }

@@ -167,6 +167,11 @@ test_steps(void)
                 LLMC_NORM_SPACE, NULL),
            "a b c d e f g",
            "space: tabs, newlines, NBSP, ideographic, thin, ZWSP; trimmed");
+    ok(llmc_normalize("a\0b\bc\x7f", 6, LLMC_NORM_SPACE, NULL, &out, &n,
+                      err, sizeof(err)) == 0 && n == 5
+       && memcmp(out, "a b c", 5) == 0,
+       "space: control characters count as white space");
+    free(out);
     is_str(norm(" \t\n ", LLMC_NORM_SPACE, NULL), "",
            "space: white space only gives an empty result");
 
@@ -209,6 +214,10 @@ test_steps(void)
                "dict alone: tokens joined by one space, case kept");
         is_str(norm("Hello World", LLMC_NORM_DICT, NULL), "Hello World",
                "dict step without a dictionary does nothing");
+        /* UAX #29 glues a joiner to the space before it */
+        is_str(norm("a \xe2\x80\x8d\xf0\x9f\x91\xa9 b", LLMC_NORM_ALL, d),
+               "a \xe2\x80\x8d\xf0\x9f\x91\xa9 b",
+               "dict: a token never holds white space");
         llmc_dict_free(d);
     }
 }
