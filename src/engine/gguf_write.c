@@ -5,6 +5,7 @@
  */
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,5 +339,277 @@ gguf_writer_write(gguf_writer_t *w, const char *path, char *err,
         rc = -1;
     }
     free(p);
+    return rc;
+}
+
+/* --- random Llama models ------------------------------------------------- */
+
+void
+gguf_random_llama_defaults(gguf_random_llama_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->dim = 64;
+    p->n_layers = 2;
+    p->n_heads = 4;
+    p->n_kv_heads = 2;
+    p->ffn_dim = 128;
+    p->n_vocab = 320;
+    p->n_ctx = 256;
+    p->wtype = GGML_TYPE_F32;
+    p->seed = 1;
+    p->name = "random-llama";
+}
+
+static uint64_t
+rng_next(uint64_t *s)
+{
+    /* xorshift64* */
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545f4914f6cdd1dULL;
+}
+
+static float
+rng_uniform(uint64_t *s)
+{
+    return (float) (rng_next(s) >> 40) / 16777216.0f * 2.0f - 1.0f;
+}
+
+static int
+add_random_tensor(gguf_writer_t *w, const char *name, int cols, int rows,
+    uint32_t type, float scale, float offset, uint64_t *rng, char *err,
+    size_t errlen)
+{
+    int64_t   ne[2] = { cols, rows };
+    size_t    rs = quant_row_size(type, cols), i;
+    float    *f;
+    uint8_t  *q;
+    int       r, rc;
+
+    if (rs == 0) {
+        snprintf(err, errlen, "%s: %s: %d columns cannot be stored as %s",
+                 __func__, name, cols, quant_type_name(type));
+        return -1;
+    }
+    f = malloc((size_t) cols * sizeof(float));
+    q = malloc(rs * (size_t) rows);
+    if (f == NULL || q == NULL) {
+        free(f);
+        free(q);
+        snprintf(err, errlen, "%s: out of memory", __func__);
+        return -1;
+    }
+    for (r = 0; r < rows; r++) {
+        for (i = 0; i < (size_t) cols; i++) {
+            f[i] = offset + scale * rng_uniform(rng);
+        }
+        if (quant_quantize_row(type, f, q + rs * r, cols) != 0) {
+            free(f);
+            free(q);
+            snprintf(err, errlen, "%s: cannot write type %s", __func__,
+                     quant_type_name(type));
+            return -1;
+        }
+    }
+    rc = gguf_writer_add_tensor(w, name, rows > 1 ? 2 : 1, ne, type, q,
+                                rs * rows);
+    free(f);
+    free(q);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: out of memory", __func__);
+    }
+    return rc;
+}
+
+static int
+random_vocab(gguf_writer_t *w, int n_vocab)
+{
+    char     **toks;
+    float     *scores;
+    int32_t   *types;
+    char       buf[32];
+    int        i, k, rc = -1;
+    static const char  *words[] = {
+        "the", "and", "ing", "er", "in", "on", "at", "en", "an", "or",
+        "he", "re", "is", "it", "to", "of", "as", "es", "st", "ed",
+        "hello", "world", "cache", "prompt", "model", "token", "pasta",
+        "recipe", "fox", "quick", "brown", "dog"
+    };
+    const int  nwords = sizeof(words) / sizeof(words[0]);
+
+    toks = calloc(n_vocab, sizeof(char *));
+    scores = calloc(n_vocab, sizeof(float));
+    types = calloc(n_vocab, sizeof(int32_t));
+    if (toks == NULL || scores == NULL || types == NULL) {
+        goto done;
+    }
+    for (i = 0; i < n_vocab; i++) {
+        if (i == 0) {
+            snprintf(buf, sizeof(buf), "<unk>");
+            types[i] = 2;
+        } else if (i == 1) {
+            snprintf(buf, sizeof(buf), "<s>");
+            types[i] = 3;
+        } else if (i == 2) {
+            snprintf(buf, sizeof(buf), "</s>");
+            types[i] = 3;
+        } else if (i < 259) {
+            snprintf(buf, sizeof(buf), "<0x%02X>", i - 3);
+            types[i] = 6;
+        } else {
+            /* "▁", letters, "▁"+letter, words, "▁"+word, then filler */
+            k = i - 259;
+            types[i] = 1;
+            if (k == 0) {
+                snprintf(buf, sizeof(buf), "\xe2\x96\x81");
+            } else if ((k -= 1) < 26) {
+                snprintf(buf, sizeof(buf), "%c", 'a' + k);
+            } else if ((k -= 26) < 26) {
+                snprintf(buf, sizeof(buf), "\xe2\x96\x81%c", 'a' + k);
+            } else if ((k -= 26) < nwords) {
+                snprintf(buf, sizeof(buf), "%s", words[k]);
+            } else if ((k -= nwords) < nwords) {
+                snprintf(buf, sizeof(buf), "\xe2\x96\x81%s", words[k]);
+            } else {
+                k -= nwords;
+                snprintf(buf, sizeof(buf), "%c%c%c", 'A' + k / 676 % 26,
+                         'A' + k / 26 % 26, 'A' + k % 26);
+                if (k >= 26 * 26 * 26) {
+                    snprintf(buf, sizeof(buf), "<extra_%d>", k);
+                }
+            }
+            /* longer pieces score higher so merges prefer them */
+            scores[i] = (float) strlen(buf) - (float) i / n_vocab;
+        }
+        toks[i] = strdup(buf);
+        if (toks[i] == NULL) {
+            goto done;
+        }
+    }
+    rc = gguf_writer_add_str(w, "tokenizer.ggml.model", "llama")
+         | gguf_writer_add_arr_str(w, "tokenizer.ggml.tokens",
+                                   (const char *const *) toks, n_vocab)
+         | gguf_writer_add_arr(w, "tokenizer.ggml.scores",
+                               GGUF_TYPE_FLOAT32, scores, n_vocab)
+         | gguf_writer_add_arr(w, "tokenizer.ggml.token_type",
+                               GGUF_TYPE_INT32, types, n_vocab)
+         | gguf_writer_add_u32(w, "tokenizer.ggml.unknown_token_id", 0)
+         | gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", 1)
+         | gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", 2)
+         | gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", 1);
+
+done:
+    if (toks) {
+        for (i = 0; i < n_vocab; i++) {
+            free(toks[i]);
+        }
+    }
+    free(toks);
+    free(scores);
+    free(types);
+    return rc;
+}
+
+gguf_writer_t *
+gguf_random_llama_writer(const gguf_random_llama_t *p,
+    const char *skip_tensor, char *err, size_t errlen)
+{
+    gguf_writer_t  *w;
+    uint64_t        rng = p->seed * 0x9e3779b97f4a7c15ULL + 0x1234567ULL;
+    int             l, hd, kvd, rc = 0;
+    char            name[64];
+    float           sd, sf;
+
+    if (p->dim <= 0 || p->n_heads <= 0 || p->dim % p->n_heads != 0
+        || p->n_kv_heads <= 0 || p->n_heads % p->n_kv_heads != 0
+        || p->n_layers <= 0 || p->ffn_dim <= 0 || p->n_vocab < 262
+        || p->n_ctx <= 0)
+    {
+        snprintf(err, errlen, "%s: bad shape (vocab must be >= 262, heads "
+                 "must divide dim, kv heads must divide heads)", __func__);
+        return NULL;
+    }
+    w = gguf_writer_new();
+    if (w == NULL) {
+        snprintf(err, errlen, "%s: out of memory", __func__);
+        return NULL;
+    }
+    hd = p->dim / p->n_heads;
+    kvd = hd * p->n_kv_heads;
+    sd = 1.0f / sqrtf((float) p->dim);
+    sf = 1.0f / sqrtf((float) p->ffn_dim);
+
+    rc |= gguf_writer_add_str(w, "general.architecture", "llama");
+    rc |= gguf_writer_add_str(w, "general.name",
+                              p->name ? p->name : "random-llama");
+    rc |= gguf_writer_add_u32(w, "llama.context_length", p->n_ctx);
+    rc |= gguf_writer_add_u32(w, "llama.embedding_length", p->dim);
+    rc |= gguf_writer_add_u32(w, "llama.block_count", p->n_layers);
+    rc |= gguf_writer_add_u32(w, "llama.feed_forward_length", p->ffn_dim);
+    rc |= gguf_writer_add_u32(w, "llama.attention.head_count", p->n_heads);
+    rc |= gguf_writer_add_u32(w, "llama.attention.head_count_kv",
+                              p->n_kv_heads);
+    rc |= gguf_writer_add_u32(w, "llama.rope.dimension_count", hd);
+    rc |= gguf_writer_add_f32(w, "llama.attention.layer_norm_rms_epsilon",
+                              1e-5f);
+    if (p->rope_base > 0.0f) {
+        rc |= gguf_writer_add_f32(w, "llama.rope.freq_base", p->rope_base);
+    }
+    rc |= gguf_writer_add_u32(w, "general.file_type", p->wtype);
+    rc |= random_vocab(w, p->n_vocab);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: out of memory", __func__);
+        goto fail;
+    }
+
+#define T(nm, cols, rows, type, scale, off)                                  \
+    if ((skip_tensor == NULL || strcmp(skip_tensor, nm) != 0)                \
+        && add_random_tensor(w, nm, cols, rows, type, scale, off, &rng, err, \
+                             errlen) != 0)                                   \
+    {                                                                        \
+        goto fail;                                                           \
+    }
+
+    T("token_embd.weight", p->dim, p->n_vocab, p->wtype, 1.0f, 0.0f)
+    for (l = 0; l < p->n_layers; l++) {
+#define N(s) (snprintf(name, sizeof(name), "blk.%d." s, l), name)
+        T(N("attn_norm.weight"), p->dim, 1, GGML_TYPE_F32, 0.1f, 1.0f)
+        T(N("attn_q.weight"), p->dim, p->dim, p->wtype, sd, 0.0f)
+        T(N("attn_k.weight"), p->dim, kvd, p->wtype, sd, 0.0f)
+        T(N("attn_v.weight"), p->dim, kvd, p->wtype, sd, 0.0f)
+        T(N("attn_output.weight"), p->dim, p->dim, p->wtype, sd, 0.0f)
+        T(N("ffn_norm.weight"), p->dim, 1, GGML_TYPE_F32, 0.1f, 1.0f)
+        T(N("ffn_gate.weight"), p->dim, p->ffn_dim, p->wtype, sd, 0.0f)
+        T(N("ffn_up.weight"), p->dim, p->ffn_dim, p->wtype, sd, 0.0f)
+        T(N("ffn_down.weight"), p->ffn_dim, p->dim, p->wtype, sf, 0.0f)
+#undef N
+    }
+    T("output_norm.weight", p->dim, 1, GGML_TYPE_F32, 0.1f, 1.0f)
+    if (!p->tied) {
+        T("output.weight", p->dim, p->n_vocab, p->wtype, sd * 4.0f, 0.0f)
+    }
+
+#undef T
+
+    return w;
+
+fail:
+    gguf_writer_free(w);
+    return NULL;
+}
+
+int
+gguf_write_random_llama(const gguf_random_llama_t *p, const char *path,
+    char *err, size_t errlen)
+{
+    gguf_writer_t  *w = gguf_random_llama_writer(p, NULL, err, errlen);
+    int             rc;
+
+    if (w == NULL) {
+        return -1;
+    }
+    rc = gguf_writer_write(w, path, err, errlen);
+    gguf_writer_free(w);
     return rc;
 }

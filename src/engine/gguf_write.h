@@ -47,4 +47,26 @@ void *gguf_writer_to_mem(gguf_writer_t *w, size_t *size);
 int gguf_writer_write(gguf_writer_t *w, const char *path, char *err,
     size_t errlen);
 
+/*
+ * A random Llama model with a tiny SentencePiece-style vocab (<unk>, <s>,
+ * </s>, the 256 byte tokens <0x00>..<0xFF>, then scored pieces), fully
+ * determined by the seed. Matrices (and the embedding) use wtype (F32,
+ * F16, BF16, Q8_0 or Q4_0), norms are F32.
+ */
+typedef struct {
+    int          dim, n_layers, n_heads, n_kv_heads, ffn_dim, n_vocab, n_ctx;
+    uint32_t     wtype;
+    uint64_t     seed;
+    int          tied;          /* no output.weight */
+    float        rope_base;     /* 0: leave the key out (10000 implied) */
+    const char  *name;
+} gguf_random_llama_t;
+
+void gguf_random_llama_defaults(gguf_random_llama_t *p);
+int gguf_write_random_llama(const gguf_random_llama_t *p, const char *path,
+    char *err, size_t errlen);
+/* the same model as an unwritten writer (tests add or drop things) */
+gguf_writer_t *gguf_random_llama_writer(const gguf_random_llama_t *p,
+    const char *skip_tensor, char *err, size_t errlen);
+
 #endif /* LLMC_GGUF_WRITE_H */
