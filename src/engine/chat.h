@@ -14,7 +14,9 @@ typedef enum {
     CHAT_TMPL_LLAMA2,
     CHAT_TMPL_CHATML,
     CHAT_TMPL_LLAMA3,
-    CHAT_TMPL_ZEPHYR
+    CHAT_TMPL_ZEPHYR,
+    CHAT_TMPL_ZEPHYR_EOT        /* llama.cpp's "zephyr": <|endoftext|> ends
+                                   turns (StableLM Zephyr) */
 } chat_tmpl_e;
 
 typedef struct {
@@ -23,7 +25,8 @@ typedef struct {
 } chat_msg_t;
 
 chat_tmpl_e chat_tmpl_detect(const char *jinja);  /* tokenizer.chat_template */
-chat_tmpl_e chat_tmpl_from_name(const char *name); /* "llama2", "chatml", … */
+/* "llama2", "chatml", "llama3", "zephyr", "zephyr-eot"; NONE if unknown */
+chat_tmpl_e chat_tmpl_from_name(const char *name);
 const char *chat_tmpl_name(chat_tmpl_e t);
 
 /* malloc()ed prompt text; NULL + err on a bad role */
