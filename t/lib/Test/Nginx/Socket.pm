@@ -822,9 +822,9 @@ sub check_valgrind ($) {
     my $report = Test::Nginx::Util::valgrind_report();
     return if $report eq '';
     my $name = $block->name;
-    if ($report =~ /definitely lost|Invalid (?:read|write|free)
-                    |uninitialised|Mismatched free|overlap
-                    |Syscall param/x)
+    if ($report =~ /definitely\ lost|Invalid\ (?:read|write|free)
+                    |uninitialised|Mismatched\ free|overlap
+                    |Syscall\ param/x)
     {
         fail("$name - valgrind found memory errors or leaks");
     }
