@@ -312,7 +312,8 @@ ngx_http_llmcache_redis_failed(ngx_log_t *log, const char *what,
 
     if (ngx_http_llmcache_redis.failing) {
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
-                       "llmcache: redis %V %s %s", &lmcf->addr, what, detail);
+                       "llmcache: redis %V still failing: %s %s",
+                       &lmcf->addr, what, detail);
         return;
     }
 
