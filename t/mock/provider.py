@@ -113,6 +113,8 @@ class State:
             self.openai_prefixes = {}
             # Anthropic: (model, digest) -> (expiry, lifetime in seconds)
             self.anthropic_prefixes = {}
+            # Responses API: id -> serialized conversation (store: true)
+            self.responses = {}
 
     def begin_call(self, record, raw):
         with self.lock:
@@ -827,6 +829,16 @@ class ResponsesReply(Reply):
                            "a string or array of input items.",
                            "invalid_request_error", "input", "invalid_type")
         serial = serial.encode("utf-8", "surrogatepass")
+        prev = req.get("previous_response_id")
+        if prev is not None:
+            with STATE.lock:
+                context = STATE.responses.get(prev)
+            if context is None:
+                raise ApiError(400, "Previous response with id %s not found."
+                               % jdump(prev), "invalid_request_error",
+                               "previous_response_id",
+                               "previous_response_not_found")
+            serial = context + serial
         self.prompt_tokens = ntokens(serial)
         self.cached = openai_cached_tokens(self.model, req, serial)
         self.tool = openai_forced_tool(req, responses_api=True)
@@ -835,6 +847,12 @@ class ResponsesReply(Reply):
         self.call_id = "call_mock_%d" % n
         self.created = int(time.time())
         self.answer = answer_for(n, last_user)
+        if req.get("store", True) is not False:
+            # the conversation so far, for a later previous_response_id
+            turn = "\n<|assistant|>\n" + (tool_arguments(self.answer)
+                                          if self.tool else self.answer)
+            with STATE.lock:
+                STATE.responses[self.id] = serial + turn.encode("utf-8")
 
     def usage(self, answer):
         c = ntokens(tool_arguments(answer) if self.tool else answer)
@@ -1738,6 +1756,7 @@ class Knobs:
         self.stream_delay_ms = num("x-mock-stream-delay-ms") or 0
         self.strict = (headers.get("x-mock-strict") or "").strip() \
             not in ("", "0")
+        self.raw_body = headers.get("x-mock-raw-body")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -1959,6 +1978,13 @@ class Handler(BaseHTTPRequestHandler):
                                       "invalid_request_error"))
         if knobs.status is not None and not 200 <= knobs.status < 300:
             return fail(knobs.status)
+        status = knobs.status or 200
+        if knobs.raw_body is not None:
+            # header values arrive latin-1 decoded: restore the bytes
+            return self.send_payload(status,
+                                     knobs.raw_body.encode("latin-1",
+                                                           "replace"),
+                                     "application/json", extra, knobs)
         try:
             if kind == "openai":
                 if knobs.strict or self.server.strict:
@@ -1999,12 +2025,21 @@ class Handler(BaseHTTPRequestHandler):
                 answer += " " + pad_text(knobs.body_size - size)
         if not reply.stream:
             return self.send_payload(
-                200, jdump(reply.json_body(answer)).encode("utf-8"),
+                status, jdump(reply.json_body(answer)).encode("utf-8"),
                 "application/json", extra, knobs)
-        self.send_stream(reply, answer, extra, knobs)
+        self.send_stream(status, reply, answer, extra, knobs)
 
     def send_payload(self, status, data, ctype, extra, knobs):
         ctype = knobs.content_type or ctype
+        if status in (204, 304):
+            # no body, no Content-Length (RFC 9110)
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            for k, v in extra.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.flush()
+            return
         if knobs.gzip:
             c = zlib.compressobj(6, zlib.DEFLATED, 31)
             data = c.compress(data) + c.flush()
@@ -2024,7 +2059,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.wfile.write(data)
 
-    def send_stream(self, reply, answer, extra, knobs):
+    def send_stream(self, status, reply, answer, extra, knobs):
         events = reply.events(answer)
         if knobs.stream_error:
             deltas = [i for i, (k, _) in enumerate(events) if k == "delta"]
@@ -2040,10 +2075,10 @@ class Handler(BaseHTTPRequestHandler):
             data = b"".join(b for _, b in events)
             if gz:
                 data = gz.compress(data) + gz.flush()
-            self.start(200, ctype, None, extra, knobs.gzip)
+            self.start(status, ctype, None, extra, knobs.gzip)
             self.write_chunk(data[:max(knobs.reset_after, 0)])
             return self.reset_connection()
-        self.start(200, ctype, None, extra, knobs.gzip)
+        self.start(status, ctype, None, extra, knobs.gzip)
         self.wfile.flush()
         try:
             for i, (_, data) in enumerate(events):

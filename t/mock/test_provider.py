@@ -301,6 +301,22 @@ class MockTest(unittest.TestCase):
         r, b = self.post("/v1/responses", {"model": "gpt-4.1"})
         self.assertEqual(r.status, 400)
         self.assertEqual(b["error"]["param"], "input")
+        # previous_response_id carries the stored conversation
+        r, b = self.post("/v1/responses", {
+            "model": "gpt-4.1", "input": "and then?",
+            "previous_response_id": "resp_mock_3"})
+        self.assertEqual(r.status, 200)
+        ctx = "\n<|user|>\nplain\n<|assistant|>\nmock answer #3 to: plain"
+        self.assertEqual(b["usage"]["input_tokens"],
+                         ntokens(ctx + "\n<|user|>\nand then?"))
+        self.assertEqual(b["previous_response_id"], "resp_mock_3")
+        r, b = self.post("/v1/responses", {
+            "model": "gpt-4.1", "input": "x", "store": False})
+        r, b = self.post("/v1/responses", {
+            "model": "gpt-4.1", "input": "y",
+            "previous_response_id": b["id"]})
+        self.assertEqual(r.status, 400)
+        self.assertEqual(b["error"]["code"], "previous_response_not_found")
 
     # -- validation --------------------------------------------------------
 
@@ -804,6 +820,30 @@ class MockTest(unittest.TestCase):
         self.assertEqual(b["error"]["type"], "api_error")
         r, b = self.chat(msgs, **{})
         self.assertEqual(r.status, 200)
+
+    def test_success_status_and_raw_body(self):
+        msgs = [{"role": "user", "content": "x"}]
+        r, b = self.post("/v1/chat/completions",
+                         {"model": "m", "messages": msgs},
+                         {"X-Mock-Status": "203"})
+        self.assertEqual(r.status, 203)
+        self.assertEqual(b["choices"][0]["message"]["content"],
+                         "mock answer #1 to: x")
+        r, data = self.post("/v1/messages",
+                            {"model": "c", "max_tokens": 5,
+                             "messages": msgs},
+                            {"X-Mock-Status": "204"}, raw=True)
+        self.assertEqual((r.status, data), (204, b""))
+        self.assertIsNone(r.getheader("Content-Length"))
+        r, data = self.post("/v1/chat/completions",
+                            {"model": "m", "messages": msgs},
+                            {"X-Mock-Raw-Body": '{"not": "an answer"'},
+                            raw=True)
+        self.assertEqual((r.status, data), (200, b'{"not": "an answer"'))
+        # the connection is still usable after the 204
+        r, b = self.chat(msgs)
+        self.assertEqual(b["choices"][0]["message"]["content"],
+                         "mock answer #4 to: x")
 
     def test_delay_knobs(self):
         msgs = [{"role": "user", "content": "x"}]
