@@ -1,0 +1,1493 @@
+/*
+ * llmcache-worker's event loop, request queue and generation thread (see
+ * server.h).
+ *
+ * Threads: the I/O thread owns the sockets and every conn_t; the
+ * generation thread owns the model's KV cache and logits. They share the
+ * queue and each job's output buffer under one mutex. The generation
+ * thread appends response bytes to job->out and pokes an eventfd; the I/O
+ * thread moves them to the connection and writes. A connection that goes
+ * away marks its job cancelled, which the generation thread sees between
+ * tokens; whichever side lets go of a job last frees it.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include "api.h"
+#include "chat.h"
+#include "gguf.h"
+#include "http.h"
+#include "model.h"
+#include "sampler.h"
+#include "server.h"
+#include "tokenizer.h"
+
+#define SERVER_READ_CHUNK    65536
+#define SERVER_PIECE_MAX     256
+
+typedef struct conn conn_t;
+typedef struct job job_t;
+
+struct job {
+    job_t           *next;          /* queue */
+    conn_t          *conn;          /* I/O thread; NULL once orphaned */
+    api_request_t    req;
+    int              keep_alive;
+    int              version;
+    char             id[48];
+    long             created;
+
+    /* under server.lock */
+    char            *out;
+    size_t           out_len, out_cap;
+    int              done;          /* the generation thread let go */
+    int              orphan;        /* the I/O thread let go */
+    int              cancelled;     /* atomic: stop generating */
+};
+
+struct conn {
+    conn_t          *prev, *next;
+    int              fd;
+    http_parser_t   *parser;
+    char            *wbuf;
+    size_t           wlen, wpos, wcap;
+    job_t           *job;
+    int              close_after;   /* close once wbuf is written */
+    unsigned         events;        /* registered with epoll */
+};
+
+struct server {
+    server_config_t  cfg;
+    char             listen_path[108];   /* unix socket file, or "" */
+    int              lfd, efd, evfd, sfd;
+    char             tag_listen, tag_event, tag_signal;   /* epoll ids */
+
+    model_t         *model;
+    const tokenizer_t *tok;
+    chat_tmpl_e      tmpl;
+    char             model_name[128];
+    int              n_ctx, n_vocab, dim;
+    long             started;
+
+    conn_t          *conns;
+    int              stopping;
+    time_t           stop_deadline;
+
+    pthread_t        thread;
+    int              thread_started;
+    pthread_mutex_t  lock;
+    pthread_cond_t   cond;
+    job_t           *queue_head, *queue_tail;
+    int              queue_len;
+    job_t           *running;
+    int              gen_exited;
+    api_metrics_t    metrics;
+    uint64_t         id_seq;
+
+    /* generation thread only */
+    kv_cache_t      *kv;
+    float           *logits;
+};
+
+static void *server_gen_main(void *arg);
+
+/* --- small helpers ------------------------------------------------------- */
+
+static int
+server_err(char *err, size_t errlen, const char *fn, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+server_err(char *err, size_t errlen, const char *fn, const char *fmt, ...)
+{
+    va_list  ap;
+    int      n;
+
+    if (err == NULL || errlen == 0) {
+        return -1;
+    }
+    n = snprintf(err, errlen, "%s: ", fn);
+    if (n < 0 || (size_t) n >= errlen) {
+        return -1;
+    }
+    va_start(ap, fmt);
+    vsnprintf(err + n, errlen - (size_t) n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static double
+server_now(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}
+
+static int
+buf_append(char **buf, size_t *len, size_t *cap, const void *data, size_t n)
+{
+    char    *b;
+    size_t   c;
+
+    if (*len + n > *cap) {
+        c = *cap ? *cap : 4096;
+        while (c < *len + n) {
+            c *= 2;
+        }
+        b = realloc(*buf, c);
+        if (b == NULL) {
+            return -1;
+        }
+        *buf = b;
+        *cap = c;
+    }
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    return 0;
+}
+
+/* the status line and headers; content_length < 0: chunked (HTTP/1.1) or
+ * close-delimited (HTTP/1.0) */
+static int
+server_head(char *buf, size_t size, int status, const char *ctype,
+    long content_length, int keep_alive, int version, const char *extra)
+{
+    char  len[64];
+
+    if (content_length >= 0) {
+        snprintf(len, sizeof(len), "Content-Length: %ld\r\n",
+                 content_length);
+    } else {
+        snprintf(len, sizeof(len), "%s", version >= 11
+                 ? "Transfer-Encoding: chunked\r\n" : "");
+    }
+    return snprintf(buf, size, "HTTP/1.1 %d %s\r\n"
+                    "Server: llmcache-worker\r\n"
+                    "Content-Type: %s\r\n"
+                    "%s%s%s\r\n",
+                    status, http_reason(status), ctype, len,
+                    keep_alive ? (version < 11 ? "Connection: keep-alive\r\n"
+                                               : "")
+                               : "Connection: close\r\n",
+                    extra ? extra : "");
+}
+
+static void
+server_count(server_t *s, api_endpoint_e ep, int status)
+{
+    if (ep >= API_EP_COUNT) {
+        return;                 /* counted by the caller */
+    }
+    pthread_mutex_lock(&s->lock);
+    api_metrics_count(&s->metrics, ep, status);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* --- jobs: the generation thread's side ---------------------------------- */
+
+static void
+job_free(job_t *j)
+{
+    api_request_free(&j->req);
+    free(j->out);
+    free(j);
+}
+
+static void
+server_notify(server_t *s)
+{
+    uint64_t  one = 1;
+
+    if (write(s->evfd, &one, sizeof(one)) < 0) {
+        /* the counter is saturated: the I/O thread is behind and will
+         * look at every job anyway */
+    }
+}
+
+static void
+job_write(server_t *s, job_t *j, const void *data, size_t n)
+{
+    pthread_mutex_lock(&s->lock);
+    if (!j->orphan) {
+        /* out of memory drops bytes; the client sees a short response */
+        (void) buf_append(&j->out, &j->out_len, &j->out_cap, data, n);
+    }
+    pthread_mutex_unlock(&s->lock);
+    server_notify(s);
+}
+
+static int
+job_cancelled(job_t *j)
+{
+    return __atomic_load_n(&j->cancelled, __ATOMIC_RELAXED);
+}
+
+/* a complete JSON response */
+static void
+job_respond(server_t *s, job_t *j, api_endpoint_e ep, int status,
+    char *json)
+{
+    char    head[512];
+    int     n;
+    static const char  oom[] = "{\"error\":{\"message\":\"out of memory\","
+        "\"type\":\"server_error\",\"param\":null,\"code\":null}}";
+
+    if (json == NULL) {
+        status = 500;
+    }
+    n = server_head(head, sizeof(head), status, "application/json",
+                    (long) (json ? strlen(json) : sizeof(oom) - 1),
+                    j->keep_alive, j->version, NULL);
+    job_write(s, j, head, (size_t) n);
+    job_write(s, j, json ? json : oom, json ? strlen(json) : sizeof(oom) - 1);
+    free(json);
+    server_count(s, ep, status);
+}
+
+static void
+job_error(server_t *s, job_t *j, int status, const char *type,
+    const char *param, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+static void
+job_error(server_t *s, job_t *j, int status, const char *type,
+    const char *param, const char *code, const char *fmt, ...)
+{
+    api_error_t  e;
+    va_list      ap;
+
+    api_error_set(&e, status, type, param, code, "%s", "");
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof(e.message), fmt, ap);
+    va_end(ap);
+    job_respond(s, j, j->req.endpoint, status, api_error_json(&e));
+}
+
+/* one SSE event as an HTTP chunk (or raw on HTTP/1.0) */
+static void
+job_event(server_t *s, job_t *j, const char *data)
+{
+    char    *buf;
+    size_t   n = strlen(data), o = 0;
+
+    buf = malloc(n + 32);
+    if (buf == NULL) {
+        return;
+    }
+    if (j->version >= 11) {
+        o = (size_t) sprintf(buf, "%zx\r\n", n + 8);
+    }
+    memcpy(buf + o, "data: ", 6);
+    memcpy(buf + o + 6, data, n);
+    memcpy(buf + o + 6 + n, "\n\n", 2);
+    o += n + 8;
+    if (j->version >= 11) {
+        memcpy(buf + o, "\r\n", 2);
+        o += 2;
+    }
+    job_write(s, j, buf, o);
+    free(buf);
+}
+
+static void
+job_event_json(server_t *s, job_t *j, char *json)
+{
+    if (json != NULL) {
+        job_event(s, j, json);
+        free(json);
+    }
+}
+
+/* the prompt's ids, BOS included; NULL after answering the error */
+static int32_t *
+server_tokenize(server_t *s, job_t *j, const char *text, int *n_out,
+    const char *param)
+{
+    int32_t  *toks;
+    int       n, cap;
+    char      err[256];
+    size_t    len = strlen(text);
+
+    cap = (int) (len + 8 < (size_t) 1 << 30 ? len + 8 : 1 << 30);
+    toks = malloc((size_t) cap * sizeof(int32_t));
+    if (toks == NULL) {
+        job_error(s, j, 500, "server_error", NULL, NULL, "out of memory");
+        return NULL;
+    }
+    n = tokenizer_encode(s->tok, text, len, 1, toks, cap, err, sizeof(err));
+    if (n < 0) {
+        free(toks);
+        job_error(s, j, 400, "invalid_request_error", param, NULL,
+                  "the text could not be tokenized: %s", err);
+        return NULL;
+    }
+    if (n == 0) {
+        free(toks);
+        job_error(s, j, 400, "invalid_request_error", param, NULL,
+                  "the %s is empty", param);
+        return NULL;
+    }
+    if (n > s->n_ctx || (n == s->n_ctx && j->req.endpoint != API_EP_EMBEDDINGS))
+    {
+        free(toks);
+        job_error(s, j, 400, "invalid_request_error", param,
+                  "context_length_exceeded",
+                  "This model's maximum context length is %d tokens, "
+                  "however you requested %d tokens in the %s%s", s->n_ctx, n,
+                  param, j->req.endpoint != API_EP_EMBEDDINGS
+                  ? " and at least 1 more must be generated" : "");
+        return NULL;
+    }
+    *n_out = n;
+    return toks;
+}
+
+static void
+server_embed(server_t *s, job_t *j)
+{
+    api_request_t  *r = &j->req;
+    float          *vecs;
+    int32_t        *toks;
+    int             n, total = 0;
+    size_t          i;
+    char            err[256];
+    double          t0 = server_now(), dt;
+
+    vecs = malloc(r->n_inputs * (size_t) s->dim * sizeof(float));
+    if (vecs == NULL) {
+        job_error(s, j, 500, "server_error", NULL, NULL, "out of memory");
+        return;
+    }
+    for (i = 0; i < r->n_inputs; i++) {
+        if (job_cancelled(j)) {
+            free(vecs);
+            server_count(s, API_EP_EMBEDDINGS, 499);
+            return;
+        }
+        toks = server_tokenize(s, j, r->inputs[i], &n, "input");
+        if (toks == NULL) {
+            free(vecs);
+            return;
+        }
+        if (model_embed(s->model, toks, n, vecs + i * (size_t) s->dim, err,
+                        sizeof(err)) != 0)
+        {
+            free(toks);
+            free(vecs);
+            job_error(s, j, 500, "server_error", NULL, NULL, "%s", err);
+            return;
+        }
+        free(toks);
+        total += n;
+    }
+    dt = server_now() - t0;
+    pthread_mutex_lock(&s->lock);
+    s->metrics.prompt_tokens += (uint64_t) total;
+    s->metrics.prefill_tokens += (uint64_t) total;
+    s->metrics.prefill_seconds += dt;
+    s->metrics.last_prefill_tps = dt > 0 ? total / dt : 0;
+    pthread_mutex_unlock(&s->lock);
+    job_respond(s, j, API_EP_EMBEDDINGS, 200,
+                api_embeddings_json(s->model_name, vecs, r->n_inputs, s->dim,
+                                    total));
+    free(vecs);
+}
+
+static void
+server_generate(server_t *s, job_t *j)
+{
+    api_request_t    *r = &j->req;
+    api_endpoint_e    ep = r->endpoint;
+    api_textout_t     to;
+    api_usage_t       usage = { 0, 0, 0 };
+    sampler_params_t  sp;
+    sampler_t        *smp = NULL;
+    char             *prompt, *text = NULL, err[256], piece[SERVER_PIECE_MAX];
+    char              head[512];
+    size_t            text_len = 0, text_cap = 0, ready;
+    int32_t          *toks, id, prev;
+    int               n_prompt, max_tokens, n_gen = 0, n, failed = 0;
+    const char       *finish = "length";
+    double            t0, t1, t2;
+
+    if (ep == API_EP_CHAT) {
+        prompt = chat_apply(s->tmpl, r->msgs, r->n_msgs, 1, err, sizeof(err));
+        if (prompt == NULL) {
+            job_error(s, j, 400, "invalid_request_error", "messages", NULL,
+                      "%s", err);
+            return;
+        }
+        toks = server_tokenize(s, j, prompt, &n_prompt, "messages");
+        free(prompt);
+    } else {
+        toks = server_tokenize(s, j, r->prompt, &n_prompt, "prompt");
+    }
+    if (toks == NULL) {
+        return;
+    }
+
+    max_tokens = s->n_ctx - n_prompt;
+    if (r->max_tokens > 0 && r->max_tokens < max_tokens) {
+        max_tokens = r->max_tokens;
+    } else if (r->max_tokens < 0 && ep == API_EP_COMPLETIONS
+               && max_tokens > 16)
+    {
+        max_tokens = 16;        /* OpenAI's default for completions */
+    }
+
+    sp.temperature = r->top_p == 0 ? 0 : r->temperature;
+    sp.top_k = r->top_k;
+    sp.top_p = r->top_p;
+    sp.seed = r->has_seed ? r->seed
+                          : (uint64_t) time(NULL) ^ (uint64_t) j->created
+                            ^ (s->id_seq << 32);
+    smp = sampler_new(&sp, s->n_vocab);
+    if (smp == NULL) {
+        free(toks);
+        job_error(s, j, 500, "server_error", NULL, NULL, "out of memory");
+        return;
+    }
+
+    t0 = server_now();
+    kv_cache_truncate(s->kv, 0);
+    if (model_eval(s->model, s->kv, toks, NULL, n_prompt, s->logits, 0, err,
+                   sizeof(err)) != 0)
+    {
+        free(toks);
+        sampler_free(smp);
+        job_error(s, j, 500, "server_error", NULL, NULL, "%s", err);
+        return;
+    }
+    t1 = server_now();
+    prev = toks[n_prompt - 1];
+    free(toks);
+
+    api_textout_init(&to, r->stop, r->n_stop);
+    if (r->stream) {
+        n = server_head(head, sizeof(head), 200, "text/event-stream", -1,
+                        j->keep_alive && j->version >= 11, j->version,
+                        "Cache-Control: no-cache\r\n");
+        job_write(s, j, head, (size_t) n);
+        if (ep == API_EP_CHAT) {
+            job_event_json(s, j, api_chunk_json(ep, j->id, j->created,
+                           s->model_name, "assistant", NULL, 0, NULL));
+        }
+    }
+
+    while (n_gen < max_tokens) {
+        if (job_cancelled(j)) {
+            failed = 499;
+            break;
+        }
+        id = sampler_sample(smp, s->logits);
+        if (tokenizer_is_eog(s->tok, id)) {
+            finish = "stop";
+            break;
+        }
+        n_gen++;
+        n = tokenizer_decode(s->tok, prev, id, piece, sizeof(piece));
+        if (n > 0 && api_textout_push(&to, piece, (size_t) n) != 0) {
+            failed = 500;
+            break;
+        }
+        ready = api_textout_ready(&to, 0);
+        if (ready > 0) {
+            if (r->stream) {
+                job_event_json(s, j, api_chunk_json(ep, j->id, j->created,
+                               s->model_name, NULL, to.buf, ready, NULL));
+            } else if (buf_append(&text, &text_len, &text_cap, to.buf, ready)
+                       != 0)
+            {
+                failed = 500;
+                break;
+            }
+            api_textout_consume(&to, ready);
+        }
+        if (to.stopped) {
+            finish = "stop";
+            break;
+        }
+        if (n_gen == max_tokens) {
+            break;
+        }
+        if (model_eval(s->model, s->kv, &id, NULL, 1, s->logits, 0, err,
+                       sizeof(err)) != 0)
+        {
+            failed = 500;
+            break;
+        }
+        prev = id;
+    }
+    t2 = server_now();
+    sampler_free(smp);
+
+    /* whatever was held back: an incomplete character or a stop prefix
+     * that never completed */
+    ready = api_textout_ready(&to, 1);
+    if (failed == 0 && ready > 0) {
+        if (r->stream) {
+            job_event_json(s, j, api_chunk_json(ep, j->id, j->created,
+                           s->model_name, NULL, to.buf, ready, NULL));
+        } else if (buf_append(&text, &text_len, &text_cap, to.buf, ready)
+                   != 0)
+        {
+            failed = 500;
+        }
+    }
+    api_textout_free(&to);
+
+    usage.prompt_tokens = n_prompt;
+    usage.completion_tokens = n_gen;
+    pthread_mutex_lock(&s->lock);
+    s->metrics.prompt_tokens += (uint64_t) n_prompt;
+    s->metrics.generated_tokens += (uint64_t) n_gen;
+    s->metrics.prefill_tokens += (uint64_t) n_prompt;
+    s->metrics.decode_tokens += (uint64_t) n_gen;
+    s->metrics.prefill_seconds += t1 - t0;
+    s->metrics.decode_seconds += t2 - t1;
+    s->metrics.last_prefill_tps = t1 > t0 ? n_prompt / (t1 - t0) : 0;
+    s->metrics.last_decode_tps = t2 > t1 ? n_gen / (t2 - t1) : 0;
+    if (failed == 499) {
+        s->metrics.client_aborts++;
+    }
+    pthread_mutex_unlock(&s->lock);
+
+    if (failed == 499) {
+        server_count(s, ep, 499);
+    } else if (r->stream) {
+        if (failed) {
+            job_event(s, j, "{\"error\":{\"message\":\"generation failed\","
+                      "\"type\":\"server_error\",\"param\":null,"
+                      "\"code\":null}}");
+        } else {
+            job_event_json(s, j, api_chunk_json(ep, j->id, j->created,
+                           s->model_name, NULL, NULL, 0, finish));
+            if (r->include_usage) {
+                job_event_json(s, j, api_usage_chunk_json(ep, j->id,
+                               j->created, s->model_name, &usage));
+            }
+        }
+        job_event(s, j, "[DONE]");
+        if (j->version >= 11) {
+            job_write(s, j, "0\r\n\r\n", 5);
+        }
+        server_count(s, ep, failed ? failed : 200);
+    } else if (failed) {
+        job_error(s, j, 500, "server_error", NULL, NULL,
+                  "generation failed: %s", failed == 500 ? err : "");
+    } else {
+        job_respond(s, j, ep, 200, api_completion_json(ep, j->id, j->created,
+                    s->model_name, text ? text : "", text_len, finish,
+                    &usage));
+    }
+    free(text);
+}
+
+static void *
+server_gen_main(void *arg)
+{
+    server_t  *s = arg;
+    job_t     *j;
+    int        orphan, stopping;
+
+    for ( ;; ) {
+        pthread_mutex_lock(&s->lock);
+        while (s->queue_head == NULL && !s->stopping) {
+            pthread_cond_wait(&s->cond, &s->lock);
+        }
+        j = s->queue_head;
+        if (j == NULL) {
+            pthread_mutex_unlock(&s->lock);
+            break;
+        }
+        s->queue_head = j->next;
+        if (s->queue_head == NULL) {
+            s->queue_tail = NULL;
+        }
+        s->queue_len--;
+        s->metrics.queue_depth = (uint64_t) s->queue_len;
+        s->running = j;
+        stopping = s->stopping;
+        pthread_mutex_unlock(&s->lock);
+
+        if (job_cancelled(j)) {
+            server_count(s, j->req.endpoint, 499);
+        } else if (stopping) {
+            j->keep_alive = 0;
+            job_error(s, j, 503, "server_error", NULL, "shutting_down",
+                      "the worker is shutting down");
+        } else if (j->req.endpoint == API_EP_EMBEDDINGS) {
+            server_embed(s, j);
+        } else {
+            server_generate(s, j);
+        }
+
+        pthread_mutex_lock(&s->lock);
+        j->done = 1;
+        orphan = j->orphan;
+        s->running = NULL;
+        pthread_mutex_unlock(&s->lock);
+        if (orphan) {
+            job_free(j);
+        }
+        server_notify(s);
+    }
+
+    pthread_mutex_lock(&s->lock);
+    s->gen_exited = 1;
+    pthread_mutex_unlock(&s->lock);
+    server_notify(s);
+    return NULL;
+}
+
+/* --- connections: the I/O thread's side ---------------------------------- */
+
+static void
+conn_events(server_t *s, conn_t *c)
+{
+    struct epoll_event  ev;
+    unsigned            want = EPOLLRDHUP;
+
+    /* while a job runs, pipelined bytes are buffered, within reason */
+    if (c->job == NULL
+        || http_parser_buffered(c->parser) < HTTP_DEF_MAX_HEAD
+                                             + s->cfg.max_body)
+    {
+        want |= EPOLLIN;
+    }
+    if (c->wpos < c->wlen) {
+        want |= EPOLLOUT;
+    }
+    if (want == c->events) {
+        return;
+    }
+    ev.events = want;
+    ev.data.ptr = c;
+    epoll_ctl(s->efd, EPOLL_CTL_MOD, c->fd, &ev);
+    c->events = want;
+}
+
+static void
+conn_close(server_t *s, conn_t *c)
+{
+    job_t  *j = c->job;
+
+    if (j != NULL) {
+        pthread_mutex_lock(&s->lock);
+        if (j->done) {
+            pthread_mutex_unlock(&s->lock);
+            job_free(j);
+        } else {
+            j->orphan = 1;
+            j->conn = NULL;
+            __atomic_store_n(&j->cancelled, 1, __ATOMIC_RELAXED);
+            pthread_mutex_unlock(&s->lock);
+        }
+    }
+    epoll_ctl(s->efd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        s->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    http_parser_free(c->parser);
+    free(c->wbuf);
+    free(c);
+}
+
+/* writes what it can; -1 when the connection was closed */
+static int
+conn_flush(server_t *s, conn_t *c)
+{
+    ssize_t  n;
+
+    while (c->wpos < c->wlen) {
+        n = send(c->fd, c->wbuf + c->wpos, c->wlen - c->wpos, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                break;
+            }
+            conn_close(s, c);
+            return -1;
+        }
+        c->wpos += (size_t) n;
+    }
+    if (c->wpos == c->wlen) {
+        c->wpos = c->wlen = 0;
+        if (c->close_after && c->job == NULL) {
+            conn_close(s, c);
+            return -1;
+        }
+    }
+    conn_events(s, c);
+    return 0;
+}
+
+static void
+conn_write(conn_t *c, const void *data, size_t n)
+{
+    if (buf_append(&c->wbuf, &c->wlen, &c->wcap, data, n) != 0) {
+        c->close_after = 1;
+    }
+}
+
+static void
+conn_respond(server_t *s, conn_t *c, api_endpoint_e ep, int status,
+    const char *ctype, const char *body, int keep_alive, int version,
+    int head_only, const char *extra)
+{
+    char    head[512];
+    int     n;
+    size_t  len = body ? strlen(body) : 0;
+
+    n = server_head(head, sizeof(head), status, ctype, (long) len,
+                    keep_alive, version, extra);
+    conn_write(c, head, (size_t) n);
+    if (!head_only && len > 0) {
+        conn_write(c, body, len);
+    }
+    if (!keep_alive) {
+        c->close_after = 1;
+    }
+    server_count(s, ep, status);
+}
+
+static void
+conn_error(server_t *s, conn_t *c, api_endpoint_e ep, const api_error_t *e,
+    int keep_alive, int version, const char *extra)
+{
+    char  *json = api_error_json(e);
+
+    conn_respond(s, c, ep, e->status, "application/json", json, keep_alive,
+                 version, 0, extra);
+    free(json);
+}
+
+static void
+conn_request(server_t *s, conn_t *c, const http_request_t *req)
+{
+    api_endpoint_e   ep;
+    api_error_t      e;
+    job_t           *j;
+    char            *body, allow[64];
+    int              ka = req->keep_alive && !s->stopping;
+    int              head_only = strcmp(req->method, "HEAD") == 0;
+
+    if (api_route(req->method, req->path, &ep, &e) != 0) {
+        allow[0] = '\0';
+        if (e.status == 405) {
+            snprintf(allow, sizeof(allow), "Allow: %s\r\n",
+                     ep == API_EP_COMPLETIONS || ep == API_EP_CHAT
+                     || ep == API_EP_EMBEDDINGS ? "POST" : "GET, HEAD");
+        }
+        conn_error(s, c, ep, &e, ka, req->version, allow);
+        return;
+    }
+
+    switch (ep) {
+    case API_EP_HEALTH:
+        conn_respond(s, c, ep, 200, "application/json",
+                     s->stopping ? "{\"status\":\"stopping\"}"
+                                 : "{\"status\":\"ok\"}",
+                     ka, req->version, head_only, NULL);
+        return;
+    case API_EP_MODELS:
+        body = api_models_json(s->model_name, s->started, s->n_ctx);
+        conn_respond(s, c, ep, body ? 200 : 500, "application/json", body,
+                     ka, req->version, head_only, NULL);
+        free(body);
+        return;
+    case API_EP_METRICS:
+        pthread_mutex_lock(&s->lock);
+        /* counted before printing, so a scrape sees itself */
+        api_metrics_count(&s->metrics, ep, 200);
+        body = api_metrics_text(&s->metrics);
+        pthread_mutex_unlock(&s->lock);
+        conn_respond(s, c, API_EP_COUNT, 200,
+                     "text/plain; version=0.0.4; charset=utf-8", body, ka,
+                     req->version, head_only, NULL);
+        free(body);
+        return;
+    default:
+        break;
+    }
+
+    j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        api_error_set(&e, 500, "server_error", NULL, NULL, "out of memory");
+        conn_error(s, c, ep, &e, 0, req->version, NULL);
+        return;
+    }
+    if (api_request_parse(ep, req->body, req->body_len, &j->req, &e) != 0) {
+        free(j);
+        conn_error(s, c, ep, &e, ka, req->version, NULL);
+        return;
+    }
+    j->keep_alive = ka;
+    j->version = req->version;
+    j->created = (long) time(NULL);
+    j->conn = c;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->stopping || s->queue_len >= s->cfg.max_queue) {
+        if (!s->stopping) {
+            s->metrics.queue_rejected++;
+        }
+        pthread_mutex_unlock(&s->lock);
+        job_free(j);
+        api_error_set(&e, 503, "server_error", NULL,
+                      s->stopping ? "shutting_down" : "queue_full",
+                      s->stopping ? "the worker is shutting down"
+                                  : "the worker is busy: %d requests are "
+                                    "already waiting", s->cfg.max_queue);
+        conn_error(s, c, ep, &e, ka, req->version, "Retry-After: 1\r\n");
+        return;
+    }
+    s->id_seq++;
+    snprintf(j->id, sizeof(j->id), "%s-%08lx%016" PRIx64,
+             ep == API_EP_CHAT ? "chatcmpl" : ep == API_EP_EMBEDDINGS
+             ? "embd" : "cmpl", (unsigned long) s->started, s->id_seq);
+    if (s->queue_tail) {
+        s->queue_tail->next = j;
+    } else {
+        s->queue_head = j;
+    }
+    s->queue_tail = j;
+    s->queue_len++;
+    s->metrics.queue_depth = (uint64_t) s->queue_len;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    c->job = j;
+}
+
+/* parses and answers buffered requests until one needs the generation
+ * thread; -1 when the connection was closed */
+static int
+conn_process(server_t *s, conn_t *c)
+{
+    http_request_t   req;
+    http_status_e    rc;
+    api_error_t      e;
+    static const char  cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+    while (c->job == NULL && !c->close_after) {
+        rc = http_parser_next(c->parser, &req);
+        if (rc == HTTP_NEED_MORE) {
+            break;
+        }
+        if (rc == HTTP_CONTINUE) {
+            conn_write(c, cont, sizeof(cont) - 1);
+            continue;
+        }
+        if (rc == HTTP_ERROR) {
+            api_error_set(&e, http_parser_status(c->parser),
+                          "invalid_request_error", NULL, "bad_http",
+                          "%s", http_parser_error(c->parser));
+            conn_error(s, c, API_EP_OTHER, &e, 0, 11, NULL);
+            break;
+        }
+        conn_request(s, c, &req);
+    }
+    return conn_flush(s, c);
+}
+
+/* hup: epoll reported a hang-up, to be acted on even while reading is
+ * paused */
+static void
+conn_read(server_t *s, conn_t *c, int hup)
+{
+    char     buf[SERVER_READ_CHUNK];
+    ssize_t  n;
+
+    for ( ;; ) {
+        if (!(c->events & EPOLLIN)) {
+            if (hup) {
+                conn_close(s, c);
+            }
+            return;
+        }
+        n = recv(c->fd, buf, sizeof(buf), 0);
+        if (n > 0) {
+            if (http_parser_feed(c->parser, buf, (size_t) n) != 0) {
+                conn_close(s, c);
+                return;
+            }
+            if (conn_process(s, c) != 0) {
+                return;
+            }
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        }
+        /* EOF or an error: the client is gone, and so is its job */
+        conn_close(s, c);
+        return;
+    }
+}
+
+/* moves job output to the connections; finishes done jobs */
+static void
+server_collect(server_t *s)
+{
+    conn_t  *c, *next;
+    job_t   *j;
+    int      done;
+
+    for (c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        j = c->job;
+        if (j == NULL) {
+            continue;
+        }
+        pthread_mutex_lock(&s->lock);
+        if (j->out_len > 0) {
+            conn_write(c, j->out, j->out_len);
+            j->out_len = 0;
+        }
+        done = j->done;
+        pthread_mutex_unlock(&s->lock);
+        if (done) {
+            if (!j->keep_alive) {
+                c->close_after = 1;
+            }
+            job_free(j);
+            c->job = NULL;
+            if (conn_process(s, c) != 0) {
+                continue;
+            }
+        } else if (conn_flush(s, c) != 0) {
+            continue;
+        }
+    }
+}
+
+static void
+server_accept(server_t *s)
+{
+    struct epoll_event  ev;
+    conn_t             *c;
+    int                 fd, one = 1;
+
+    for ( ;; ) {
+        fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            /* EAGAIN, or out of descriptors: try again on the next event */
+            return;
+        }
+        if (s->listen_path[0] == '\0') {
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
+        c = calloc(1, sizeof(*c));
+        if (c != NULL) {
+            c->parser = http_parser_new(0, s->cfg.max_body);
+        }
+        if (c == NULL || c->parser == NULL) {
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->events = EPOLLIN | EPOLLRDHUP;
+        ev.events = c->events;
+        ev.data.ptr = c;
+        if (epoll_ctl(s->efd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            http_parser_free(c->parser);
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->next = s->conns;
+        if (s->conns) {
+            s->conns->prev = c;
+        }
+        s->conns = c;
+    }
+}
+
+static void
+server_stop(server_t *s)
+{
+    conn_t  *c, *next;
+
+    if (s->stopping) {
+        return;
+    }
+    epoll_ctl(s->efd, EPOLL_CTL_DEL, s->lfd, NULL);
+    close(s->lfd);
+    s->lfd = -1;
+    if (s->listen_path[0]) {
+        unlink(s->listen_path);
+        s->listen_path[0] = '\0';
+    }
+    pthread_mutex_lock(&s->lock);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    s->stop_deadline = time(NULL) + s->cfg.stop_grace;
+
+    /* idle connections go now; busy ones when their response is out */
+    for (c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        c->close_after = 1;
+        if (c->job == NULL) {
+            conn_flush(s, c);
+        }
+    }
+}
+
+int
+server_run(server_t *s, char *err, size_t errlen)
+{
+    struct epoll_event       evs[64];
+    struct signalfd_siginfo  si;
+    uint64_t                 cnt;
+    int                      i, n, gen_exited;
+    void                    *p;
+    conn_t                  *c;
+
+    if (pthread_create(&s->thread, NULL, server_gen_main, s) != 0) {
+        return server_err(err, errlen, __func__, "pthread_create failed");
+    }
+    s->thread_started = 1;
+
+    for ( ;; ) {
+        if (s->stopping) {
+            pthread_mutex_lock(&s->lock);
+            gen_exited = s->gen_exited;
+            if (time(NULL) >= s->stop_deadline && s->running != NULL) {
+                __atomic_store_n(&s->running->cancelled, 1,
+                                 __ATOMIC_RELAXED);
+            }
+            pthread_mutex_unlock(&s->lock);
+            if (gen_exited && s->conns == NULL) {
+                break;
+            }
+            if (gen_exited && time(NULL) >= s->stop_deadline + 5) {
+                break;      /* clients that do not read their responses */
+            }
+        }
+        n = epoll_wait(s->efd, evs, 64, s->stopping ? 200 : -1);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return server_err(err, errlen, __func__, "epoll_wait: %s",
+                              strerror(errno));
+        }
+        for (i = 0; i < n; i++) {
+            p = evs[i].data.ptr;
+            if (p == &s->tag_listen) {
+                server_accept(s);
+            } else if (p == &s->tag_event) {
+                if (read(s->evfd, &cnt, sizeof(cnt)) < 0) {
+                    /* nothing to read: another wake-up took it */
+                }
+                server_collect(s);
+            } else if (p == &s->tag_signal) {
+                if (read(s->sfd, &si, sizeof(si)) == sizeof(si)) {
+                    fprintf(stderr, "llmcache-worker: signal %u, stopping\n",
+                            si.ssi_signo);
+                }
+                server_stop(s);
+            }
+        }
+        /* connection events after the server's own: a collect above may
+         * have closed one of them, which then no longer appears below */
+        for (i = 0; i < n; i++) {
+            p = evs[i].data.ptr;
+            if (p == &s->tag_listen || p == &s->tag_event
+                || p == &s->tag_signal)
+            {
+                continue;
+            }
+            for (c = s->conns; c != NULL && c != p; c = c->next) {
+                /* void */
+            }
+            if (c == NULL) {
+                continue;
+            }
+            if (evs[i].events & EPOLLOUT) {
+                if (conn_flush(s, c) != 0) {
+                    continue;
+                }
+            }
+            if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP
+                                 | EPOLLERR))
+            {
+                conn_read(s, c, (evs[i].events & (EPOLLRDHUP | EPOLLHUP
+                                                  | EPOLLERR)) != 0);
+            }
+        }
+    }
+    return 0;
+}
+
+/* --- setup --------------------------------------------------------------- */
+
+static int
+server_listen_unix(server_t *s, const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un  sa;
+    struct stat         st;
+    int                 fd, probe;
+    mode_t              old;
+
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        return server_err(err, errlen, __func__, "socket path too long: %s",
+                          path);
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    strcpy(sa.sun_path, path);
+
+    /* a stale socket file is removed; a live one is an error */
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            return server_err(err, errlen, __func__, "%s exists and is not "
+                              "a socket", path);
+        }
+        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0 && connect(probe, (struct sockaddr *) &sa,
+                                  sizeof(sa)) == 0)
+        {
+            close(probe);
+            return server_err(err, errlen, __func__, "%s: another server is "
+                              "listening there", path);
+        }
+        if (probe >= 0) {
+            close(probe);
+        }
+        unlink(path);
+    }
+
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return server_err(err, errlen, __func__, "socket: %s",
+                          strerror(errno));
+    }
+    /* the file is created with the wanted mode, never wider for a moment */
+    old = umask(0777 & ~s->cfg.socket_mode);
+    if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0) {
+        umask(old);
+        close(fd);
+        return server_err(err, errlen, __func__, "bind %s: %s", path,
+                          strerror(errno));
+    }
+    umask(old);
+    chmod(path, s->cfg.socket_mode);
+    snprintf(s->listen_path, sizeof(s->listen_path), "%s", path);
+    if (listen(fd, 128) != 0) {
+        close(fd);
+        return server_err(err, errlen, __func__, "listen: %s",
+                          strerror(errno));
+    }
+    s->lfd = fd;
+    return 0;
+}
+
+static int
+server_listen_tcp(server_t *s, const char *addr, char *err, size_t errlen)
+{
+    struct addrinfo   hints, *res, *ai;
+    char              host[256];
+    const char       *colon = strrchr(addr, ':');
+    size_t            hl;
+    int               fd = -1, one = 1, rc;
+
+    if (colon == NULL || colon[1] == '\0') {
+        return server_err(err, errlen, __func__, "--listen %s: expected "
+                          "unix:/path or host:port", addr);
+    }
+    hl = (size_t) (colon - addr);
+    if (hl >= sizeof(host)) {
+        return server_err(err, errlen, __func__, "host too long");
+    }
+    memcpy(host, addr, hl);
+    host[hl] = '\0';
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
+    if (rc != 0) {
+        return server_err(err, errlen, __func__, "%s: %s", addr,
+                          gai_strerror(rc));
+    }
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK
+                    | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            continue;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0
+            && listen(fd, 128) == 0)
+        {
+            break;
+        }
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        return server_err(err, errlen, __func__, "cannot listen on %s: %s",
+                          addr, strerror(errno));
+    }
+    s->lfd = fd;
+    return 0;
+}
+
+static void
+server_pick_template(server_t *s)
+{
+    const gguf_ctx_t  *g = model_gguf(s->model);
+    const char        *str;
+    char              *jinja;
+    size_t             len;
+
+    s->tmpl = CHAT_TMPL_NONE;
+    if (s->cfg.chat_template != NULL) {
+        s->tmpl = chat_tmpl_from_name(s->cfg.chat_template);
+        return;
+    }
+    if (g != NULL && gguf_get_str(g, "tokenizer.chat_template", &str, &len)
+                     == 0)
+    {
+        jinja = malloc(len + 1);
+        if (jinja != NULL) {
+            memcpy(jinja, str, len);
+            jinja[len] = '\0';
+            s->tmpl = chat_tmpl_detect(jinja);
+            free(jinja);
+        }
+    }
+    if (s->tmpl == CHAT_TMPL_NONE) {
+        /* llama.cpp's choice for a model without a known template */
+        s->tmpl = CHAT_TMPL_CHATML;
+    }
+}
+
+static void
+server_pick_name(server_t *s)
+{
+    const model_hparams_t  *hp = model_hparams(s->model);
+    const char             *base, *dot;
+    size_t                  n;
+
+    if (s->cfg.model_name != NULL) {
+        snprintf(s->model_name, sizeof(s->model_name), "%s",
+                 s->cfg.model_name);
+        return;
+    }
+    if (hp->name[0] != '\0') {
+        snprintf(s->model_name, sizeof(s->model_name), "%s", hp->name);
+        return;
+    }
+    base = strrchr(s->cfg.model_path, '/');
+    base = base ? base + 1 : s->cfg.model_path;
+    dot = strrchr(base, '.');
+    n = dot && dot != base ? (size_t) (dot - base) : strlen(base);
+    if (n >= sizeof(s->model_name)) {
+        n = sizeof(s->model_name) - 1;
+    }
+    memcpy(s->model_name, base, n);
+    s->model_name[n] = '\0';
+}
+
+server_t *
+server_new(const server_config_t *cfg, char *err, size_t errlen)
+{
+    server_t               *s;
+    const model_hparams_t  *hp;
+    struct epoll_event      ev;
+    sigset_t                set;
+    const char             *l;
+    int                     rc;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        server_err(err, errlen, __func__, "out of memory");
+        return NULL;
+    }
+    s->cfg = *cfg;
+    s->lfd = s->efd = s->evfd = s->sfd = -1;
+    if (s->cfg.max_queue <= 0) {
+        s->cfg.max_queue = 16;
+    }
+    if (s->cfg.max_body == 0) {
+        s->cfg.max_body = HTTP_DEF_MAX_BODY;
+    }
+    if (s->cfg.socket_mode == 0) {
+        s->cfg.socket_mode = 0660;
+    }
+    if (s->cfg.stop_grace <= 0) {
+        s->cfg.stop_grace = 30;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    s->started = (long) time(NULL);
+
+    if (cfg->chat_template != NULL
+        && chat_tmpl_from_name(cfg->chat_template) == CHAT_TMPL_NONE)
+    {
+        server_err(err, errlen, __func__, "unknown chat template \"%s\" "
+                   "(llama2, chatml, llama3, zephyr)", cfg->chat_template);
+        goto failed;
+    }
+
+    if (cfg->tokenizer_path != NULL) {
+        s->model = model_load_llama2c(cfg->model_path, cfg->tokenizer_path,
+                                      cfg->n_threads, err, errlen);
+    } else {
+        s->model = model_load(cfg->model_path, cfg->n_threads, err, errlen);
+    }
+    if (s->model == NULL) {
+        goto failed;
+    }
+    hp = model_hparams(s->model);
+    s->tok = model_tokenizer(s->model);
+    s->n_vocab = hp->n_vocab;
+    s->dim = hp->dim;
+    s->n_ctx = cfg->n_ctx > 0 ? cfg->n_ctx
+                              : (hp->n_ctx_train < 4096 ? hp->n_ctx_train
+                                                        : 4096);
+    if (s->n_ctx <= 0) {
+        s->n_ctx = 4096;
+    }
+    server_pick_template(s);
+    server_pick_name(s);
+
+    s->kv = kv_cache_new(s->model, s->n_ctx);
+    s->logits = malloc((size_t) s->n_vocab * sizeof(float));
+    if (s->kv == NULL || s->logits == NULL) {
+        server_err(err, errlen, __func__, "cannot allocate a KV cache of %d "
+                   "positions", s->n_ctx);
+        goto failed;
+    }
+
+    l = cfg->listen;
+    if (strncmp(l, "unix:", 5) == 0) {
+        rc = server_listen_unix(s, l + 5, err, errlen);
+    } else if (l[0] == '/' || l[0] == '.') {
+        rc = server_listen_unix(s, l, err, errlen);
+    } else {
+        rc = server_listen_tcp(s, l, err, errlen);
+    }
+    if (rc != 0) {
+        goto failed;
+    }
+
+    s->efd = epoll_create1(EPOLL_CLOEXEC);
+    s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    s->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (s->efd < 0 || s->evfd < 0 || s->sfd < 0) {
+        server_err(err, errlen, __func__, "epoll/eventfd/signalfd: %s",
+                   strerror(errno));
+        goto failed;
+    }
+    ev.events = EPOLLIN;
+    ev.data.ptr = &s->tag_listen;
+    epoll_ctl(s->efd, EPOLL_CTL_ADD, s->lfd, &ev);
+    ev.data.ptr = &s->tag_event;
+    epoll_ctl(s->efd, EPOLL_CTL_ADD, s->evfd, &ev);
+    ev.data.ptr = &s->tag_signal;
+    epoll_ctl(s->efd, EPOLL_CTL_ADD, s->sfd, &ev);
+    return s;
+
+failed:
+    server_free(s);
+    return NULL;
+}
+
+void
+server_free(server_t *s)
+{
+    job_t  *j;
+
+    if (s == NULL) {
+        return;
+    }
+    if (s->thread_started) {
+        pthread_mutex_lock(&s->lock);
+        s->stopping = 1;
+        if (s->running) {
+            __atomic_store_n(&s->running->cancelled, 1, __ATOMIC_RELAXED);
+        }
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->thread, NULL);
+    }
+    while (s->conns != NULL) {
+        conn_close(s, s->conns);
+    }
+    while ((j = s->queue_head) != NULL) {
+        s->queue_head = j->next;
+        job_free(j);
+    }
+    if (s->lfd >= 0) {
+        close(s->lfd);
+    }
+    if (s->listen_path[0]) {
+        unlink(s->listen_path);
+    }
+    if (s->efd >= 0) {
+        close(s->efd);
+    }
+    if (s->evfd >= 0) {
+        close(s->evfd);
+    }
+    if (s->sfd >= 0) {
+        close(s->sfd);
+    }
+    free(s->logits);
+    kv_cache_free(s->kv);
+    model_free(s->model);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+}
