@@ -8,7 +8,7 @@ use Test::Nginx::Socket 'no_plan';
 
 # Left over on purpose: every block must start with an empty Redis.
 redis_cmd('SET', 'harness:stale', 'x') eq 'OK'
-    or BAIL_OUT("cannot write to the suite's Redis");
+    or die "cannot write to the suite's Redis\n";
 
 # --- redis_dbsize: N checks the Redis key count after each response.
 add_response_body_check(sub {
@@ -347,5 +347,19 @@ never checked
         return a b c;
     }
 --- must_die
---- error_log
-invalid number of arguments in "return" directive
+
+
+
+=== TEST 21: what nginx logs while it exits
+--- config
+    location = /t {
+        return 200 "bye\n";
+    }
+--- request
+GET /t
+--- response_body
+bye
+--- shutdown_error_log eval
+[qr/signal 3 \(SIGQUIT\) received/, qr/\[notice\] \d+#\d+: exit$/]
+--- no_shutdown_error_log
+[alert]

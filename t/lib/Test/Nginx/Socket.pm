@@ -883,6 +883,7 @@ sub run_test_helper ($$$) {
     sleep $block->wait if $block->wait;
 
     my $stopped = 0;
+    my $pre_stop = -s $ErrLogFile || 0;
     if ($final && !keep_nginx()) {
         stop_nginx($name);
         check_valgrind($block);
@@ -890,6 +891,20 @@ sub run_test_helper ($$$) {
     }
     check_error_log($block, $rep, $stopped);
     check_access_log($block, $rep) unless $ignore;
+    check_shutdown_error_log($block, $pre_stop) if $stopped;
+}
+
+# What nginx logged while it exited; once per block, like the real runner.
+sub check_shutdown_error_log ($$) {
+    my ($block, $from) = @_;
+    return unless defined $block->shutdown_error_log;
+    my ($lines) = read_error_log($from);
+    my $shim = Test::Base::Block->new;
+    $shim->set_value(name => $block->name);
+    $shim->set_value(error_log => $block->shutdown_error_log);
+    $shim->set_value(no_error_log => $block->no_shutdown_error_log)
+        if defined $block->no_shutdown_error_log;
+    check_log_patterns($shim, 'error_log', $lines, $lines, 'shutdown');
 }
 
 1;
