@@ -1460,11 +1460,13 @@ def dump_escape(b):
     return "".join(out)
 
 
-def redis_dump(port, match="*"):
+def redis_dump(port, match="*", db=0):
     """Every key as `key<TAB>ttl<TAB>value`, sorted by key; ttl in seconds
     (-1: none).  Sets, hashes, lists and sorted sets list their members
     sorted (hash as field=value, zset as member:score), space-separated."""
     with RespClient(port, 5.0) as c:
+        if db:
+            c.call("SELECT", str(db))
         keys, cursor = set(), b"0"
         while True:
             cursor, batch = c.call("SCAN", cursor, "MATCH", match,
@@ -1887,6 +1889,11 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if path == "/__health":
                 return self.send_simple(200, "ok")
+            if path == "/__sleep":
+                # lets a suite wait (e.g. for a TTL) through plain requests
+                ms = int(query.get("ms", ["0"])[0])
+                time.sleep(min(max(ms, 0), 60000) / 1000.0)
+                return self.send_simple(200, "ok")
             if path == "/__reset":
                 STATE.reset()
                 return self.send_simple(200, "ok")
@@ -1902,8 +1909,9 @@ class Handler(BaseHTTPRequestHandler):
                 action = path[len("/__redis/"):]
                 if action == "dump":
                     match = query.get("match", ["*"])[0]
+                    db = int(query.get("db", ["0"])[0])
                     return self.send_simple(200, redis_dump(owner.port,
-                                                            match))
+                                                            match, db))
                 fn = {"stop": owner.stop, "start": owner.start,
                       "pause": owner.pause, "resume": owner.resume,
                       "flush": owner.flush}.get(action)

@@ -194,6 +194,9 @@ class MockTest(unittest.TestCase):
 
     def test_health_and_unknown(self):
         self.assertEqual(self.ctl("GET", "/__health"), (200, "ok"))
+        t0 = time.monotonic()
+        self.assertEqual(self.ctl("GET", "/__sleep?ms=250"), (200, "ok"))
+        self.assertGreaterEqual(time.monotonic() - t0, 0.25)
         r, body = self.post("/v1/nope", {})
         self.assertEqual(r.status, 404)
         self.assertIn("Invalid URL", body["error"]["message"])
@@ -1086,6 +1089,12 @@ class MockTest(unittest.TestCase):
         self.assertEqual(lines[3], "d:한\t-1\t값")
         st, dump = self.ctl("GET", "/__redis/dump?match=c:*")
         self.assertEqual(dump, "c:hash\t-1\tf=v\n")
+        resp(rp, b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"
+             b"*3\r\n$3\r\nSET\r\n$2\r\nk3\r\n$1\r\nv\r\n")
+        self.assertEqual(self.ctl("GET", "/__redis/dump?db=3"),
+                         (200, "k3\t-1\tv\n"))
+        self.assertNotIn("k3", self.ctl("GET", "/__redis/dump")[1])
+        self.assertEqual(self.ctl("GET", "/__redis/dump?db=99")[0], 500)
         self.ctl("POST", "/__redis/flush")
 
 
