@@ -541,8 +541,11 @@ sub get_indexed_value ($$$$) {
     my ($name, $value, $idx, $need_array) = @_;
     if ($need_array) {
         return $value->[$idx] if ref $value eq 'ARRAY';
+        # Test::Base's eval filter returns the error of code that died
+        my $got = defined $value && !ref $value
+                  ? ' (got "' . fmt_str(substr $value, 0, 300) . '")' : '';
         bail_out("$name - You asked for many requests, the expected "
-                 . "results should be arrays as well.");
+                 . "results should be arrays as well.$got");
     }
     return $value->[0] if ref $value eq 'ARRAY';
     return $value;
