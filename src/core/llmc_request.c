@@ -40,20 +40,29 @@ typedef struct {
 } llmc_req_field_t;
 
 /*
- * Left out of every scope (LLMC_REQ_DROP):
- *   stream, stream_options   transport only: streamed and non-streamed
- *                            requests share entries, the module replays
- *                            the stored answer in the form asked for
- *   user, safety_identifier, metadata
+ * Left out of the scope (LLMC_REQ_DROP) because they never change the
+ * answer nor show in it:
+ *   stream, stream_options   transport only (all APIs): streamed and
+ *                            non-streamed requests share entries, the
+ *                            module replays the stored answer in the form
+ *                            asked for
+ *   user, safety_identifier, metadata (chat, messages)
  *                            end-user ids and tags for abuse monitoring and
  *                            dashboards
- *   store                    whether the provider keeps a copy
  *   service_tier             capacity/priority and price, same model
  *   prompt_cache_key, prompt_cache_retention
  *                            provider-side prefix cache routing and billing
- * Kept: parallel_tool_calls (decides whether one reply may hold several
- * tool calls), background, include, prediction, previous_response_id (a
- * stored response never changes), every unknown field.
+ * Kept although they do not change the text:
+ *   store (chat, responses)  the returned id can be retrieved or chained
+ *                            (previous_response_id) only if it was stored
+ *   every field of the Responses API: its response object echoes
+ *                            metadata, user, safety_identifier,
+ *                            prompt_cache_key, service_tier..., so a replay
+ *                            would hand one caller's values to another
+ * Kept because they change the answer: parallel_tool_calls (one reply may
+ * hold several tool calls), background, include, prediction,
+ * previous_response_id (a stored response never changes), every unknown
+ * field.
  */
 
 static const llmc_req_field_t  llmc_req_chat_fields[] = {
@@ -64,7 +73,7 @@ static const llmc_req_field_t  llmc_req_chat_fields[] = {
     { "user", LLMC_REQ_DROP, NULL },
     { "safety_identifier", LLMC_REQ_DROP, NULL },
     { "metadata", LLMC_REQ_DROP, NULL },
-    { "store", LLMC_REQ_DROP, NULL },
+    { "store", 0, "false" },
     { "service_tier", LLMC_REQ_DROP, NULL },
     { "prompt_cache_key", LLMC_REQ_DROP, NULL },
     { "prompt_cache_retention", LLMC_REQ_DROP, NULL },
@@ -123,13 +132,13 @@ static const llmc_req_field_t  llmc_req_responses_fields[] = {
     { "instructions", 0, NULL },
     { "stream", LLMC_REQ_DROP, NULL },
     { "stream_options", LLMC_REQ_DROP, NULL },
-    { "user", LLMC_REQ_DROP, NULL },
-    { "safety_identifier", LLMC_REQ_DROP, NULL },
-    { "metadata", LLMC_REQ_DROP, NULL },
-    { "store", LLMC_REQ_DROP, NULL },
-    { "service_tier", LLMC_REQ_DROP, NULL },
-    { "prompt_cache_key", LLMC_REQ_DROP, NULL },
-    { "prompt_cache_retention", LLMC_REQ_DROP, NULL },
+    { "user", 0, NULL },
+    { "safety_identifier", 0, NULL },
+    { "metadata", 0, NULL },
+    { "store", 0, "true" },
+    { "service_tier", 0, "\"auto\"" },
+    { "prompt_cache_key", 0, NULL },
+    { "prompt_cache_retention", 0, NULL },
     { "temperature", 0, "1" },
     { "top_p", 0, "1" },
     { "top_logprobs", 0, NULL },
@@ -860,6 +869,7 @@ llmc_req_responses(llmc_req_ctx_t *ctx, json_t *root)
         return llmc_req_fail(ctx, "out of memory");
     }
     llmc_req_del_empty(root, "include");
+    llmc_req_del_empty(root, "metadata");
     return 0;
 }
 

@@ -36,7 +36,10 @@ typedef struct {
      * answer except the latest user turn's text: model, every
      * output-affecting parameter (defaults made explicit), system prompt,
      * tools, earlier turns, unknown fields.  Fields that never change the
-     * answer (stream, stream_options, user, metadata, ...) are left out. */
+     * answer nor show in it (stream, stream_options; user, metadata,
+     * service_tier, prompt_cache_key... except for the Responses API,
+     * whose response echoes them) are left out; cache_control markers are
+     * removed; 1.0 is 1.  The list and the reasons: llmc_request.c. */
     char            *scope_json;
     size_t           scope_len;
     /* The latest user turn's text (its non-empty text parts joined with

@@ -233,12 +233,16 @@ test_chat(void)
                CHAT("", "a"), "all sampling defaults");
     same_scope(LLMC_API_CHAT, CHAT(",\"stream\":true", "a"),
                CHAT(",\"stream\":false", "a"), "stream");
-    same_scope(LLMC_API_CHAT, CHAT(",\"store\":true,\"metadata\":{\"k\":\"v\""
+    same_scope(LLMC_API_CHAT, CHAT(",\"metadata\":{\"k\":\"v\""
                "},\"service_tier\":\"flex\",\"prompt_cache_key\":\"p\","
                "\"prompt_cache_retention\":\"24h\",\"safety_identifier\":"
                "\"s\"", "a"), CHAT("", "a"), "answer-neutral fields");
     same_scope(LLMC_API_CHAT, CHAT(",\"stop\":\"END\"", "a"),
                CHAT(",\"stop\":[\"END\"]", "a"), "stop string is [string]");
+    same_scope(LLMC_API_CHAT, CHAT(",\"store\":false", "a"), CHAT("", "a"),
+               "store defaults to false");
+    other_scope(LLMC_API_CHAT, CHAT(",\"store\":true", "a"), CHAT("", "a"),
+                "store (a stored completion can be retrieved by id)");
     same_scope(LLMC_API_CHAT, CHAT(",\"logit_bias\":{}", "a"),
                CHAT("", "a"), "empty logit_bias");
     same_scope(LLMC_API_CHAT, CHAT(",\"tools\":[]", "a"),
@@ -419,7 +423,8 @@ test_responses(void)
        && strstr(r.scope_json, "https://i/x.png")
        && strstr(r.scope_json, "resp_1"),
        "tool output, instructions, image, previous_response_id in scope");
-    ok(strstr(r.scope_json, "\"store\"") == NULL, "store left out");
+    ok(strstr(r.scope_json, "\"store\":true") != NULL,
+       "store kept (chaining by id needs it)");
     ok(strstr(r.scope_json, "\"truncation\":\"disabled\""),
        "truncation default");
     llmc_request_free(&r);
@@ -440,6 +445,17 @@ test_responses(void)
                "responses defaults");
     other_scope(LLMC_API_RESPONSES, RESP("\"hi\"", ""),
                 RESP("\"hi\"", ",\"instructions\":\"x\""), "instructions");
+    same_scope(LLMC_API_RESPONSES, RESP("\"hi\"", ""),
+               RESP("\"hi\"", ",\"store\":true,\"service_tier\":\"auto\""),
+               "store and service_tier defaults");
+    other_scope(LLMC_API_RESPONSES, RESP("\"hi\"", ""),
+                RESP("\"hi\"", ",\"metadata\":{\"k\":\"v\"}"),
+                "metadata (echoed in the response object)");
+    other_scope(LLMC_API_RESPONSES, RESP("\"hi\"", ""),
+                RESP("\"hi\"", ",\"user\":\"alice\""),
+                "user (echoed in the response object)");
+    other_scope(LLMC_API_RESPONSES, RESP("\"hi\"", ""),
+                RESP("\"hi\"", ",\"store\":false"), "store false");
     other_scope(LLMC_API_RESPONSES, RESP("\"hi\"", ""),
                 RESP("\"hi\"", ",\"previous_response_id\":\"resp_2\""),
                 "previous_response_id");
