@@ -504,6 +504,11 @@ class Reply:
     def __init__(self, stream):
         self.stream = stream
         self.answer = ""
+        self.cut = False
+
+    def mark_length(self):
+        """The answer stops at the output token limit (X-Mock-Finish)."""
+        self.cut = True
 
     def json_body(self, answer):
         raise NotImplementedError
@@ -630,6 +635,10 @@ class ChatReply(Reply):
         self.answer = answer_for(n, last_user)
         self.finish = "tool_calls" if self.tool else "stop"
 
+    def mark_length(self):
+        super().mark_length()
+        self.finish = "length"
+
     def output(self, answer):
         return tool_arguments(answer) if self.tool else answer
 
@@ -742,7 +751,8 @@ class CompletionReply(Reply):
         return {"id": self.id, "object": "text_completion",
                 "created": self.created, "model": self.model,
                 "choices": [{"text": answer, "index": 0, "logprobs": None,
-                             "finish_reason": "stop"}],
+                             "finish_reason":
+                                 "length" if self.cut else "stop"}],
                 "usage": self.usage(answer),
                 "system_fingerprint": "fp_mock"}
 
@@ -762,7 +772,7 @@ class CompletionReply(Reply):
                  "finish_reason": None}])))
         ev.append(("tail", self.chunk([
             {"text": "", "index": 0, "logprobs": None,
-             "finish_reason": "stop"}])))
+             "finish_reason": "length" if self.cut else "stop"}])))
         if self.include_usage:
             ev.append(("tail", self.chunk([], self.usage(answer))))
         ev.append(("end", b"data: [DONE]\n\n"))
@@ -862,14 +872,19 @@ class ResponsesReply(Reply):
                 "output_tokens_details": {"reasoning_tokens": 0},
                 "total_tokens": self.prompt_tokens + c}
 
+    def final_event(self):
+        return "response.incomplete" if self.cut else "response.completed"
+
     def item(self, answer, done):
+        status = "in_progress"
+        if done:
+            status = "incomplete" if self.cut else "completed"
         if self.tool:
             return {"id": self.msg_id, "type": "function_call",
-                    "status": "completed" if done else "in_progress",
+                    "status": status,
                     "arguments": tool_arguments(answer) if done else "",
                     "call_id": self.call_id, "name": self.tool}
-        return {"id": self.msg_id, "type": "message",
-                "status": "completed" if done else "in_progress",
+        return {"id": self.msg_id, "type": "message", "status": status,
                 "role": "assistant",
                 "content": [{"type": "output_text", "text": answer,
                              "annotations": [], "logprobs": []}]
@@ -877,10 +892,14 @@ class ResponsesReply(Reply):
 
     def response(self, answer, done):
         r = self.req
+        status = "in_progress"
+        if done:
+            status = "incomplete" if self.cut else "completed"
         return {
             "id": self.id, "object": "response", "created_at": self.created,
-            "status": "completed" if done else "in_progress",
-            "background": False, "error": None, "incomplete_details": None,
+            "status": status, "background": False, "error": None,
+            "incomplete_details": {"reason": "max_output_tokens"}
+            if done and self.cut else None,
             "instructions": r.get("instructions"),
             "max_output_tokens": r.get("max_output_tokens"),
             "model": self.model,
@@ -931,7 +950,7 @@ class ResponsesReply(Reply):
                 item_id=self.msg_id, output_index=0, arguments=args)
             add("tail", "response.output_item.done", output_index=0,
                 item=self.item(answer, True))
-            add("end", "response.completed",
+            add("end", self.final_event(),
                 response=self.response(answer, True))
             return out
         add("head", "response.content_part.added", part={
@@ -947,7 +966,7 @@ class ResponsesReply(Reply):
             "logprobs": []}, **loc)
         add("tail", "response.output_item.done", output_index=0,
             item=self.item(answer, True))
-        add("end", "response.completed",
+        add("end", self.final_event(),
             response=self.response(answer, True))
         return out
 
@@ -1299,6 +1318,10 @@ class MessagesReply(Reply):
         return {"id": self.id, "type": "message", "role": "assistant",
                 "model": self.model, "content": content,
                 "stop_reason": stop, "stop_sequence": None, "usage": usage}
+
+    def mark_length(self):
+        super().mark_length()
+        self.stop = "max_tokens"
 
     def output(self, answer):
         return tool_arguments(answer) if self.tool else answer
@@ -1759,6 +1782,7 @@ class Knobs:
         self.strict = (headers.get("x-mock-strict") or "").strip() \
             not in ("", "0")
         self.raw_body = headers.get("x-mock-raw-body")
+        self.finish = (headers.get("x-mock-finish") or "").strip().lower()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -2022,6 +2046,8 @@ class Handler(BaseHTTPRequestHandler):
         except ApiError as e:
             return fail(e.status, e)
 
+        if knobs.finish == "length":
+            reply.mark_length()
         answer = reply.answer
         if knobs.body_size and not reply.stream:
             size = len(jdump(reply.json_body(answer)).encode("utf-8"))

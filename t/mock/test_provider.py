@@ -848,6 +848,41 @@ class MockTest(unittest.TestCase):
         self.assertEqual(b["choices"][0]["message"]["content"],
                          "mock answer #4 to: x")
 
+    def test_finish_length(self):
+        h = {"X-Mock-Finish": "length"}
+        msgs = [{"role": "user", "content": "cut"}]
+        r, b = self.post("/v1/chat/completions",
+                         {"model": "m", "messages": msgs}, h)
+        self.assertEqual(b["choices"][0]["finish_reason"], "length")
+        r, data = self.post("/v1/chat/completions",
+                            {"model": "m", "messages": msgs,
+                             "stream": True}, h, raw=True)
+        last = json.loads(parse_sse(data.decode())[-2][1])
+        self.assertEqual(last["choices"][0]["finish_reason"], "length")
+        r, b = self.post("/v1/completions", {"model": "m", "prompt": "p"}, h)
+        self.assertEqual(b["choices"][0]["finish_reason"], "length")
+        r, b = self.post("/v1/responses", {"model": "m", "input": "p"}, h)
+        self.assertEqual(b["status"], "incomplete")
+        self.assertEqual(b["incomplete_details"],
+                         {"reason": "max_output_tokens"})
+        self.assertEqual(b["output"][0]["status"], "incomplete")
+        r, data = self.post("/v1/responses", {"model": "m", "input": "p",
+                                              "stream": True}, h, raw=True)
+        self.assertEqual(parse_sse(data.decode())[-1][0],
+                         "response.incomplete")
+        r, b = self.anth({"messages": msgs}, h)
+        self.assertEqual(b["stop_reason"], "max_tokens")
+        r, data = self.post("/v1/messages", {
+            "model": "c", "max_tokens": 5, "messages": msgs,
+            "stream": True}, h, raw=True)
+        ev = parse_sse(data.decode())
+        self.assertEqual(json.loads(ev[-2][1])["delta"]["stop_reason"],
+                         "max_tokens")
+        self.assertEqual(ev[-1][0], "message_stop")
+        # without the knob the same request ends normally
+        r, b = self.anth({"messages": msgs})
+        self.assertEqual(b["stop_reason"], "end_turn")
+
     def test_delay_knobs(self):
         msgs = [{"role": "user", "content": "x"}]
         t0 = time.monotonic()
