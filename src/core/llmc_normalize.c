@@ -223,10 +223,14 @@ ubuf_swap(ubuf_t *a, ubuf_t *b)
 static int
 llmc_is_ws(UChar32 c)
 {
-    /* ZERO WIDTH SPACE is not White_Space but separates words; other
-     * control characters carry no meaning in a prompt */
-    return c >= 0 && (u_isUWhiteSpace(c) || c == 0x200b
-                      || u_charType(c) == U_CONTROL_CHAR);
+    if (c < 0x80) {
+        /* ASCII white space and control characters */
+        return c >= 0 && (c <= 0x20 || c == 0x7f);
+    }
+    /* ZERO WIDTH SPACE is not White_Space but separates words; control
+     * characters carry no meaning in a prompt */
+    return u_isUWhiteSpace(c) || c == 0x200b
+           || u_charType(c) == U_CONTROL_CHAR;
 }
 
 
@@ -645,9 +649,38 @@ llmc_norm_brk_get(char *err, size_t errlen)
 }
 
 
-/* Splits s into words; runs of white space separate and are dropped,
- * every other segment (words, numbers, ideographs, symbols, emoji) is a
- * token.  *toks is malloc()ed. */
+/* A chunk between white space that UAX #29 keeps as one word: ASCII
+ * letters and digits only, or Hangul syllables only.  Most prompt words
+ * are, and they need no break iterator. */
+static int
+llmc_chunk_simple(const UChar *s, int32_t len)
+{
+    int32_t  i;
+    UChar    c;
+
+    if (s[0] >= 0xac00 && s[0] <= 0xd7a3) {
+        for (i = 1; i < len; i++) {
+            if (s[i] < 0xac00 || s[i] > 0xd7a3) {
+                return 0;
+            }
+        }
+        return 1;
+    }
+    for (i = 0; i < len; i++) {
+        c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+              || (c >= 'A' && c <= 'Z')))
+        {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+
+/* Splits s into words: white space separates and is dropped; every
+ * chunk between white space is split by ICU's word iterator into words,
+ * numbers, ideographs, symbols and emoji.  *toks is malloc()ed. */
 static int
 llmc_segment(const UChar *s, int32_t len, span_t **toks, int32_t *ntoks,
     char *err, size_t errlen)
@@ -655,7 +688,7 @@ llmc_segment(const UChar *s, int32_t len, span_t **toks, int32_t *ntoks,
     UBreakIterator  *bi;
     UErrorCode       st = U_ZERO_ERROR;
     span_t          *t;
-    int32_t          n, from, to, i, j, k;
+    int32_t          n, start, end, from, to, i, j, k;
     UChar32          c;
 
     *toks = NULL;
@@ -663,46 +696,79 @@ llmc_segment(const UChar *s, int32_t len, span_t **toks, int32_t *ntoks,
     if (len == 0) {
         return 0;
     }
-    bi = llmc_norm_brk_get(err, errlen);
-    if (bi == NULL) {
-        return -1;
-    }
     t = malloc(sizeof(span_t) * (size_t) len);
     if (t == NULL) {
         llmc_norm_errf(err, errlen, "llmc_normalize: out of memory");
         return -1;
     }
-    ubrk_setText(bi, s, len, &st);
-    if (U_FAILURE(st)) {
-        free(t);
-        llmc_norm_errf(err, errlen, "llmc_normalize: ubrk_setText: %s",
-                       u_errorName(st));
-        return -1;
-    }
-
+    bi = NULL;
     n = 0;
-    from = ubrk_first(bi);
-    for (to = ubrk_next(bi); to != UBRK_DONE; from = to, to = ubrk_next(bi)) {
-        /* a segment may hold white space plus a joiner (UAX #29 WB4):
-         * tokens never hold white space */
-        for (i = from; i < to; i = j) {
-            j = i;
-            U16_NEXT(s, j, to, c);
+
+    for (end = 0; end < len; /* void */) {
+        for (start = end; start < len; start = i) {
+            i = start;
+            U16_NEXT(s, i, len, c);
             if (!llmc_is_ws(c)) {
                 break;
             }
         }
-        for (k = to; k > i; k = j) {
-            j = k;
-            U16_PREV(s, i, j, c);
-            if (!llmc_is_ws(c)) {
+        for (end = start; end < len; end = i) {
+            i = end;
+            U16_NEXT(s, i, len, c);
+            if (llmc_is_ws(c)) {
                 break;
             }
         }
-        if (k > i) {
-            t[n].off = i;
-            t[n].len = k - i;
+        if (start == end) {
+            break;
+        }
+
+        if (llmc_chunk_simple(s + start, end - start)) {
+            t[n].off = start;
+            t[n].len = end - start;
             n++;
+            continue;
+        }
+
+        if (bi == NULL) {
+            bi = llmc_norm_brk_get(err, errlen);
+            if (bi == NULL) {
+                free(t);
+                return -1;
+            }
+        }
+        ubrk_setText(bi, s + start, end - start, &st);
+        if (U_FAILURE(st)) {
+            free(t);
+            llmc_norm_errf(err, errlen, "llmc_normalize: ubrk_setText: %s",
+                           u_errorName(st));
+            return -1;
+        }
+        from = ubrk_first(bi);
+        for (to = ubrk_next(bi); to != UBRK_DONE;
+             from = to, to = ubrk_next(bi))
+        {
+            /* UAX #29 (WB4) keeps a joiner with white space before it:
+             * tokens never hold white space */
+            for (i = start + from; i < start + to; i = j) {
+                j = i;
+                U16_NEXT(s, j, start + to, c);
+                if (!llmc_is_ws(c)) {
+                    break;
+                }
+            }
+            for (k = start + to; k > i; k = j) {
+                j = k;
+                U16_PREV(s, i, j, c);
+                if (!llmc_is_ws(c)) {
+                    break;
+                }
+            }
+            if (k > i) {
+                t[n].off = i;
+                t[n].len = k - i;
+                n++;
+            }
         }
     }
 

@@ -517,20 +517,62 @@ bench(const llmc_dict_t *d, const char *what, const char *text)
 }
 
 
-/* Over public paraphrase data: numbers and negation cues survive the
- * dictionaries, and the dictionaries merge no two lines that the plain
- * steps keep apart unless both are paraphrases of one question. */
+typedef struct {
+    char  *plain;                /* all steps, no rules */
+    char  *full;                 /* all steps and rules */
+    int    set;
+} row_t;
+
+
+static int
+row_cmp(const void *a, const void *b)
+{
+    return strcmp(((const row_t *) a)->full, ((const row_t *) b)->full);
+}
+
+
+static int
+count_negations(const llmc_dict_t *d, const char *text)
+{
+    char  buf[4096], *p, *save;
+    int   n = 0;
+
+    snprintf(buf, sizeof(buf), "%s", text);
+    for (p = strtok_r(buf, " ", &save); p; p = strtok_r(NULL, " ", &save)) {
+        n += llmc_dict_is_negation(d, S(p));
+    }
+    return n;
+}
+
+
+static void
+digits(const char *s, char *out, size_t size)
+{
+    size_t  k = 0;
+
+    for ( ; *s && k < size - 1; s++) {
+        if (*s >= '0' && *s <= '9') {
+            out[k++] = *s;
+        }
+    }
+    out[k] = '\0';
+}
+
+
+/* Over public paraphrase data (paraKQC: sets of ten paraphrases of one
+ * question): numbers and negation cues survive the dictionaries, and the
+ * dictionaries merge no two lines of different sets that the plain steps
+ * keep apart. */
 static void
 test_shared(const llmc_dict_t *d)
 {
-    const char  *shared;
-    char         path[4096], line[4096], *text, *p;
-    char         a[4096], b[4096], da[64], db[64];
-    const char  *o;
-    FILE        *f;
-    int          lines = 0, digits_lost = 0, neg_lost = 0;
-    size_t       i, j, k;
-    llmc_dict_t *none;
+    const char   *shared;
+    char          path[4096], line[4096], *text, da[64], db[64];
+    FILE         *f;
+    int           n = 0, digits_lost = 0, neg_lost = 0, i, j, k;
+    int           merged = 0, merged_plain = 0, wrong = 0;
+    llmc_dict_t  *none;
+    row_t        *rows = NULL, *r;
 
     shared = getenv("LLMCACHE_SHARED");
     snprintf(path, sizeof(path), "%s/datasets/ko-parakqc/"
@@ -545,44 +587,64 @@ test_shared(const llmc_dict_t *d)
         line[strcspn(line, "\r\n")] = '\0';
         text = strrchr(line, '\t');
         text = text ? text + 1 : line;
-        lines++;
+        r = realloc(rows, sizeof(row_t) * (size_t) (n + 1));
+        if (r == NULL) {
+            break;
+        }
+        rows = r;
+        r = &rows[n];
+        r->set = n / 10;
+        n++;
 
         /* the digits of NFKC(text) all come out, in order */
-        o = norm(text, LLMC_NORM_NFKC, NULL);
-        for (i = 0, k = 0; o[i] && k < sizeof(da) - 1; i++) {
-            if (o[i] >= '0' && o[i] <= '9') {
-                da[k++] = o[i];
-            }
-        }
-        da[k] = '\0';
-        o = norm(text, LLMC_NORM_ALL, d);
-        for (i = 0, k = 0; o[i] && k < sizeof(db) - 1; i++) {
-            if (o[i] >= '0' && o[i] <= '9') {
-                db[k++] = o[i];
-            }
-        }
-        db[k] = '\0';
+        digits(norm(text, LLMC_NORM_NFKC, NULL), da, sizeof(da));
+        r->full = strdup(norm(text, LLMC_NORM_ALL, d));
+        r->plain = strdup(norm(text, LLMC_NORM_ALL, none));
+        digits(r->full, db, sizeof(db));
         digits_lost += strcmp(da, db) != 0;
 
         /* as many negation cues with and without the rules */
-        snprintf(a, sizeof(a), "%s", norm(text, LLMC_NORM_ALL, none));
-        snprintf(b, sizeof(b), "%s", o);
-        for (j = 0, k = 0, p = strtok(a, " "); p; p = strtok(NULL, " ")) {
-            j += llmc_dict_is_negation(d, S(p));
-        }
-        for (p = strtok(b, " "); p; p = strtok(NULL, " ")) {
-            k += llmc_dict_is_negation(d, S(p));
-        }
-        if (j != k) {
+        if (count_negations(d, r->plain) != count_negations(d, r->full)) {
             neg_lost++;
-            printf("#   negation count %zu -> %zu: %s\n", j, k, text);
+            printf("#   negation lost: %s -> %s\n", text, r->full);
         }
     }
     fclose(f);
     llmc_dict_free(none);
-    ok(lines > 0, "paraKQC: %d lines read", lines);
+
+    qsort(rows, (size_t) n, sizeof(row_t), row_cmp);
+    for (i = 0; i < n; i = j) {
+        for (j = i + 1; j < n && strcmp(rows[i].full, rows[j].full) == 0;
+             j++)
+        {
+            /* void */
+        }
+        for (k = i; k < j; k++) {
+            for (int l = k + 1; l < j; l++) {
+                if (rows[k].set == rows[l].set) {
+                    merged++;
+                    merged_plain += strcmp(rows[k].plain, rows[l].plain)
+                                    == 0;
+                } else if (strcmp(rows[k].plain, rows[l].plain) != 0) {
+                    wrong++;
+                    printf("#   merged across sets: '%s' / '%s'\n",
+                           rows[k].plain, rows[l].plain);
+                }
+            }
+        }
+    }
+    printf("# diag: paraKQC %d lines: %d same-set pairs share a key "
+           "(%d without the rules)\n", n, merged, merged_plain);
+    for (i = 0; i < n; i++) {
+        free(rows[i].full);
+        free(rows[i].plain);
+    }
+    free(rows);
+
+    ok(n == 7000, "paraKQC: %d lines read", n);
     is_int(digits_lost, 0, "paraKQC: every number survives");
     is_int(neg_lost, 0, "paraKQC: every negation cue survives");
+    is_int(wrong, 0, "paraKQC: the rules merge no lines of different sets");
 }
 
 
