@@ -249,7 +249,8 @@ ngx_http_llmcache_lookup(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
     norm = NULL;
     norm_len = 0;
 
-    if (llmc_normalize(req.prompt, req.prompt_len, llcf->normalize,
+    if (llmc_normalize(req.prompt ? req.prompt : "", req.prompt_len,
+                       llcf->normalize,
                        llcf->dict, &norm, &norm_len, err, sizeof(err))
         != 0)
     {
@@ -310,31 +311,33 @@ static void
 ngx_http_llmcache_lookup_done(ngx_http_request_t *r, redisReply *reply)
 {
     char                      err[128];
-    llmc_entry_t              entry;
     ngx_http_llmcache_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmcache_module);
 
     if (reply && reply->type == REDIS_REPLY_STRING) {
 
-        if (llmc_entry_decode(&entry, reply->str, reply->len,
-                              err, sizeof(err))
-            == 0)
-        {
-            ctx->hit.data = ngx_pnalloc(r->pool, reply->len);
+        /* the reply is freed when this returns: keep a copy */
 
-            if (ctx->hit.data) {
-                ngx_memcpy(ctx->hit.data, reply->str, reply->len);
-                ctx->hit.len = reply->len;
+        ctx->hit.data = ngx_pnalloc(r->pool, reply->len);
+
+        if (ctx->hit.data) {
+            ngx_memcpy(ctx->hit.data, reply->str, reply->len);
+            ctx->hit.len = reply->len;
+
+            if (llmc_entry_decode(&ctx->entry, (char *) ctx->hit.data,
+                                  ctx->hit.len, err, sizeof(err))
+                == 0)
+            {
                 ctx->status = NGX_HTTP_LLMCACHE_HIT;
                 ctx->store = 0;
-            }
 
-        } else {
-            /* the next complete response overwrites it */
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "llmcache: ignoring a damaged entry %s: %s",
-                          ctx->redis_key, err);
+            } else {
+                /* the next complete response overwrites it */
+                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                              "llmcache: ignoring a damaged entry %s: %s",
+                              ctx->redis_key, err);
+            }
         }
     }
 
@@ -364,24 +367,18 @@ ngx_http_llmcache_resume(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_llmcache_send_hit(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
 {
-    char          err[128];
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-    llmc_entry_t  entry;
+    ngx_int_t      rc;
+    ngx_buf_t     *b;
+    ngx_chain_t    out;
+    llmc_entry_t  *entry;
 
-    if (llmc_entry_decode(&entry, (char *) ctx->hit.data, ctx->hit.len,
-                          err, sizeof(err))
-        != 0)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    entry = &ctx->entry;
 
     r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = entry.body_len;
-    r->headers_out.content_type.len = entry.content_type_len;
-    r->headers_out.content_type.data = (u_char *) entry.content_type;
-    r->headers_out.content_type_len = entry.content_type_len;
+    r->headers_out.content_length_n = entry->body_len;
+    r->headers_out.content_type.len = entry->content_type_len;
+    r->headers_out.content_type.data = (u_char *) entry->content_type;
+    r->headers_out.content_type_len = entry->content_type_len;
     r->headers_out.content_type_lowcase = NULL;
 
     rc = ngx_http_send_header(r);
@@ -395,9 +392,9 @@ ngx_http_llmcache_send_hit(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
         return NGX_ERROR;
     }
 
-    b->pos = (u_char *) entry.body;
-    b->last = b->pos + entry.body_len;
-    b->memory = entry.body_len ? 1 : 0;
+    b->pos = (u_char *) entry->body;
+    b->last = b->pos + entry->body_len;
+    b->memory = entry->body_len ? 1 : 0;
     b->last_buf = 1;
     b->last_in_chain = 1;
 

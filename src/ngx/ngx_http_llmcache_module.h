@@ -75,6 +75,7 @@ typedef struct {
     ngx_str_t                   model;
 
     ngx_str_t                   hit;         /* the stored entry */
+    llmc_entry_t                entry;       /* decoded, points into hit */
 
     ngx_http_llmcache_op_t     *op;          /* pending Redis command */
     ngx_event_t                 timer;
