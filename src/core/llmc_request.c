@@ -569,15 +569,31 @@ llmc_req_content_parts(json_t *msg, const char *type)
     return 0;
 }
 
+/* a text part of type `type` with some text */
+static json_t *
+llmc_req_text_of(json_t *part, const char *type)
+{
+    json_t  *t = json_object_get(part, "type");
+
+    if (!json_is_string(t) || strcmp(json_string_value(t), type) != 0) {
+        return NULL;
+    }
+    t = json_object_get(part, "text");
+    return json_is_string(t) && json_string_length(t) ? t : NULL;
+}
+
 /*
  * The latest user turn: its text parts (type `type`) are joined with "\n"
  * into the prompt and replaced by the placeholder; other parts stay.  No
  * text (only images, tool results, empty strings) leaves the turn whole in
- * the scope and the prompt empty.
+ * the scope and the prompt empty.  So does text on both sides of another
+ * part: "a" [image] "b c" and "a b" [image] "c" would join to the same
+ * prompt and the same scope, but are not the same question.
  */
 static int
 llmc_req_take_text(llmc_req_ctx_t *ctx, json_t *msg, const char *type)
 {
+    int       gap = 0;
     char     *p;
     size_t    i, len = 0, n = 0, tlen;
     json_t   *parts, *part, *t, *ph;
@@ -588,14 +604,16 @@ llmc_req_take_text(llmc_req_ctx_t *ctx, json_t *msg, const char *type)
     }
 
     json_array_foreach(parts, i, part) {
-        t = json_object_get(part, "type");
-        if (json_is_string(t) && strcmp(json_string_value(t), type) == 0) {
-            t = json_object_get(part, "text");
-            if (json_is_string(t) && json_string_length(t)) {
-                len += json_string_length(t) + (n ? 1 : 0);
-                n++;
-            }
+        t = llmc_req_text_of(part, type);
+        if (t == NULL) {
+            gap = n > 0;
+            continue;
         }
+        if (gap) {
+            return 0;
+        }
+        len += json_string_length(t) + (n ? 1 : 0);
+        n++;
     }
     if (n == 0) {
         return 0;
@@ -613,12 +631,8 @@ llmc_req_take_text(llmc_req_ctx_t *ctx, json_t *msg, const char *type)
 
     len = 0;
     json_array_foreach(parts, i, part) {
-        t = json_object_get(part, "type");
-        if (!json_is_string(t) || strcmp(json_string_value(t), type) != 0) {
-            continue;
-        }
-        t = json_object_get(part, "text");
-        if (!json_is_string(t) || json_string_length(t) == 0) {
+        t = llmc_req_text_of(part, type);
+        if (t == NULL) {
             continue;
         }
         if (len) {

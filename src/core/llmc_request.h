@@ -45,8 +45,8 @@ typedef struct {
     /* The latest user turn's text (its non-empty text parts joined with
      * "\n"; its other parts stay in the scope).  "" (never NULL) when the
      * last turn is not a user turn with text (a tool result, an image
-     * only, token arrays): the whole request is then in the scope and only
-     * an exact repeat matches. */
+     * only, token arrays, text on both sides of an image): the whole
+     * request is then in the scope and only an exact repeat matches. */
     char            *prompt;
     size_t           prompt_len;
     int              n_unknown;       /* unknown top-level fields kept */

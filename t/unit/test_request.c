@@ -144,8 +144,9 @@ test_chat(void)
         "{\"role\":\"assistant\",\"content\":\"4\"},"
         "{\"role\":\"user\",\"content\":["
         "{\"type\":\"text\",\"text\":\"And 3+3?\"},"
-        "{\"type\":\"image_url\",\"image_url\":{\"url\":\"https://x/y.png\"}},"
-        "{\"type\":\"text\",\"text\":\"Explain.\"}]}],"
+        "{\"type\":\"text\",\"text\":\"Explain.\"},"
+        "{\"type\":\"image_url\",\"image_url\":{\"url\":\"https://x/y.png\"}}"
+        "]}],"
         "\"x_vendor\":{\"a\":1}}";
 
     copy = strdup(body);
@@ -215,6 +216,25 @@ test_chat(void)
         is_str(r.prompt, "", "image only: empty prompt");
         llmc_request_free(&r);
     }
+
+    /* text on both sides of an image: the whole turn is matched exactly */
+#define MIXED(a, b)                                                          \
+    "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{"     \
+    "\"type\":\"text\",\"text\":\"" a "\"},{\"type\":\"image_url\","        \
+    "\"image_url\":{\"url\":\"u\"}},{\"type\":\"text\",\"text\":\"" b     \
+    "\"}]}]}"
+
+    is_int(llmc_request_parse(&r, LLMC_API_CHAT, MIXED("a", "b"),
+                              strlen(MIXED("a", "b")), err, sizeof(err)), 0,
+           "text around an image parses: %s", err);
+    is_str(r.prompt, "", "text around an image: empty prompt");
+    ok(strstr(r.scope_json, "\"text\":\"a\"")
+       && strstr(r.scope_json, "\"text\":\"b\""),
+       "text around an image: both texts in scope");
+    llmc_request_free(&r);
+    other_scope(LLMC_API_CHAT, MIXED("a\\nb", "c"), MIXED("a", "b\\nc"),
+                "where the image sits in the text");
+#undef MIXED
 
 #define CHAT(extra, last)                                                    \
     "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"system\",\"content\":"  \
