@@ -32,6 +32,8 @@
 #define LLMC_NORM_PRE       (LLMC_NORM_NFKC | LLMC_NORM_CASEFOLD            \
                              | LLMC_NORM_SPACE | LLMC_NORM_PUNCT)
 #define LLMC_DICT_LINE_MAX  4096
+#define LLMC_BRACKET_DEPTH  63
+#define LLMC_DICT_SKIP_MAX  3       /* fillers skipped inside one phrase */
 
 #define GC(c)  ((uint32_t) U_GET_GC_MASK(c))
 
@@ -439,12 +441,14 @@ punct_brackets(const UChar *s, int32_t len, unsigned char **keepp)
             stack[ns++] = j;
             break;
         case U_BPT_CLOSE:
-            for (k = ns - 1; k >= 0; k--) {
+            /* bounded like UAX #9's BD16 so that "((((…]]]]" stays
+             * linear */
+            for (k = ns - 1; k >= 0 && k >= ns - LLMC_BRACKET_DEPTH; k--) {
                 if (u_getBidiPairedBracket(c) == cp_at(s, len, stack[k])) {
                     break;
                 }
             }
-            if (k < 0) {
+            if (k < 0 || k < ns - LLMC_BRACKET_DEPTH) {
                 break;
             }
             if (ops[j] - ops[stack[k] + 1] > 0) {
@@ -1634,7 +1638,7 @@ step_dict(ubuf_t *a, ubuf_t *b, const llmc_dict_t *d, char *err,
 {
     span_t             *toks;
     int32_t            *ids, ntoks, i, j, end;
-    int32_t             best;
+    int32_t             best, skipped;
     int64_t             node, next;
     const dict_rule_t  *r;
     const dict_tok_t   *t;
@@ -1660,11 +1664,16 @@ step_dict(ubuf_t *a, ubuf_t *b, const llmc_dict_t *d, char *err,
         best = -1;
         end = i;
         node = 0;
+        skipped = 0;
         for (j = i; j < ntoks && ids[j] >= 0; j++) {
             next = dict_edge_find(d, (uint32_t) node, (uint32_t) ids[j]);
             if (next < 0) {
-                /* fillers inside a phrase: "알려 좀 주세요" */
-                if (j > i && dict_is_filler(d, ids[j])) {
+                /* fillers inside a phrase: "알려 좀 주세요"; bounded so
+                 * that a run of fillers stays linear */
+                if (j > i && skipped < LLMC_DICT_SKIP_MAX
+                    && dict_is_filler(d, ids[j]))
+                {
+                    skipped++;
                     continue;
                 }
                 break;

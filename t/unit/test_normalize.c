@@ -205,6 +205,23 @@ test_steps(void)
            "punct with space: no double space left behind");
     is_str(norm("!?", LLMC_NORM_PUNCT, NULL), "",
            "punct: punctuation only gives an empty result");
+    is_str(norm("(1) ((2) [3]", LLMC_NORM_PUNCT, NULL), "(1) (2) [3]",
+           "punct: brackets pair up, an unmatched one goes");
+    {
+        /* 100k openers then 100k mismatched closers: linear, not
+         * quadratic */
+        size_t  k, half = 100000;
+        char   *big = malloc(2 * half + 1);
+
+        for (k = 0; k < half; k++) {
+            big[k] = '(';
+            big[half + k] = ']';
+        }
+        big[2 * half] = '\0';
+        is_str(norm(big, LLMC_NORM_PUNCT, NULL), "",
+               "punct: 200k unmatched brackets");
+        free(big);
+    }
 
     /* dict alone segments even without rules */
     {
@@ -271,6 +288,22 @@ test_korean(const llmc_dict_t *ko)
        "ko: 혹시 + 설명해주실래요");
     ok(same(base, "파스타 레시피 알려 좀 주세요", ko),
        "ko: a filler inside a phrase");
+    ok(same(base, "파스타 레시피 알려 좀 그냥 혹시 주세요", ko),
+       "ko: three fillers inside a phrase");
+    is_str(norm("알려 좀 좀 좀 좀 주세요", LLMC_NORM_ALL, ko), "알려 주세요",
+           "ko: at most three fillers are skipped inside a phrase");
+    {
+        size_t  k, n = 50000;
+        char   *big = malloc(n * 4 + 16);
+
+        strcpy(big, "알려");
+        for (k = 0; k < n; k++) {
+            strcat(big + 6 + (k ? (k - 1) * 4 : 0), " 좀");
+        }
+        is_str(norm(big, LLMC_NORM_ALL, ko), "알려",
+               "ko: 50k fillers in a row are dropped");
+        free(big);
+    }
     ok(same(base, "ＰＡＳＴＡ", ko) == 0, "ko: sanity, different text");
     ok(!same(base, "맛있는 파스타 레시피 알려줘", ko),
        "ko: a modifier that changes meaning stays");
