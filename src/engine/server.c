@@ -256,13 +256,14 @@ job_respond(server_t *s, job_t *j, api_endpoint_e ep, int status,
     if (json == NULL) {
         status = 500;
     }
+    /* counted before the client can see the answer and ask /metrics */
+    server_count(s, ep, status);
     n = server_head(head, sizeof(head), status, "application/json",
                     (long) (json ? strlen(json) : sizeof(oom) - 1),
                     j->keep_alive, j->version, NULL);
     job_write(s, j, head, (size_t) n);
     job_write(s, j, json ? json : oom, json ? strlen(json) : sizeof(oom) - 1);
     free(json);
-    server_count(s, ep, status);
 }
 
 static void
@@ -576,6 +577,7 @@ server_generate(server_t *s, job_t *j)
     if (failed == 499) {
         server_count(s, ep, 499);
     } else if (r->stream) {
+        server_count(s, ep, failed ? failed : 200);
         if (failed) {
             job_event(s, j, "{\"error\":{\"message\":\"generation failed\","
                       "\"type\":\"server_error\",\"param\":null,"
@@ -592,7 +594,6 @@ server_generate(server_t *s, job_t *j)
         if (j->version >= 11) {
             job_write(s, j, "0\r\n\r\n", 5);
         }
-        server_count(s, ep, failed ? failed : 200);
     } else if (failed) {
         job_error(s, j, 500, "server_error", NULL, NULL,
                   "generation failed: %s", failed == 500 ? err : "");

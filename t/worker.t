@@ -1,0 +1,643 @@
+# llmcache-worker against the real process: a random model from
+# llmcache-mkmodel, the worker on a unix socket in a temporary directory,
+# requests over raw HTTP/1.1 (core Perl only).
+#
+# LLMCACHE_ROOT: the repository (default: this file's parent directory);
+# LLMCACHE_SHARED: the shared data (default: ROOT/../shared).
+
+use strict;
+use warnings;
+
+use File::Temp qw(tempdir);
+use FindBin;
+use IO::Socket::UNIX;
+use JSON::PP;
+use POSIX qw(WNOHANG);
+use Socket qw(SOCK_STREAM);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+my $root = $ENV{LLMCACHE_ROOT} // "$FindBin::Bin/..";
+my $shared = $ENV{LLMCACHE_SHARED} // "$root/../shared";
+my $worker = "$root/build/llmcache-worker";
+my $mkmodel = "$root/build/llmcache-mkmodel";
+
+for ($worker, $mkmodel) {
+    plan skip_all => "$_ is not built (make worker tools)" unless -x $_;
+}
+
+my $json = JSON::PP->new->utf8->canonical;
+my $dir = tempdir('llmcache-worker-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my %workers;    # socket path => pid
+
+END {
+    local $?;
+    for my $pid (values %workers) {
+        kill 'KILL', $pid;
+        waitpid $pid, 0;
+    }
+}
+
+# --- helpers ---------------------------------------------------------------
+
+sub start_worker {
+    my ($name, @args) = @_;
+    my $sock = "$dir/$name.sock";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDERR, '>', "$dir/$name.log" or die;
+        open STDOUT, '>&', \*STDERR or die;
+        exec $worker, '--listen', "unix:$sock", '--threads', '1', @args;
+        die "exec $worker: $!";
+    }
+    for (1 .. 200) {
+        my $c = IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $sock);
+        if ($c) {
+            close $c;
+            $workers{$sock} = $pid;
+            return $sock;
+        }
+        last if waitpid($pid, WNOHANG) == $pid;
+        sleep 0.05;
+    }
+    my $log = do { local (@ARGV, $/) = "$dir/$name.log"; <> } // '';
+    BAIL_OUT("the worker did not start: $log");
+}
+
+sub connect_to {
+    my ($sock) = @_;
+    my $c = IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $sock)
+        or die "connect $sock: $!";
+    binmode $c;
+    return $c;
+}
+
+sub read_line {
+    my ($c) = @_;
+    my $l = <$c>;
+    return $l;
+}
+
+# one HTTP chunk's data; '' at the last chunk (trailers read), undef on EOF
+sub read_chunk {
+    my ($c) = @_;
+    my $l = read_line($c) // return undef;
+    $l =~ /^([0-9a-fA-F]+)/ or die "bad chunk line '$l'";
+    my $n = hex $1;
+    if ($n == 0) {
+        while (defined(my $t = read_line($c))) { last if $t =~ /^\r?\n$/ }
+        return '';
+    }
+    my $data = '';
+    while (length $data < $n) {
+        my $got = read($c, $data, $n - length $data, length $data);
+        return undef unless $got;
+    }
+    read_line($c);
+    return $data;
+}
+
+# status line and headers; the body is left to the caller
+sub read_head {
+    my ($c) = @_;
+    my $status = read_line($c) // return undef;
+    my ($code) = $status =~ m{^HTTP/1\.[01] (\d{3}) } or die "bad status '$status'";
+    my %h;
+    while (defined(my $l = read_line($c))) {
+        last if $l =~ /^\r?\n$/;
+        $l =~ s/\r?\n$//;
+        my ($k, $v) = split /:\s*/, $l, 2;
+        $h{lc $k} = $v;
+    }
+    return { status => $code, headers => \%h };
+}
+
+sub read_response {
+    my ($c) = @_;
+    my $r = read_head($c) // return undef;
+    my $h = $r->{headers};
+    my $body = '';
+    if (defined $h->{'content-length'}) {
+        while (length $body < $h->{'content-length'}) {
+            my $got = read($c, $body, $h->{'content-length'} - length $body,
+                           length $body);
+            last unless $got;
+        }
+    } elsif (($h->{'transfer-encoding'} // '') eq 'chunked') {
+        while (1) {
+            my $d = read_chunk($c);
+            last if !defined $d || $d eq '';
+            $body .= $d;
+        }
+    } else {
+        local $/;
+        $body = <$c> // '';
+    }
+    $r->{body} = $body;
+    $r->{json} = eval { $json->decode($body) }
+        if ($h->{'content-type'} // '') =~ m{application/json};
+    return $r;
+}
+
+sub request_bytes {
+    my ($method, $path, $body, @extra) = @_;
+    my $s = "$method $path HTTP/1.1\r\nHost: worker\r\n";
+    $s .= "$_\r\n" for @extra;
+    $s .= "Content-Type: application/json\r\nContent-Length: "
+        . length($body) . "\r\n" if defined $body;
+    return "$s\r\n" . ($body // '');
+}
+
+# one request on a fresh connection
+sub call {
+    my ($sock, $method, $path, $body, @extra) = @_;
+    $body = $json->encode($body) if ref $body;
+    my $c = connect_to($sock);
+    print $c request_bytes($method, $path, $body, @extra);
+    my $r = read_response($c);
+    close $c;
+    return $r;
+}
+
+sub post { my ($sock, $path, $obj) = @_; call($sock, 'POST', $path, $obj) }
+
+sub is_error {
+    my ($r, $status, $name) = @_;
+    is($r->{status}, $status, "$name: status $status");
+    ok(ref $r->{json} eq 'HASH' && ref $r->{json}{error} eq 'HASH'
+       && length($r->{json}{error}{message} // '')
+       && exists $r->{json}{error}{type} && exists $r->{json}{error}{param}
+       && exists $r->{json}{error}{code},
+       "$name: OpenAI error object") or diag $r->{body};
+    return $r->{json}{error} // {};
+}
+
+sub still_serving {
+    my ($sock, $name) = @_;
+    my $r = call($sock, 'GET', '/health');
+    ok($r && $r->{status} == 200 && $r->{body} =~ /"ok"/,
+       "the worker still answers after $name");
+}
+
+# SSE events of a streamed response on $c, after its head
+sub read_events {
+    my ($c) = @_;
+    my ($buf, @events) = ('');
+    while (defined(my $d = read_chunk($c))) {
+        last if $d eq '';
+        $buf .= $d;
+        while ($buf =~ s/^data: (.*?)\n\n//s) {
+            push @events, $1;
+        }
+    }
+    return (\@events, $buf);
+}
+
+sub metric {
+    my ($sock, $re) = @_;
+    my $r = call($sock, 'GET', '/metrics');
+    my $sum = 0;
+    for (split /\n/, $r->{body}) {
+        next if /^#/;
+        $sum += $1 if /^$re\s+(\S+)$/;
+    }
+    return $sum;
+}
+
+local $SIG{ALRM} = sub { die "timed out\n" };
+local $SIG{PIPE} = 'IGNORE';
+alarm 300;
+
+# --- the worker on a random model ------------------------------------------
+
+my $dim = 256;
+my $model = "$dir/tiny.gguf";
+system($mkmodel, '--out', $model, '--seed', '7', '--dim', $dim,
+       '--layers', '4', '--heads', '4', '--kv-heads', '2', '--ffn', '768',
+       '--ctx', '1024', '--name', 'tiny') == 0
+    or BAIL_OUT("llmcache-mkmodel failed");
+
+my $sock = start_worker('main', '--model', $model, '--max-queue', '1',
+                        '--max-body', '65536');
+
+my $mode = (stat $sock)[2] & 07777;
+is(sprintf('%o', $mode), '660', 'socket file mode 0660');
+
+my $r = call($sock, 'GET', '/health');
+is($r->{status}, 200, '/health 200');
+is_deeply($r->{json}, { status => 'ok' }, '/health body');
+
+$r = call($sock, 'GET', '/v1/models');
+is($r->{status}, 200, '/v1/models 200');
+is($r->{json}{object}, 'list', '/v1/models object');
+is($r->{json}{data}[0]{id}, 'tiny', 'model id from general.name');
+is($r->{json}{data}[0]{object}, 'model', 'model object');
+
+# completions: greedy, deterministic, max_tokens, usage
+my $creq = { model => 'tiny', prompt => 'hello world', max_tokens => 12,
+             temperature => 0 };
+my $c1 = post($sock, '/v1/completions', $creq);
+is($c1->{status}, 200, 'completion 200') or diag $c1->{body};
+my $cj = $c1->{json};
+is($cj->{object}, 'text_completion', 'completion object');
+like($cj->{id}, qr/^cmpl-/, 'completion id');
+is($cj->{model}, 'tiny', 'completion model');
+is(scalar @{ $cj->{choices} }, 1, 'one choice');
+my $u = $cj->{usage};
+ok($u->{prompt_tokens} >= 2, "prompt tokens counted ($u->{prompt_tokens})");
+ok($u->{completion_tokens} >= 1 && $u->{completion_tokens} <= 12,
+   "completion tokens within max_tokens ($u->{completion_tokens})");
+is($u->{total_tokens}, $u->{prompt_tokens} + $u->{completion_tokens},
+   'total = prompt + completion');
+is($u->{prompt_tokens_details}{cached_tokens}, 0, 'cached_tokens 0');
+my $fin = $cj->{choices}[0]{finish_reason};
+ok($fin eq 'length' || $fin eq 'stop', "finish_reason $fin");
+is($u->{completion_tokens}, 12, 'length: exactly max_tokens generated')
+    if $fin eq 'length';
+my $text = $cj->{choices}[0]{text};
+
+my $c2 = post($sock, '/v1/completions', $creq);
+is($c2->{json}{choices}[0]{text}, $text, 'greedy: same request, same text');
+is_deeply($c2->{json}{usage}, $u, 'greedy: same usage');
+
+$r = post($sock, '/v1/completions', { %$creq, max_tokens => 3 });
+ok($r->{json}{usage}{completion_tokens} <= 3, 'max_tokens 3 respected');
+is($r->{json}{usage}{prompt_tokens}, $u->{prompt_tokens},
+   'prompt tokens do not depend on max_tokens');
+is(substr($text, 0, length $r->{json}{choices}[0]{text}),
+   $r->{json}{choices}[0]{text}, 'the shorter greedy text is a prefix');
+
+# the tokenizer: embeddings of the same text count the same tokens (BOS
+# included), and a longer text counts more
+$r = post($sock, '/v1/embeddings', { input => 'hello world' });
+is($r->{json}{usage}{prompt_tokens}, $u->{prompt_tokens},
+   'embeddings and completions count the same prompt tokens');
+$r = post($sock, '/v1/completions',
+          { %$creq, prompt => 'hello world hello world', max_tokens => 1 });
+ok($r->{json}{usage}{prompt_tokens} > $u->{prompt_tokens},
+   'a longer prompt has more tokens');
+
+# a seeded sampled completion is reproducible
+my $sreq = { prompt => 'hello', max_tokens => 8, temperature => 1.0,
+             top_p => 0.9, top_k => 40, seed => 42 };
+is(post($sock, '/v1/completions', $sreq)->{json}{choices}[0]{text},
+   post($sock, '/v1/completions', $sreq)->{json}{choices}[0]{text},
+   'same seed, same sampled text');
+
+# unknown fields are ignored
+$r = post($sock, '/v1/completions', { %$creq, some_future_field => [1] });
+is($r->{status}, 200, 'unknown fields are ignored');
+is($r->{json}{choices}[0]{text}, $text, '... and change nothing');
+
+# stop strings, across token boundaries, never emitted
+(my $ascii = $text) =~ s/[^\x20-\x7e]/\0/g;
+my ($stop, $at);
+for my $k (1 .. length($text) - 3) {
+    my $s = substr($ascii, $k, 3);
+    next if $s =~ /\0/ || index($text, $s) != $k;
+    ($stop, $at) = ($s, $k);
+    last;
+}
+SKIP: {
+    skip 'no ASCII stop string candidate in the greedy text', 6
+        unless defined $stop;
+    $r = post($sock, '/v1/completions', { %$creq, stop => [$stop, 'zzzz'] });
+    is($r->{json}{choices}[0]{text}, substr($text, 0, $at),
+       "stop '$stop': text cut before it");
+    is($r->{json}{choices}[0]{finish_reason}, 'stop', 'stop: finish_reason');
+    $r = post($sock, '/v1/completions', { %$creq, stop => $stop });
+    is($r->{json}{choices}[0]{text}, substr($text, 0, $at),
+       'stop as a string');
+
+    my $c = connect_to($sock);
+    print $c request_bytes('POST', '/v1/completions',
+        $json->encode({ %$creq, stop => [$stop], stream => JSON::PP::true }));
+    my $h = read_head($c);
+    my ($ev) = read_events($c);
+    close $c;
+    my @chunks = map { $json->decode($_) } grep { $_ ne '[DONE]' } @$ev;
+    my $streamed = join '', map { $_->{choices}[0]{text} // '' } @chunks;
+    is($streamed, substr($text, 0, $at), 'stream with stop: same text');
+    ok(!grep({ index($_->{choices}[0]{text} // '', $stop) >= 0 } @chunks),
+       'stream with stop: no chunk holds the stop string');
+    is($chunks[-1]{choices}[0]{finish_reason}, 'stop',
+       'stream with stop: finish_reason stop');
+}
+
+# streaming completions with include_usage
+{
+    my $c = connect_to($sock);
+    print $c request_bytes('POST', '/v1/completions', $json->encode(
+        { %$creq, stream => JSON::PP::true,
+          stream_options => { include_usage => JSON::PP::true } }));
+    my $h = read_head($c);
+    is($h->{status}, 200, 'stream: 200');
+    like($h->{headers}{'content-type'}, qr{^text/event-stream},
+         'stream: event-stream');
+    is($h->{headers}{'transfer-encoding'}, 'chunked', 'stream: chunked');
+    my ($ev, $rest) = read_events($c);
+    close $c;
+    is($rest, '', 'stream: nothing outside data: events');
+    is($ev->[-1], '[DONE]', 'stream: ends with data: [DONE]');
+    my @chunks = map { $json->decode($_) } @$ev[0 .. $#$ev - 1];
+    my $usage = pop @chunks;
+    is_deeply($usage->{choices}, [], 'usage chunk has no choices');
+    is_deeply($usage->{usage}, $u, 'usage chunk = non-streamed usage');
+    my $last = $chunks[-1];
+    is($last->{choices}[0]{finish_reason}, $fin, 'finish chunk');
+    ok(!grep({ defined $_->{choices}[0]{finish_reason} }
+             @chunks[0 .. $#chunks - 1]),
+       'only the finish chunk has a finish_reason');
+    is(join('', map { $_->{choices}[0]{text} } @chunks), $text,
+       'streamed text = non-streamed text');
+    ok(!grep({ $_->{object} ne 'text_completion' } @chunks),
+       'chunk object text_completion');
+}
+
+# chat completions
+my $msgs = [ { role => 'system', content => 'be brief' },
+             { role => 'user', content => 'hello' } ];
+$r = post($sock, '/v1/chat/completions',
+          { messages => $msgs, max_tokens => 6, temperature => 0 });
+is($r->{status}, 200, 'chat 200') or diag $r->{body};
+my $chat = $r->{json};
+is($chat->{object}, 'chat.completion', 'chat object');
+like($chat->{id}, qr/^chatcmpl-/, 'chat id');
+is($chat->{choices}[0]{message}{role}, 'assistant', 'assistant message');
+ok(defined $chat->{choices}[0]{message}{content}, 'chat content');
+ok($chat->{usage}{prompt_tokens} > $u->{prompt_tokens},
+   'chat prompt tokens include the template');
+is($chat->{usage}{total_tokens},
+   $chat->{usage}{prompt_tokens} + $chat->{usage}{completion_tokens},
+   'chat usage total');
+
+$r = post($sock, '/v1/chat/completions',
+          { messages => [ $msgs->[0], { role => 'user', content =>
+              [ { type => 'text', text => 'hel' },
+                { type => 'text', text => 'lo' } ] } ],
+            max_tokens => 6, temperature => 0 });
+is($r->{json}{choices}[0]{message}{content},
+   $chat->{choices}[0]{message}{content},
+   'text parts are joined like a string content');
+
+{
+    my $c = connect_to($sock);
+    print $c request_bytes('POST', '/v1/chat/completions', $json->encode(
+        { messages => $msgs, max_tokens => 6, temperature => 0,
+          stream => JSON::PP::true,
+          stream_options => { include_usage => JSON::PP::true } }));
+    my $h = read_head($c);
+    my ($ev) = read_events($c);
+    close $c;
+    is($ev->[-1], '[DONE]', 'chat stream ends with [DONE]');
+    my @chunks = map { $json->decode($_) } @$ev[0 .. $#$ev - 1];
+    is($chunks[0]{choices}[0]{delta}{role}, 'assistant',
+       'chat stream: role chunk first');
+    my $usage = pop @chunks;
+    is_deeply($usage->{usage}, $chat->{usage}, 'chat stream usage');
+    is($chunks[-1]{choices}[0]{finish_reason},
+       $chat->{choices}[0]{finish_reason}, 'chat stream finish');
+    is(join('', map { $_->{choices}[0]{delta}{content} // '' } @chunks),
+       $chat->{choices}[0]{message}{content}, 'chat stream text');
+    ok(!grep({ $_->{object} ne 'chat.completion.chunk' } @chunks),
+       'chunk object chat.completion.chunk');
+}
+
+# embeddings
+$r = post($sock, '/v1/embeddings', { input => [ 'hello world', 'abc' ],
+                                     model => 'tiny' });
+is($r->{status}, 200, 'embeddings 200') or diag $r->{body};
+is($r->{json}{object}, 'list', 'embeddings object');
+is(scalar @{ $r->{json}{data} }, 2, 'one embedding per input');
+for my $i (0, 1) {
+    my $e = $r->{json}{data}[$i];
+    is($e->{index}, $i, "embedding $i index");
+    is(scalar @{ $e->{embedding} }, $dim, "embedding $i has the model dim");
+    my $n2 = 0;
+    $n2 += $_ * $_ for @{ $e->{embedding} };
+    ok(abs(sqrt($n2) - 1) < 1e-3, "embedding $i has unit L2 norm");
+}
+ok($r->{json}{usage}{prompt_tokens} > $u->{prompt_tokens},
+   'embeddings usage counts every input');
+my $single = post($sock, '/v1/embeddings', { input => 'hello world' });
+is_deeply($single->{json}{data}[0]{embedding}, $r->{json}{data}[0]{embedding},
+          'the same input gives the same embedding');
+
+# /metrics moves
+{
+    my $re = 'llmcache_worker_requests_total\{endpoint="/v1/completions",'
+           . 'status="200"\}';
+    my $before = metric($sock, $re);
+    my $gen = metric($sock, 'llmcache_worker_generated_tokens_total');
+    my $p = post($sock, '/v1/completions', $creq);
+    is(metric($sock, $re), $before + 1, 'metrics: completions 200 counted');
+    is(metric($sock, 'llmcache_worker_generated_tokens_total'),
+       $gen + $p->{json}{usage}{completion_tokens},
+       'metrics: generated tokens counted');
+    my $m = call($sock, 'GET', '/metrics');
+    like($m->{headers}{'content-type'}, qr{^text/plain}, 'metrics text/plain');
+    for my $name (qw(prompt_tokens_total prefill_seconds_total
+                     decode_seconds_total prefill_tokens_per_second
+                     decode_tokens_per_second)) {
+        like($m->{body}, qr/^llmcache_worker_$name \d/m, "metric $name");
+    }
+    ok(metric($sock, 'llmcache_worker_decode_tokens_per_second') > 0,
+       'decode tokens/s gauge is set');
+}
+
+# --- bad input: 4xx JSON errors, and the worker goes on ---------------------
+
+{
+    my $c = connect_to($sock);
+    print $c "GARBAGE\r\n\r\n";
+    my $e = read_response($c);
+    is_error($e, 400, 'malformed request line');
+    is($e->{headers}{connection}, 'close', 'malformed: Connection: close');
+    my $more = <$c>;
+    ok(!defined $more, 'malformed: the connection is closed');
+    close $c;
+    still_serving($sock, 'malformed HTTP');
+}
+{
+    my $c = connect_to($sock);
+    print $c "POST /v1/completions HTTP/1.1\r\nHost: w\r\n"
+           . "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+    is_error(read_response($c), 400, 'Content-Length with chunked');
+    close $c;
+}
+is_error(call($sock, 'POST', '/v1/completions', '{"prompt": "x",'), 400,
+         'bad JSON');
+is_error(call($sock, 'POST', '/v1/completions', '[1,2]'), 400,
+         'JSON that is not an object');
+still_serving($sock, 'bad JSON');
+is(is_error(post($sock, '/v1/completions', { prompt => 'x', n => 2 }), 400,
+            'n = 2')->{param}, 'n', 'n = 2: param names it');
+is(is_error(post($sock, '/v1/completions', { prompt => 'x', echo =>
+            JSON::PP::true }), 400, 'echo')->{param}, 'echo',
+   'echo: param names it');
+is(is_error(post($sock, '/v1/completions', { prompt => 'x', max_tokens =>
+            'ten' }), 400, 'max_tokens a string')->{param}, 'max_tokens',
+   'max_tokens: param names it');
+is_error(post($sock, '/v1/completions', { prompt => 'x', temperature => 5 }),
+         400, 'temperature out of range');
+is_error(post($sock, '/v1/completions', { max_tokens => 3 }), 400,
+         'no prompt');
+is_error(post($sock, '/v1/chat/completions', { messages => [] }), 400,
+         'empty messages');
+is_error(post($sock, '/v1/chat/completions',
+              { messages => [ { role => 'user', content =>
+                  [ { type => 'image_url', image_url => {} } ] } ] }),
+         400, 'image part');
+is_error(post($sock, '/v1/embeddings', { input => [ 1, 2 ] }), 400,
+         'token array input');
+{
+    my $long = join ' ', ('hello world') x 700;
+    my $e = is_error(post($sock, '/v1/completions', { prompt => $long }),
+                     400, 'prompt longer than the context');
+    like($e->{message}, qr/\b1024\b/, 'the message names the context');
+    like($e->{message}, qr/\b\d{4,}\b.*\b\d{4,}\b/,
+         'the message names the prompt length too');
+    is($e->{code}, 'context_length_exceeded', 'context_length_exceeded');
+    still_serving($sock, 'a too long prompt');
+}
+{
+    # max_tokens beyond the context is clipped, not refused
+    my $p = post($sock, '/v1/completions', { %$creq, max_tokens => 1 << 20,
+                                             stop => 'a' });
+    is($p->{status}, 200, 'max_tokens beyond the context is clipped');
+}
+my $e405 = call($sock, 'GET', '/v1/completions');
+is_error($e405, 405, 'wrong method');
+is($e405->{headers}{allow}, 'POST', '405 says Allow: POST');
+is_error(call($sock, 'POST', '/health', '{}'), 405, 'POST /health');
+is_error(call($sock, 'GET', '/v1/nothing'), 404, 'unknown endpoint');
+is_error(call($sock, 'POST', '/v1/completions', 'x' x 70000), 413,
+         'body over --max-body');
+still_serving($sock, 'the 4xx answers');
+
+# --- HTTP framing ------------------------------------------------------------
+
+{
+    # pipelined requests on one keep-alive connection, answered in order
+    my $c = connect_to($sock);
+    print $c request_bytes('POST', '/v1/completions', $json->encode($creq))
+           . request_bytes('GET', '/health')
+           . request_bytes('POST', '/v1/completions',
+                           $json->encode({ %$creq, max_tokens => 3 }));
+    my @r = map { read_response($c) } 1 .. 3;
+    is($r[0]{json}{choices}[0]{text}, $text, 'pipelined 1: completion');
+    is($r[1]{json}{status}, 'ok', 'pipelined 2: health');
+    is($r[2]{json}{usage}{completion_tokens} <= 3 ? 1 : 0, 1,
+       'pipelined 3: completion');
+    close $c;
+}
+{
+    # a chunked request body, then Expect: 100-continue
+    my $body = $json->encode($creq);
+    my $c = connect_to($sock);
+    print $c "POST /v1/completions HTTP/1.1\r\nHost: w\r\n"
+           . "Transfer-Encoding: chunked\r\n\r\n"
+           . sprintf("%x\r\n%s\r\n", 5, substr($body, 0, 5))
+           . sprintf("%x\r\n%s\r\n0\r\n\r\n", length($body) - 5,
+                     substr($body, 5));
+    is(read_response($c)->{json}{choices}[0]{text}, $text,
+       'chunked request body');
+    print $c "POST /v1/completions HTTP/1.1\r\nHost: w\r\n"
+           . "Expect: 100-continue\r\nContent-Length: " . length($body)
+           . "\r\n\r\n";
+    my $h = read_head($c);
+    is($h->{status}, 100, 'Expect: 100-continue answered');
+    print $c $body;
+    is(read_response($c)->{json}{choices}[0]{text}, $text,
+       'the body after 100 Continue');
+    close $c;
+}
+{
+    # HTTP/1.0: streamed without chunked framing, connection closed
+    my $c = connect_to($sock);
+    my $body = $json->encode({ %$creq, stream => JSON::PP::true });
+    print $c "POST /v1/completions HTTP/1.0\r\nContent-Length: "
+           . length($body) . "\r\n\r\n$body";
+    my $resp = read_response($c);
+    ok(!defined $resp->{headers}{'transfer-encoding'},
+       'HTTP/1.0 stream: no chunked');
+    like($resp->{body}, qr/data: \[DONE\]\n\n$/, 'HTTP/1.0 stream ends');
+    close $c;
+}
+
+# --- a client that disconnects mid-stream; a full queue ---------------------
+
+my $long = { prompt => 'hello world', max_tokens => 900, temperature => 0 };
+my $full = post($sock, '/v1/completions', $long);
+SKIP: {
+    skip 'the greedy text stops early; no long generation to cut', 6
+        unless $full->{json}{usage}{completion_tokens} == 900;
+    my $aborts = metric($sock, 'llmcache_worker_client_aborts_total');
+    my $gen = metric($sock, 'llmcache_worker_generated_tokens_total');
+
+    my $a = connect_to($sock);
+    print $a request_bytes('POST', '/v1/completions',
+                           $json->encode({ %$long, stream => JSON::PP::true }));
+    read_head($a);
+    ok(defined read_chunk($a), 'long stream started');
+
+    # the stream runs; one request may wait, the next is refused
+    my $b = connect_to($sock);
+    print $b request_bytes('POST', '/v1/completions', $json->encode($creq));
+    sleep 0.2;
+    my $q = call($sock, 'POST', '/v1/completions', $json->encode($creq));
+    is_error($q, 503, 'a full queue answers 503');
+    is($q->{json}{error}{code}, 'queue_full', '503: queue_full');
+
+    close $a;   # gone mid-stream
+    my $rb = read_response($b);
+    is($rb->{json}{choices}[0]{text}, $text,
+       'the queued request is served after the disconnect');
+    close $b;
+    is(metric($sock, 'llmcache_worker_client_aborts_total'), $aborts + 1,
+       'the disconnect stopped the generation');
+    ok(metric($sock, 'llmcache_worker_generated_tokens_total') - $gen
+       < 900 + 12, 'fewer tokens were generated than asked');
+}
+still_serving($sock, 'a disconnect mid-stream');
+
+# --- graceful stop -----------------------------------------------------------
+
+{
+    my $pid = delete $workers{$sock};
+    kill 'TERM', $pid;
+    my $t0 = time;
+    my $gone;
+    while (time - $t0 < 10) {
+        if (waitpid($pid, WNOHANG) == $pid) { $gone = $?; last }
+        sleep 0.05;
+    }
+    is($gone, 0, 'SIGTERM: the worker exits with status 0');
+    ok(!-e $sock, 'SIGTERM: the socket file is removed');
+}
+
+# --- the real tiny model: greedy output equals the reference ---------------
+
+SKIP: {
+    my $gguf = "$shared/models/aidreams260K.gguf";
+    my $golden = "$shared/golden/aidreams260K.md";
+    skip "$gguf or $golden is absent", 4 unless -r $gguf && -r $golden;
+    my $g = do { local (@ARGV, $/) = $golden; <> };
+    my @cases = $g =~ /^## prompt: "([^"]*)"\ntext: ([^\n]*)$/mg;
+    ok(@cases >= 4, 'golden cases found') or skip 'no golden cases', 3;
+    my $s2 = start_worker('golden', '--model', $gguf);
+    while (my ($prompt, $want) = splice @cases, 0, 2) {
+        # 100 positions from the first prompt token: BOS + prompt + rest
+        my $p = post($s2, '/v1/completions',
+                     { prompt => $prompt, max_tokens => 1,
+                       temperature => 0 })->{json}{usage}{prompt_tokens};
+        my $out = post($s2, '/v1/completions',
+                       { prompt => $prompt, max_tokens => 101 - $p,
+                         temperature => 0 });
+        is($prompt . $out->{json}{choices}[0]{text}, $want,
+           "aidreams260K greedy: \"$prompt\"");
+    }
+}
+
+alarm 0;
+done_testing();
