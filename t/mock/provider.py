@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -328,9 +329,20 @@ def openai_cached_tokens(model, req, serial):
 # ---------------------------------------------------------------------------
 
 
+def has_lone_surrogate(obj):
+    """json.loads accepts "\\ud800"; the providers do not."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
 def parse_openai_json(body):
     try:
         req = json.loads(body.decode("utf-8"))
+        if has_lone_surrogate(req):
+            raise ValueError("lone surrogate")
     except (UnicodeDecodeError, ValueError):
         raise ApiError(400,
                        "We could not parse the JSON body of your request. "
@@ -366,7 +378,103 @@ def openai_check_model(req):
     return req["model"]
 
 
-def openai_check_common(req):
+# JSON types of optional top-level parameters (null is always accepted)
+T_STR, T_BOOL, T_INT, T_NUM, T_OBJ, T_ARR = (
+    "a string", "a boolean", "an integer", "a decimal", "an object",
+    "an array")
+OPENAI_PARAM_TYPES = {
+    "stream": T_BOOL, "stream_options": T_OBJ, "n": T_INT,
+    "max_tokens": T_INT, "max_completion_tokens": T_INT,
+    "max_output_tokens": T_INT, "tools": T_ARR, "response_format": T_OBJ,
+    "prompt_cache_key": T_STR, "prompt_cache_retention": T_STR,
+    "instructions": T_STR, "previous_response_id": T_STR, "store": T_BOOL,
+    "seed": T_INT, "user": T_STR, "metadata": T_OBJ, "top_p": T_NUM,
+    "presence_penalty": T_NUM, "frequency_penalty": T_NUM,
+    "parallel_tool_calls": T_BOOL, "logprobs": T_BOOL,
+    "top_logprobs": T_INT, "dimensions": T_INT, "encoding_format": T_STR,
+    "text": T_OBJ, "reasoning": T_OBJ, "temperature": T_NUM,
+}
+ANTHROPIC_PARAM_TYPES = {
+    "stream": T_BOOL, "tools": T_ARR, "tool_choice": T_OBJ,
+    "temperature": T_NUM, "top_p": T_NUM, "top_k": T_INT,
+    "stop_sequences": T_ARR, "metadata": T_OBJ, "cache_control": T_OBJ,
+    "thinking": T_OBJ, "service_tier": T_STR,
+}
+
+
+def json_type_ok(v, want):
+    if want == T_STR:
+        return isinstance(v, str)
+    if want == T_BOOL:
+        return isinstance(v, bool)
+    if want == T_INT:
+        return isinstance(v, int) and not isinstance(v, bool)
+    if want == T_NUM:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if want == T_OBJ:
+        return isinstance(v, dict)
+    return isinstance(v, list)
+
+
+def json_type_name(v):
+    if v is None:
+        return "null"
+    for t in (T_BOOL, T_INT, T_NUM, T_STR, T_OBJ, T_ARR):
+        if json_type_ok(v, t):
+            return t
+    return "an unknown value"
+
+
+def openai_check_types(req):
+    for name, want in OPENAI_PARAM_TYPES.items():
+        v = req.get(name)
+        if v is not None and not json_type_ok(v, want):
+            raise ApiError(400, "Invalid type for '%s': expected %s, but "
+                           "got %s instead." % (name, want,
+                                                json_type_name(v)),
+                           "invalid_request_error", name, "invalid_type")
+
+
+def anthropic_check_types(req):
+    for name, want in ANTHROPIC_PARAM_TYPES.items():
+        v = req.get(name)
+        if v is not None and not json_type_ok(v, want):
+            what = {T_STR: "a valid string", T_BOOL: "a valid boolean",
+                    T_INT: "a valid integer", T_NUM: "a valid number",
+                    T_OBJ: "a valid dictionary", T_ARR: "a valid list"}
+            raise ApiError(400, "%s: Input should be %s" % (name,
+                                                            what[want]))
+
+
+def openai_check_tools(tools, responses_api):
+    """Each tool an object with a type; function tools need a name."""
+    for i, t in enumerate(tools or []):
+        p = "tools[%d]" % i
+        if not isinstance(t, dict):
+            raise ApiError(400, "Invalid type for '%s': expected an object, "
+                           "but got %s instead." % (p, json_type_name(t)),
+                           "invalid_request_error", p, "invalid_type")
+        if not isinstance(t.get("type"), str):
+            raise ApiError(400, "Missing required parameter: '%s.type'." % p,
+                           "invalid_request_error", p + ".type",
+                           "missing_required_parameter")
+        if t["type"] != "function":
+            continue
+        f = t if responses_api else t.get("function")
+        fp = p if responses_api else p + ".function"
+        if not isinstance(f, dict):
+            raise ApiError(400, "Missing required parameter: '%s'." % fp,
+                           "invalid_request_error", fp,
+                           "missing_required_parameter")
+        if not isinstance(f.get("name"), str):
+            raise ApiError(400, "Missing required parameter: '%s.name'."
+                           % fp, "invalid_request_error", fp + ".name",
+                           "missing_required_parameter")
+
+
+def openai_check_common(req, responses_api=False):
+    openai_check_types(req)
+    openai_check_tools(req.get("tools"), responses_api)
     t = req.get("temperature")
     if t is not None:
         if not isinstance(t, (int, float)) or isinstance(t, bool):
@@ -410,6 +518,9 @@ def parse_anthropic_json(body):
                        "UTF-8")
     except ValueError as e:
         raise ApiError(400, "There was an error parsing the body: %s" % e)
+    if has_lone_surrogate(req):
+        raise ApiError(400, "There was an error parsing the body: "
+                       "unpaired surrogate in a string")
     if not isinstance(req, dict):
         raise ApiError(400, "Input should be a valid dictionary")
     return req
@@ -787,7 +898,7 @@ class CompletionReply(Reply):
 
 class ResponsesReply(Reply):
     def __init__(self, n, req):
-        stream = openai_check_common(req)
+        stream = openai_check_common(req, responses_api=True)
         super().__init__(stream)
         self.model = openai_check_model(req)
         if req.get("input") is None and not req.get("prompt") and \
@@ -999,6 +1110,7 @@ def embed_text(text, dims):
 
 
 def embeddings_reply(n, req):
+    openai_check_types(req)
     model = openai_check_model(req)
     openai_require(req, "input")
     inp = req["input"]
@@ -1138,6 +1250,7 @@ class MessagesReply(Reply):
         for f in ("model", "messages", "max_tokens"):
             if f not in req:
                 raise ApiError(400, "%s: Field required" % f)
+        anthropic_check_types(req)
         model = req["model"]
         if not isinstance(model, str) or not model:
             raise ApiError(400, "model: Input should be a valid string")
@@ -1264,8 +1377,9 @@ class MessagesReply(Reply):
             ttl = anthropic_check_cache_control(top, "cache_control")
             ncc += 1
             # automatic caching: the breakpoint goes on the last block
-            s, old = blocks[-1]
-            blocks[-1] = (s, old or ttl)
+            if blocks:
+                s, old = blocks[-1]
+                blocks[-1] = (s, old or ttl)
         if ncc > ANTHROPIC_MAX_BREAKPOINTS:
             raise ApiError(400, "A maximum of %d blocks with cache_control "
                            "may be provided. Found %d."
@@ -2031,10 +2145,9 @@ class Handler(BaseHTTPRequestHandler):
                                        "invalid_request_error")
                 req = parse_openai_json(body)
                 if path == "/v1/embeddings":
-                    obj = embeddings_reply(n, req)
-                    return self.send_payload(
-                        200, jdump(obj).encode("utf-8"), "application/json",
-                        extra, knobs)
+                    data = jdump(embeddings_reply(n, req)).encode("utf-8")
+                    return self.send_payload(200, data, "application/json",
+                                             extra, knobs)
                 cls = {"/v1/chat/completions": ChatReply,
                        "/v1/completions": CompletionReply,
                        "/v1/responses": ResponsesReply}[path]
@@ -2043,25 +2156,32 @@ class Handler(BaseHTTPRequestHandler):
                 req = parse_anthropic_json(body)
                 reply = MessagesReply(n, req, headers,
                                       knobs.strict or self.server.strict)
+            if knobs.finish == "length":
+                reply.mark_length()
+            answer = reply.answer
+            if knobs.body_size:
+                if reply.stream:
+                    size = sum(len(b) for _, b in reply.events(answer))
+                else:
+                    size = len(jdump(reply.json_body(answer)).encode())
+                if size < knobs.body_size:
+                    answer += " " + pad_text(knobs.body_size - size)
+            if reply.stream:
+                events = reply.events(answer)
+            else:
+                data = jdump(reply.json_body(answer)).encode("utf-8")
         except ApiError as e:
             return fail(e.status, e)
-
-        if knobs.finish == "length":
-            reply.mark_length()
-        answer = reply.answer
-        if knobs.body_size and not reply.stream:
-            size = len(jdump(reply.json_body(answer)).encode("utf-8"))
-            if size < knobs.body_size:
-                answer += " " + pad_text(knobs.body_size - size)
-        elif knobs.body_size:
-            size = sum(len(b) for _, b in reply.events(answer))
-            if size < knobs.body_size:
-                answer += " " + pad_text(knobs.body_size - size)
+        except Exception:
+            # a mock bug: say so loudly rather than drop the connection
+            traceback.print_exc()
+            sys.stderr.flush()
+            return fail(500, ApiError(500, "mock internal error (see the "
+                                      "mock's stderr)", None))
         if not reply.stream:
-            return self.send_payload(
-                status, jdump(reply.json_body(answer)).encode("utf-8"),
-                "application/json", extra, knobs)
-        self.send_stream(status, reply, answer, extra, knobs)
+            return self.send_payload(status, data, "application/json",
+                                     extra, knobs)
+        self.send_stream(status, reply, events, extra, knobs)
 
     def send_payload(self, status, data, ctype, extra, knobs):
         ctype = knobs.content_type or ctype
@@ -2093,8 +2213,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.wfile.write(data)
 
-    def send_stream(self, status, reply, answer, extra, knobs):
-        events = reply.events(answer)
+    def send_stream(self, status, reply, events, extra, knobs):
         if knobs.stream_error:
             deltas = [i for i, (k, _) in enumerate(events) if k == "delta"]
             cut = deltas[min(1, len(deltas) - 1)] + 1 if deltas else 1

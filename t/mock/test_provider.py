@@ -7,6 +7,7 @@ fault knobs and the control endpoints.  Run: python3 t/mock/test_provider.py
 """
 
 import base64
+import copy
 import gzip
 import http.client
 import json
@@ -436,6 +437,83 @@ class MockTest(unittest.TestCase):
             {"type": "text", "text": "x",
              "cache_control": {"type": "ephemeral", "ttl": "2h"}}]}]})
         self.assertEqual(r.status, 400)
+
+    def test_mutated_requests_never_crash(self):
+        """Seeded structural mutations of valid bodies: every answer is a
+        200 or a provider-shaped 4xx, never the mock's own 500."""
+        import random
+        rnd = random.Random(1234)
+        junk = [None, True, 0, -1, 3.5, "", "x", [], {}, [1], {"a": 1},
+                [{"type": "text"}], "\ud800"]
+        seeds = {
+            "/v1/chat/completions": {
+                "model": "m", "stream": False, "n": 1,
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+                "tool_choice": "auto",
+                "messages": [{"role": "system", "content": "s"},
+                             {"role": "user", "content": [
+                                 {"type": "text", "text": "t"}]},
+                             {"role": "assistant", "content": None,
+                              "tool_calls": [{"id": "c"}]}]},
+            "/v1/completions": {"model": "m", "prompt": ["a", "b"]},
+            "/v1/responses": {"model": "m", "instructions": "i",
+                              "input": [{"role": "user", "content": [
+                                  {"type": "input_text", "text": "t"}]}],
+                              "tool_choice": "auto", "tools": []},
+            "/v1/embeddings": {"model": "m", "input": ["a"],
+                               "dimensions": 8},
+            "/v1/messages": {
+                "model": "c", "max_tokens": 5,
+                "cache_control": {"type": "ephemeral"},
+                "tools": [{"name": "t", "input_schema": {}}],
+                "tool_choice": {"type": "auto"},
+                "system": [{"type": "text", "text": "s",
+                            "cache_control": {"type": "ephemeral"}}],
+                "messages": [{"role": "user", "content": [
+                    {"type": "text", "text": "q"},
+                    {"type": "tool_result", "tool_use_id": "x",
+                     "content": [{"type": "text", "text": "r"}]}]}]},
+        }
+
+        def paths(node, prefix=()):
+            yield prefix
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    yield from paths(v, prefix + (k,))
+            elif isinstance(node, list):
+                for i, v in enumerate(node):
+                    yield from paths(v, prefix + (i,))
+
+        for path, seed in seeds.items():
+            all_paths = [p for p in paths(seed) if p]
+            for _ in range(150):
+                body = json.loads(json.dumps(seed))
+                for p in rnd.sample(all_paths, rnd.randint(1, 3)):
+                    node = body
+                    try:
+                        for k in p[:-1]:
+                            node = node[k]
+                        node[p[-1]] = copy.deepcopy(rnd.choice(junk))
+                    except (KeyError, IndexError, TypeError):
+                        pass
+                data = json.dumps(body).encode()
+                r, out = self.post(path, data, raw=True)
+                self.assertIn(r.status, (200, 400), (path, body, out))
+                if r.getheader("Content-Type").startswith(
+                        "text/event-stream"):
+                    self.assertEqual(r.status, 200)
+                    self.assertTrue(parse_sse(out.decode()))
+                    continue
+                err = json.loads(out)
+                if r.status == 400:
+                    if path == "/v1/messages":
+                        self.assertEqual(err["type"], "error")
+                        self.assertEqual(err["error"]["type"],
+                                         "invalid_request_error")
+                    else:
+                        self.assertEqual(set(err["error"]),
+                                         {"message", "type", "param",
+                                          "code"})
 
     # -- provider-side caching ---------------------------------------------
 
