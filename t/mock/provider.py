@@ -1700,6 +1700,7 @@ class RedisOwner:
 
     def _start(self):
         if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)   # in case it was paused
             self.wait_pong()
             return "ok"
         self.proc = subprocess.Popen(
