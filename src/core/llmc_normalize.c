@@ -89,6 +89,7 @@ struct llmc_dict_s {
     size_t        nids, idscap;
     char        **files;
     size_t        nfiles;
+    uint64_t      fingerprint;
 };
 
 enum {
@@ -101,6 +102,7 @@ enum {
 
 static void llmc_norm_errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static uint64_t dict_fingerprint(const llmc_dict_t *d);
 
 
 static pthread_key_t           llmc_norm_key;
@@ -1012,6 +1014,7 @@ llmc_dict_new(void)
     }
     d->nodes[0] = -1;
     d->nnodes = 1;
+    d->fingerprint = dict_fingerprint(d);
     return d;
 }
 
@@ -1259,6 +1262,77 @@ dict_check(const llmc_dict_t *d, char *err, size_t errlen)
         }
     }
     return 0;
+}
+
+
+static uint64_t
+fp_add(uint64_t h, const void *p, size_t len)
+{
+    const unsigned char  *c = p;
+
+    while (len--) {
+        h ^= *c++;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+
+static uint64_t
+fp_tok(uint64_t h, const llmc_dict_t *d, uint32_t id)
+{
+    h = fp_add(h, d->chars + d->toks[id].off,
+               sizeof(UChar) * (size_t) d->toks[id].len);
+    return fp_add(h, "\0", 2);
+}
+
+
+static uint64_t
+fp_version(void)
+{
+    UVersionInfo  v;
+
+    u_getUnicodeVersion(v);
+    return fp_add(0xcbf29ce484222325ULL, v, sizeof(v));
+}
+
+
+/* Over the rules as matched (normalized tokens), in load order. */
+static uint64_t
+dict_fingerprint(const llmc_dict_t *d)
+{
+    const dict_rule_t  *r;
+    uint64_t            h;
+    size_t              i;
+    uint32_t            k;
+
+    h = fp_version();
+    for (i = 0; i < d->nrules; i++) {
+        r = &d->rules[i];
+        h = fp_add(h, r->nout ? "S" : "D", 1);
+        for (k = 0; k < r->nvar; k++) {
+            h = fp_tok(h, d, d->ids[r->var + k]);
+        }
+        h = fp_add(h, "=", 1);
+        for (k = 0; k < r->nout; k++) {
+            h = fp_tok(h, d, d->ids[r->out + k]);
+        }
+    }
+    h = fp_add(h, "N", 1);
+    for (i = 0; i < d->ntoks; i++) {
+        if (d->toks[i].negation) {
+            h = fp_tok(h, d, (uint32_t) i);
+        }
+    }
+    return h;
+}
+
+
+uint64_t
+llmc_dict_fingerprint(const llmc_dict_t *d)
+{
+    /* not as an empty dictionary: that one still splits words */
+    return d != NULL ? d->fingerprint : fp_version();
 }
 
 
@@ -1521,6 +1595,7 @@ llmc_dict_load_buf(llmc_dict_t *d, const char *buf, size_t len,
     if (rc == 0) {
         rc = dict_check(d, err, errlen);
     }
+    d->fingerprint = dict_fingerprint(d);
     return rc;
 
 nomem:

@@ -9,6 +9,7 @@
 #define LLMC_NORMALIZE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define LLMC_NORM_NFKC      0x01
 #define LLMC_NORM_CASEFOLD  0x02
@@ -19,28 +20,38 @@
 
 typedef struct llmc_dict_s  llmc_dict_t;
 
-/* Parses a step name ("nfkc", "casefold", "space", "punct", "dict");
- * returns its LLMC_NORM_* bit or 0 when unknown. */
+/* Parses a step name ("nfkc", "casefold", "space", "punct", "dict", or
+ * "all"); returns its LLMC_NORM_* bit(s) or 0 when unknown. */
 unsigned llmc_norm_step(const char *name, size_t len);
 
 llmc_dict_t *llmc_dict_new(void);
 void llmc_dict_free(llmc_dict_t *d);
 
-/* Adds the entries of a dictionary file (format: README, "Dictionaries").
+/* Adds the entries of a dictionary file (format: docs/dictionary.md).
  * Later files add to and override earlier ones.  Returns 0, or -1 with a
- * message "file:line: what" in err. */
+ * message "file:line: what" in err; the rules read before the error stay,
+ * so treat a failure as fatal.  Not thread-safe; the dictionary is
+ * read-only once loaded. */
 int llmc_dict_load_file(llmc_dict_t *d, const char *path, char *err,
     size_t errlen);
 int llmc_dict_load_buf(llmc_dict_t *d, const char *buf, size_t len,
     const char *name, char *err, size_t errlen);
 
-/* Negation cues of the loaded dictionaries, for the semantic guards. */
+/* A hash of the loaded rules, as normalized, and of ICU's Unicode version
+ * (d may be NULL: the version alone).  Cache keys can carry it with the
+ * steps, so that a changed dictionary or a new ICU never serves entries
+ * normalized the old way. */
+uint64_t llmc_dict_fingerprint(const llmc_dict_t *d);
+
+/* Negation cues of the loaded dictionaries, for the semantic guards.
+ * word is one word; it is normalized (nfkc..punct) when not found as is. */
 int llmc_dict_is_negation(const llmc_dict_t *d, const char *word,
     size_t len);
 
 /* Normalizes UTF-8 text with the given steps; dict may be NULL (then the
  * dict step does nothing).  *out is malloc()ed and NUL-terminated.
- * Returns 0, or -1 for invalid UTF-8 / ICU failure with a message in err. */
+ * Returns 0, or -1 for invalid UTF-8 / ICU failure with a message in err.
+ * Thread-safe; each thread keeps one ICU word iterator. */
 int llmc_normalize(const char *in, size_t len, unsigned steps,
     const llmc_dict_t *dict, char **out, size_t *outlen, char *err,
     size_t errlen);

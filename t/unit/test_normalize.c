@@ -495,6 +495,36 @@ test_format(void)
            "hi greetings well", "later files add and override");
     llmc_dict_free(d);
 
+    /* the fingerprint follows the rules as normalized, not the text */
+    {
+        llmc_dict_t  *x = llmc_dict_new(), *y = llmc_dict_new();
+        llmc_dict_t  *z = llmc_dict_new();
+        uint64_t      e = llmc_dict_fingerprint(x);
+
+        ok(e != llmc_dict_fingerprint(NULL)
+           && llmc_dict_fingerprint(NULL) == llmc_dict_fingerprint(NULL),
+           "fingerprint: an empty dictionary (it splits words) differs "
+           "from none");
+        llmc_dict_load_buf(x, S("[drop]\nplease # polite\n"), "x", err,
+                           sizeof(err));
+        llmc_dict_load_buf(y, S("# other words\n[drop]\n  PLEASE!\n"), "y",
+                           err, sizeof(err));
+        llmc_dict_load_buf(z, S("[drop]\nplz\n"), "z", err, sizeof(err));
+        ok(llmc_dict_fingerprint(x) != e, "fingerprint: a rule changes it");
+        ok(llmc_dict_fingerprint(x) == llmc_dict_fingerprint(y),
+           "fingerprint: comments and spelling of an entry do not");
+        ok(llmc_dict_fingerprint(x) != llmc_dict_fingerprint(z),
+           "fingerprint: another entry does");
+        llmc_dict_load_buf(z, S("[negation]\nnot\n"), "z2", err,
+                           sizeof(err));
+        ok(llmc_dict_fingerprint(z) != llmc_dict_fingerprint(x)
+           && llmc_dict_fingerprint(z) != llmc_dict_fingerprint(y),
+           "fingerprint: negation cues count");
+        llmc_dict_free(x);
+        llmc_dict_free(y);
+        llmc_dict_free(z);
+    }
+
     /* load_file: errors name the path */
     d = llmc_dict_new();
     rc = llmc_dict_load_file(d, "/nonexistent/x.dict", err, sizeof(err));
