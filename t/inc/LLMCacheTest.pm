@@ -94,16 +94,22 @@ sub setup () {
         $ENV{TEST_NGINX_SERVROOT} = "$Root/t/servroot-$base";
     }
 
-    $MockPort = free_port();
-    $RedisPort = free_port();
-    $BadRedisPort = free_port();
-    $ENV{TEST_NGINX_MOCK_PORT} = $MockPort;
-    $ENV{TEST_NGINX_REDIS_PORT} = $RedisPort;
-    $ENV{TEST_NGINX_BAD_REDIS_PORT} = $BadRedisPort;
     $ENV{TEST_NGINX_DICT_DIR} = "$Root/examples/dict";
     $ENV{LLMCACHE_ROOT} //= $Root;
 
-    start_mock();
+    # another suite may take a port between the check and the mock's
+    # bind; then the mock exits and new ports are tried
+    for my $try (1 .. 3) {
+        $MockPort = free_port();
+        $RedisPort = free_port();
+        $BadRedisPort = free_port();
+        $ENV{TEST_NGINX_MOCK_PORT} = $MockPort;
+        $ENV{TEST_NGINX_REDIS_PORT} = $RedisPort;
+        $ENV{TEST_NGINX_BAD_REDIS_PORT} = $BadRedisPort;
+        last if eval { start_mock(); 1 };
+        die $@ if $try == 3 || $@ !~ /Address already in use/;
+        warn "LLMCacheTest: port taken, retrying: $@";
+    }
 
     for my $sig (qw(INT TERM HUP)) {
         next if defined $SIG{$sig} && $SIG{$sig} ne 'DEFAULT';
@@ -116,6 +122,7 @@ sub setup () {
 }
 
 sub start_mock () {
+    remove_tree($TmpDir) if $TmpDir;
     $TmpDir = File::Temp::tempdir('llmcache-test-XXXXXX', TMPDIR => 1);
     my $log = "$TmpDir/mock.log";
     my @cmd = ('python3', "$Root/t/mock/provider.py", '--port', $MockPort,

@@ -90,10 +90,11 @@ sub skip_spec ($) {
                   \s*(or|and)\s*([<>]=?)\s*(\d+)\.(\d+)\.(\d+)
                   (?:\s*:\s*(.*))?\s*$/x
             or bail_out("$name - Invalid --- skip_nginx2 spec: $spec");
-        my ($n, $a, $b) = ($1, $ver_cmp->($2, $3, $4, $5),
-                           $ver_cmp->($7, $8, $9, $10));
-        my $hit = $6 eq 'or' ? ($a || $b) : ($a && $b);
-        return ($n, $11 || 'various reasons') if $hit;
+        my ($n, @c) = ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11);
+        my $x = $ver_cmp->(@c[0 .. 3]);
+        my $y = $ver_cmp->(@c[5 .. 8]);
+        my $hit = $c[4] eq 'or' ? ($x || $y) : ($x && $y);
+        return ($n, $c[9] || 'various reasons') if $hit;
     }
 
     return;
