@@ -324,6 +324,8 @@ sub write_config_file ($$$) {
                                               // '', $name, $rand_ports);
     my $server_name = $block->server_name // $ServerName;
     my $log_level = $block->log_level || $LogLevel;
+    # valgrind follows one process: the one that serves the requests
+    my $master = $UseValgrind ? 'off' : $MasterProcessEnabled;
 
     # like the real runner: the load_module lines follow --- main_config
     if ($LoadModules) {
@@ -361,7 +363,7 @@ _EOC_
     print $out <<"_EOC_";
 worker_processes  $Workers;
 daemon $DaemonEnabled;
-master_process $MasterProcessEnabled;
+master_process $master;
 error_log $ErrLogFile $log_level;
 pid       $PidFile;
 $env
