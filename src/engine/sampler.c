@@ -118,62 +118,64 @@ sampler_cand_before(const sampler_cand_t *a, const sampler_cand_t *b)
     return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
 }
 
-static int
-sampler_cand_cmp(const void *x, const void *y)
+/* c[0..n) as a heap with the worst candidate at the top */
+static void
+sampler_sift_down(sampler_cand_t *c, int n, int j)
 {
-    const sampler_cand_t *a = x, *b = y;
+    sampler_cand_t  t;
+    int             l, r, m;
 
-    if (sampler_cand_before(a, b)) {
-        return -1;
+    for ( ;; ) {
+        l = 2 * j + 1;
+        r = l + 1;
+        m = j;
+        if (l < n && sampler_cand_before(&c[m], &c[l])) {
+            m = l;
+        }
+        if (r < n && sampler_cand_before(&c[m], &c[r])) {
+            m = r;
+        }
+        if (m == j) {
+            return;
+        }
+        t = c[m]; c[m] = c[j]; c[j] = t;
+        j = m;
     }
-    return sampler_cand_before(b, a) ? 1 : 0;
 }
 
-/* keeps the k best of c[0..n) in c[0..k) as a min-heap (worst at the top),
- * then sorts them best first */
+/* best first; heapsort because glibc's qsort() may allocate */
+static void
+sampler_sort(sampler_cand_t *c, int n)
+{
+    sampler_cand_t  t;
+    int             i;
+
+    for (i = n / 2 - 1; i >= 0; i--) {
+        sampler_sift_down(c, n, i);
+    }
+    for (i = n - 1; i > 0; i--) {
+        t = c[0]; c[0] = c[i]; c[i] = t;
+        sampler_sift_down(c, i, 0);
+    }
+}
+
+/* keeps the k best of c[0..n) in c[0..k), sorted best first: a heap of k
+ * with the worst at the top, replaced whenever something better comes */
 static void
 sampler_top_k(sampler_cand_t *c, int n, int k)
 {
-    sampler_cand_t  t;
-    int             i, j, m, l, r;
+    int  i;
 
-    for (i = 0; i < n; i++) {
-        if (i < k) {
-            /* sift up: the worst of the heap rises to the top */
-            j = i;
-            while (j > 0) {
-                m = (j - 1) / 2;
-                if (!sampler_cand_before(&c[m], &c[j])) {
-                    break;
-                }
-                t = c[m]; c[m] = c[j]; c[j] = t;
-                j = m;
-            }
-            continue;
-        }
-        if (!sampler_cand_before(&c[i], &c[0])) {
-            continue;
-        }
-        c[0] = c[i];
-        j = 0;
-        for ( ;; ) {
-            l = 2 * j + 1;
-            r = l + 1;
-            m = j;
-            if (l < k && sampler_cand_before(&c[m], &c[l])) {
-                m = l;
-            }
-            if (r < k && sampler_cand_before(&c[m], &c[r])) {
-                m = r;
-            }
-            if (m == j) {
-                break;
-            }
-            t = c[m]; c[m] = c[j]; c[j] = t;
-            j = m;
+    for (i = k / 2 - 1; i >= 0; i--) {
+        sampler_sift_down(c, k, i);
+    }
+    for (i = k; i < n; i++) {
+        if (sampler_cand_before(&c[i], &c[0])) {
+            c[0] = c[i];
+            sampler_sift_down(c, k, 0);
         }
     }
-    qsort(c, (size_t) k, sizeof(*c), sampler_cand_cmp);
+    sampler_sort(c, k);
 }
 
 /* softmax of c[0..n).logit / temp into .p */
@@ -251,7 +253,7 @@ sampler_sample(sampler_t *s, float *logits)
                 }
             }
             k = m > 0 ? m : k;
-            qsort(c, (size_t) k, sizeof(*c), sampler_cand_cmp);
+            sampler_sort(c, k);
         }
         cum = 0.0f;
         for (i = 0; i < k; i++) {
