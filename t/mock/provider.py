@@ -1136,6 +1136,9 @@ def embeddings_reply(n, req):
                        "api-reference.", "invalid_request_error", None, None)
     dims = EMBEDDING_DIMS.get(model, EMBEDDING_DIMS_DEFAULT)
     if req.get("dimensions") is not None:
+        if model == "text-embedding-ada-002":
+            raise ApiError(400, "This model does not support specifying "
+                           "dimensions.", "invalid_request_error", None, None)
         d = req["dimensions"]
         if not isinstance(d, int) or isinstance(d, bool) or d < 1 \
                 or d > dims:

@@ -1150,6 +1150,57 @@ class MockTest(unittest.TestCase):
             "model": "text-embedding-3-small", "input": "x",
             "dimensions": 5000})
         self.assertEqual(b["error"]["param"], "dimensions")
+        r, b = self.post("/v1/embeddings", {
+            "model": "text-embedding-ada-002", "input": "x",
+            "dimensions": 8})
+        self.assertEqual(r.status, 400)
+
+    # -- concurrency -------------------------------------------------------
+
+    def test_concurrent_calls_are_numbered_once(self):
+        import threading
+        seen, errors = [], []
+
+        def worker():
+            c = http.client.HTTPConnection("127.0.0.1", self.port,
+                                           timeout=10)
+            try:
+                for _ in range(25):
+                    c.request("POST", "/v1/chat/completions", json.dumps({
+                        "model": "m", "messages": [
+                            {"role": "user", "content": "par"}]}))
+                    r = c.getresponse()
+                    n = int(r.getheader("X-Mock-Call"))
+                    seen.append(n)
+                    b = json.loads(r.read())
+                    if b["choices"][0]["message"]["content"] != \
+                            "mock answer #%d to: par" % n:
+                        errors.append(b)
+            except Exception as e:      # reported below
+                errors.append(e)
+            finally:
+                c.close()
+
+        # a slow request must not hold the others up
+        slow = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        slow.request("POST", "/v1/embeddings",
+                     json.dumps({"model": "m", "input": "slow"}),
+                     {"X-Mock-Delay-Ms": "2500"})
+        t0 = time.monotonic()
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - t0
+        r = slow.getresponse()
+        self.assertEqual(r.status, 200)
+        seen.append(int(r.getheader("X-Mock-Call")))
+        slow.close()
+        self.assertEqual(errors, [])
+        self.assertLess(elapsed, 2.5)
+        self.assertEqual(sorted(seen), list(range(1, 202)))
+        self.assertEqual(self.ctl("GET", "/__calls"), (200, "201"))
 
     # -- redis -------------------------------------------------------------
 
