@@ -274,6 +274,33 @@ class MockTest(unittest.TestCase):
         self.assertEqual(c.getresponse().read(), b'{"x":"\xff\xfe"}')
         c.close()
 
+    def test_chunked_request_body(self):
+        body = json.dumps({"model": "m", "messages": [
+            {"role": "user", "content": "sent in pieces"}]}).encode()
+        a, b = body[:10], body[10:]
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                  b"Transfer-Encoding: chunked\r\nConnection: close\r\n"
+                  b"\r\n%x\r\n%s\r\n%x;ext=1\r\n%s\r\n0\r\n\r\n"
+                  % (len(a), a, len(b), b))
+        buf = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+        s.close()
+        self.assertIn(b"mock answer #1 to: sent in pieces", buf)
+        self.assertEqual(self.ctl("GET", "/__last?part=body"),
+                         (200, body.decode()))
+        # a malformed chunk size is a 400, and the mock keeps serving
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\nzz\r\n")
+        self.assertTrue(s.recv(65536).startswith(b"HTTP/1.1 400"))
+        s.close()
+        self.assertEqual(self.ctl("GET", "/__health"), (200, "ok"))
+
     def test_completions_and_responses(self):
         r, b = self.post("/v1/completions",
                          {"model": "gpt-3.5-turbo-instruct",
