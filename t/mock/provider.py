@@ -1189,7 +1189,7 @@ def anthropic_check_cache_control(cc, where):
     return ttl
 
 
-def anthropic_check_block(b, where, nested=False):
+def anthropic_check_block(b, where):
     if not isinstance(b, dict):
         raise ApiError(400, "%s: Input should be a valid dictionary" % where)
     t = b.get("type")
