@@ -161,6 +161,23 @@ chat_tmpl_detect(const char *jinja)
 #undef HAS
 }
 
+chat_tmpl_e
+chat_tmpl_for_eos(chat_tmpl_e t, const char *eos_text)
+{
+    if ((t != CHAT_TMPL_ZEPHYR && t != CHAT_TMPL_ZEPHYR_EOT)
+        || eos_text == NULL)
+    {
+        return t;
+    }
+    if (strcmp(eos_text, "<|endoftext|>") == 0) {
+        return CHAT_TMPL_ZEPHYR_EOT;
+    }
+    if (strcmp(eos_text, "</s>") == 0) {
+        return CHAT_TMPL_ZEPHYR;
+    }
+    return t;
+}
+
 char *
 chat_apply(chat_tmpl_e t, const chat_msg_t *msgs, size_t n,
     int add_assistant, char *err, size_t errlen)

@@ -29,6 +29,11 @@ chat_tmpl_e chat_tmpl_detect(const char *jinja);  /* tokenizer.chat_template */
 chat_tmpl_e chat_tmpl_from_name(const char *name);
 const char *chat_tmpl_name(chat_tmpl_e t);
 
+/* Zephyr ends turns with the model's EOS: picks CHAT_TMPL_ZEPHYR ("</s>")
+ * or CHAT_TMPL_ZEPHYR_EOT ("<|endoftext|>") from the EOS token's text;
+ * other templates come back unchanged */
+chat_tmpl_e chat_tmpl_for_eos(chat_tmpl_e t, const char *eos_text);
+
 /* malloc()ed prompt text; NULL + err on a bad role */
 char *chat_apply(chat_tmpl_e t, const chat_msg_t *msgs, size_t n,
     int add_assistant, char *err, size_t errlen);
