@@ -29,34 +29,49 @@ static const uint32_t  llmc_sha256_k[64] = {
 
 #define ROR32(x, n)  (((x) >> (n)) | ((x) << (32 - (n))))
 
+#define SHA_S0(x)   (ROR32(x, 2) ^ ROR32(x, 13) ^ ROR32(x, 22))
+#define SHA_S1(x)   (ROR32(x, 6) ^ ROR32(x, 11) ^ ROR32(x, 25))
+#define SHA_G0(x)   (ROR32(x, 7) ^ ROR32(x, 18) ^ ((x) >> 3))
+#define SHA_G1(x)   (ROR32(x, 17) ^ ROR32(x, 19) ^ ((x) >> 10))
+#define SHA_CH(x, y, z)   ((z) ^ ((x) & ((y) ^ (z))))
+#define SHA_MAJ(x, y, z)  (((x) & (y)) | ((z) & ((x) | (y))))
+
+/* one round; the eight working variables rotate through the arguments
+ * instead of being moved, which halves the work of a plain loop */
+#define SHA_ROUND(a, b, c, d, e, f, g, h, i)                                 \
+    do {                                                                     \
+        uint32_t t1_ = h + SHA_S1(e) + SHA_CH(e, f, g) + llmc_sha256_k[i]    \
+                       + w[i];                                               \
+        d += t1_;                                                            \
+        h = t1_ + SHA_S0(a) + SHA_MAJ(a, b, c);                              \
+    } while (0)
+
 static void
 llmc_sha256_block(llmc_sha256_t *s, const uint8_t *p)
 {
     int       i;
-    uint32_t  w[64], a, b, c, d, e, f, g, h, t1, t2;
+    uint32_t  w[64], a, b, c, d, e, f, g, h;
 
     for (i = 0; i < 16; i++) {
         w[i] = (uint32_t) p[4 * i] << 24 | (uint32_t) p[4 * i + 1] << 16
                | (uint32_t) p[4 * i + 2] << 8 | (uint32_t) p[4 * i + 3];
     }
     for (i = 16; i < 64; i++) {
-        uint32_t s0 = ROR32(w[i - 15], 7) ^ ROR32(w[i - 15], 18)
-                      ^ (w[i - 15] >> 3);
-        uint32_t s1 = ROR32(w[i - 2], 17) ^ ROR32(w[i - 2], 19)
-                      ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+        w[i] = w[i - 16] + SHA_G0(w[i - 15]) + w[i - 7] + SHA_G1(w[i - 2]);
     }
 
     a = s->h[0]; b = s->h[1]; c = s->h[2]; d = s->h[3];
     e = s->h[4]; f = s->h[5]; g = s->h[6]; h = s->h[7];
 
-    for (i = 0; i < 64; i++) {
-        t1 = h + (ROR32(e, 6) ^ ROR32(e, 11) ^ ROR32(e, 25))
-             + ((e & f) ^ (~e & g)) + llmc_sha256_k[i] + w[i];
-        t2 = (ROR32(a, 2) ^ ROR32(a, 13) ^ ROR32(a, 22))
-             + ((a & b) ^ (a & c) ^ (b & c));
-        h = g; g = f; f = e; e = d + t1;
-        d = c; c = b; b = a; a = t1 + t2;
+    for (i = 0; i < 64; i += 8) {
+        SHA_ROUND(a, b, c, d, e, f, g, h, i);
+        SHA_ROUND(h, a, b, c, d, e, f, g, i + 1);
+        SHA_ROUND(g, h, a, b, c, d, e, f, i + 2);
+        SHA_ROUND(f, g, h, a, b, c, d, e, i + 3);
+        SHA_ROUND(e, f, g, h, a, b, c, d, i + 4);
+        SHA_ROUND(d, e, f, g, h, a, b, c, i + 5);
+        SHA_ROUND(c, d, e, f, g, h, a, b, i + 6);
+        SHA_ROUND(b, c, d, e, f, g, h, a, i + 7);
     }
 
     s->h[0] += a; s->h[1] += b; s->h[2] += c; s->h[3] += d;
