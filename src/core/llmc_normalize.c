@@ -34,6 +34,7 @@
 #define LLMC_DICT_LINE_MAX  4096
 #define LLMC_BRACKET_DEPTH  63
 #define LLMC_DICT_SKIP_MAX  3       /* fillers skipped inside one phrase */
+#define LLMC_DICT_PASSES    4
 
 #define GC(c)  ((uint32_t) U_GET_GC_MASK(c))
 
@@ -70,6 +71,7 @@ typedef struct {
     uint32_t     nout;
     uint32_t     file;
     uint32_t     line;
+    unsigned     keep:1;         /* [keep]: out is the phrase itself */
 } dict_rule_t;
 
 struct llmc_dict_s {
@@ -96,7 +98,8 @@ enum {
     DICT_SEC_NONE = 0,
     DICT_SEC_SYNONYMS,
     DICT_SEC_DROP,
-    DICT_SEC_NEGATION
+    DICT_SEC_NEGATION,
+    DICT_SEC_KEEP
 };
 
 
@@ -1149,7 +1152,7 @@ nomem:
  * earlier one. */
 static int
 dict_rule_set(llmc_dict_t *d, size_t var, uint32_t nvar, size_t out,
-    uint32_t nout, uint32_t file, unsigned line)
+    uint32_t nout, int keep, uint32_t file, unsigned line)
 {
     uint32_t      node, k;
     int64_t       child;
@@ -1188,6 +1191,7 @@ dict_rule_set(llmc_dict_t *d, size_t var, uint32_t nvar, size_t out,
     r->nout = nout;
     r->file = file;
     r->line = line;
+    r->keep = keep != 0;
     return 0;
 }
 
@@ -1309,7 +1313,7 @@ dict_fingerprint(const llmc_dict_t *d)
     h = fp_version();
     for (i = 0; i < d->nrules; i++) {
         r = &d->rules[i];
-        h = fp_add(h, r->nout ? "S" : "D", 1);
+        h = fp_add(h, r->keep ? "K" : r->nout ? "S" : "D", 1);
         for (k = 0; k < r->nvar; k++) {
             h = fp_tok(h, d, d->ids[r->var + k]);
         }
@@ -1357,7 +1361,7 @@ trim_end(const char *p, const char *end)
 
 
 /* Adds each '|'-separated entry of [p, end) as a drop rule, a negation
- * cue, or (out != NULL) a variant of a synonym group. */
+ * cue, a kept phrase, or a variant of the synonym group out. */
 static int
 dict_entries(llmc_dict_t *d, dict_ctx_t *cx, int sec, const char *p,
     const char *end, size_t out, int32_t nout, uint32_t file, ubuf_t *a,
@@ -1401,9 +1405,12 @@ dict_entries(llmc_dict_t *d, dict_ctx_t *cx, int sec, const char *p,
             /* the canonical form listed among its variants */
             d->nids = var;
 
-        } else if (dict_rule_set(d, var, (uint32_t) nvar, out,
-                                 sec == DICT_SEC_DROP ? 0 : (uint32_t) nout,
-                                 file, cx->line) != 0)
+        } else if (sec == DICT_SEC_KEEP
+                   ? dict_rule_set(d, var, (uint32_t) nvar, var,
+                                   (uint32_t) nvar, 1, file, cx->line) != 0
+                   : dict_rule_set(d, var, (uint32_t) nvar, out,
+                                   sec == DICT_SEC_DROP ? 0 : (uint32_t) nout,
+                                   0, file, cx->line) != 0)
         {
             llmc_norm_errf(cx->err, cx->errlen, "%s:%u: out of memory",
                            cx->name, cx->line);
@@ -1422,7 +1429,9 @@ static int
 dict_line(llmc_dict_t *d, dict_ctx_t *cx, int *sec, const char *p,
     const char *end, uint32_t file, ubuf_t *a, ubuf_t *b)
 {
-    static const char  *names[] = { NULL, "synonyms", "drop", "negation" };
+    static const char  *names[] = {
+        NULL, "synonyms", "drop", "negation", "keep"
+    };
     const char         *q, *eq;
     size_t              out;
     int32_t             nout;
@@ -1449,7 +1458,7 @@ dict_line(llmc_dict_t *d, dict_ctx_t *cx, int *sec, const char *p,
                            cx->name, cx->line);
             return -1;
         }
-        for (i = 1; i <= DICT_SEC_NEGATION; i++) {
+        for (i = 1; i <= DICT_SEC_KEEP; i++) {
             if (strlen(names[i]) == (size_t) (end - p - 2)
                 && memcmp(names[i], p + 1, (size_t) (end - p - 2)) == 0)
             {
@@ -1459,7 +1468,7 @@ dict_line(llmc_dict_t *d, dict_ctx_t *cx, int *sec, const char *p,
         }
         llmc_norm_errf(cx->err, cx->errlen,
                        "%s:%u: unknown section %.*s (expected [synonyms], "
-                       "[drop] or [negation])", cx->name, cx->line,
+                       "[drop], [negation] or [keep])", cx->name, cx->line,
                        (int) (end - p), p);
         return -1;
     }
@@ -1707,46 +1716,70 @@ dict_is_filler(const llmc_dict_t *d, int32_t id)
 }
 
 
+typedef struct {
+    const UChar  *p;
+    int32_t       len;
+    int32_t       id;            /* dictionary token, -1: unknown */
+} word_t;
+
+typedef struct {
+    word_t       *w;
+    int32_t       n;
+    int32_t       cap;
+} words_t;
+
+
 static int
-step_dict(ubuf_t *a, ubuf_t *b, const llmc_dict_t *d, char *err,
-    size_t errlen)
+words_add(words_t *ws, const UChar *p, int32_t len, int32_t id)
 {
-    span_t             *toks;
-    int32_t            *ids, ntoks, i, j, end;
-    int32_t             best, skipped;
-    int64_t             node, next;
+    word_t  *w;
+    int32_t  cap;
+
+    if (ws->n == ws->cap) {
+        cap = ws->cap ? ws->cap * 2 : 64;
+        w = realloc(ws->w, sizeof(word_t) * (size_t) cap);
+        if (w == NULL) {
+            return -1;
+        }
+        ws->w = w;
+        ws->cap = cap;
+    }
+    ws->w[ws->n].p = p;
+    ws->w[ws->n].len = len;
+    ws->w[ws->n].id = id;
+    ws->n++;
+    return 0;
+}
+
+
+/* One left-to-right pass of longest-match rules over in, into out.
+ * Returns the number of rewrites ([keep] matches are none), or -1. */
+static int
+dict_pass(const llmc_dict_t *d, const words_t *in, words_t *out)
+{
     const dict_rule_t  *r;
     const dict_tok_t   *t;
+    const word_t       *w = in->w;
+    int32_t             i, j, end, best, skipped;
+    int64_t             node, next;
     uint32_t            k;
+    int                 changed = 0;
 
-    if (llmc_segment(a->p, a->len, &toks, &ntoks, err, errlen) != 0) {
-        return -1;
-    }
-    ids = malloc(sizeof(int32_t) * ((size_t) ntoks + 1));
-    if (ids == NULL) {
-        free(toks);
-        goto nomem;
-    }
-    for (i = 0; i < ntoks; i++) {
-        ids[i] = dict_tok_find(d, a->p + toks[i].off, toks[i].len,
-                               tok_hash(a->p + toks[i].off, toks[i].len));
-    }
-
-    b->len = 0;
-    for (i = 0; i < ntoks; /* void */) {
+    out->n = 0;
+    for (i = 0; i < in->n; /* void */) {
 
         /* the longest phrase starting here */
         best = -1;
         end = i;
         node = 0;
         skipped = 0;
-        for (j = i; j < ntoks && ids[j] >= 0; j++) {
-            next = dict_edge_find(d, (uint32_t) node, (uint32_t) ids[j]);
+        for (j = i; j < in->n && w[j].id >= 0; j++) {
+            next = dict_edge_find(d, (uint32_t) node, (uint32_t) w[j].id);
             if (next < 0) {
                 /* fillers inside a phrase: "알려 좀 주세요"; bounded so
                  * that a run of fillers stays linear */
                 if (j > i && skipped < LLMC_DICT_SKIP_MAX
-                    && dict_is_filler(d, ids[j]))
+                    && dict_is_filler(d, w[j].id))
                 {
                     skipped++;
                     continue;
@@ -1761,8 +1794,8 @@ step_dict(ubuf_t *a, ubuf_t *b, const llmc_dict_t *d, char *err,
         }
 
         if (best < 0) {
-            if (ubuf_put(b, a->p + toks[i].off, toks[i].len, 1) != 0) {
-                goto fail;
+            if (words_add(out, w[i].p, w[i].len, w[i].id) != 0) {
+                return -1;
             }
             i++;
             continue;
@@ -1771,22 +1804,72 @@ step_dict(ubuf_t *a, ubuf_t *b, const llmc_dict_t *d, char *err,
         r = &d->rules[best];
         for (k = 0; k < r->nout; k++) {
             t = &d->toks[d->ids[r->out + k]];
-            if (ubuf_put(b, d->chars + t->off, t->len, 1) != 0) {
-                goto fail;
+            if (words_add(out, d->chars + t->off, t->len,
+                          (int32_t) d->ids[r->out + k]) != 0)
+            {
+                return -1;
             }
         }
+        changed += !r->keep || (uint32_t) (end - i) != r->nvar;
         i = end;
     }
+    return changed;
+}
 
-    free(ids);
+
+/* Segments, then applies the rules until nothing changes (a few passes at
+ * most: "do you know how to" -> "how to" -> "how do i"), so that rules
+ * compose and a normalized prompt normalizes to itself. */
+static int
+step_dict(ubuf_t *a, ubuf_t *b, const llmc_dict_t *d, char *err,
+    size_t errlen)
+{
+    span_t   *toks;
+    words_t   x = { NULL, 0, 0 }, y = { NULL, 0, 0 }, t;
+    int32_t   ntoks, i;
+    int       pass, rc;
+
+    if (llmc_segment(a->p, a->len, &toks, &ntoks, err, errlen) != 0) {
+        return -1;
+    }
+    for (i = 0; i < ntoks; i++) {
+        if (words_add(&x, a->p + toks[i].off, toks[i].len,
+                      dict_tok_find(d, a->p + toks[i].off, toks[i].len,
+                                    tok_hash(a->p + toks[i].off,
+                                             toks[i].len))) != 0)
+        {
+            goto nomem;
+        }
+    }
+
+    for (pass = 0; pass < LLMC_DICT_PASSES; pass++) {
+        rc = dict_pass(d, &x, &y);
+        if (rc < 0) {
+            goto nomem;
+        }
+        t = x; x = y; y = t;
+        if (rc == 0) {
+            break;
+        }
+    }
+
+    b->len = 0;
+    for (i = 0; i < x.n; i++) {
+        if (ubuf_put(b, x.w[i].p, x.w[i].len, 1) != 0) {
+            goto nomem;
+        }
+    }
+
     free(toks);
+    free(x.w);
+    free(y.w);
     ubuf_swap(a, b);
     return 0;
 
-fail:
-    free(ids);
-    free(toks);
 nomem:
+    free(toks);
+    free(x.w);
+    free(y.w);
     llmc_norm_errf(err, errlen, "llmc_normalize: out of memory");
     return -1;
 }
