@@ -21,6 +21,8 @@
 
 /* tokens per pass through the layers; longer prompts go in chunks */
 #define MODEL_BATCH  256
+/* multiply-adds below which a job runs on the calling thread alone */
+#define MODEL_MIN_PARALLEL  65536.0
 
 typedef struct {
     uint32_t     type;
@@ -743,6 +745,7 @@ matmul(model_t *m, const float *x, int n, int nw, const mat_t *w0,
     matmul_job_t    j;
     quantize_job_t  q;
     int             i, need_q = 0;
+    double          work;
 
     j.m = m;
     j.x = x;
@@ -757,18 +760,27 @@ matmul(model_t *m, const float *x, int n, int nw, const mat_t *w0,
     for (i = 0; i < nw; i++) {
         need_q |= quant_vec_type(j.w[i]->type) == GGML_TYPE_Q8_0;
     }
+    /* tiny products are not worth waking the pool for */
+    work = 0;
+    for (i = 0; i < nw; i++) {
+        work += (double) j.w[i]->rows * j.w[i]->cols * n;
+    }
     if (need_q) {
         q.s = &m->s;
         q.x = x;
         q.cols = w0->cols;
         q.n = n;
-        if (n >= 4) {
+        if (n >= 16) {
             threadpool_run(m->pool, quantize_worker, &q);
         } else {
             quantize_worker(&q, 0, 1);
         }
     }
-    threadpool_run(m->pool, matmul_worker, &j);
+    if (work < MODEL_MIN_PARALLEL) {
+        matmul_worker(&j, 0, 1);
+    } else {
+        threadpool_run(m->pool, matmul_worker, &j);
+    }
 }
 
 static void
@@ -920,7 +932,11 @@ forward_batch(model_t *m, kv_cache_t *kv, const int32_t *tokens,
         aj.layer = l;
         aj.n = n;
         aj.base = base;
-        threadpool_run(m->pool, attn_worker, &aj);
+        if ((double) n * hp->n_heads * (base + n) * hd < MODEL_MIN_PARALLEL) {
+            attn_worker(&aj, 0, 1);
+        } else {
+            threadpool_run(m->pool, attn_worker, &aj);
+        }
 
         matmul(m, s->xb, n, 1, &L->wo, s->xb2, NULL, NULL, NULL, NULL);
         for (i = 0; i < n * dim; i++) {

@@ -1078,15 +1078,17 @@ tile_q8_0_avx512(const block_q8_0 *const *wr, const block_q8_0 *const *xr,
     for (r = 0; r < nr; r++) {
         for (t = 0; t < 2; t++) {
             _mm512_storeu_ps(res, acc[r][t]);
+            /* the order of hsum256, so one token alone (the dot
+               kernel) gives bit-identical results */
             if (2 * t < nt) {
                 out[(size_t) (2 * t) * ldo + r] =
-                    ((res[0] + res[1]) + (res[2] + res[3]))
-                    + ((res[4] + res[5]) + (res[6] + res[7]));
+                    ((res[0] + res[4]) + (res[2] + res[6]))
+                    + ((res[1] + res[5]) + (res[3] + res[7]));
             }
             if (2 * t + 1 < nt) {
                 out[(size_t) (2 * t + 1) * ldo + r] =
-                    ((res[8] + res[9]) + (res[10] + res[11]))
-                    + ((res[12] + res[13]) + (res[14] + res[15]));
+                    ((res[8] + res[12]) + (res[10] + res[14]))
+                    + ((res[9] + res[13]) + (res[11] + res[15]));
             }
         }
     }

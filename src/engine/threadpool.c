@@ -13,7 +13,10 @@
 
 #include "threadpool.h"
 
-#define TP_SPIN  200000
+/* ~1 ms of polling before sleeping: long enough to bridge the gaps
+   between the jobs of one forward pass, short enough not to steal a
+   shared machine's cores while idle */
+#define TP_SPIN  20000
 
 struct threadpool {
     int               n;
@@ -24,7 +27,8 @@ struct threadpool {
     atomic_int        pending;
     atomic_int        stop;
     pthread_mutex_t   mu;
-    pthread_cond_t    cv;
+    pthread_cond_t    cv;           /* a new job (gen changed) */
+    pthread_cond_t    done_cv;      /* pending reached 0 */
 };
 
 typedef struct {
@@ -69,7 +73,13 @@ tp_main(void *p)
             return NULL;
         }
         tp->fn(tp->arg, ith, tp->n);
-        atomic_fetch_sub_explicit(&tp->pending, 1, memory_order_release);
+        if (atomic_fetch_sub_explicit(&tp->pending, 1, memory_order_acq_rel)
+            == 1)
+        {
+            pthread_mutex_lock(&tp->mu);
+            pthread_cond_signal(&tp->done_cv);
+            pthread_mutex_unlock(&tp->mu);
+        }
     }
 }
 
@@ -94,6 +104,7 @@ threadpool_new(int n_threads, char *err, size_t errlen)
     tp->n = n_threads;
     pthread_mutex_init(&tp->mu, NULL);
     pthread_cond_init(&tp->cv, NULL);
+    pthread_cond_init(&tp->done_cv, NULL);
     for (i = 1; i < n_threads; i++) {
         a = malloc(sizeof(*a));
         if (a == NULL) {
@@ -133,6 +144,7 @@ threadpool_free(threadpool_t *tp)
     }
     pthread_mutex_destroy(&tp->mu);
     pthread_cond_destroy(&tp->cv);
+    pthread_cond_destroy(&tp->done_cv);
     free(tp->th);
     free(tp);
 }
@@ -146,6 +158,8 @@ threadpool_size(const threadpool_t *tp)
 void
 threadpool_run(threadpool_t *tp, threadpool_fn fn, void *arg)
 {
+    int  i;
+
     if (tp->n == 1) {
         fn(arg, 0, 1);
         return;
@@ -158,7 +172,16 @@ threadpool_run(threadpool_t *tp, threadpool_fn fn, void *arg)
     pthread_cond_broadcast(&tp->cv);
     pthread_mutex_unlock(&tp->mu);
     fn(arg, 0, tp->n);
-    while (atomic_load_explicit(&tp->pending, memory_order_acquire) > 0) {
+    for (i = 0; i < TP_SPIN; i++) {
+        if (atomic_load_explicit(&tp->pending, memory_order_acquire) == 0) {
+            return;
+        }
         tp_relax();
     }
+    /* a worker was descheduled (the machine is busy): sleep instead */
+    pthread_mutex_lock(&tp->mu);
+    while (atomic_load(&tp->pending) > 0) {
+        pthread_cond_wait(&tp->done_cv, &tp->mu);
+    }
+    pthread_mutex_unlock(&tp->mu);
 }

@@ -1,0 +1,587 @@
+/*
+ * The Llama forward pass: greedy decodes against reference engines' golden
+ * outputs (when ../shared is there), batched against token-by-token
+ * evaluation on generated models (always), positions, truncation,
+ * embeddings, and bad model files.
+ */
+
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gguf_write.h"
+#include "model.h"
+#include "quant.h"
+#include "tap.h"
+#include "tokenizer.h"
+
+static char  err[512];
+static char  shared[PATH_MAX + 16];
+static char  tmpdir[] = "/tmp/test_model_XXXXXX";
+
+/* LLMCACHE_SHARED, or ../shared next to the repository root */
+static int
+find_shared(void)
+{
+    const char  *env = getenv("LLMCACHE_SHARED");
+    char         dir[PATH_MAX], probe[PATH_MAX + 32];
+    struct stat  st;
+    char        *slash;
+
+    if (env && *env) {
+        snprintf(shared, sizeof(shared), "%s", env);
+        return stat(shared, &st) == 0;
+    }
+    if (getcwd(dir, sizeof(dir)) == NULL) {
+        return 0;
+    }
+    for ( ;; ) {
+        snprintf(probe, sizeof(probe), "%s/src/engine/model.h", dir);
+        if (stat(probe, &st) == 0) {
+            snprintf(shared, sizeof(shared), "%s/../shared", dir);
+            return stat(shared, &st) == 0;
+        }
+        slash = strrchr(dir, '/');
+        if (slash == NULL || slash == dir) {
+            return 0;
+        }
+        *slash = '\0';
+    }
+}
+
+static int
+argmax(const float *x, int n)
+{
+    int  i, b = 0;
+
+    for (i = 1; i < n; i++) {
+        if (x[i] > x[b]) {
+            b = i;
+        }
+    }
+    return b;
+}
+
+/*
+ * llama2.c's loop: positions 0 .. steps-1, the prompt forced, the rest
+ * greedy, stop when BOS comes out. Returns the ids after the first.
+ */
+static int
+greedy(model_t *m, const int32_t *prompt, int n_prompt, int steps,
+    int32_t *out, int max_out)
+{
+    const model_hparams_t  *hp = model_hparams(m);
+    kv_cache_t             *kv = kv_cache_new(m, steps + 1);
+    float                  *logits = malloc(hp->n_vocab * sizeof(float));
+    int32_t                 tok;
+    int                     n = 0, pos;
+
+    /* the whole prompt in one batched pass, then one token at a time */
+    if (model_eval(m, kv, prompt, NULL, n_prompt, logits, 0, err,
+                   sizeof(err)) != 0)
+    {
+        n = -1;
+        goto done;
+    }
+    for (pos = 1; pos < n_prompt && n < max_out; pos++) {
+        out[n++] = prompt[pos];
+    }
+    for (pos = n_prompt; pos <= steps - 1 + 1 && n < max_out; pos++) {
+        tok = argmax(logits, hp->n_vocab);
+        if (tok == 1) {
+            break;
+        }
+        out[n++] = tok;
+        if (pos == steps) {
+            break;
+        }
+        if (model_eval(m, kv, &tok, NULL, 1, logits, 0, err, sizeof(err))) {
+            n = -1;
+            break;
+        }
+    }
+
+done:
+    free(logits);
+    kv_cache_free(kv);
+    return n;
+}
+
+static int
+parse_ids(const char *s, int32_t *ids, int max)
+{
+    int    n = 0;
+    char  *end;
+    long   v;
+
+    while (n < max) {
+        v = strtol(s, &end, 10);
+        if (end == s) {
+            break;
+        }
+        ids[n++] = (int32_t) v;
+        s = end;
+    }
+    return n;
+}
+
+static void
+test_aidreams(int llama2c)
+{
+    char        path[PATH_MAX + 64], tpath[PATH_MAX + 64], line[4096];
+    char        prompt[256];
+    FILE       *f;
+    model_t    *m;
+    int32_t     want[256], got[256], enc[256];
+    int         n_want, n_got, n_enc, i, same, cases = 0;
+    const tokenizer_t  *tok;
+
+    if (llama2c) {
+        snprintf(path, sizeof(path), "%s/models/aidreams260K.bin", shared);
+        snprintf(tpath, sizeof(tpath), "%s/models/tok512.bin", shared);
+        m = model_load_llama2c(path, tpath, 2, err, sizeof(err));
+    } else {
+        snprintf(path, sizeof(path), "%s/models/aidreams260K.gguf", shared);
+        m = model_load(path, 2, err, sizeof(err));
+    }
+    if (!ok(m != NULL, "aidreams260K (%s) loads", llama2c ? "llama2.c"
+                                                          : "gguf")) {
+        printf("# %s\n", err);
+        return;
+    }
+    tok = model_tokenizer(m);
+    ok(tok != NULL, "it has a tokenizer");
+    snprintf(path, sizeof(path), "%s/golden/aidreams260K.md", shared);
+    f = fopen(path, "r");
+    if (!ok(f != NULL, "golden file opens")) {
+        model_free(m);
+        return;
+    }
+    prompt[0] = '\0';
+    while (fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "## prompt: \"%255[^\"]\"", prompt) == 1) {
+            continue;
+        }
+        if (strncmp(line, "ids:", 4) != 0 || prompt[0] == '\0' || !tok) {
+            continue;
+        }
+        n_want = parse_ids(line + 4, want, 256);
+        n_enc = tokenizer_encode(tok, prompt, strlen(prompt), 1, enc, 256,
+                                 err, sizeof(err));
+        if (!ok(n_enc > 1 && enc[0] == 1, "'%s' encodes with BOS",
+                prompt)) {
+            continue;
+        }
+        same = n_enc - 1 <= n_want;
+        for (i = 1; i < n_enc && same; i++) {
+            same = enc[i] == want[i - 1];
+        }
+        ok(same, "'%s': %d prompt tokens match the golden ids", prompt,
+           n_enc - 1);
+        n_got = greedy(m, enc, n_enc, 100, got, 256);
+        for (i = 0; i < n_got && i < n_want && got[i] == want[i]; i++) {
+            /* count the common prefix */
+        }
+        if (!ok(n_got == n_want && i == n_want, "'%s': greedy ids match "
+                "token for token (%d of %d)", prompt, i, n_want)) {
+            printf("# first difference at %d: got %d want %d (%s)\n", i,
+                   i < n_got ? got[i] : -1, i < n_want ? want[i] : -1,
+                   n_got < 0 ? err : "");
+        }
+        cases++;
+        prompt[0] = '\0';
+    }
+    fclose(f);
+    ok(cases >= 2, "%d golden prompts checked", cases);
+    model_free(m);
+}
+
+static void
+test_rand_llama(void)
+{
+    char           path[PATH_MAX + 64];
+    json_t        *j;
+    json_error_t   je;
+    FILE          *f;
+    model_t       *m;
+    kv_cache_t    *kv;
+    char           line[65536];
+    int32_t        prompt[256], want[64], tok;
+    float         *logits;
+    int            np, nw, i, k, cases = 0, n_vocab;
+
+    snprintf(path, sizeof(path), "%s/models/random/rand-llama.gguf", shared);
+    if (access(path, R_OK) != 0) {
+        ok(1, "# SKIP %s absent", path);
+        return;
+    }
+    m = model_load(path, 2, err, sizeof(err));
+    if (!ok(m != NULL, "rand-llama.gguf loads (%s)", m ? "" : err)) {
+        return;
+    }
+    ok(model_hparams(m)->n_kv_heads == 1 && model_hparams(m)->n_heads == 4,
+       "GQA: 4 heads sharing 1 KV head");
+    n_vocab = model_hparams(m)->n_vocab;
+    logits = malloc(n_vocab * sizeof(float));
+    snprintf(path, sizeof(path), "%s/golden/random-archs.jsonl", shared);
+    f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f)) {
+        j = json_loads(line, 0, &je);
+        if (j == NULL || strcmp(json_string_value(json_object_get(j,
+                                "model")) ?: "", "rand-llama.gguf") != 0)
+        {
+            json_decref(j);
+            continue;
+        }
+        np = json_array_size(json_object_get(j, "prompt_ids"));
+        nw = json_array_size(json_object_get(j, "ids"));
+        for (i = 0; i < np && i < 256; i++) {
+            prompt[i] = json_integer_value(json_array_get(
+                            json_object_get(j, "prompt_ids"), i));
+        }
+        for (i = 0; i < nw && i < 64; i++) {
+            want[i] = json_integer_value(json_array_get(
+                          json_object_get(j, "ids"), i));
+        }
+        kv = kv_cache_new(m, 512);
+        model_eval(m, kv, prompt, NULL, np, logits, 0, err, sizeof(err));
+        for (k = 0; k < nw; k++) {
+            tok = argmax(logits, n_vocab);
+            if (tok != want[k]) {
+                break;
+            }
+            model_eval(m, kv, &tok, NULL, 1, logits, 0, err, sizeof(err));
+        }
+        ok(k == nw, "rand-llama '%s': %d of %d greedy ids match",
+           json_string_value(json_object_get(j, "prompt")), k, nw);
+        kv_cache_free(kv);
+        json_decref(j);
+        cases++;
+    }
+    if (f) {
+        fclose(f);
+    }
+    ok(cases == 3, "three rand-llama golden lines checked");
+    free(logits);
+    model_free(m);
+}
+
+static void
+make_model(const char *name, uint32_t type, int tied, char *path,
+    size_t len)
+{
+    gguf_random_llama_t  p;
+
+    gguf_random_llama_defaults(&p);
+    p.wtype = type;
+    p.tied = tied;
+    p.seed = 7 + type;
+    p.n_ctx = 512;
+    snprintf(path, len, "%s/%s", tmpdir, name);
+    if (gguf_write_random_llama(&p, path, err, sizeof(err)) != 0) {
+        printf("# %s\n", err);
+    }
+}
+
+static double
+max_rel_diff(const float *a, const float *b, size_t n)
+{
+    double  d = 0, mx = 0;
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        d = fmax(d, fabs((double) a[i] - b[i]));
+        mx = fmax(mx, fabs((double) b[i]));
+    }
+    return mx > 0 ? d / mx : d;
+}
+
+/* logits of every token, all at once and one at a time, several thread
+   counts; batches longer than the internal block go in chunks */
+static void
+test_batched(uint32_t type, int tied)
+{
+    char        path[PATH_MAX];
+    model_t    *m;
+    kv_cache_t *kv;
+    int         n = 300, nv, t, th, i;
+    int32_t    *toks = malloc(n * sizeof(int32_t));
+    float      *a, *b, *ref = NULL;
+    double      d, dt;
+
+    make_model(tied ? "tied.gguf" : "m.gguf", type, tied, path,
+               sizeof(path));
+    for (th = 1; th <= 3; th++) {
+        m = model_load(path, th, err, sizeof(err));
+        if (!ok(m != NULL, "%s model loads with %d threads",
+                quant_type_name(type), th)) {
+            printf("# %s\n", err);
+            break;
+        }
+        nv = model_hparams(m)->n_vocab;
+        for (i = 0; i < n; i++) {
+            toks[i] = 3 + (i * 37 + 11) % (nv - 3);
+        }
+        a = malloc((size_t) n * nv * sizeof(float));
+        b = malloc((size_t) n * nv * sizeof(float));
+        kv = kv_cache_new(m, n);
+        ok(model_eval(m, kv, toks, NULL, n, a, 1, err, sizeof(err)) == 0
+           && kv_cache_len(kv) == n, "%d tokens in one call", n);
+        kv_cache_truncate(kv, 0);
+        for (t = 0; t < n; t++) {
+            model_eval(m, kv, toks + t, NULL, 1, b + (size_t) t * nv, 0,
+                       err, sizeof(err));
+        }
+        d = max_rel_diff(a, b, (size_t) n * nv);
+        ok(d <= 1e-4, "%s%s, %d threads: batched and token-by-token logits "
+           "agree (max rel diff %.2g)", quant_type_name(type),
+           tied ? " tied" : "", th, d);
+        if (ref == NULL) {
+            ref = a;
+        } else {
+            dt = max_rel_diff(a, ref, (size_t) n * nv);
+            ok(dt <= 1e-4, "%s, %d threads agree with 1 thread (%.2g)",
+               quant_type_name(type), th, dt);
+            free(a);
+        }
+        free(b);
+        kv_cache_free(kv);
+        model_free(m);
+    }
+    free(ref);
+    free(toks);
+    unlink(path);
+}
+
+static void
+test_positions_and_cache(void)
+{
+    char         path[PATH_MAX];
+    model_t     *m;
+    kv_cache_t  *kv;
+    int32_t      toks[12] = { 1, 300, 301, 302, 303, 304, 305, 306, 307,
+                              308, 309, 310 };
+    int32_t      pos[12], pos2[3] = { 40, 41, 42 };
+    float       *a, *b, *c;
+    int          nv, i;
+    float        emb[64], emb2[64], emb3[64];
+    double       norm = 0, dot = 0;
+
+    make_model("pos.gguf", GGML_TYPE_F32, 0, path, sizeof(path));
+    m = model_load(path, 2, err, sizeof(err));
+    if (!ok(m != NULL, "model for positions loads")) {
+        return;
+    }
+    nv = model_hparams(m)->n_vocab;
+    a = malloc(12 * nv * sizeof(float));
+    b = malloc(12 * nv * sizeof(float));
+    c = malloc(12 * nv * sizeof(float));
+    kv = kv_cache_new(m, 64);
+    for (i = 0; i < 12; i++) {
+        pos[i] = i;
+    }
+    model_eval(m, kv, toks, NULL, 12, a, 1, err, sizeof(err));
+    kv_cache_truncate(kv, 0);
+    model_eval(m, kv, toks, pos, 12, b, 1, err, sizeof(err));
+    ok(memcmp(a, b, 12 * nv * sizeof(float)) == 0,
+       "pos NULL is the same as explicit 0..n-1");
+
+    kv_cache_truncate(kv, 5);
+    is_int(kv_cache_len(kv), 5, "truncate to 5");
+    model_eval(m, kv, toks + 5, NULL, 7, c, 1, err, sizeof(err));
+    ok(max_rel_diff(c, a + 5 * nv, 7 * nv) <= 1e-5,
+       "re-evaluating after truncation reproduces the logits");
+    kv_cache_truncate(kv, 50);
+    is_int(kv_cache_len(kv), 12, "truncate never grows the cache");
+
+    /* the same three tokens at other absolute positions: other logits */
+    kv_cache_truncate(kv, 9);
+    model_eval(m, kv, toks + 9, pos2, 3, c, 1, err, sizeof(err));
+    ok(max_rel_diff(c, a + 9 * nv, 3 * nv) > 1e-3,
+       "explicit positions change the result");
+
+    ok(model_eval(m, kv, toks, NULL, 60, a, 0, err, sizeof(err)) == -1
+       && strstr(err, "context full") != NULL, "context full is an error");
+    toks[3] = nv;
+    ok(model_eval(m, kv, toks, NULL, 4, a, 0, err, sizeof(err)) == -1
+       && strstr(err, "out of range") != NULL, "a bad token id is an error");
+    toks[3] = 303;
+    pos[1] = -1;
+    ok(model_eval(m, kv, toks, pos, 4, a, 0, err, sizeof(err)) == -1
+       && strstr(err, "negative position") != NULL,
+       "a negative position is an error");
+
+    ok(model_embed(m, toks, 12, emb, err, sizeof(err)) == 0, "embed");
+    for (i = 0; i < 64; i++) {
+        norm += (double) emb[i] * emb[i];
+    }
+    ok(fabs(norm - 1.0) < 1e-5, "the embedding is L2-normalized");
+    model_embed(m, toks, 12, emb2, err, sizeof(err));
+    ok(memcmp(emb, emb2, sizeof(emb)) == 0, "embedding is deterministic");
+    model_embed(m, toks + 2, 6, emb3, err, sizeof(err));
+    for (i = 0; i < 64; i++) {
+        dot += (double) emb[i] * emb3[i];
+    }
+    ok(dot < 0.9999, "other tokens, other embedding (cos %.4f)", dot);
+    ok(model_gguf(m) != NULL && model_tokenizer(m) != NULL,
+       "the gguf context and the tokenizer are exposed");
+
+    free(a);
+    free(b);
+    free(c);
+    kv_cache_free(kv);
+    model_free(m);
+    unlink(path);
+}
+
+static void
+expect_load_error(gguf_writer_t *w, const char *want, const char *what)
+{
+    char      path[PATH_MAX];
+    model_t  *m;
+
+    snprintf(path, sizeof(path), "%s/bad.gguf", tmpdir);
+    gguf_writer_write(w, path, err, sizeof(err));
+    gguf_writer_free(w);
+    err[0] = '\0';
+    m = model_load(path, 1, err, sizeof(err));
+    if (!ok(m == NULL && strstr(err, want) != NULL, "%s is refused",
+            what)) {
+        printf("#   error: '%s' (want '%s')\n", err, want);
+    }
+    model_free(m);
+    unlink(path);
+}
+
+static void
+test_bad_models(void)
+{
+    gguf_random_llama_t  p;
+    gguf_writer_t       *w;
+    int64_t              ne[2] = { 64, 31 };
+    static float         f[64 * 32];
+    uint8_t              k5[176 * 1];
+    char                 path[PATH_MAX];
+    FILE                *fp;
+    int32_t              hdr[7] = { 64, 128, 2, 4, 4, 320, 32 };
+
+    gguf_random_llama_defaults(&p);
+
+    w = gguf_random_llama_writer(&p, "blk.1.ffn_up.weight", err,
+                                 sizeof(err));
+    expect_load_error(w, "missing tensor 'blk.1.ffn_up.weight'",
+                      "a missing tensor");
+
+    w = gguf_random_llama_writer(&p, "blk.0.attn_k.weight", err,
+                                 sizeof(err));
+    gguf_writer_add_tensor(w, "blk.0.attn_k.weight", 2, ne, GGML_TYPE_F32,
+                           f, 64 * 31 * sizeof(float));
+    expect_load_error(w, "tensor 'blk.0.attn_k.weight' has shape",
+                      "a tensor of the wrong shape");
+
+    w = gguf_random_llama_writer(&p, "output_norm.weight", err,
+                                 sizeof(err));
+    ne[0] = 256;
+    ne[1] = 1;
+    memset(k5, 0, sizeof(k5));
+    gguf_writer_add_tensor(w, "output_norm.weight", 1, ne, GGML_TYPE_Q5_K,
+                           k5, 176);
+    expect_load_error(w, "has shape", "a norm of the wrong length");
+
+    w = gguf_random_llama_writer(&p, "blk.0.ffn_gate.weight", err,
+                                 sizeof(err));
+    ne[0] = 64;
+    ne[1] = 128;
+    {
+        size_t   sz = quant_row_size(GGML_TYPE_Q5_K, 256) * 32;
+        uint8_t *z = calloc(1, sz);
+
+        ne[0] = 256;
+        ne[1] = 32;
+        gguf_writer_add_tensor(w, "blk.0.ffn_gate.weight", 2, ne,
+                               GGML_TYPE_Q5_K, z, sz);
+        free(z);
+    }
+    expect_load_error(w, "has shape", "a wrong shape in another type");
+
+    w = gguf_writer_new();
+    gguf_writer_add_str(w, "general.architecture", "falcon");
+    expect_load_error(w, "unsupported architecture 'falcon'",
+                      "an unsupported architecture");
+
+    w = gguf_writer_new();
+    gguf_writer_add_u32(w, "llama.block_count", 2);
+    expect_load_error(w, "general.architecture is missing",
+                      "a file without an architecture");
+
+    w = gguf_writer_new();
+    gguf_writer_add_str(w, "general.architecture", "llama");
+    gguf_writer_add_u32(w, "llama.embedding_length", 64);
+    expect_load_error(w, "llama.block_count is missing",
+                      "a missing hyperparameter");
+
+    w = gguf_writer_new();
+    gguf_writer_add_str(w, "general.architecture", "llama");
+    gguf_writer_add_str(w, "llama.embedding_length", "64");
+    expect_load_error(w, "llama.embedding_length has a bad type",
+                      "a hyperparameter of the wrong type");
+
+    w = gguf_writer_new();
+    gguf_writer_add_str(w, "general.architecture", "llama");
+    gguf_writer_add_u32(w, "llama.embedding_length", 64);
+    gguf_writer_add_u32(w, "llama.block_count", 1);
+    gguf_writer_add_u32(w, "llama.feed_forward_length", 64);
+    gguf_writer_add_u32(w, "llama.attention.head_count", 4);
+    gguf_writer_add_u32(w, "llama.attention.head_count_kv", 3);
+    expect_load_error(w, "token_embd.weight", "a file without tensors");
+
+    ok(model_load("/nonexistent.gguf", 1, err, sizeof(err)) == NULL
+       && strstr(err, "/nonexistent.gguf"), "a missing file is an error");
+
+    /* llama2.c checkpoints: a header promising more than the file has */
+    snprintf(path, sizeof(path), "%s/bad.bin", tmpdir);
+    fp = fopen(path, "wb");
+    fwrite(hdr, sizeof(hdr), 1, fp);
+    fwrite(f, sizeof(f), 1, fp);
+    fclose(fp);
+    ok(model_load_llama2c(path, NULL, 1, err, sizeof(err)) == NULL
+       && strstr(err, "truncated"), "a truncated checkpoint is refused");
+    hdr[3] = 5;
+    fp = fopen(path, "wb");
+    fwrite(hdr, sizeof(hdr), 1, fp);
+    fclose(fp);
+    ok(model_load_llama2c(path, NULL, 1, err, sizeof(err)) == NULL
+       && strstr(err, "bad header"), "heads not dividing dim is refused");
+    unlink(path);
+}
+
+int
+main(void)
+{
+    if (mkdtemp(tmpdir) == NULL) {
+        skip_all("cannot create a temporary directory");
+    }
+    if (find_shared()) {
+        test_aidreams(0);
+        test_aidreams(1);
+        test_rand_llama();
+    } else {
+        ok(1, "# SKIP ../shared is absent (set LLMCACHE_SHARED): no "
+           "golden checks");
+    }
+    test_batched(GGML_TYPE_F32, 0);
+    test_batched(GGML_TYPE_F32, 1);
+    test_batched(GGML_TYPE_Q8_0, 0);
+    test_batched(GGML_TYPE_Q4_0, 0);
+    test_batched(GGML_TYPE_F16, 0);
+    test_positions_and_cache();
+    test_bad_models();
+    rmdir(tmpdir);
+    return done_testing();
+}
