@@ -1283,7 +1283,7 @@ class MessagesReply(Reply):
 
         # blocks in prefix order: (serial bytes, cache ttl or None)
         blocks = []
-        ncc = 0
+        marks = []      # (where, ttl) of every cache_control, in order
         tools = req.get("tools")
         if tools is not None:
             if not isinstance(tools, list):
@@ -1295,7 +1295,7 @@ class MessagesReply(Reply):
                 if "cache_control" in tool:
                     ttl = anthropic_check_cache_control(
                         tool["cache_control"], "tools.%d" % i)
-                    ncc += 1
+                    marks.append(("tools.%d" % i, ttl))
                 blocks.append(("<|tool|>" + anthropic_block_serial(tool),
                                ttl))
         system = req.get("system")
@@ -1311,7 +1311,7 @@ class MessagesReply(Reply):
                 ttl = None
                 if "cache_control" in b:
                     ttl = anthropic_check_cache_control(b["cache_control"], w)
-                    ncc += 1
+                    marks.append((w, ttl))
                 blocks.append((("<|system|>" if i == 0 else "") +
                                anthropic_block_serial(b), ttl))
         elif system is not None:
@@ -1354,21 +1354,20 @@ class MessagesReply(Reply):
                 bw = "%s.content.%d" % (w, j)
                 anthropic_check_block(b, bw)
                 ttl = None
+                if b["type"] == "tool_result" and \
+                        isinstance(b.get("content"), list):
+                    # nested blocks: their breakpoints end with this block
+                    for k, sub in enumerate(b["content"]):
+                        sw = "%s.content.%d" % (bw, k)
+                        anthropic_check_block(sub, sw)
+                        if "cache_control" in sub:
+                            ttl = anthropic_check_cache_control(
+                                sub["cache_control"], sw)
+                            marks.append((sw, ttl))
                 if "cache_control" in b:
                     ttl = anthropic_check_cache_control(b["cache_control"],
                                                         bw)
-                    ncc += 1
-                if b["type"] == "tool_result" and \
-                        isinstance(b.get("content"), list):
-                    for k, sub in enumerate(b["content"]):
-                        anthropic_check_block(sub, "%s.content.%d" % (bw, k))
-                        if "cache_control" in sub:
-                            anthropic_check_cache_control(
-                                sub["cache_control"],
-                                "%s.content.%d" % (bw, k))
-                            ncc += 1
-                            ttl = ttl or sub["cache_control"].get("ttl",
-                                                                  "5m")
+                    marks.append((bw, ttl))
                 if b["type"] == "text":
                     texts.append(b["text"])
                 blocks.append(((head if j == 0 else "") +
@@ -1378,15 +1377,31 @@ class MessagesReply(Reply):
         top = req.get("cache_control")
         if top is not None:
             ttl = anthropic_check_cache_control(top, "cache_control")
-            ncc += 1
+            marks.append(("cache_control", ttl))
             # automatic caching: the breakpoint goes on the last block
             if blocks:
                 s, old = blocks[-1]
-                blocks[-1] = (s, old or ttl)
-        if ncc > ANTHROPIC_MAX_BREAKPOINTS:
+                if old is not None and old != ttl:
+                    raise ApiError(400, "Top-level cache_control has "
+                                   "ttl='%s' but the target block already "
+                                   "has cache_control with ttl='%s'"
+                                   % (ttl, old))
+                blocks[-1] = (s, ttl)
+        if len(marks) > ANTHROPIC_MAX_BREAKPOINTS:
             raise ApiError(400, "A maximum of %d blocks with cache_control "
                            "may be provided. Found %d."
-                           % (ANTHROPIC_MAX_BREAKPOINTS, ncc))
+                           % (ANTHROPIC_MAX_BREAKPOINTS, len(marks)))
+        seen_5m = False
+        for where, ttl in marks:
+            if ttl == "1h" and seen_5m:
+                raise ApiError(400, "%s.ttl: a ttl='1h' cache_control block "
+                               "must not come after a ttl='5m' cache_control "
+                               "block. Note that blocks are processed in the "
+                               "following order: `tools`, `system`, "
+                               "`messages`." % (where if where ==
+                                                "cache_control" else
+                                                where + ".cache_control"))
+            seen_5m = seen_5m or ttl == "5m"
 
         # walk the prefix; breakpoints at or above the minimum can cache
         minimum = anthropic_cache_min(model)

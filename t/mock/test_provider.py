@@ -618,17 +618,47 @@ class MockTest(unittest.TestCase):
         u = b["usage"]
         self.assertEqual(u["cache_read_input_tokens"], written)
         self.assertEqual(u["cache_creation_input_tokens"], 0)
-        # a second breakpoint (1h) on the user turn extends the cache
+        # a second breakpoint on the user turn extends the cache
         body["messages"][0]["content"] = [
             {"type": "text", "text": "question two",
-             "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+             "cache_control": {"type": "ephemeral", "ttl": "5m"}}]
         r, b = self.anth(body)
         u = b["usage"]
         self.assertEqual(u["cache_read_input_tokens"], written)
-        self.assertEqual(u["cache_creation"]["ephemeral_1h_input_tokens"],
+        self.assertEqual(u["cache_creation"]["ephemeral_5m_input_tokens"],
                          u["cache_creation_input_tokens"])
-        self.assertGreater(u["cache_creation_input_tokens"], 0)
+        self.assertEqual(u["cache_creation_input_tokens"],
+                         total - written)
         self.assertEqual(u["input_tokens"], 0)
+        # 1h then 5m: each written segment is billed at its own TTL
+        self.ctl("POST", "/__reset")
+        body["system"][0]["cache_control"] = {"type": "ephemeral",
+                                              "ttl": "1h"}
+        r, b = self.anth(body)
+        u = b["usage"]["cache_creation"]
+        self.assertEqual(u["ephemeral_1h_input_tokens"], written)
+        self.assertEqual(u["ephemeral_5m_input_tokens"], total - written)
+        # 5m then 1h is refused, naming the offending block
+        body["system"][0]["cache_control"] = cc
+        body["messages"][0]["content"][0]["cache_control"]["ttl"] = "1h"
+        r, b = self.anth(body)
+        self.assertEqual(r.status, 400)
+        self.assertEqual(b["error"]["message"],
+                         "messages.0.content.0.cache_control.ttl: a "
+                         "ttl='1h' cache_control block must not come after "
+                         "a ttl='5m' cache_control block. Note that blocks "
+                         "are processed in the following order: `tools`, "
+                         "`system`, `messages`.")
+        body["messages"][0]["content"][0]["cache_control"]["ttl"] = "5m"
+        # the top-level marker may not contradict the last block's own
+        r, b = self.anth({"cache_control": cc, "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "q", "cache_control": {
+                    "type": "ephemeral", "ttl": "1h"}}]}]})
+        self.assertEqual(r.status, 400)
+        self.assertIn("Top-level cache_control has ttl='5m'",
+                      b["error"]["message"])
+        self.ctl("POST", "/__reset")
         # below the minimum: no caching, no error
         r, b = self.anth({"system": [{"type": "text", "text": "tiny",
                                       "cache_control": cc}],
