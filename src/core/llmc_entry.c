@@ -119,6 +119,28 @@ llmc_entry_encode(const char *content_type, size_t ct_len, const char *api,
     return out;
 }
 
+/* memmem() without depending on _GNU_SOURCE; n > 0 */
+static const char *
+llmc_entry_find(const char *hay, size_t len, const char *needle, size_t n)
+{
+    const char  *p, *end;
+
+    if (n > len) {
+        return NULL;
+    }
+    end = hay + len - n;
+    for (p = hay; p <= end; p++) {
+        p = memchr(p, needle[0], end - p + 1);
+        if (p == NULL) {
+            return NULL;
+        }
+        if (memcmp(p, needle, n) == 0) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
 #define llmc_entry_fail(...)                                                 \
     do {                                                                     \
         if (errlen) {                                                        \
@@ -218,7 +240,7 @@ llmc_entry_decode(llmc_entry_t *entry, const char *buf, size_t len,
     }
 
     /* the content type's bytes are in the metadata line verbatim */
-    found = memmem(meta, meta_len, ct, ct_len);
+    found = llmc_entry_find(meta, meta_len, ct, ct_len);
     if (found == NULL) {
         llmc_entry_fail("content_type not in canonical form");
     }
