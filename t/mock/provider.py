@@ -2351,6 +2351,8 @@ def main(argv=None):
     threading.Thread(target=watch_parent, daemon=True).start()
 
     try:
+        if ":" in args.host:
+            MockHTTPServer.address_family = socket.AF_INET6
         httpd = MockHTTPServer((args.host, args.port), Handler)
         httpd.strict = args.strict
         httpd.redis_owner = None
