@@ -525,9 +525,14 @@ llmc_req_stop(json_t *root, const char *key)
 
     if (json_is_string(v)) {
         a = json_array();
-        if (a == NULL || json_array_append(a, v) != 0
-            || json_object_set_new(root, key, a) != 0)
-        {
+        if (a == NULL) {
+            return -1;
+        }
+        if (json_array_append(a, v) != 0) {
+            json_decref(a);
+            return -1;
+        }
+        if (json_object_set_new(root, key, a) != 0) {
             return -1;
         }
     }
