@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "tap.h"
 #include "llmc_request.h"
 
@@ -720,6 +722,51 @@ test_rejects(void)
     }
 }
 
+/* jansson's allocations fail from the n-th on */
+static long  alloc_left;
+
+static void *
+failing_malloc(size_t size)
+{
+    if (alloc_left-- <= 0) {
+        return NULL;
+    }
+    return malloc(size);
+}
+
+static void
+test_out_of_memory(void)
+{
+    int             rc, bad = 0;
+    long            n;
+    llmc_request_t  r;
+    static const char  body[] =
+        "{\"model\":\"m\",\"stop\":\"x\",\"tools\":[{\"type\":\"function\","
+        "\"function\":{\"name\":\"f\"}}],\"messages\":[{\"role\":\"system\","
+        "\"content\":\"s\"},{\"role\":\"user\",\"content\":[{\"type\":"
+        "\"text\",\"text\":\"a\",\"cache_control\":{}},{\"type\":\"text\","
+        "\"text\":\"b\"}]}],\"temperature\":1.0}";
+
+    json_set_alloc_funcs(failing_malloc, free);
+    for (n = 0; n < 10000; n++) {
+        alloc_left = n;
+        rc = llmc_request_parse(&r, LLMC_API_CHAT, body, sizeof(body) - 1,
+                                err, sizeof(err));
+        if (rc == 0) {
+            llmc_request_free(&r);
+            break;
+        }
+        if (rc != -1 || r.scope_json || r.prompt || r.model) {
+            bad++;
+        }
+    }
+    json_set_alloc_funcs(malloc, free);
+
+    ok(n > 10 && n < 10000, "parse succeeds once %ld allocations succeed",
+       n);
+    is_int(bad, 0, "every failed allocation gives -1 and frees all");
+}
+
 int
 main(void)
 {
@@ -729,5 +776,6 @@ main(void)
     test_responses();
     test_messages();
     test_rejects();
+    test_out_of_memory();
     return done_testing();
 }
