@@ -705,8 +705,10 @@ api_dump(json_t *root)
 char *
 api_error_json(const api_error_t *err)
 {
-    return api_dump(json_pack("{s:{s:s%, s:s, s:o, s:o}}", "error",
-        "message", err->message, strlen(err->message),
+    /* the message may quote request bytes (a JSON parse error does), or
+     * be cut inside a character: it goes through the UTF-8 repair */
+    return api_dump(json_pack("{s:{s:o, s:s, s:o, s:o}}", "error",
+        "message", api_text(err->message, strlen(err->message)),
         "type", err->type,
         "param", err->param[0] ? json_string(err->param) : json_null(),
         "code", err->code[0] ? json_string(err->code) : json_null()));

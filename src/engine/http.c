@@ -438,6 +438,10 @@ http_parse_head(http_parser_t *p, size_t head_len)
     size_t           i, cl_val = 0;
     int              n_cl = 0;
 
+    /* the head is split with string functions: a NUL would cut it short */
+    if (memchr(p->in, '\0', head_len) != NULL) {
+        return http_fail(p, 400, "NUL byte in the request head");
+    }
     memcpy(p->head, p->in, head_len);
     p->head[head_len] = '\0';
     memset(r, 0, sizeof(*r));

@@ -239,6 +239,20 @@ test_limits(void)
     http_parser_free(p);
 }
 
+/* a NUL inside the head (strlen-based helpers cannot feed it) */
+static void
+p_nul_test(void)
+{
+    static const char  s[] = "GET /a\0b HTTP/1.1\r\nHost: h\r\n\r\n";
+    http_parser_t     *p = http_parser_new(0, 0);
+    http_request_t     req;
+
+    http_parser_feed(p, s, sizeof(s) - 1);
+    is_int(http_parser_next(p, &req), HTTP_ERROR, "NUL in the head");
+    is_int(http_parser_status(p), 400, "NUL in the head -> 400");
+    http_parser_free(p);
+}
+
 static void
 test_errors(void)
 {
@@ -252,6 +266,7 @@ test_errors(void)
                  400, 0, 0);
     expect_error("control char in target",
                  "GET /a\x01 HTTP/1.1\r\nHost: h\r\n\r\n", 400, 0, 0);
+    p_nul_test();
     expect_error("bad version", "GET / HTTX/1.1\r\nHost: h\r\n\r\n",
                  400, 0, 0);
     expect_error("trailing junk after version",
