@@ -1912,6 +1912,11 @@ class Knobs:
         self.stream_truncate = (headers.get("x-mock-stream-truncate") or "") \
             .strip() not in ("", "0")
         self.stream_delay_ms = num("x-mock-stream-delay-ms") or 0
+        self.stream_chunk_bytes = num("x-mock-stream-chunk-bytes") or 0
+        self.stream_crlf = (headers.get("x-mock-stream-crlf") or "") \
+            .strip() not in ("", "0")
+        self.stream_comments = (headers.get("x-mock-stream-comments") or
+                                "").strip() not in ("", "0")
         self.strict = (headers.get("x-mock-strict") or "").strip() \
             not in ("", "0")
         self.raw_body = headers.get("x-mock-raw-body")
@@ -2239,6 +2244,15 @@ class Handler(BaseHTTPRequestHandler):
             events = events[:cut] + [("error", reply.error_event(cut))]
         elif knobs.stream_truncate:
             events = [e for e in events if e[0] != "end"]
+        # wire variations a robust SSE reader must accept
+        if knobs.stream_comments:
+            events = [(k, b": keep-alive\n\n" + b) for k, b in events]
+        if knobs.stream_crlf:
+            events = [(k, b.replace(b"\n", b"\r\n")) for k, b in events]
+        if knobs.stream_chunk_bytes > 0:
+            data = b"".join(b for _, b in events)
+            n = knobs.stream_chunk_bytes
+            events = [("raw", data[i:i + n]) for i in range(0, len(data), n)]
         ctype = knobs.content_type or "text/event-stream; charset=utf-8"
         extra = dict(extra)
         extra["Cache-Control"] = "no-cache"

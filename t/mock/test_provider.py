@@ -88,7 +88,8 @@ def parse_sse(text):
                 ev = line[7:]
             elif line.startswith("data: "):
                 data.append(line[6:])
-        out.append((ev, "\n".join(data)))
+        if data:
+            out.append((ev, "\n".join(data)))
     return out
 
 
@@ -96,6 +97,7 @@ def raw_request(port, path, body, headers=None, timeout=5,
                 version="HTTP/1.1"):
     """Send one request on a raw socket; return (head, body bytes, error)."""
     headers = dict(headers or {})
+    headers.setdefault("Connection", "close")   # read to EOF below
     data = json.dumps(body).encode()
     req = "POST %s %s\r\nHost: x\r\nContent-Type: application/json\r\n" \
           "Content-Length: %d\r\n" % (path, version, len(data))
@@ -788,6 +790,37 @@ class MockTest(unittest.TestCase):
                                       body, version="HTTP/1.0")
         self.assertIn("Content-Length: %d" % len(data), head)
 
+    def test_stream_wire_variations(self):
+        body = {"model": "claude-x", "max_tokens": 9, "stream": True,
+                "messages": [{"role": "user", "content": "wire forms"}]}
+        self.ctl("POST", "/__reset")
+        head, plain, err = raw_request(self.port, "/v1/messages", body)
+        plain, _, _ = dechunk(plain)
+        ref = [(e, json.loads(d)) for e, d in parse_sse(plain.decode())]
+        for hdrs in ({"X-Mock-Stream-Chunk-Bytes": "7"},
+                     {"X-Mock-Stream-CRLF": "1"},
+                     {"X-Mock-Stream-Comments": "1"},
+                     {"X-Mock-Stream-Chunk-Bytes": "5",
+                      "X-Mock-Stream-CRLF": "1",
+                      "X-Mock-Stream-Comments": "1"}):
+            self.ctl("POST", "/__reset")
+            head, data, err = raw_request(self.port, "/v1/messages", body,
+                                          hdrs)
+            text, n, complete = dechunk(data)
+            self.assertTrue(complete)
+            if "X-Mock-Stream-Chunk-Bytes" in hdrs:
+                size = int(hdrs["X-Mock-Stream-Chunk-Bytes"])
+                self.assertEqual(n, (len(text) + size - 1) // size)
+                self.assertTrue(data.startswith(b"%x\r\n" % size))
+            if "X-Mock-Stream-CRLF" in hdrs:
+                self.assertIn(b"\r\n\r\n", text)
+                self.assertNotIn(b"\n\n", text)
+            if "X-Mock-Stream-Comments" in hdrs:
+                self.assertIn(b": keep-alive", text)
+            norm = text.decode().replace("\r\n", "\n")
+            got = [(e, json.loads(d)) for e, d in parse_sse(norm)]
+            self.assertEqual(got, ref, hdrs)
+
     def test_completions_stream(self):
         r, data = self.post("/v1/completions", {
             "model": "m", "prompt": "abc def", "stream": True}, raw=True)
@@ -1154,8 +1187,12 @@ class MockTest(unittest.TestCase):
                 ("/v1/responses", {"model": "m", "input": "t"},
                  "response.completed")):
             body["stream"] = True
+            # the mock closes after a truncated stream, even on keep-alive
             head, data, err = raw_request(self.port, path, body,
-                                          {"X-Mock-Stream-Truncate": "1"})
+                                          {"X-Mock-Stream-Truncate": "1",
+                                           "Connection": "keep-alive"},
+                                          timeout=3)
+            self.assertIsNone(err)
             text, n, complete = dechunk(data)
             self.assertTrue(complete, path)
             ev = parse_sse(text.decode())
