@@ -23,7 +23,9 @@ static const char  fuzz_dict[] =
     "알려줘 = 알려주세요 | 알려 주세요 | 가르쳐줘 | 설명해 줘\n"
     "how do i = how can i | how to\n"
     "do not = don't\n"
-    "c plus plus = c++\n";
+    "c plus plus = c++\n"
+    "a = b\nb = a\n"
+    "[keep]\nnot just | 그냥 둬\n";
 
 
 static void
