@@ -201,3 +201,38 @@ anthropic-version: 2023-06-01
 [qr/#1/, qr/#2/, qr/#3/, qr/#1/]
 --- no_error_log
 [error]
+
+
+
+=== TEST 11: Anthropic: another anthropic-beta or anthropic-version header is another scope
+--- request eval
+my $b = '{"model":"claude-haiku-4-5","max_tokens":100,"messages":[{"role":"user","content":"Tell me a joke"}]}';
+["POST /v1/messages\n$b", "POST /v1/messages\n$b", "POST /v1/messages\n$b",
+ "POST /v1/messages\n$b"]
+--- more_headers eval
+["Content-Type: application/json\nx-api-key: sk-ant-a\nanthropic-version: 2023-06-01",
+ "Content-Type: application/json\nx-api-key: sk-ant-a\nanthropic-version: 2023-06-01\nanthropic-beta: output-128k-2025-02-19",
+ "Content-Type: application/json\nx-api-key: sk-ant-a\nanthropic-version: 2023-01-01",
+ "Content-Type: application/json\nx-api-key: sk-ant-a\nanthropic-version: 2023-06-01"]
+--- response_headers eval
+["X-LLM-Cache: MISS", "X-LLM-Cache: MISS", "X-LLM-Cache: MISS", "X-LLM-Cache: HIT"]
+--- response_body_like eval
+[qr/#1/, qr/#2/, qr/#3/, qr/#1/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 12: OpenAI: another OpenAI-Project header is another scope
+--- request eval
+[main::chat(), main::chat(), main::chat()]
+--- more_headers eval
+["Content-Type: application/json\nAuthorization: Bearer sk-a\nOpenAI-Project: proj_1",
+ "Content-Type: application/json\nAuthorization: Bearer sk-a\nOpenAI-Project: proj_2",
+ "Content-Type: application/json\nAuthorization: Bearer sk-a\nOpenAI-Project: proj_1"]
+--- response_headers eval
+["X-LLM-Cache: MISS", "X-LLM-Cache: MISS", "X-LLM-Cache: HIT"]
+--- response_body_like eval
+[qr/#1/, qr/#2/, qr/#1/]
+--- no_error_log
+[error]

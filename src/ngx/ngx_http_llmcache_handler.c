@@ -23,6 +23,10 @@ static ngx_int_t ngx_http_llmcache_send_hit(ngx_http_request_t *r,
 static ngx_int_t ngx_http_llmcache_read_body(ngx_http_request_t *r,
     size_t max, ngx_str_t *body);
 static ngx_uint_t ngx_http_llmcache_cache_control(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmcache_tenant(ngx_http_request_t *r,
+    ngx_http_llmcache_loc_conf_t *llcf, llmc_api_e api, ngx_str_t *tenant);
+static ngx_table_elt_t *ngx_http_llmcache_header(ngx_http_request_t *r,
+    ngx_table_elt_t *after, const char *name, size_t len);
 static ngx_uint_t ngx_http_llmcache_is_json(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmcache_bypass(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx, const char *why);
@@ -263,7 +267,7 @@ ngx_http_llmcache_lookup(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
     cln->handler = free;
     cln->data = norm;
 
-    if (ngx_http_complex_value(r, llcf->key, &tenant) != NGX_OK) {
+    if (ngx_http_llmcache_tenant(r, llcf, api, &tenant) != NGX_OK) {
         llmc_request_free(&req);
         return ngx_http_llmcache_bypass(r, ctx, "llmcache_key failed");
     }
@@ -481,11 +485,118 @@ ngx_http_llmcache_read_body(ngx_http_request_t *r, size_t max,
 static ngx_uint_t
 ngx_http_llmcache_cache_control(ngx_http_request_t *r)
 {
-    ngx_uint_t        i, cc;
-    ngx_list_part_t  *part;
+    u_char           *v, *last;
+    ngx_uint_t        cc;
     ngx_table_elt_t  *h;
 
     cc = 0;
+    h = NULL;
+
+    while ((h = ngx_http_llmcache_header(r, h, "Cache-Control",
+                                         sizeof("Cache-Control") - 1)))
+    {
+        v = h->value.data;
+        last = v + h->value.len;
+
+        if (ngx_strlcasestrn(v, last, (u_char *) "no-store", 8 - 1)) {
+            cc |= NGX_HTTP_LLMCACHE_CC_NO_STORE;
+        }
+
+        if (ngx_strlcasestrn(v, last, (u_char *) "no-cache", 8 - 1)) {
+            cc |= NGX_HTTP_LLMCACHE_CC_NO_CACHE;
+        }
+    }
+
+    return cc;
+}
+
+
+/*
+ * The tenant material: llmcache_key's value, and the request headers that
+ * select another API behaviour or account and so can change the answer.
+ * It is hashed into the scope and never stored.
+ */
+
+static ngx_int_t
+ngx_http_llmcache_tenant(ngx_http_request_t *r,
+    ngx_http_llmcache_loc_conf_t *llcf, llmc_api_e api, ngx_str_t *tenant)
+{
+    u_char           *p;
+    size_t            len;
+    ngx_str_t         key;
+    ngx_uint_t        i;
+    ngx_table_elt_t  *h;
+    const char      **name;
+
+    static const char  *anthropic[] = {
+        "anthropic-version", "anthropic-beta", NULL
+    };
+    static const char  *openai[] = {
+        "OpenAI-Organization", "OpenAI-Project", NULL
+    };
+
+    if (ngx_http_complex_value(r, llcf->key, &key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    name = (llmc_api_provider(api) == LLMC_PROVIDER_ANTHROPIC)
+           ? anthropic : openai;
+
+    len = key.len;
+
+    for (i = 0; name[i]; i++) {
+        h = NULL;
+        while ((h = ngx_http_llmcache_header(r, h, name[i],
+                                             ngx_strlen(name[i]))))
+        {
+            len += ngx_strlen(name[i]) + h->value.len + 3;
+        }
+    }
+
+    if (len == key.len) {
+        *tenant = key;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    tenant->data = p;
+    p = ngx_cpymem(p, key.data, key.len);
+
+    for (i = 0; name[i]; i++) {
+        h = NULL;
+        while ((h = ngx_http_llmcache_header(r, h, name[i],
+                                             ngx_strlen(name[i]))))
+        {
+            *p++ = '\0';
+            p = ngx_cpymem(p, name[i], ngx_strlen(name[i]));
+            *p++ = ':';
+            p = ngx_cpymem(p, h->value.data, h->value.len);
+            *p++ = '\0';
+        }
+    }
+
+    tenant->len = p - tenant->data;
+
+    return NGX_OK;
+}
+
+
+/* the next request header called name after "after" (NULL: the first) */
+
+static ngx_table_elt_t *
+ngx_http_llmcache_header(ngx_http_request_t *r, ngx_table_elt_t *after,
+    const char *name, size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+    ngx_uint_t        seen;
+
+    seen = (after == NULL);
     part = &r->headers_in.headers.part;
     h = part->elts;
 
@@ -493,7 +604,7 @@ ngx_http_llmcache_cache_control(ngx_http_request_t *r)
 
         if (i >= part->nelts) {
             if (part->next == NULL) {
-                break;
+                return NULL;
             }
 
             part = part->next;
@@ -501,30 +612,17 @@ ngx_http_llmcache_cache_control(ngx_http_request_t *r)
             i = 0;
         }
 
-        if (h[i].key.len != sizeof("Cache-Control") - 1
-            || ngx_strncasecmp(h[i].key.data, (u_char *) "Cache-Control",
-                               sizeof("Cache-Control") - 1)
-               != 0)
-        {
+        if (!seen) {
+            seen = (&h[i] == after);
             continue;
         }
 
-        if (ngx_strlcasestrn(h[i].value.data,
-                             h[i].value.data + h[i].value.len,
-                             (u_char *) "no-store", 8 - 1))
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
         {
-            cc |= NGX_HTTP_LLMCACHE_CC_NO_STORE;
-        }
-
-        if (ngx_strlcasestrn(h[i].value.data,
-                             h[i].value.data + h[i].value.len,
-                             (u_char *) "no-cache", 8 - 1))
-        {
-            cc |= NGX_HTTP_LLMCACHE_CC_NO_CACHE;
+            return &h[i];
         }
     }
-
-    return cc;
 }
 
 

@@ -10,6 +10,8 @@
 
 #include "ngx_http_llmcache_module.h"
 
+#include <jansson.h>
+
 
 static ngx_int_t ngx_http_llmcache_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_llmcache_status_variable(ngx_http_request_t *r,
@@ -639,6 +641,13 @@ ngx_http_llmcache_init(ngx_conf_t *cf)
     ngx_http_llmcache_main_conf_t  *lmcf;
 
     lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_llmcache_module);
+
+    /*
+     * jansson seeds its hash function on first use from /dev/urandom:
+     * do it once here, in the master, rather than in a request
+     */
+
+    json_object_seed(0);
 
     /* nothing to register unless some location caches */
 
