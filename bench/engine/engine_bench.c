@@ -1,0 +1,190 @@
+/*
+ * engine_bench: prefill and decode speed of the forward pass on a random
+ * model of llama2.c's stories110M shape (dim 768, 12 layers, 12 heads,
+ * FFN 2048, vocab 32000, ctx 4096), F32 and Q8_0, next to llama.cpp's
+ * figures for the same shape on this machine kind.
+ *
+ *   build/bench/engine_bench [--threads N] [--dir DIR] [--decode N]
+ *
+ * The models are generated once into DIR (default build/bench) and reused.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "gguf_write.h"
+#include "model.h"
+#include "quant.h"
+
+typedef struct {
+    const char  *name;
+    uint32_t     type;
+    double       ref_pp512, ref_pp2048, ref_tg;   /* llama.cpp, 2 threads */
+} bench_model_t;
+
+static const bench_model_t  models[] = {
+    { "f32",  GGML_TYPE_F32,  676, 417, 92 },
+    { "q8_0", GGML_TYPE_Q8_0, 797, 499, 152 },
+};
+
+static double
+now(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int
+ensure_model(const char *dir, const bench_model_t *bm, char *path,
+    size_t len)
+{
+    gguf_random_llama_t  p;
+    struct stat          st;
+    char                 err[256];
+    double               t0;
+
+    snprintf(path, len, "%s/stories110M-shape-%s.gguf", dir, bm->name);
+    if (stat(path, &st) == 0) {
+        return 0;
+    }
+    gguf_random_llama_defaults(&p);
+    p.dim = 768;
+    p.n_layers = 12;
+    p.n_heads = 12;
+    p.n_kv_heads = 12;
+    p.ffn_dim = 2048;
+    p.n_vocab = 32000;
+    p.n_ctx = 4096;
+    p.tied = 1;
+    p.wtype = bm->type;
+    p.seed = 110;
+    p.name = "stories110M-shape";
+    fprintf(stderr, "engine_bench: writing %s ...\n", path);
+    t0 = now();
+    if (gguf_write_random_llama(&p, path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "engine_bench: %s\n", err);
+        return -1;
+    }
+    fprintf(stderr, "engine_bench: written in %.1f s\n", now() - t0);
+    return 0;
+}
+
+/* tokens per second of one n-token prompt into a fresh cache */
+static double
+bench_prefill(model_t *m, int n, float *logits)
+{
+    kv_cache_t  *kv = kv_cache_new(m, n);
+    int32_t     *toks = malloc(n * sizeof(int32_t));
+    char         err[256];
+    double       t0, t;
+    int          i;
+
+    for (i = 0; i < n; i++) {
+        toks[i] = i == 0 ? 1 : 259 + (i * 7919) % 31000;
+    }
+    t0 = now();
+    if (model_eval(m, kv, toks, NULL, n, logits, 0, err, sizeof(err))) {
+        fprintf(stderr, "engine_bench: %s\n", err);
+    }
+    t = now() - t0;
+    kv_cache_free(kv);
+    free(toks);
+    return n / t;
+}
+
+/* tokens per second generating n tokens one at a time after a short
+   prompt (greedy, so the work is what a server does per token) */
+static double
+bench_decode(model_t *m, int n, float *logits)
+{
+    kv_cache_t  *kv = kv_cache_new(m, n + 16);
+    int32_t      toks[16], tok;
+    char         err[256];
+    double       t0;
+    int          i, j, nv = model_hparams(m)->n_vocab;
+
+    for (i = 0; i < 16; i++) {
+        toks[i] = i == 0 ? 1 : 300 + i;
+    }
+    model_eval(m, kv, toks, NULL, 16, logits, 0, err, sizeof(err));
+    t0 = now();
+    for (i = 0; i < n; i++) {
+        tok = 0;
+        for (j = 1; j < nv; j++) {
+            if (logits[j] > logits[tok]) {
+                tok = j;
+            }
+        }
+        model_eval(m, kv, &tok, NULL, 1, logits, 0, err, sizeof(err));
+    }
+    kv_cache_free(kv);
+    return n / (now() - t0);
+}
+
+int
+main(int argc, char **argv)
+{
+    const char  *dir = "build/bench";
+    int          threads = 2, n_decode = 64, i;
+    char         path[512], err[256];
+    model_t     *m;
+    float       *logits;
+    double       pp512, pp2048, tg;
+    size_t       k;
+
+    for (i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--threads") == 0) {
+            threads = atoi(argv[i + 1]);
+        } else if (strcmp(argv[i], "--dir") == 0) {
+            dir = argv[i + 1];
+        } else if (strcmp(argv[i], "--decode") == 0) {
+            n_decode = atoi(argv[i + 1]);
+        } else {
+            fprintf(stderr, "usage: engine_bench [--threads N] [--dir DIR] "
+                    "[--decode N]\n");
+            return 2;
+        }
+    }
+    mkdir(dir, 0755);
+
+    printf("## llmcache-worker forward pass, stories110M shape, %d threads, "
+           "%s kernels\n\n", threads, quant_simd_name());
+    printf("| weights | test | tok/s | llama.cpp tok/s | ratio |\n");
+    printf("|---|---|---:|---:|---:|\n");
+    fflush(stdout);
+    for (k = 0; k < sizeof(models) / sizeof(models[0]); k++) {
+        if (ensure_model(dir, &models[k], path, sizeof(path)) != 0) {
+            return 1;
+        }
+        m = model_load(path, threads, err, sizeof(err));
+        if (m == NULL) {
+            fprintf(stderr, "engine_bench: %s\n", err);
+            return 1;
+        }
+        logits = malloc(model_hparams(m)->n_vocab * sizeof(float));
+        /* warm the page cache and the pool */
+        bench_prefill(m, 32, logits);
+        pp512 = bench_prefill(m, 512, logits);
+        printf("| %s | prefill 512 | %.1f | %.0f | %.2f |\n",
+               models[k].name, pp512, models[k].ref_pp512,
+               pp512 / models[k].ref_pp512);
+        fflush(stdout);
+        pp2048 = bench_prefill(m, 2048, logits);
+        printf("| %s | prefill 2048 | %.1f | %.0f | %.2f |\n",
+               models[k].name, pp2048, models[k].ref_pp2048,
+               pp2048 / models[k].ref_pp2048);
+        fflush(stdout);
+        tg = bench_decode(m, n_decode, logits);
+        printf("| %s | decode | %.1f | %.0f | %.2f |\n", models[k].name, tg,
+               models[k].ref_tg, tg / models[k].ref_tg);
+        fflush(stdout);
+        free(logits);
+        model_free(m);
+    }
+    return 0;
+}
