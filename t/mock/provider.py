@@ -35,6 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 VERBOSE = False
+HISTORY_MAX = 200
 
 # ---------------------------------------------------------------------------
 # token estimate and provider constants
@@ -110,6 +111,7 @@ class State:
             self.calls_by_path = {}
             self.last = None
             self.last_raw = b""
+            self.history = []   # the last HISTORY_MAX provider requests
             # OpenAI: (model, prompt_cache_key) -> set of prefix digests
             self.openai_prefixes = {}
             # Anthropic: (model, digest) -> (expiry, lifetime in seconds)
@@ -124,6 +126,8 @@ class State:
             self.calls_by_path[path] = self.calls_by_path.get(path, 0) + 1
             self.last = record
             self.last_raw = raw
+            self.history.append(dict(record, n=self.calls))
+            del self.history[:-HISTORY_MAX]
             return self.calls
 
     def count(self, path=None):
@@ -2064,6 +2068,14 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_simple(200, "%d" % STATE.count(p))
             if path == "/__last":
                 return self.control_last(query)
+            if path == "/__requests":
+                with STATE.lock:
+                    hist = list(STATE.history)
+                p = query.get("path", [None])[0]
+                if p is not None:
+                    hist = [h for h in hist
+                            if h["path"].split("?", 1)[0] == p]
+                return self.send_simple(200, jdump(hist), "application/json")
             if path.startswith("/__redis/"):
                 if owner is None:
                     return self.send_simple(409, "no redis owned "

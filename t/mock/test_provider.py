@@ -269,6 +269,17 @@ class MockTest(unittest.TestCase):
         self.assertEqual(
             self.ctl("GET", "/__last?part=header&name=x-absent")[0], 404)
         self.assertEqual(self.ctl("GET", "/__last?part=bogus")[0], 400)
+        # every request since the reset, oldest first
+        self.chat([{"role": "user", "content": "second"}])
+        st, body = self.ctl("GET", "/__requests")
+        hist = json.loads(body)
+        self.assertEqual([h["n"] for h in hist], [1, 2])
+        self.assertEqual(hist[0]["body"], raw.decode())
+        self.assertIn("second", hist[1]["body"])
+        self.assertEqual(hist[1]["headers"]["content-type"],
+                         "application/json")
+        st, body = self.ctl("GET", "/__requests?path=/v1/messages")
+        self.assertEqual(json.loads(body), [])
         # non-UTF-8 bodies come back byte for byte
         self.post("/v1/messages", b'{"x":"\xff\xfe"}')
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
@@ -1295,6 +1306,10 @@ class MockTest(unittest.TestCase):
         self.assertLess(elapsed, 2.5)
         self.assertEqual(sorted(seen), list(range(1, 202)))
         self.assertEqual(self.ctl("GET", "/__calls"), (200, "201"))
+        # the request history keeps the latest 200
+        hist = json.loads(self.ctl("GET", "/__requests")[1])
+        self.assertEqual(len(hist), 200)
+        self.assertEqual(hist[-1]["n"] - hist[0]["n"], 199)
 
     # -- redis -------------------------------------------------------------
 
