@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 
 VERBOSE = False
 HISTORY_MAX = 200
+RESPONSES_MAX = 10000   # stored Responses conversations (oldest dropped)
 
 # ---------------------------------------------------------------------------
 # token estimate and provider constants
@@ -978,6 +979,8 @@ class ResponsesReply(Reply):
                                           if self.tool else self.answer)
             with STATE.lock:
                 STATE.responses[self.id] = serial + turn.encode("utf-8")
+                while len(STATE.responses) > RESPONSES_MAX:
+                    del STATE.responses[next(iter(STATE.responses))]
 
     def usage(self, answer):
         c = ntokens(tool_arguments(answer) if self.tool else answer)
