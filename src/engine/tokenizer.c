@@ -14,9 +14,14 @@
  * word's bytes are mapped to printable code points, then adjacent symbols
  * are merged by lowest merge rank, ties to the left.
  *
- * Before either, special tokens written in the text are cut out longest
- * first: user-defined tokens always, control and unknown tokens only when
- * the caller asks for special handling.
+ * WordPiece (BERT): code points are reduced to the first of their NFD
+ * decomposition and lower-cased, words split at white space, punctuation
+ * and CJK characters, then each U+2581-prefixed word is cut greedily into
+ * the longest vocab pieces, or is [UNK] as a whole.
+ *
+ * Before any of them, special tokens written in the text are cut out
+ * longest first: user-defined tokens always, control and unknown tokens
+ * only when the caller asks for special handling.
  */
 
 #include <stdio.h>
@@ -24,6 +29,8 @@
 #include <string.h>
 
 #include <unicode/uchar.h>
+#include <unicode/unorm2.h>
+#include <unicode/utf16.h>
 
 #include "gguf.h"
 #include "tokenizer.h"
@@ -66,7 +73,8 @@ struct tokenizer {
     int                n_special;
 
     int32_t            byte_tok[256];    /* fallback id of each byte, or -1 */
-    int32_t            bos, eos, unk, eot;
+    int32_t            bos, eos, unk, eot, sep;
+    size_t             max_len;          /* longest piece, bytes */
     int32_t            eog[TOK_MAX_EOG];
     int                n_eog;
     int                add_bos;
@@ -529,7 +537,9 @@ tokenizer_from_vocab(const tokenizer_vocab_t *v, char *err, size_t errlen)
         tok_err(err, errlen, __func__, "empty vocabulary");
         return NULL;
     }
-    if (v->kind != TOKENIZER_SPM && v->kind != TOKENIZER_BPE) {
+    if (v->kind != TOKENIZER_SPM && v->kind != TOKENIZER_BPE
+        && v->kind != TOKENIZER_WPM)
+    {
         tok_err(err, errlen, __func__, "unknown tokenizer kind %d",
                 (int) v->kind);
         return NULL;
@@ -548,7 +558,7 @@ tokenizer_from_vocab(const tokenizer_vocab_t *v, char *err, size_t errlen)
     tok->n_vocab = v->n_vocab;
     tok->add_bos = v->add_bos;
     tok->add_space_prefix = v->add_space_prefix;
-    tok->space_is_sp = v->kind == TOKENIZER_SPM && !v->plain_space;
+    tok->space_is_sp = v->kind != TOKENIZER_BPE && !v->plain_space;
     tok->parse_special = !v->no_special_parse;
 
     tok->vocab = calloc((size_t) v->n_vocab, sizeof(tok_entry_t));
@@ -571,6 +581,9 @@ tokenizer_from_vocab(const tokenizer_vocab_t *v, char *err, size_t errlen)
         }
         tok->vocab[id].off = off;
         tok->vocab[id].len = (uint32_t) n;
+        if (n > tok->max_len) {
+            tok->max_len = n;
+        }
         tok->vocab[id].score = v->scores ? v->scores[id] : 0.0f;
         tok->vocab[id].type = TOKEN_TYPE_NORMAL;
         if (v->types) {
@@ -602,13 +615,15 @@ tokenizer_from_vocab(const tokenizer_vocab_t *v, char *err, size_t errlen)
     tok->eos = v->eos;
     tok->unk = v->unk;
     tok->eot = v->eot;
+    tok->sep = v->kind == TOKENIZER_WPM ? v->sep : -1;
     {
-        static const char *names[] = { "bos", "eos", "unknown", "eot" };
-        int32_t ids[4];
+        static const char *names[] = { "bos", "eos", "unknown", "eot",
+                                       "separator" };
+        int32_t ids[5];
 
         ids[0] = tok->bos; ids[1] = tok->eos; ids[2] = tok->unk;
-        ids[3] = tok->eot;
-        for (j = 0; j < 4; j++) {
+        ids[3] = tok->eot; ids[4] = tok->sep;
+        for (j = 0; j < 5; j++) {
             if (ids[j] < -1 || ids[j] >= v->n_vocab) {
                 tok_err(err, errlen, __func__,
                         "%s token id %d out of range (vocab %d)", names[j],
@@ -619,6 +634,11 @@ tokenizer_from_vocab(const tokenizer_vocab_t *v, char *err, size_t errlen)
     }
     if (tok->add_bos && tok->bos < 0) {
         tok_err(err, errlen, __func__, "add_bos set but no bos token");
+        goto fail;
+    }
+    if (v->kind == TOKENIZER_WPM && (tok->unk < 0 || tok->sep < 0)) {
+        tok_err(err, errlen, __func__, "WordPiece needs unknown and "
+                "separator tokens");
         goto fail;
     }
 
@@ -774,6 +794,10 @@ tok_gguf_id(const gguf_ctx_t *ctx, const char *key, int32_t *id, char *err,
                 key);
         return -1;
     }
+    if (u == UINT32_MAX) {
+        *id = -1;           /* converters write -1 for "none" */
+        return 0;
+    }
     if (u > INT32_MAX) {
         tok_err(err, errlen, "tokenizer_from_gguf", "%s = %u out of range",
                 key, u);
@@ -870,6 +894,13 @@ tokenizer_from_gguf(const gguf_ctx_t *ctx, char *err, size_t errlen)
                     "unsupported pre-tokenizer '%.*s'", (int) n, s);
             return NULL;
         }
+    } else if (n == 4 && memcmp(s, "bert", 4) == 0) {
+        v.kind = TOKENIZER_WPM;
+        v.bos = 101;            /* [CLS] */
+        v.eos = -1;
+        v.unk = 100;
+        v.sep = 102;
+        v.add_bos = 1;
     } else {
         tok_err(err, errlen, __func__, "unsupported tokenizer model '%.*s'",
                 (int) n, s);
@@ -1004,6 +1035,11 @@ tokenizer_from_gguf(const gguf_ctx_t *ctx, char *err, size_t errlen)
                        errlen)
         || tok_gguf_id(ctx, "tokenizer.ggml.eot_token_id", &v.eot, err,
                        errlen)
+        || (v.kind == TOKENIZER_WPM
+            && (tok_gguf_id(ctx, "tokenizer.ggml.cls_token_id", &v.bos, err,
+                            errlen)
+                || tok_gguf_id(ctx, "tokenizer.ggml.seperator_token_id",
+                               &v.sep, err, errlen)))
         || tok_gguf_bool(ctx, "tokenizer.ggml.add_bos_token", &v.add_bos,
                          err, errlen)
         || tok_gguf_bool(ctx, "tokenizer.ggml.add_space_prefix",
@@ -1029,6 +1065,9 @@ tokenizer_from_gguf(const gguf_ctx_t *ctx, char *err, size_t errlen)
         && v.unk >= v.n_vocab)
     {
         v.unk = -1;
+    }
+    if (v.kind != TOKENIZER_WPM) {
+        v.sep = -1;
     }
 
     tok = tokenizer_from_vocab(&v, err, errlen);
@@ -1736,6 +1775,128 @@ tok_bpe_fragment(tok_work_t *w, const char *text, size_t len)
 }
 
 
+/* ---- WordPiece ---------------------------------------------------------- */
+
+static int
+tok_is_cjk(uint32_t cp)
+{
+    return (cp >= 0x4e00 && cp <= 0x9fff) || (cp >= 0x3400 && cp <= 0x4dbf)
+           || (cp >= 0x20000 && cp <= 0x2a6df)
+           || (cp >= 0x2a700 && cp <= 0x2b73f)
+           || (cp >= 0x2b740 && cp <= 0x2b81f)
+           || (cp >= 0x2b920 && cp <= 0x2ceaf)
+           || (cp >= 0xf900 && cp <= 0xfaff)
+           || (cp >= 0x2f800 && cp <= 0x2fa1f);
+}
+
+/* the first code point of the canonical decomposition (llama.cpp keeps
+ * only that: accents go) */
+static uint32_t
+tok_nfd_first(uint32_t cp)
+{
+    const UNormalizer2  *nfd;
+    UErrorCode           st = U_ZERO_ERROR;
+    UChar                d[32];
+    int32_t              n, i = 0;
+    UChar32              c;
+
+    if (cp < 0xc0) {
+        return cp;
+    }
+    nfd = unorm2_getNFDInstance(&st);
+    if (U_FAILURE(st)) {
+        return cp;
+    }
+    n = unorm2_getDecomposition(nfd, (UChar32) cp, d, 32, &st);
+    if (U_FAILURE(st) || n <= 0) {
+        return cp;
+    }
+    U16_NEXT(d, i, n, c);
+    return (uint32_t) c;
+}
+
+static void
+tok_wpm_word(tok_work_t *w, const char *word, size_t len)
+{
+    const tokenizer_t  *tok = w->tok;
+    size_t              i, j;
+    int32_t             id;
+    int                 start = w->n_out;
+
+    for (i = 0; i < len; ) {
+        j = len - i < tok->max_len ? len : i + tok->max_len;
+        id = -1;
+        for ( ; j > i; j--) {
+            id = tok_lookup(tok, word + i, j - i);
+            if (id >= 0) {
+                break;
+            }
+        }
+        if (id < 0) {
+            w->n_out = start;       /* the whole word is unknown */
+            break;
+        }
+        tok_emit(w, id);
+        i = j;
+    }
+    if (w->n_out == start) {
+        tok_emit(w, tok->unk);
+    }
+}
+
+static void
+tok_wpm_fragment(tok_work_t *w, const char *text, size_t len)
+{
+    size_t    i, adv, o = 0, word = 0;
+    uint32_t  cp, mask;
+    char      u8[4];
+    size_t    m;
+
+#define WORD_END()                                                           \
+    do {                                                                     \
+        if (o > word + 3) {                                                  \
+            tok_wpm_word(w, w->buf + word, o - word);                        \
+        }                                                                    \
+        o = word;                                                            \
+    } while (0)
+
+    memcpy(w->buf, "\xe2\x96\x81", 3);
+    o = 3;
+    for (i = 0; i < len; i += adv) {
+        cp = tok_utf8_decode((const unsigned char *) text + i, len - i, &adv);
+        cp = tok_nfd_first(cp);
+        if (u_isUWhiteSpace((UChar32) cp)) {
+            WORD_END();
+            memcpy(w->buf + o, "\xe2\x96\x81", 3);
+            o += 3;
+            continue;
+        }
+        mask = U_GET_GC_MASK((UChar32) cp);
+        if (cp == 0 || cp == 0xfffd || (mask & U_GC_C_MASK & ~U_GC_CN_MASK)) {
+            continue;
+        }
+        m = tok_utf8_encode((uint32_t) u_tolower((UChar32) cp), u8);
+        if ((mask & U_GC_P_MASK) || (cp < 0x7f && (mask & U_GC_S_MASK))
+            || tok_is_cjk(cp))
+        {
+            WORD_END();
+            memcpy(w->buf + o, "\xe2\x96\x81", 3);
+            memcpy(w->buf + o + 3, u8, m);
+            o += 3 + m;
+            WORD_END();
+            memcpy(w->buf + o, "\xe2\x96\x81", 3);
+            o += 3;
+            continue;
+        }
+        memcpy(w->buf + o, u8, m);
+        o += m;
+    }
+    WORD_END();
+
+#undef WORD_END
+}
+
+
 /* ---- encode ----------------------------------------------------------- */
 
 typedef struct {
@@ -1902,10 +2063,15 @@ tokenizer_encode(const tokenizer_t *tok, const char *text, size_t len,
         if (tok->kind == TOKENIZER_SPM) {
             tok_spm_fragment(&w, text + fr[k].off, fr[k].len,
                              tok->add_space_prefix && prev_special);
-        } else {
+        } else if (tok->kind == TOKENIZER_BPE) {
             tok_bpe_fragment(&w, text + fr[k].off, fr[k].len);
+        } else {
+            tok_wpm_fragment(&w, text + fr[k].off, fr[k].len);
         }
         prev_special = 0;
+    }
+    if (add_special && tok->kind == TOKENIZER_WPM) {
+        tok_emit(&w, tok->sep);
     }
 
     if (w.overflow) {
@@ -1946,7 +2112,8 @@ tokenizer_decode(const tokenizer_t *tok, int32_t prev, int32_t id, char *buf,
     n = tok->vocab[id].piece_len;
 
     /* SentencePiece drops the space it added in front of the text */
-    if (tok->kind == TOKENIZER_SPM && tok->add_space_prefix
+    if (((tok->kind == TOKENIZER_SPM && tok->add_space_prefix)
+         || tok->kind == TOKENIZER_WPM)
         && (prev < 0 || prev == tok->bos) && n > 0 && p[0] == ' ')
     {
         p++;

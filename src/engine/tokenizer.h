@@ -44,7 +44,9 @@ int32_t tokenizer_find(const tokenizer_t *tok, const char *piece);
 
 typedef enum {
     TOKENIZER_SPM = 1,          /* SentencePiece-style, scores */
-    TOKENIZER_BPE               /* byte-level BPE, merges */
+    TOKENIZER_BPE,              /* byte-level BPE, merges */
+    TOKENIZER_WPM               /* WordPiece (BERT), pieces start with U+2581
+                                   where a word starts */
 } tokenizer_kind_e;
 
 typedef enum {
@@ -76,6 +78,7 @@ typedef struct {
     const size_t       *merge_lens;   /* NULL: NUL-terminated */
     int                 n_merges;
     int32_t             bos, eos, unk, eot;   /* -1: none */
+    int32_t             sep;          /* WPM: appended with add_special */
     int                 add_bos;
     int                 add_space_prefix;     /* SPM */
     int                 plain_space;  /* SPM pieces use ' ', not U+2581 */
