@@ -1237,9 +1237,10 @@ typedef struct {
 } tok_sym_t;
 
 typedef struct {
-    double       key;        /* smaller first: -score (SPM) or rank (BPE) */
-    int          left, right;
-    int          size;
+    float        key;        /* smaller first: -score (SPM) or rank (BPE,
+                                exact in a float below 2^24) */
+    int32_t      left, right;
+    int32_t      size;
 } tok_bigram_t;
 
 typedef struct {
@@ -1280,45 +1281,47 @@ tok_bigram_less(const tok_bigram_t *a, const tok_bigram_t *b)
 static void
 tok_heap_push(tok_work_t *w, const tok_bigram_t *bg)
 {
-    int           i, p;
-    tok_bigram_t  t;
+    int  i, p;
 
+    /* move parents down into the hole, then drop bg in */
     i = w->n_heap++;
-    w->heap[i] = *bg;
     while (i > 0) {
         p = (i - 1) / 2;
-        if (!tok_bigram_less(&w->heap[i], &w->heap[p])) {
+        if (!tok_bigram_less(bg, &w->heap[p])) {
             break;
         }
-        t = w->heap[p]; w->heap[p] = w->heap[i]; w->heap[i] = t;
+        w->heap[i] = w->heap[p];
         i = p;
     }
+    w->heap[i] = *bg;
 }
 
 static tok_bigram_t
 tok_heap_pop(tok_work_t *w)
 {
-    tok_bigram_t  top, t;
-    int           i, l, r, m;
+    tok_bigram_t   top, last;
+    int            i, c, n;
 
     top = w->heap[0];
-    w->heap[0] = w->heap[--w->n_heap];
+    n = --w->n_heap;
+    last = w->heap[n];
     i = 0;
     for ( ;; ) {
-        l = 2 * i + 1;
-        r = l + 1;
-        m = i;
-        if (l < w->n_heap && tok_bigram_less(&w->heap[l], &w->heap[m])) {
-            m = l;
-        }
-        if (r < w->n_heap && tok_bigram_less(&w->heap[r], &w->heap[m])) {
-            m = r;
-        }
-        if (m == i) {
+        c = 2 * i + 1;
+        if (c >= n) {
             break;
         }
-        t = w->heap[m]; w->heap[m] = w->heap[i]; w->heap[i] = t;
-        i = m;
+        if (c + 1 < n && tok_bigram_less(&w->heap[c + 1], &w->heap[c])) {
+            c++;
+        }
+        if (!tok_bigram_less(&w->heap[c], &last)) {
+            break;
+        }
+        w->heap[i] = w->heap[c];
+        i = c;
+    }
+    if (n > 0) {
+        w->heap[i] = last;
     }
     return top;
 }
@@ -1375,7 +1378,7 @@ tok_spm_try_bigram(tok_work_t *w, int left, int right)
     if (id < 0) {
         return;
     }
-    bg.key = -(double) w->tok->vocab[id].score;
+    bg.key = -w->tok->vocab[id].score;
     bg.left = left;
     bg.right = right;
     bg.size = (int) n;
@@ -1674,7 +1677,7 @@ tok_bpe_try_bigram(tok_work_t *w, int left, int right)
     if (rank < 0) {
         return;
     }
-    bg.key = rank;
+    bg.key = (float) rank;
     bg.left = left;
     bg.right = right;
     bg.size = w->sym[left].n + w->sym[right].n;
