@@ -3,7 +3,8 @@
 # requests over raw HTTP/1.1 (core Perl only).
 #
 # LLMCACHE_ROOT: the repository (default: this file's parent directory);
-# LLMCACHE_SHARED: the shared data (default: ROOT/../shared).
+# LLMCACHE_SHARED: the shared data (default: ROOT/../shared);
+# LLMCACHE_WORKER_WRAP: a command the worker runs under (valgrind ...).
 
 use strict;
 use warnings;
@@ -29,6 +30,8 @@ for ($worker, $mkmodel) {
 my $json = JSON::PP->new->utf8->canonical;
 my $dir = tempdir('llmcache-worker-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my %workers;    # socket path => pid
+# e.g. LLMCACHE_WORKER_WRAP="valgrind -q --error-exitcode=99"
+my @wrap = split ' ', ($ENV{LLMCACHE_WORKER_WRAP} // '');
 
 END {
     local $?;
@@ -47,10 +50,11 @@ sub start_worker {
     if ($pid == 0) {
         open STDERR, '>', "$dir/$name.log" or die;
         open STDOUT, '>&', \*STDERR or die;
-        exec $worker, '--listen', "unix:$sock", '--threads', '1', @args;
+        exec @wrap, $worker, '--listen', "unix:$sock", '--threads', '1',
+             @args;
         die "exec $worker: $!";
     }
-    for (1 .. 200) {
+    for (1 .. 600) {
         my $c = IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $sock);
         if ($c) {
             close $c;

@@ -89,6 +89,7 @@ struct server {
     long             started;
 
     conn_t          *conns;
+    int              accept_paused;
     int              stopping;
     time_t           stop_deadline;
 
@@ -109,6 +110,7 @@ struct server {
 };
 
 static void *server_gen_main(void *arg);
+static void server_accept_pause(server_t *s, int pause);
 
 /* --- small helpers ------------------------------------------------------- */
 
@@ -719,6 +721,7 @@ conn_close(server_t *s, conn_t *c)
     http_parser_free(c->parser);
     free(c->wbuf);
     free(c);
+    server_accept_pause(s, 0);
 }
 
 /* writes what it can; -1 when the connection was closed */
@@ -995,6 +998,24 @@ server_collect(server_t *s)
 }
 
 static void
+server_accept_pause(server_t *s, int pause)
+{
+    struct epoll_event  ev;
+
+    if (s->lfd < 0 || s->accept_paused == pause) {
+        return;
+    }
+    if (pause) {
+        epoll_ctl(s->efd, EPOLL_CTL_DEL, s->lfd, NULL);
+    } else {
+        ev.events = EPOLLIN;
+        ev.data.ptr = &s->tag_listen;
+        epoll_ctl(s->efd, EPOLL_CTL_ADD, s->lfd, &ev);
+    }
+    s->accept_paused = pause;
+}
+
+static void
 server_accept(server_t *s)
 {
     struct epoll_event  ev;
@@ -1007,7 +1028,12 @@ server_accept(server_t *s)
             if (errno == EINTR || errno == ECONNABORTED) {
                 continue;
             }
-            /* EAGAIN, or out of descriptors: try again on the next event */
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                /* out of descriptors or memory: the listening socket
+                 * would stay readable and spin the loop, so it leaves
+                 * epoll until a connection closes */
+                server_accept_pause(s, 1);
+            }
             return;
         }
         if (s->listen_path[0] == '\0') {
@@ -1048,7 +1074,7 @@ server_stop(server_t *s)
     if (s->stopping) {
         return;
     }
-    epoll_ctl(s->efd, EPOLL_CTL_DEL, s->lfd, NULL);
+    server_accept_pause(s, 1);
     close(s->lfd);
     s->lfd = -1;
     if (s->listen_path[0]) {
