@@ -1,0 +1,58 @@
+/*
+ * Random-hyperplane LSH for the semantic index kept in Redis, and the
+ * stored form of a vector.  A signature has one value per band: bits sign
+ * bits of the vector's projections on that band's hyperplanes.  Two
+ * vectors at angle theta agree on a band with probability
+ * (1 - theta/pi)^bits; a lookup reads the buckets of all bands.
+ * The hyperplanes come from integer arithmetic on the seed only, so every
+ * worker and machine computes the same ones.  nginx-free and I/O-free.
+ */
+
+#ifndef LLMC_LSH_H
+#define LLMC_LSH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LLMC_LSH_BANDS_DEFAULT  16
+#define LLMC_LSH_BITS_DEFAULT   8
+#define LLMC_LSH_SEED_DEFAULT   0x6c6c6d6361636865ULL   /* "llmcache" */
+#define LLMC_LSH_BANDS_MAX      64
+#define LLMC_LSH_BITS_MAX       32
+
+typedef struct {
+    int        dim, bands, bits;
+    uint64_t   seed;
+    float     *planes;          /* [bands * bits][dim] */
+} llmc_lsh_t;
+
+/* Returns 0, or -1 for a bad shape (dim 1..8192, bands 1..64, bits 1..32)
+ * or no memory. */
+int llmc_lsh_init(llmc_lsh_t *l, int dim, int bands, int bits,
+    uint64_t seed);
+void llmc_lsh_free(llmc_lsh_t *l);
+
+/* sig[bands]: one value per band, bits low bits used. */
+void llmc_lsh_sign(const llmc_lsh_t *l, const float *v, uint32_t *sig);
+
+/* The bucket name of one band, "<band>:<sig in hex>" (e.g. "3:a1"), to
+ * append to the scope's key prefix.  Returns its length, or -1 when buf
+ * is too small (24 bytes always suffice). */
+int llmc_lsh_bucket(int band, uint32_t sig, char *buf, size_t size);
+
+/* Stored vector: "LV", version 1, int8 values with a float32 scale, and
+ * the normalized prompt text after it (the guards need it):
+ *   'L' 'V' 0x01 0x00  dim:u16le  scale:f32le  q[dim]:i8
+ *   text_len:u32le  text[text_len]
+ * Returns a malloc()ed buffer and its length, or NULL (bad dim, no
+ * memory). */
+char *llmc_vec_encode(const float *v, int dim, const char *text,
+    size_t text_len, size_t *out_len);
+
+/* Decodes into v[dim] (L2-normalized again) and points *text into buf.
+ * Returns 0, or -1 when buf is not a version 1 vector of this dim or is
+ * truncated or has trailing bytes. */
+int llmc_vec_decode(const char *buf, size_t len, float *v, int dim,
+    const char **text, size_t *text_len);
+
+#endif /* LLMC_LSH_H */
