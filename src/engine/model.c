@@ -21,6 +21,8 @@
 
 /* tokens per pass through the layers; longer prompts go in chunks */
 #define MODEL_BATCH  256
+/* queries per attention work item (they share each key and value load) */
+#define ATT_Q  4
 /* multiply-adds below which a job runs on the calling thread alone */
 #define MODEL_MIN_PARALLEL  65536.0
 
@@ -90,9 +92,11 @@ struct kv_cache {
     const model_t  *m;
     int             n_ctx;
     int             len;
-    float          *k;          /* (n_layers, n_ctx, kv_dim) */
+    /* keys transposed, so a query's scores against many keys are plain
+       vector multiply-adds across the keys */
+    float          *k;          /* (n_layers, n_kv_heads, head_dim, n_ctx) */
     float          *v;          /* (n_layers, n_ctx, kv_dim) */
-    float          *att;        /* (n_threads, n_ctx) attention scores */
+    float          *att;        /* (n_threads, ATT_Q, n_ctx) scores */
 };
 
 static void
@@ -624,7 +628,7 @@ kv_cache_new(const model_t *m, int n_ctx)
     kv->n_ctx = n_ctx;
     kv->k = malloc(n * sizeof(float));
     kv->v = malloc(n * sizeof(float));
-    kv->att = malloc((size_t) m->n_threads * n_ctx * sizeof(float));
+    kv->att = malloc((size_t) m->n_threads * ATT_Q * n_ctx * sizeof(float));
     if (kv->k == NULL || kv->v == NULL || kv->att == NULL) {
         kv_cache_free(kv);
         return NULL;
@@ -824,49 +828,61 @@ attn_worker(void *arg, int ith, int nth)
     model_hparams_t  *hp = &m->hp;
     kv_cache_t       *kv = j->kv;
     int               hd = hp->head_dim, kv_dim, q_dim, group, total, per;
-    int               it, i0, i1, h, t, k, n_att, kvh;
-    const float      *q, *kc, *vc, *kl, *vl;
-    float            *att, *out, scale, mx, sum;
+    int               nqb, it, i0, i1, h, t0, nq, t, k, nk, n_att, kvh;
+    const float      *q, *kt, *vl;
+    float            *att, *a, *out, scale, mx, sum;
 
     kv_dim = hp->n_kv_heads * hd;
     q_dim = hp->n_heads * hd;
     group = hp->n_heads / hp->n_kv_heads;
     scale = 1.0f / sqrtf((float) hd);
-    att = kv->att + (size_t) ith * kv->n_ctx;
-    kl = kv->k + (size_t) j->layer * kv->n_ctx * kv_dim;
-    vl = kv->v + (size_t) j->layer * kv->n_ctx * kv_dim;
+    att = kv->att + (size_t) ith * ATT_Q * kv->n_ctx;
 
-    /* items are (head, token), head-major, so a thread's range reuses the
-       same K/V rows */
-    total = hp->n_heads * j->n;
+    /* items are (head, block of ATT_Q queries), head-major, so a thread's
+       range reuses the same K/V rows */
+    nqb = (j->n + ATT_Q - 1) / ATT_Q;
+    total = hp->n_heads * nqb;
     per = (total + nth - 1) / nth;
     i0 = ith * per;
     i1 = i0 + per < total ? i0 + per : total;
     for (it = i0; it < i1; it++) {
-        h = it / j->n;
-        t = it % j->n;
+        h = it / nqb;
+        t0 = it % nqb * ATT_Q;
+        nq = j->n - t0 < ATT_Q ? j->n - t0 : ATT_Q;
         kvh = h / group;
-        q = m->s.q + (size_t) t * q_dim + (size_t) h * hd;
-        out = m->s.xb + (size_t) t * q_dim + (size_t) h * hd;
-        kc = kl + (size_t) kvh * hd;
-        vc = vl + (size_t) kvh * hd;
+        q = m->s.q + (size_t) t0 * q_dim + (size_t) h * hd;
+        kt = kv->k + ((size_t) j->layer * hp->n_kv_heads + kvh) * hd
+                     * kv->n_ctx;
+        vl = kv->v + (size_t) j->layer * kv->n_ctx * kv_dim
+                   + (size_t) kvh * hd;
         /* causal over cache order: everything before, and itself */
-        n_att = j->base + t + 1;
-        mx = -INFINITY;
-        for (k = 0; k < n_att; k++) {
-            att[k] = quant_dot_f32(q, kc + (size_t) k * kv_dim, hd) * scale;
-            mx = att[k] > mx ? att[k] : mx;
+        nk = j->base + t0 + nq;
+        quant_attn_scores(q, q_dim, nq, kt, kv->n_ctx, hd, nk, att,
+                          kv->n_ctx);
+        for (t = 0; t < nq; t++) {
+            a = att + (size_t) t * kv->n_ctx;
+            n_att = j->base + t0 + t + 1;
+            mx = -INFINITY;
+            for (k = 0; k < n_att; k++) {
+                a[k] *= scale;
+                mx = a[k] > mx ? a[k] : mx;
+            }
+            sum = 0.0f;
+            for (k = 0; k < n_att; k++) {
+                a[k] = expf(a[k] - mx);
+                sum += a[k];
+            }
+            sum = 1.0f / sum;
+            for (k = 0; k < n_att; k++) {
+                a[k] *= sum;
+            }
+            for (; k < nk; k++) {
+                a[k] = 0.0f;
+            }
         }
-        sum = 0.0f;
-        for (k = 0; k < n_att; k++) {
-            att[k] = expf(att[k] - mx);
-            sum += att[k];
-        }
-        memset(out, 0, hd * sizeof(float));
-        sum = 1.0f / sum;
-        for (k = 0; k < n_att; k++) {
-            quant_axpy(att[k] * sum, vc + (size_t) k * kv_dim, out, hd);
-        }
+        out = m->s.xb + (size_t) t0 * q_dim + (size_t) h * hd;
+        quant_attn_values(att, kv->n_ctx, nq, vl, kv_dim, hd, nk, out,
+                          q_dim);
     }
 }
 
@@ -886,8 +902,7 @@ forward_batch(model_t *m, kv_cache_t *kv, const int32_t *tokens,
     attn_job_t        aj;
     int               dim = hp->dim, hd = hp->head_dim, half, t, l, i;
     int               q_dim, kv_dim, ffn = hp->ffn_dim, base = kv->len;
-    size_t            koff;
-    float             a, g;
+    float            *kt, a, g;
 
     q_dim = hp->n_heads * hd;
     kv_dim = hp->n_kv_heads * hd;
@@ -915,7 +930,6 @@ forward_batch(model_t *m, kv_cache_t *kv, const int32_t *tokens,
         }
         matmul(m, s->xb, n, 3, &L->wq, s->q, &L->wk, s->k, &L->wv, s->v);
 
-        koff = ((size_t) l * kv->n_ctx + base) * kv_dim;
         for (t = 0; t < n; t++) {
             rope(s->q + (size_t) t * q_dim, hp->n_heads, hd, hp->rope_dim,
                  hp->rope_neox, s->rope_cos + t * half,
@@ -924,8 +938,14 @@ forward_batch(model_t *m, kv_cache_t *kv, const int32_t *tokens,
                  hp->rope_dim, hp->rope_neox, s->rope_cos + t * half,
                  s->rope_sin + t * half);
         }
-        memcpy(kv->k + koff, s->k, (size_t) n * kv_dim * sizeof(float));
-        memcpy(kv->v + koff, s->v, (size_t) n * kv_dim * sizeof(float));
+        kt = kv->k + (size_t) l * kv_dim * kv->n_ctx + base;
+        for (t = 0; t < n; t++) {
+            for (i = 0; i < kv_dim; i++) {
+                kt[(size_t) i * kv->n_ctx + t] = s->k[(size_t) t * kv_dim + i];
+            }
+        }
+        memcpy(kv->v + ((size_t) l * kv->n_ctx + base) * kv_dim, s->v,
+               (size_t) n * kv_dim * sizeof(float));
 
         aj.m = m;
         aj.kv = kv;

@@ -537,6 +537,44 @@ dot_q4_0_q8_0_generic(const void *va, const void *vb, int n)
     return s;
 }
 
+static void
+attn_scores_generic(const float *q, int ldq, int nq, const float *kt,
+    int ldk, int hd, int nk, float *s, int lds)
+{
+    int  t, d, k;
+
+    for (t = 0; t < nq; t++) {
+        for (k = 0; k < nk; k++) {
+            s[(size_t) t * lds + k] = 0.0f;
+        }
+        for (d = 0; d < hd; d++) {
+            for (k = 0; k < nk; k++) {
+                s[(size_t) t * lds + k] += q[(size_t) t * ldq + d]
+                                           * kt[(size_t) d * ldk + k];
+            }
+        }
+    }
+}
+
+static void
+attn_values_generic(const float *a, int lda, int nq, const float *v,
+    int ldv, int hd, int nk, float *out, int ldo)
+{
+    int  t, d, k;
+
+    for (t = 0; t < nq; t++) {
+        for (d = 0; d < hd; d++) {
+            out[(size_t) t * ldo + d] = 0.0f;
+        }
+        for (k = 0; k < nk; k++) {
+            for (d = 0; d < hd; d++) {
+                out[(size_t) t * ldo + d] += a[(size_t) t * lda + k]
+                                             * v[(size_t) k * ldv + d];
+            }
+        }
+    }
+}
+
 /* --- x86 kernels --------------------------------------------------------- */
 
 #ifdef QUANT_X86
@@ -708,6 +746,91 @@ dot_q4_0_q8_0_avx512(const void *va, const void *vb, int n)
     DOT_Q4_BODY(mul_i8_vnni)
 }
 
+/* keys go across the 16 lanes: no horizontal sums; the tail is masked so
+   every key sees the same sequence of FMAs */
+TARGET_AVX512 static void
+attn_scores_avx512(const float *q, int ldq, int nq, const float *kt,
+    int ldk, int hd, int nk, float *s, int lds)
+{
+    __m512     acc[4], kv;
+    __mmask16  m;
+    int        k, d, t;
+
+    if (nq > 4) {
+        attn_scores_generic(q, ldq, nq, kt, ldk, hd, nk, s, lds);
+        return;
+    }
+    for (k = 0; k < nk; k += 16) {
+        m = nk - k >= 16 ? 0xffff : (__mmask16) ((1u << (nk - k)) - 1);
+        for (t = 0; t < 4; t++) {
+            acc[t] = _mm512_setzero_ps();
+        }
+        for (d = 0; d < hd; d++) {
+            kv = _mm512_maskz_loadu_ps(m, kt + (size_t) d * ldk + k);
+#pragma GCC unroll 4
+            for (t = 0; t < 4; t++) {
+                if (t < nq) {
+                    acc[t] = _mm512_fmadd_ps(
+                        _mm512_set1_ps(q[(size_t) t * ldq + d]), kv, acc[t]);
+                }
+            }
+        }
+        for (t = 0; t < nq; t++) {
+            _mm512_mask_storeu_ps(s + (size_t) t * lds + k, m, acc[t]);
+        }
+    }
+}
+
+TARGET_AVX512 static void
+attn_values_avx512(const float *a, int lda, int nq, const float *v,
+    int ldv, int hd, int nk, float *out, int ldo)
+{
+    __m512  acc[4][4], vv[4], ab;
+    int     dc, nd, k, j, t;
+
+    if (nq > 4 || hd % 16 != 0) {
+        attn_values_generic(a, lda, nq, v, ldv, hd, nk, out, ldo);
+        return;
+    }
+    for (dc = 0; dc < hd; dc += 64) {
+        nd = (hd - dc < 64 ? hd - dc : 64) / 16;
+        for (t = 0; t < 4; t++) {
+            vv[t] = _mm512_setzero_ps();
+            for (j = 0; j < 4; j++) {
+                acc[t][j] = _mm512_setzero_ps();
+            }
+        }
+        for (k = 0; k < nk; k++) {
+#pragma GCC unroll 4
+            for (j = 0; j < 4; j++) {
+                if (j < nd) {
+                    vv[j] = _mm512_loadu_ps(v + (size_t) k * ldv + dc
+                                            + 16 * j);
+                }
+            }
+#pragma GCC unroll 4
+            for (t = 0; t < 4; t++) {
+                if (t < nq) {
+                    ab = _mm512_set1_ps(a[(size_t) t * lda + k]);
+#pragma GCC unroll 4
+                    for (j = 0; j < 4; j++) {
+                        if (j < nd) {
+                            acc[t][j] = _mm512_fmadd_ps(ab, vv[j],
+                                                        acc[t][j]);
+                        }
+                    }
+                }
+            }
+        }
+        for (t = 0; t < nq; t++) {
+            for (j = 0; j < nd; j++) {
+                _mm512_storeu_ps(out + (size_t) t * ldo + dc + 16 * j,
+                                 acc[t][j]);
+            }
+        }
+    }
+}
+
 #endif /* QUANT_X86 */
 
 /* --- dispatch ------------------------------------------------------------ */
@@ -724,6 +847,10 @@ typedef struct {
     void       (*gemm_q8_0)(const block_q8_0 *, size_t, int,
                             const block_q8_0 *, size_t, int, float *, int,
                             int, int);
+    void       (*attn_scores)(const float *, int, int, const float *, int,
+                              int, int, float *, int);
+    void       (*attn_values)(const float *, int, int, const float *, int,
+                              int, int, float *, int);
 } quant_kernels_t;
 
 static void gemm_f32_generic(const float *w, size_t ws, int cols,
@@ -746,18 +873,21 @@ static void gemm_q8_0_avx2(const block_q8_0 *w, size_t ws, int cols,
 
 static const quant_kernels_t  kernels_generic = {
     "generic", dot_f32_generic, dot_f16_f32_generic, axpy_generic,
-    dot_q8_0_generic, dot_q4_0_q8_0_generic, gemm_f32_generic, gemm_q8_0_generic
+    dot_q8_0_generic, dot_q4_0_q8_0_generic, gemm_f32_generic,
+    gemm_q8_0_generic, attn_scores_generic, attn_values_generic
 };
 
 #ifdef QUANT_X86
 static const quant_kernels_t  kernels_avx2 = {
     "avx2", dot_f32_avx2, dot_f16_f32_avx2, axpy_avx2, dot_q8_0_avx2,
-    dot_q4_0_q8_0_avx2, gemm_f32_avx2, gemm_q8_0_avx2
+    dot_q4_0_q8_0_avx2, gemm_f32_avx2, gemm_q8_0_avx2,
+    attn_scores_generic, attn_values_generic
 };
 
 static const quant_kernels_t  kernels_avx512 = {
     "avx512", dot_f32_avx2, dot_f16_f32_avx2, axpy_avx2,
-    dot_q8_0_avx512, dot_q4_0_q8_0_avx512, gemm_f32_avx512, gemm_q8_0_avx512
+    dot_q8_0_avx512, dot_q4_0_q8_0_avx512, gemm_f32_avx512,
+    gemm_q8_0_avx512, attn_scores_avx512, attn_values_avx512
 };
 #endif
 
@@ -835,6 +965,20 @@ void
 quant_axpy(float a, const float *x, float *y, int n)
 {
     kernels()->axpy(a, x, y, n);
+}
+
+void
+quant_attn_scores(const float *q, int ldq, int nq, const float *kt, int ldk,
+    int hd, int nk, float *s, int lds)
+{
+    kernels()->attn_scores(q, ldq, nq, kt, ldk, hd, nk, s, lds);
+}
+
+void
+quant_attn_values(const float *a, int lda, int nq, const float *v, int ldv,
+    int hd, int nk, float *out, int ldo)
+{
+    kernels()->attn_values(a, lda, nq, v, ldv, hd, nk, out, ldo);
 }
 
 uint32_t
@@ -1027,56 +1171,61 @@ GEMM_DRIVER(gemm_f32_avx512, tile_f32_avx512, 4, 4, float, float,
 GEMM_DRIVER(gemm_f32_avx2, tile_f32_avx2, 2, 4, float, float, dot_f32_avx2)
 
 /*
- * Q8_0 x Q8_0, AVX-512 VNNI: two tokens share one 512-bit register (one
- * block each), so a weight block broadcast to both halves does 64 MACs per
- * dpbusd; the fp16 scales are applied per block in float.
+ * Q8_0 x Q8_0, AVX-512 VNNI, 4 rows x 8 tokens. Two tokens share one
+ * 512-bit register (one block each) against a weight block broadcast to
+ * both halves. dpbusd multiplies unsigned by signed bytes, so the
+ * activations are offset to x + 128 (a sign-bit flip) and the accumulator
+ * starts at -128 * (sum of the weights), computed once per weight block:
+ * the integer lanes come out exactly as sum(x * w). The fp16 scales are
+ * applied per block in float.
  */
 TARGET_AVX512 static void
 tile_q8_0_avx512(const block_q8_0 *const *wr, const block_q8_0 *const *xr,
     int cols, float *out, int ldo, int nr, int nt)
 {
-    __m512   acc[4][2];
-    __m512i  aw[4], sw[4], xv[2], p;
-    __m512   dx[2], dw;
+    __m512   acc[4][4];
+    __m512i  xu[4], w, corr, p;
+    __m512   dx[4], dw;
+    __m512i  flip = _mm512_set1_epi8((char) 0x80);
+    __m512i  c128 = _mm512_set1_epi8((char) 0x80);
     float    res[16];
     int      b, r, t, nb = cols / QK8_0;
 
     for (r = 0; r < 4; r++) {
-        acc[r][0] = _mm512_setzero_ps();
-        acc[r][1] = _mm512_setzero_ps();
+        for (t = 0; t < 4; t++) {
+            acc[r][t] = _mm512_setzero_ps();
+        }
     }
     for (b = 0; b < nb; b++) {
-#pragma GCC unroll 2
-        for (t = 0; t < 2; t++) {
-            xv[t] = _mm512_inserti64x4(_mm512_castsi256_si512(
-                        _mm256_loadu_si256((const __m256i *) xr[2 * t][b].qs)),
+#pragma GCC unroll 4
+        for (t = 0; t < 4; t++) {
+            xu[t] = _mm512_xor_si512(_mm512_inserti64x4(
+                        _mm512_castsi256_si512(_mm256_loadu_si256(
+                            (const __m256i *) xr[2 * t][b].qs)),
                         _mm256_loadu_si256(
-                            (const __m256i *) xr[2 * t + 1][b].qs), 1);
+                            (const __m256i *) xr[2 * t + 1][b].qs), 1),
+                        flip);
             dx[t] = _mm512_insertf32x8(_mm512_castps256_ps512(
                         _mm256_set1_ps(_cvtsh_ss(xr[2 * t][b].d))),
                         _mm256_set1_ps(_cvtsh_ss(xr[2 * t + 1][b].d)), 1);
         }
 #pragma GCC unroll 4
         for (r = 0; r < 4; r++) {
-            sw[r] = _mm512_broadcast_i64x4(
-                        _mm256_loadu_si256((const __m256i *) wr[r][b].qs));
-            aw[r] = _mm512_abs_epi8(sw[r]);
+            w = _mm512_broadcast_i64x4(
+                    _mm256_loadu_si256((const __m256i *) wr[r][b].qs));
+            corr = _mm512_sub_epi32(_mm512_setzero_si512(),
+                       _mm512_dpbusd_epi32(_mm512_setzero_si512(), c128, w));
             dw = _mm512_set1_ps(_cvtsh_ss(wr[r][b].d));
-#pragma GCC unroll 2
-            for (t = 0; t < 2; t++) {
-                /* sign(x, w): negate x where w < 0, zero where w == 0 */
-                __mmask64  neg = _mm512_movepi8_mask(sw[r]);
-                __m512i    sx = _mm512_mask_sub_epi8(xv[t], neg,
-                                    _mm512_setzero_si512(), xv[t]);
-
-                p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw[r], sx);
+#pragma GCC unroll 4
+            for (t = 0; t < 4; t++) {
+                p = _mm512_dpbusd_epi32(corr, xu[t], w);
                 acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx[t]),
                                             _mm512_cvtepi32_ps(p), acc[r][t]);
             }
         }
     }
     for (r = 0; r < nr; r++) {
-        for (t = 0; t < 2; t++) {
+        for (t = 0; t < 4; t++) {
             _mm512_storeu_ps(res, acc[r][t]);
             /* the order of hsum256, so one token alone (the dot
                kernel) gives bit-identical results */
@@ -1128,7 +1277,7 @@ tile_q8_0_avx2(const block_q8_0 *const *wr, const block_q8_0 *const *xr,
     }
 }
 
-GEMM_DRIVER(gemm_q8_0_avx512, tile_q8_0_avx512, 4, 4, block_q8_0,
+GEMM_DRIVER(gemm_q8_0_avx512, tile_q8_0_avx512, 4, 8, block_q8_0,
             block_q8_0, dot_q8_0_avx512)
 GEMM_DRIVER(gemm_q8_0_avx2, tile_q8_0_avx2, 2, 4, block_q8_0, block_q8_0,
             dot_q8_0_avx2)

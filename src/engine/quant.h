@@ -93,6 +93,18 @@ float quant_dot_q4_0_q8_0(const void *a, const void *b, int n);
 /* y[i] += a * x[i] */
 void quant_axpy(float a, const float *x, float *y, int n);
 
+/*
+ * Attention over a head's cache for a block of nq <= 4 queries:
+ * scores s[t * lds + k] = dot(q[t * ldq ..], key k) for k < nk, with the
+ * keys stored transposed (kt[d * ldk + k], d < hd), and
+ * out[t * ldo + d] = sum_k a[t * lda + k] * v[k * ldv + d].
+ * Each element is computed the same way whatever nq is.
+ */
+void quant_attn_scores(const float *q, int ldq, int nq, const float *kt,
+    int ldk, int hd, int nk, float *s, int lds);
+void quant_attn_values(const float *a, int lda, int nq, const float *v,
+    int ldv, int hd, int nk, float *out, int ldo);
+
 /* the activation format a weight type is multiplied with: F32 or Q8_0 */
 uint32_t quant_vec_type(uint32_t wtype);
 
