@@ -54,9 +54,19 @@ typedef struct {
     size_t       off;            /* into d->chars */
     int32_t      len;
     uint64_t     hash;
+    int32_t      ending;         /* [endings]: canonical token, or -1 */
+    uint32_t     efile, eline;   /* where the ending was set */
     unsigned     negation:1;
     unsigned     number:1;
 } dict_tok_t;
+
+typedef struct {
+    char        *var;            /* the entry as written */
+    char        *out;            /* its canonical form; NULL: drop, keep */
+    uint32_t     file;
+    uint32_t     line;
+    int          sec;
+} dict_raw_t;
 
 typedef struct {
     uint64_t     key;            /* node << 32 | (token + 1); 0: empty */
@@ -91,6 +101,9 @@ struct llmc_dict_s {
     size_t        nids, idscap;
     char        **files;
     size_t        nfiles;
+    dict_raw_t   *raw;           /* rules as written, rebuilt after loads */
+    size_t        nraw, rawcap;
+    int32_t       maxending;     /* longest ending, UTF-16 units */
     uint64_t      fingerprint;
 };
 
@@ -99,7 +112,8 @@ enum {
     DICT_SEC_SYNONYMS,
     DICT_SEC_DROP,
     DICT_SEC_NEGATION,
-    DICT_SEC_KEEP
+    DICT_SEC_KEEP,
+    DICT_SEC_ENDINGS
 };
 
 
@@ -227,7 +241,7 @@ ubuf_swap(ubuf_t *a, ubuf_t *b)
 }
 
 
-static int
+static inline int
 llmc_is_ws(UChar32 c)
 {
     if (c < 0x80) {
@@ -238,6 +252,22 @@ llmc_is_ws(UChar32 c)
      * characters carry no meaning in a prompt */
     return u_isUWhiteSpace(c) || c == 0x200b
            || u_charType(c) == U_CONTROL_CHAR;
+}
+
+
+/* General category P*, without a call into ICU for ASCII. */
+static inline int
+llmc_is_punct(UChar32 c)
+{
+    /* !"#%&'()*,-./:;?@[\]_{} ; $+<=>^`|~ are symbols */
+    static const uint32_t  ascii[4] = {
+        0x00000000, 0x8c00f7ee, 0xb8000001, 0x28000000
+    };
+
+    if (c < 0x80) {
+        return c >= 0 && (ascii[c >> 5] >> (c & 31)) & 1;
+    }
+    return (GC(c) & U_GC_P_MASK) != 0;
 }
 
 
@@ -379,7 +409,11 @@ step_space(ubuf_t *a, ubuf_t *b, char *err, size_t errlen)
     pending = 0;
     for (i = 0; i < a->len; /* void */) {
         start = i;
-        U16_NEXT(a->p, i, a->len, c);
+        if (a->p[i] < 0x80) {
+            c = a->p[i++];
+        } else {
+            U16_NEXT(a->p, i, a->len, c);
+        }
         if (llmc_is_ws(c)) {
             pending = 1;
             continue;
@@ -587,7 +621,7 @@ step_punct(ubuf_t *a, ubuf_t *b, char *err, size_t errlen)
         start = i;
         U16_NEXT(a->p, i, a->len, c);
 
-        if (GC(c) & U_GC_P_MASK) {
+        if (llmc_is_punct(c)) {
             switch (punct_decide(a->p, a->len, start, i, c, keep)) {
             case PUNCT_GLUE:
                 continue;
@@ -904,6 +938,7 @@ dict_tok_add(llmc_dict_t *d, const UChar *s, int32_t len)
     }
     t = &d->toks[d->ntoks];
     memset(t, 0, sizeof(*t));
+    t->ending = -1;
     t->off = d->nchars;
     t->len = len;
     t->hash = h;
@@ -1034,6 +1069,11 @@ llmc_dict_free(llmc_dict_t *d)
         free(d->files[i]);
     }
     free(d->files);
+    for (i = 0; i < d->nraw; i++) {
+        free(d->raw[i].var);
+        free(d->raw[i].out);
+    }
+    free(d->raw);
     free(d->chars);
     free(d->toks);
     free(d->tokhash);
@@ -1099,6 +1139,104 @@ utf8_to_ubuf(const char *s, size_t len, ubuf_t *u, char *err, size_t errlen)
 
 
 typedef struct {
+    const UChar  *p;
+    int32_t       len;
+    int32_t       id;            /* dictionary token, -1: unknown */
+} word_t;
+
+typedef struct {
+    word_t       *w;
+    int32_t       n;
+    int32_t       cap;
+} words_t;
+
+
+static int
+words_add(words_t *ws, const UChar *p, int32_t len, int32_t id)
+{
+    word_t  *w;
+    int32_t  cap;
+
+    if (ws->n == ws->cap) {
+        cap = ws->cap ? ws->cap * 2 : 64;
+        w = realloc(ws->w, sizeof(word_t) * (size_t) cap);
+        if (w == NULL) {
+            return -1;
+        }
+        ws->w = w;
+        ws->cap = cap;
+    }
+    ws->w[ws->n].p = p;
+    ws->w[ws->n].len = len;
+    ws->w[ws->n].id = id;
+    ws->n++;
+    return 0;
+}
+
+
+/* Splits a polite ending off its word ("알려주세요" -> "알려" "줘"), the
+ * ending in its canonical form; a word that is an ending becomes the
+ * canonical form.  Negation cues and numbers are left alone. */
+static int
+dict_endings(const llmc_dict_t *d, const words_t *in, words_t *out)
+{
+    const dict_tok_t  *t;
+    const word_t      *w;
+    int32_t            i, l, id, c;
+
+    out->n = 0;
+    for (i = 0; i < in->n; i++) {
+        w = &in->w[i];
+        t = w->id >= 0 ? &d->toks[w->id] : NULL;
+
+        if (t != NULL && (t->negation || t->number)) {
+            l = 0;
+
+        } else if (t != NULL && t->ending >= 0) {
+            l = w->len;
+
+        } else {
+            for (l = d->maxending < w->len ? d->maxending : w->len - 1;
+                 l > 0; l--)
+            {
+                if (U16_IS_TRAIL(w->p[w->len - l])) {
+                    continue;
+                }
+                id = dict_tok_find(d, w->p + w->len - l, l,
+                                   tok_hash(w->p + w->len - l, l));
+                if (id >= 0 && d->toks[id].ending >= 0) {
+                    break;
+                }
+            }
+        }
+
+        if (l == 0) {
+            if (words_add(out, w->p, w->len, w->id) != 0) {
+                return -1;
+            }
+            continue;
+        }
+        if (l < w->len
+            && words_add(out, w->p, w->len - l,
+                         dict_tok_find(d, w->p, w->len - l,
+                                       tok_hash(w->p, w->len - l))) != 0)
+        {
+            return -1;
+        }
+        id = dict_tok_find(d, w->p + w->len - l, l,
+                           tok_hash(w->p + w->len - l, l));
+        c = d->toks[id].ending;
+        if (words_add(out, d->chars + d->toks[c].off, d->toks[c].len, c)
+            != 0)
+        {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
+typedef struct {
     const char   *name;
     unsigned      line;
     char         *err;
@@ -1106,13 +1244,15 @@ typedef struct {
 } dict_ctx_t;
 
 
-/* Normalizes one entry of a rule and interns its tokens; their ids are
- * appended to d->ids.  Returns the number of tokens or -1. */
+/* Normalizes one entry of a rule and interns its words, with the endings
+ * split off when asked; their ids are appended to d->ids.  Returns the
+ * number of words or -1. */
 static int32_t
 dict_phrase(llmc_dict_t *d, dict_ctx_t *cx, const char *s, size_t len,
-    ubuf_t *a, ubuf_t *b)
+    int endings, ubuf_t *a, ubuf_t *b)
 {
     span_t   *toks;
+    words_t   x = { NULL, 0, 0 }, y = { NULL, 0, 0 }, *ws;
     int32_t   ntoks, i, id;
     char      e[256];
 
@@ -1124,24 +1264,46 @@ dict_phrase(llmc_dict_t *d, dict_ctx_t *cx, const char *s, size_t len,
                        e);
         return -1;
     }
-    if (grow(&d->ids, &d->idscap, d->nids + (size_t) ntoks, sizeof(uint32_t))
-        != 0)
+    for (i = 0; i < ntoks; i++) {
+        if (words_add(&x, a->p + toks[i].off, toks[i].len,
+                      dict_tok_find(d, a->p + toks[i].off, toks[i].len,
+                                    tok_hash(a->p + toks[i].off,
+                                             toks[i].len))) != 0)
+        {
+            goto nomem;
+        }
+    }
+    ws = &x;
+    if (endings && d->maxending > 0) {
+        if (dict_endings(d, &x, &y) != 0) {
+            goto nomem;
+        }
+        ws = &y;
+    }
+
+    if (grow(&d->ids, &d->idscap, d->nids + (size_t) ws->n,
+             sizeof(uint32_t)) != 0)
     {
-        free(toks);
         goto nomem;
     }
-    for (i = 0; i < ntoks; i++) {
-        id = dict_tok_add(d, a->p + toks[i].off, toks[i].len);
+    for (i = 0; i < ws->n; i++) {
+        /* a known word by id: d->chars may move while interning */
+        id = ws->w[i].id >= 0 ? ws->w[i].id
+                              : dict_tok_add(d, ws->w[i].p, ws->w[i].len);
         if (id < 0) {
-            free(toks);
             goto nomem;
         }
         d->ids[d->nids++] = (uint32_t) id;
     }
     free(toks);
-    return ntoks;
+    free(x.w);
+    free(y.w);
+    return ws == &x ? x.n : y.n;
 
 nomem:
+    free(toks);
+    free(x.w);
+    free(y.w);
     llmc_norm_errf(cx->err, cx->errlen, "%s:%u: out of memory", cx->name,
                    cx->line);
     return -1;
@@ -1224,6 +1386,18 @@ dict_check(const llmc_dict_t *d, char *err, size_t errlen)
     uint32_t            a, b, ta, tb;
     char                w[128];
     int                 neg;
+
+    for (i = 0; i < d->ntoks; i++) {
+        if (d->toks[i].ending >= 0
+            && (d->toks[i].negation || d->toks[i].number))
+        {
+            dict_tok_utf8(d, (uint32_t) i, w, sizeof(w));
+            llmc_norm_errf(err, errlen, "%s:%u: the ending \"%s\" is a %s",
+                           d->files[d->toks[i].efile], d->toks[i].eline, w,
+                           d->toks[i].negation ? "negation cue" : "number");
+            return -1;
+        }
+    }
 
     for (i = 0; i < d->nrules; i++) {
         r = &d->rules[i];
@@ -1327,6 +1501,11 @@ dict_fingerprint(const llmc_dict_t *d)
         if (d->toks[i].negation) {
             h = fp_tok(h, d, (uint32_t) i);
         }
+        if (d->toks[i].ending >= 0) {
+            h = fp_add(h, "E", 1);
+            h = fp_tok(h, d, (uint32_t) i);
+            h = fp_tok(h, d, (uint32_t) d->toks[i].ending);
+        }
     }
     return h;
 }
@@ -1360,16 +1539,33 @@ trim_end(const char *p, const char *end)
 }
 
 
-/* Adds each '|'-separated entry of [p, end) as a drop rule, a negation
- * cue, a kept phrase, or a variant of the synonym group out. */
+static char *
+dict_strndup(const char *s, size_t len)
+{
+    char  *p;
+
+    p = malloc(len + 1);
+    if (p != NULL) {
+        memcpy(p, s, len);
+        p[len] = '\0';
+    }
+    return p;
+}
+
+
+/* Adds each '|'-separated entry of [p, end): a negation cue or an ending
+ * at once, a rule (drop, keep, or a variant of the canonical form canon)
+ * as written, for dict_rebuild(). */
 static int
 dict_entries(llmc_dict_t *d, dict_ctx_t *cx, int sec, const char *p,
-    const char *end, size_t out, int32_t nout, uint32_t file, ubuf_t *a,
-    ubuf_t *b)
+    const char *end, const char *canon, size_t canonlen, int32_t canonid,
+    uint32_t file, ubuf_t *a, ubuf_t *b)
 {
     const char  *bar, *s, *e;
     size_t       var;
     int32_t      nvar;
+    dict_raw_t  *r;
+    dict_tok_t  *t;
 
     for ( ;; ) {
         bar = memchr(p, '|', (size_t) (end - p));
@@ -1377,18 +1573,23 @@ dict_entries(llmc_dict_t *d, dict_ctx_t *cx, int sec, const char *p,
         e = trim_end(s, bar ? bar : end);
 
         var = d->nids;
-        nvar = dict_phrase(d, cx, s, (size_t) (e - s), a, b);
+        nvar = dict_phrase(d, cx, s, (size_t) (e - s),
+                           sec != DICT_SEC_NEGATION && sec != DICT_SEC_ENDINGS,
+                           a, b);
         if (nvar < 0) {
             return -1;
         }
         if (nvar == 0) {
             llmc_norm_errf(cx->err, cx->errlen, "%s:%u: empty %s", cx->name,
                            cx->line,
-                           sec == DICT_SEC_SYNONYMS ? "variant" : "entry");
+                           sec == DICT_SEC_SYNONYMS || sec == DICT_SEC_ENDINGS
+                           ? "variant" : "entry");
             return -1;
         }
 
-        if (sec == DICT_SEC_NEGATION) {
+        switch (sec) {
+
+        case DICT_SEC_NEGATION:
             if (nvar != 1) {
                 llmc_norm_errf(cx->err, cx->errlen,
                                "%s:%u: a negation cue must be one word",
@@ -1396,25 +1597,43 @@ dict_entries(llmc_dict_t *d, dict_ctx_t *cx, int sec, const char *p,
                 return -1;
             }
             d->toks[d->ids[var]].negation = 1;
-            d->nids = var;
+            break;
 
-        } else if (sec == DICT_SEC_SYNONYMS && nvar == nout
-                   && memcmp(d->ids + var, d->ids + out,
-                             sizeof(uint32_t) * (size_t) nvar) == 0)
-        {
-            /* the canonical form listed among its variants */
-            d->nids = var;
+        case DICT_SEC_ENDINGS:
+            if (nvar != 1) {
+                llmc_norm_errf(cx->err, cx->errlen,
+                               "%s:%u: an ending must be one word",
+                               cx->name, cx->line);
+                return -1;
+            }
+            t = &d->toks[d->ids[var]];
+            t->ending = canonid;
+            t->efile = file;
+            t->eline = cx->line;
+            if (t->len > d->maxending) {
+                d->maxending = t->len;
+            }
+            break;
 
-        } else if (sec == DICT_SEC_KEEP
-                   ? dict_rule_set(d, var, (uint32_t) nvar, var,
-                                   (uint32_t) nvar, 1, file, cx->line) != 0
-                   : dict_rule_set(d, var, (uint32_t) nvar, out,
-                                   sec == DICT_SEC_DROP ? 0 : (uint32_t) nout,
-                                   0, file, cx->line) != 0)
-        {
-            llmc_norm_errf(cx->err, cx->errlen, "%s:%u: out of memory",
-                           cx->name, cx->line);
-            return -1;
+        default:
+            if (grow(&d->raw, &d->rawcap, d->nraw + 1, sizeof(dict_raw_t))
+                != 0)
+            {
+                goto nomem;
+            }
+            r = &d->raw[d->nraw];
+            r->var = dict_strndup(s, (size_t) (e - s));
+            r->out = canon ? dict_strndup(canon, canonlen) : NULL;
+            if (r->var == NULL || (canon && r->out == NULL)) {
+                free(r->var);
+                free(r->out);
+                goto nomem;
+            }
+            r->file = file;
+            r->line = cx->line;
+            r->sec = sec;
+            d->nraw++;
+            break;
         }
 
         if (bar == NULL) {
@@ -1422,6 +1641,11 @@ dict_entries(llmc_dict_t *d, dict_ctx_t *cx, int sec, const char *p,
         }
         p = bar + 1;
     }
+
+nomem:
+    llmc_norm_errf(cx->err, cx->errlen, "%s:%u: out of memory", cx->name,
+                   cx->line);
+    return -1;
 }
 
 
@@ -1430,11 +1654,12 @@ dict_line(llmc_dict_t *d, dict_ctx_t *cx, int *sec, const char *p,
     const char *end, uint32_t file, ubuf_t *a, ubuf_t *b)
 {
     static const char  *names[] = {
-        NULL, "synonyms", "drop", "negation", "keep"
+        NULL, "synonyms", "drop", "negation", "keep", "endings"
     };
     const char         *q, *eq;
     size_t              out;
     int32_t             nout;
+    dict_tok_t         *t;
     int                 i;
 
     /* '#' starts a comment at the start of a line or after white space,
@@ -1458,7 +1683,7 @@ dict_line(llmc_dict_t *d, dict_ctx_t *cx, int *sec, const char *p,
                            cx->name, cx->line);
             return -1;
         }
-        for (i = 1; i <= DICT_SEC_KEEP; i++) {
+        for (i = 1; i <= DICT_SEC_ENDINGS; i++) {
             if (strlen(names[i]) == (size_t) (end - p - 2)
                 && memcmp(names[i], p + 1, (size_t) (end - p - 2)) == 0)
             {
@@ -1468,8 +1693,8 @@ dict_line(llmc_dict_t *d, dict_ctx_t *cx, int *sec, const char *p,
         }
         llmc_norm_errf(cx->err, cx->errlen,
                        "%s:%u: unknown section %.*s (expected [synonyms], "
-                       "[drop], [negation] or [keep])", cx->name, cx->line,
-                       (int) (end - p), p);
+                       "[drop], [negation], [keep] or [endings])", cx->name,
+                       cx->line, (int) (end - p), p);
         return -1;
     }
 
@@ -1483,6 +1708,7 @@ dict_line(llmc_dict_t *d, dict_ctx_t *cx, int *sec, const char *p,
         return -1;
 
     case DICT_SEC_SYNONYMS:
+    case DICT_SEC_ENDINGS:
         if (eq == NULL) {
             llmc_norm_errf(cx->err, cx->errlen,
                            "%s:%u: expected \"canonical = variant | ...\"",
@@ -1502,7 +1728,8 @@ dict_line(llmc_dict_t *d, dict_ctx_t *cx, int *sec, const char *p,
             return -1;
         }
         out = d->nids;
-        nout = dict_phrase(d, cx, p, (size_t) (q - p), a, b);
+        nout = dict_phrase(d, cx, p, (size_t) (q - p),
+                           *sec == DICT_SEC_SYNONYMS, a, b);
         if (nout < 0) {
             return -1;
         }
@@ -1511,7 +1738,23 @@ dict_line(llmc_dict_t *d, dict_ctx_t *cx, int *sec, const char *p,
                            cx->name, cx->line);
             return -1;
         }
-        return dict_entries(d, cx, *sec, eq + 1, end, out, nout, file, a, b);
+        if (*sec == DICT_SEC_ENDINGS) {
+            if (nout != 1) {
+                llmc_norm_errf(cx->err, cx->errlen,
+                               "%s:%u: an ending must be one word",
+                               cx->name, cx->line);
+                return -1;
+            }
+            t = &d->toks[d->ids[out]];
+            t->ending = (int32_t) d->ids[out];
+            t->efile = file;
+            t->eline = cx->line;
+            if (t->len > d->maxending) {
+                d->maxending = t->len;
+            }
+        }
+        return dict_entries(d, cx, *sec, eq + 1, end, p, (size_t) (q - p),
+                            (int32_t) d->ids[out], file, a, b);
 
     default:
         if (eq != NULL) {
@@ -1520,8 +1763,78 @@ dict_line(llmc_dict_t *d, dict_ctx_t *cx, int *sec, const char *p,
                            cx->name, cx->line, names[*sec]);
             return -1;
         }
-        return dict_entries(d, cx, *sec, p, end, 0, 0, file, a, b);
+        return dict_entries(d, cx, *sec, p, end, NULL, 0, -1, file, a, b);
     }
+}
+
+
+/* Rebuilds the phrase trie from the rules as written, so that endings
+ * and cues loaded later apply to the rules of earlier files too.  Later
+ * rules for the same phrase replace earlier ones. */
+static int
+dict_rebuild(llmc_dict_t *d, char *err, size_t errlen)
+{
+    const dict_raw_t  *r;
+    dict_ctx_t         cx;
+    ubuf_t             a = { NULL, 0, 0 }, b = { NULL, 0, 0 };
+    size_t             i, var, out;
+    int32_t            nvar, nout;
+    int                rc;
+
+    d->nnodes = 1;
+    d->nodes[0] = -1;
+    if (d->edgescap > 0) {
+        memset(d->edges, 0, sizeof(dict_edge_t) * d->edgescap);
+    }
+    d->nedges = 0;
+    d->nrules = 0;
+    d->nids = 0;
+
+    rc = 0;
+    for (i = 0; i < d->nraw && rc == 0; i++) {
+        r = &d->raw[i];
+        cx.name = d->files[r->file];
+        cx.line = r->line;
+        cx.err = err;
+        cx.errlen = errlen;
+
+        out = d->nids;
+        nout = 0;
+        if (r->out != NULL) {
+            nout = dict_phrase(d, &cx, r->out, strlen(r->out), 1, &a, &b);
+        }
+        var = d->nids;
+        nvar = nout >= 0 ? dict_phrase(d, &cx, r->var, strlen(r->var), 1,
+                                       &a, &b)
+                         : -1;
+        if (nvar < 0) {
+            rc = -1;
+            break;
+        }
+
+        if (r->sec == DICT_SEC_SYNONYMS && nvar == nout
+            && memcmp(d->ids + var, d->ids + out,
+                      sizeof(uint32_t) * (size_t) nvar) == 0)
+        {
+            /* the canonical form listed among its variants */
+            continue;
+        }
+        if (r->sec == DICT_SEC_KEEP) {
+            out = var;
+            nout = nvar;
+        }
+        if (dict_rule_set(d, var, (uint32_t) nvar, out, (uint32_t) nout,
+                          r->sec == DICT_SEC_KEEP, r->file, r->line) != 0)
+        {
+            llmc_norm_errf(err, errlen, "%s:%u: out of memory", cx.name,
+                           cx.line);
+            rc = -1;
+        }
+    }
+
+    free(a.p);
+    free(b.p);
+    return rc;
 }
 
 
@@ -1601,6 +1914,9 @@ llmc_dict_load_buf(llmc_dict_t *d, const char *buf, size_t len,
     free(a.p);
     free(b.p);
 
+    if (rc == 0) {
+        rc = dict_rebuild(d, err, errlen);
+    }
     if (rc == 0) {
         rc = dict_check(d, err, errlen);
     }
@@ -1716,42 +2032,6 @@ dict_is_filler(const llmc_dict_t *d, int32_t id)
 }
 
 
-typedef struct {
-    const UChar  *p;
-    int32_t       len;
-    int32_t       id;            /* dictionary token, -1: unknown */
-} word_t;
-
-typedef struct {
-    word_t       *w;
-    int32_t       n;
-    int32_t       cap;
-} words_t;
-
-
-static int
-words_add(words_t *ws, const UChar *p, int32_t len, int32_t id)
-{
-    word_t  *w;
-    int32_t  cap;
-
-    if (ws->n == ws->cap) {
-        cap = ws->cap ? ws->cap * 2 : 64;
-        w = realloc(ws->w, sizeof(word_t) * (size_t) cap);
-        if (w == NULL) {
-            return -1;
-        }
-        ws->w = w;
-        ws->cap = cap;
-    }
-    ws->w[ws->n].p = p;
-    ws->w[ws->n].len = len;
-    ws->w[ws->n].id = id;
-    ws->n++;
-    return 0;
-}
-
-
 /* One left-to-right pass of longest-match rules over in, into out.
  * Returns the number of rewrites ([keep] matches are none), or -1. */
 static int
@@ -1840,6 +2120,13 @@ step_dict(ubuf_t *a, ubuf_t *b, const llmc_dict_t *d, char *err,
         {
             goto nomem;
         }
+    }
+
+    if (d->maxending > 0) {
+        if (dict_endings(d, &x, &y) != 0) {
+            goto nomem;
+        }
+        t = x; x = y; y = t;
     }
 
     for (pass = 0; pass < LLMC_DICT_PASSES; pass++) {

@@ -268,6 +268,20 @@ test_invalid(void)
 }
 
 
+static int
+count_negations(const llmc_dict_t *d, const char *text)
+{
+    char  buf[4096], *p, *save;
+    int   n = 0;
+
+    snprintf(buf, sizeof(buf), "%s", text);
+    for (p = strtok_r(buf, " ", &save); p; p = strtok_r(NULL, " ", &save)) {
+        n += llmc_dict_is_negation(d, S(p));
+    }
+    return n;
+}
+
+
 static void
 test_korean(const llmc_dict_t *ko)
 {
@@ -277,13 +291,25 @@ test_korean(const llmc_dict_t *ko)
         ok(0, "ko.dict loads");
         return;
     }
-    is_str(norm(base, LLMC_NORM_ALL, ko), base, "ko: canonical form");
+    is_str(norm(base, LLMC_NORM_ALL, ko), "파스타 레시피 알려 줘",
+           "ko: canonical form, the ending split off");
     ok(same(base, "파스타 레시피 좀 알려주세요", ko), "ko: 좀 + 주세요");
     ok(same(base, "파스타 레시피 가르쳐줘", ko), "ko: 가르쳐줘");
     ok(same(base, "파스타  레시피  알려 주세요!", ko),
        "ko: spaces, split ending, punctuation");
-    ok(same(base, "혹시 파스타 레시피 설명해 주실래요?", ko) == 0,
+    ok(same(base, "파스타 레시피 설명해 주시면 좋겠어요", ko) == 0,
        "ko: unlisted ending stays different");
+    ok(same("이 문장 번역해주세요", "이 문장 번역해 줘", ko)
+       && same("이 문장 번역해줄래?", "이 문장 번역해줘", ko),
+       "ko: [endings] apply to any verb");
+    ok(same("물 좀 주세요", "물줘", ko), "ko: an ending alone and a filler");
+    ok(!same("안 줘", "줘", ko) && !same("안줘", "줘", ko),
+       "ko: an ending keeps the negation before it");
+    ok(same("지우지 말아주세요", "지우지 말아 줘", ko)
+       && !same("지우지 말아주세요", "지워 줘", ko),
+       "ko: 말아주세요 = 말아 줘, still a negation");
+    ok(count_negations(ko, norm("지우지 말아주세요", LLMC_NORM_ALL, ko)) == 1,
+       "ko: the split exposes the cue 말아");
     ok(same(base, "혹시 파스타 레시피 설명해주실래요?", ko),
        "ko: 혹시 + 설명해주실래요");
     ok(same(base, "파스타 레시피 알려 좀 주세요", ko),
@@ -292,7 +318,7 @@ test_korean(const llmc_dict_t *ko)
     ok(same("그냥 파스타 레시피 알려줘", base, ko), "ko: 그냥 as a filler");
     ok(same(base, "파스타 레시피 알려 좀 그냥 혹시 주세요", ko),
        "ko: three fillers inside a phrase");
-    is_str(norm("알려 좀 좀 좀 좀 주세요", LLMC_NORM_ALL, ko), "알려줘",
+    is_str(norm("알려 좀 좀 좀 좀 주세요", LLMC_NORM_ALL, ko), "알려 줘",
            "ko: more fillers go in one pass, the phrase matches in the next");
     {
         size_t  k, n = 50000;
@@ -510,6 +536,31 @@ test_format(void)
     llmc_dict_free(d);
     dict_error("[keep]\nx = y\n", "t.dict:2: '=' in [keep]", "'=' in [keep]");
 
+    /* [endings]: errors, and endings loaded later apply to earlier rules */
+    dict_error("[endings]\n줘 = 주 세요\n", "t.dict:2: an ending must be one word",
+               "ending variant of two words");
+    dict_error("[endings]\n주 세요 = 줘\n",
+               "t.dict:2: an ending must be one word",
+               "canonical ending of two words");
+    dict_error("[endings]\n줘\n", "t.dict:2: expected \"canonical =",
+               "ending without '='");
+    dict_error("[endings]\n줘 = 안\n[negation]\n안\n",
+               "t.dict:2: the ending \"안\" is a negation cue",
+               "an ending cannot be a negation cue");
+    d = llmc_dict_new();
+    rc = llmc_dict_load_buf(d, S("[synonyms]\n알려줘 = 가르쳐주세요\n"), "s",
+                            err, sizeof(err));
+    is_str(norm("가르쳐 주세요", LLMC_NORM_ALL, d), "가르쳐 주세요",
+           "before [endings]: a split ending does not match");
+    rc |= llmc_dict_load_buf(d, S("[endings]\n줘 = 주세요\n"), "e",
+                             err, sizeof(err));
+    is_int(rc, 0, "[endings] in a later file loads");
+    is_str(norm("가르쳐 주세요", LLMC_NORM_ALL, d), "알려 줘",
+           "after: the earlier rule is rebuilt with the ending");
+    is_str(norm("가르쳐주세요", LLMC_NORM_ALL, d), "알려 줘",
+           "after: and matches the glued spelling");
+    llmc_dict_free(d);
+
     /* files merge in order, later variants override */
     d = llmc_dict_new();
     rc = llmc_dict_load_buf(d, S("[synonyms]\nhi = hello | hey\n"
@@ -622,20 +673,6 @@ row_cmp(const void *a, const void *b)
 }
 
 
-static int
-count_negations(const llmc_dict_t *d, const char *text)
-{
-    char  buf[4096], *p, *save;
-    int   n = 0;
-
-    snprintf(buf, sizeof(buf), "%s", text);
-    for (p = strtok_r(buf, " ", &save); p; p = strtok_r(NULL, " ", &save)) {
-        n += llmc_dict_is_negation(d, S(p));
-    }
-    return n;
-}
-
-
 static void
 digits(const char *s, char *out, size_t size)
 {
@@ -694,10 +731,11 @@ test_shared(const llmc_dict_t *d)
         digits(r->full, db, sizeof(db));
         digits_lost += strcmp(da, db) != 0;
 
-        /* as many negation cues with and without the rules */
-        if (count_negations(d, r->plain) != count_negations(d, r->full)) {
+        /* no negation cue lost to the rules (splitting an ending off
+         * may expose one: 말아줘 -> 말아 줘) */
+        if (count_negations(d, r->plain) > count_negations(d, r->full)) {
             neg_lost++;
-            printf("#   negation lost: %s -> %s\n", text, r->full);
+            printf("#   negation cue lost: %s -> %s\n", text, r->full);
         }
     }
     fclose(f);
