@@ -464,6 +464,312 @@ llmc_req_canon_tree(json_t *v, int opaque, int top)
 }
 
 /*
+ * The scope's bytes: what json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS)
+ * wrote before (keys and hashes stored in Redis depend on them), written
+ * straight into one growing buffer instead of through jansson's callback
+ * per token, its key array per object and its final copy.
+ */
+
+typedef struct {
+    char    *p;
+    size_t   len;
+    size_t   cap;
+} llmc_req_buf_t;
+
+typedef struct {
+    const char  *key;
+    size_t       len;
+    json_t      *value;
+} llmc_req_member_t;
+
+#define LLMC_REQ_SORT_STACK  16
+
+static int
+llmc_req_buf_grow(llmc_req_buf_t *b, size_t n)
+{
+    char    *p;
+    size_t   cap;
+
+    if (b->cap - b->len >= n) {
+        return 0;
+    }
+    cap = b->cap ? b->cap : 256;
+    while (cap - b->len < n) {
+        cap *= 2;
+    }
+    p = realloc(b->p, cap);
+    if (p == NULL) {
+        return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int
+llmc_req_buf_put(llmc_req_buf_t *b, const char *s, size_t n)
+{
+    if (llmc_req_buf_grow(b, n) != 0) {
+        return -1;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+/* escapes as jansson does without JSON_ENSURE_ASCII or JSON_ESCAPE_SLASH:
+ * '"', '\\' and control bytes; the input is valid UTF-8 (the pre-pass and
+ * the parser checked it), so other bytes are copied */
+static int
+llmc_req_dump_string(llmc_req_buf_t *b, const char *s, size_t n)
+{
+    size_t                i, run;
+    unsigned char         c;
+    static const char     hex[] = "0123456789ABCDEF";
+    static const char     short_esc[32] = {
+        ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'
+    };
+
+    /* worst case: every byte a 6-byte \u escape, and the quotes */
+    if (llmc_req_buf_grow(b, n * 6 + 2) != 0) {
+        return -1;
+    }
+
+    b->p[b->len++] = '"';
+    for (i = 0; i < n; i = run) {
+        for (run = i; run < n; run++) {
+            c = (unsigned char) s[run];
+            if (c < 0x20 || c == '"' || c == '\\') {
+                break;
+            }
+        }
+        memcpy(b->p + b->len, s + i, run - i);
+        b->len += run - i;
+        if (run == n) {
+            break;
+        }
+        c = (unsigned char) s[run++];
+        b->p[b->len++] = '\\';
+        if (c == '"' || c == '\\') {
+            b->p[b->len++] = c;
+        } else if (short_esc[c]) {
+            b->p[b->len++] = short_esc[c];
+        } else {
+            b->p[b->len++] = 'u';
+            b->p[b->len++] = '0';
+            b->p[b->len++] = '0';
+            b->p[b->len++] = hex[c >> 4];
+            b->p[b->len++] = hex[c & 0x0f];
+        }
+    }
+    b->p[b->len++] = '"';
+    return 0;
+}
+
+static int
+llmc_req_dump_integer(llmc_req_buf_t *b, json_int_t v)
+{
+    char                 tmp[24], *q = tmp + sizeof(tmp);
+    unsigned long long   u;
+
+    u = v < 0 ? 0ULL - (unsigned long long) v : (unsigned long long) v;
+    do {
+        *--q = (char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) {
+        *--q = '-';
+    }
+    return llmc_req_buf_put(b, q, tmp + sizeof(tmp) - q);
+}
+
+/* jansson's real format: "%.17g", the locale's decimal point made '.',
+ * ".0" appended when neither a point nor an exponent shows, the
+ * exponent's '+' and leading zeros dropped */
+static int
+llmc_req_dump_real(llmc_req_buf_t *b, double d)
+{
+    int     n;
+    char    buf[64], *e, *from, *to;
+    size_t  i;
+
+    n = snprintf(buf, sizeof(buf), "%.17g", d);
+    if (n < 0 || (size_t) n >= sizeof(buf) - 3) {
+        return -1;
+    }
+    for (i = 0; i < (size_t) n; i++) {
+        if ((buf[i] < '0' || buf[i] > '9') && buf[i] != '-'
+            && buf[i] != '+' && buf[i] != 'e')
+        {
+            buf[i] = '.';
+        }
+    }
+    if (memchr(buf, '.', n) == NULL && memchr(buf, 'e', n) == NULL) {
+        buf[n++] = '.';
+        buf[n++] = '0';
+        buf[n] = '\0';
+    }
+    e = memchr(buf, 'e', n);
+    if (e) {
+        to = e + 1;
+        from = e + 2;
+        if (*to == '-') {
+            to++;
+        }
+        while (*from == '0') {
+            from++;
+        }
+        if (from != to) {
+            memmove(to, from, buf + n + 1 - from);
+            n -= from - to;
+        }
+    }
+    return llmc_req_buf_put(b, buf, n);
+}
+
+static int
+llmc_req_member_cmp(const void *a, const void *b)
+{
+    int                       r;
+    const llmc_req_member_t  *x = a, *y = b;
+
+    r = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
+    if (r) {
+        return r;
+    }
+    return x->len < y->len ? -1 : x->len > y->len;
+}
+
+static int llmc_req_dump(llmc_req_buf_t *b, const json_t *v);
+
+static int
+llmc_req_dump_object(llmc_req_buf_t *b, const json_t *v)
+{
+    int                 rc = -1;
+    size_t              n, i, j, klen;
+    json_t             *child;
+    const char         *key;
+    llmc_req_member_t   stack[LLMC_REQ_SORT_STACK], *m, t;
+
+    n = json_object_size(v);
+    if (n == 0) {
+        return llmc_req_buf_put(b, "{}", 2);
+    }
+    m = stack;
+    if (n > LLMC_REQ_SORT_STACK) {
+        m = malloc(n * sizeof(llmc_req_member_t));
+        if (m == NULL) {
+            return -1;
+        }
+    }
+
+    i = 0;
+    json_object_keylen_foreach((json_t *) v, key, klen, child) {
+        if (i == n) {
+            goto done;
+        }
+        m[i].key = key;
+        m[i].len = klen;
+        m[i].value = child;
+        i++;
+    }
+    if (i != n) {
+        goto done;
+    }
+
+    if (n > LLMC_REQ_SORT_STACK) {
+        qsort(m, n, sizeof(llmc_req_member_t), llmc_req_member_cmp);
+    } else {
+        for (i = 1; i < n; i++) {
+            t = m[i];
+            for (j = i; j && llmc_req_member_cmp(&m[j - 1], &t) > 0; j--) {
+                m[j] = m[j - 1];
+            }
+            m[j] = t;
+        }
+    }
+
+    if (llmc_req_buf_put(b, "{", 1) != 0) {
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        if ((i && llmc_req_buf_put(b, ",", 1) != 0)
+            || llmc_req_dump_string(b, m[i].key, m[i].len) != 0
+            || llmc_req_buf_put(b, ":", 1) != 0
+            || llmc_req_dump(b, m[i].value) != 0)
+        {
+            goto done;
+        }
+    }
+    rc = llmc_req_buf_put(b, "}", 1);
+
+done:
+
+    if (m != stack) {
+        free(m);
+    }
+    return rc;
+}
+
+static int
+llmc_req_dump(llmc_req_buf_t *b, const json_t *v)
+{
+    size_t  i, n;
+
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return llmc_req_dump_object(b, v);
+    case JSON_ARRAY:
+        n = json_array_size(v);
+        if (llmc_req_buf_put(b, "[", 1) != 0) {
+            return -1;
+        }
+        for (i = 0; i < n; i++) {
+            if ((i && llmc_req_buf_put(b, ",", 1) != 0)
+                || llmc_req_dump(b, json_array_get(v, i)) != 0)
+            {
+                return -1;
+            }
+        }
+        return llmc_req_buf_put(b, "]", 1);
+    case JSON_STRING:
+        return llmc_req_dump_string(b, json_string_value(v),
+                                    json_string_length(v));
+    case JSON_INTEGER:
+        return llmc_req_dump_integer(b, json_integer_value(v));
+    case JSON_REAL:
+        return llmc_req_dump_real(b, json_real_value(v));
+    case JSON_TRUE:
+        return llmc_req_buf_put(b, "true", 4);
+    case JSON_FALSE:
+        return llmc_req_buf_put(b, "false", 5);
+    case JSON_NULL:
+        return llmc_req_buf_put(b, "null", 4);
+    }
+    return -1;
+}
+
+char *
+llmc_json_dump_canon(const struct json_t *v, size_t size_hint, size_t *len)
+{
+    llmc_req_buf_t  b = { NULL, 0, 0 };
+
+    if (v == NULL || (!json_is_object(v) && !json_is_array(v))
+        || llmc_req_buf_grow(&b, size_hint + 1) != 0
+        || llmc_req_dump(&b, v) != 0
+        || llmc_req_buf_grow(&b, 1) != 0)
+    {
+        free(b.p);
+        return NULL;
+    }
+    b.p[b.len] = '\0';
+    if (len) {
+        *len = b.len;
+    }
+    return b.p;
+}
+
+/*
  * Known fields: the ones that never change the answer go, an explicit null
  * means the default, and an absent field with a documented default gets
  * it.  Returns the number of unknown top-level fields, or -1.
@@ -1032,12 +1338,12 @@ llmc_request_parse(llmc_request_t *req, llmc_api_e api, const char *body,
         goto failed;
     }
 
-    req->scope_json = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    /* the scope is about as long as the body plus the defaults */
+    req->scope_json = llmc_json_dump_canon(root, len + 256, &req->scope_len);
     if (req->scope_json == NULL) {
         llmc_req_fail(&ctx, "out of memory");
         goto failed;
     }
-    req->scope_len = strlen(req->scope_json);
 
     if (ctx.prompt == NULL) {
         ctx.prompt = strdup("");

@@ -72,4 +72,13 @@ int llmc_request_parse(llmc_request_t *req, llmc_api_e api,
     const char *body, size_t len, char *err, size_t errlen);
 void llmc_request_free(llmc_request_t *req);
 
+/* The bytes json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) gives for an
+ * object or array v (the scope's form), written without jansson's per-token
+ * callbacks.  size_hint is the expected length (0 if unknown).  Returns a
+ * malloc()ed NUL-terminated string and its length in *len, or NULL
+ * (allocation failure, v not an object or array). */
+struct json_t;
+char *llmc_json_dump_canon(const struct json_t *v, size_t size_hint,
+    size_t *len);
+
 #endif /* LLMC_REQUEST_H */
