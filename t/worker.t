@@ -625,21 +625,30 @@ still_serving($sock, 'a disconnect mid-stream');
 SKIP: {
     my $gguf = "$shared/models/aidreams260K.gguf";
     my $golden = "$shared/golden/aidreams260K.md";
-    skip "$gguf or $golden is absent", 4 unless -r $gguf && -r $golden;
+    my $ckpt = "$shared/models/aidreams260K.bin";
+    my $tok = "$shared/models/tok512.bin";
+    skip "$gguf or $golden is absent", 5 unless -r $gguf && -r $golden;
     my $g = do { local (@ARGV, $/) = $golden; <> };
     my @cases = $g =~ /^## prompt: "([^"]*)"\ntext: ([^\n]*)$/mg;
-    ok(@cases >= 4, 'golden cases found') or skip 'no golden cases', 3;
-    my $s2 = start_worker('golden', '--model', $gguf);
-    while (my ($prompt, $want) = splice @cases, 0, 2) {
-        # 100 positions from the first prompt token: BOS + prompt + rest
-        my $p = post($s2, '/v1/completions',
-                     { prompt => $prompt, max_tokens => 1,
-                       temperature => 0 })->{json}{usage}{prompt_tokens};
-        my $out = post($s2, '/v1/completions',
-                       { prompt => $prompt, max_tokens => 101 - $p,
-                         temperature => 0 });
-        is($prompt . $out->{json}{choices}[0]{text}, $want,
-           "aidreams260K greedy: \"$prompt\"");
+    ok(@cases >= 4, 'golden cases found') or skip 'no golden cases', 4;
+    my @servers = ([ 'GGUF', start_worker('golden', '--model', $gguf) ]);
+    push @servers, [ 'llama2.c', start_worker('golden-l2c', '--model', $ckpt,
+                                               '--tokenizer', $tok) ]
+        if -r $ckpt && -r $tok;
+    for my $sv (@servers) {
+        my ($kind, $s2) = @$sv;
+        for (my $i = 0; $i < @cases; $i += 2) {
+            my ($prompt, $want) = @cases[$i, $i + 1];
+            # 100 positions from the first prompt token: BOS + prompt + rest
+            my $p = post($s2, '/v1/completions',
+                         { prompt => $prompt, max_tokens => 1,
+                           temperature => 0 })->{json}{usage}{prompt_tokens};
+            my $out = post($s2, '/v1/completions',
+                           { prompt => $prompt, max_tokens => 101 - $p,
+                             temperature => 0 });
+            is($prompt . $out->{json}{choices}[0]{text}, $want,
+               "aidreams260K ($kind) greedy: \"$prompt\"");
+        }
     }
 }
 
