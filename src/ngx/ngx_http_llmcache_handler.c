@@ -17,7 +17,6 @@ static ngx_int_t ngx_http_llmcache_lookup(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx);
 static void ngx_http_llmcache_lookup_done(ngx_http_request_t *r,
     redisReply *reply);
-static void ngx_http_llmcache_resume(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmcache_send_hit(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx);
 static ngx_int_t ngx_http_llmcache_read_body(ngx_http_request_t *r,
@@ -314,42 +313,60 @@ ngx_http_llmcache_lookup(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
 static void
 ngx_http_llmcache_lookup_done(ngx_http_request_t *r, redisReply *reply)
 {
-    char                      err[128];
     ngx_http_llmcache_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmcache_module);
 
     if (reply && reply->type == REDIS_REPLY_STRING) {
+        ngx_http_llmcache_use_entry(r, ctx, reply->str, reply->len);
+    }
 
-        /* the reply is freed when this returns: keep a copy */
+    /* a MISS to be stored: take the single-flight lock first */
 
-        ctx->hit.data = ngx_pnalloc(r->pool, reply->len);
-
-        if (ctx->hit.data) {
-            ngx_memcpy(ctx->hit.data, reply->str, reply->len);
-            ctx->hit.len = reply->len;
-
-            if (llmc_entry_decode(&ctx->entry, (char *) ctx->hit.data,
-                                  ctx->hit.len, err, sizeof(err))
-                == 0)
-            {
-                ctx->status = NGX_HTTP_LLMCACHE_HIT;
-                ctx->store = 0;
-
-            } else {
-                /* the next complete response overwrites it */
-                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                              "llmcache: ignoring a damaged entry %s: %s",
-                              ctx->redis_key, err);
-            }
-        }
+    if (ctx->status == NGX_HTTP_LLMCACHE_MISS
+        && reply != NULL
+        && ngx_http_llmcache_lock(r, ctx) == NGX_AGAIN)
+    {
+        return;
     }
 
     ngx_http_llmcache_resume(r);
 }
 
 
-static void
+/* a stored value: a HIT when it decodes; the reply is freed afterwards */
+
+void
+ngx_http_llmcache_use_entry(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx, const char *value, size_t len)
+{
+    char  err[128];
+
+    ctx->hit.data = ngx_pnalloc(r->pool, len);
+    if (ctx->hit.data == NULL) {
+        return;
+    }
+
+    ngx_memcpy(ctx->hit.data, value, len);
+    ctx->hit.len = len;
+
+    if (llmc_entry_decode(&ctx->entry, (char *) ctx->hit.data, ctx->hit.len,
+                          err, sizeof(err))
+        != 0)
+    {
+        /* the next complete response overwrites it */
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "llmcache: ignoring a damaged entry %s: %s",
+                      ctx->redis_key, err);
+        return;
+    }
+
+    ctx->status = NGX_HTTP_LLMCACHE_HIT;
+    ctx->store = 0;
+}
+
+
+void
 ngx_http_llmcache_resume(ngx_http_request_t *r)
 {
     ngx_connection_t         *c;

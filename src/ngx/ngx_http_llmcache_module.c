@@ -18,6 +18,8 @@ static ngx_int_t ngx_http_llmcache_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_llmcache_key_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_llmcache_lock_time_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static void *ngx_http_llmcache_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_llmcache_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_llmcache_create_loc_conf(ngx_conf_t *cf);
@@ -131,6 +133,20 @@ static ngx_command_t  ngx_http_llmcache_commands[] = {
       offsetof(ngx_http_llmcache_loc_conf_t, max_entry_size),
       NULL },
 
+    { ngx_string("llmcache_lock"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_loc_conf_t, lock),
+      NULL },
+
+    { ngx_string("llmcache_lock_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_loc_conf_t, lock_timeout),
+      NULL },
+
       ngx_null_command
 };
 
@@ -174,6 +190,10 @@ static ngx_http_variable_t  ngx_http_llmcache_vars[] = {
 
     { ngx_string("llmcache_key"), NULL,
       ngx_http_llmcache_key_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmcache_lock_time"), NULL,
+      ngx_http_llmcache_lock_time_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
@@ -253,6 +273,37 @@ ngx_http_llmcache_key_variable(ngx_http_request_t *r,
 }
 
 
+/* milliseconds spent waiting for another request's answer */
+
+static ngx_int_t
+ngx_http_llmcache_lock_time_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                   *p;
+    ngx_http_llmcache_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_llmcache_module);
+
+    if (ctx == NULL || ctx->key_hex.len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%M", ctx->lock_wait ? ctx->lock_time : 0) - p;
+    v->data = p;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
 static void *
 ngx_http_llmcache_create_main_conf(ngx_conf_t *cf)
 {
@@ -308,6 +359,8 @@ ngx_http_llmcache_create_loc_conf(ngx_conf_t *cf)
     conf->no_store = NGX_CONF_UNSET_PTR;
     conf->max_body_size = NGX_CONF_UNSET_SIZE;
     conf->max_entry_size = NGX_CONF_UNSET_SIZE;
+    conf->lock = NGX_CONF_UNSET;
+    conf->lock_timeout = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -340,6 +393,8 @@ ngx_http_llmcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               1024 * 1024);
     ngx_conf_merge_size_value(conf->max_entry_size, prev->max_entry_size,
                               1024 * 1024);
+    ngx_conf_merge_value(conf->lock, prev->lock, 1);
+    ngx_conf_merge_msec_value(conf->lock_timeout, prev->lock_timeout, 5000);
 
     if (conf->key == NULL) {
         conf->key = prev->key;

@@ -52,6 +52,8 @@ typedef struct {
     ngx_array_t                *no_store;    /* ngx_http_complex_value_t */
     size_t                      max_body_size;
     size_t                      max_entry_size;
+    ngx_flag_t                  lock;
+    ngx_msec_t                  lock_timeout;
 } ngx_http_llmcache_loc_conf_t;
 
 
@@ -66,6 +68,8 @@ typedef struct {
     unsigned                    store:1;     /* store the response */
     unsigned                    capture:1;   /* copying the body */
     unsigned                    stored:1;
+    unsigned                    lock_held:1; /* this request is upstream */
+    unsigned                    lock_wait:1; /* waited for another one */
 
     llmc_key_t                  key;
     ngx_str_t                   key_hex;     /* $llmcache_key */
@@ -79,6 +83,13 @@ typedef struct {
 
     ngx_http_llmcache_op_t     *op;          /* pending Redis command */
     ngx_event_t                 timer;
+
+    ngx_event_t                 poll;        /* single-flight wait */
+    ngx_msec_t                  poll_delay;
+    ngx_msec_t                  lock_start;
+    ngx_msec_t                  lock_time;   /* $llmcache_lock_time */
+    u_char                      lock_token[64];
+    size_t                      lock_token_len;
 
     ngx_str_t                   content_type;
     u_char                     *body;        /* captured response */
@@ -107,6 +118,15 @@ void ngx_http_llmcache_redis_detach(ngx_http_llmcache_ctx_t *ctx);
 /* ngx_http_llmcache_handler.c */
 ngx_int_t ngx_http_llmcache_handler(ngx_http_request_t *r);
 ngx_http_llmcache_ctx_t *ngx_http_llmcache_get_ctx(ngx_http_request_t *r);
+void ngx_http_llmcache_resume(ngx_http_request_t *r);
+void ngx_http_llmcache_use_entry(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx, const char *value, size_t len);
+
+/* ngx_http_llmcache_lock.c */
+ngx_int_t ngx_http_llmcache_lock(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx);
+void ngx_http_llmcache_lock_release(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx);
 
 /* ngx_http_llmcache_store.c */
 ngx_int_t ngx_http_llmcache_store_init(ngx_conf_t *cf);

@@ -1526,6 +1526,45 @@ class RespError(Exception):
     pass
 
 
+def fanout(body):
+    """POST /__fanout {"url", "n", "body", "headers"}: n concurrent POSTs to
+    url (the gateway under test), released together; the answer counts
+    statuses and distinct bodies, so a suite can check single flight."""
+    import http.client
+    spec = json.loads(body or b"{}")
+    url = urlsplit(spec["url"])
+    n = max(1, min(int(spec.get("n", 10)), 500))
+    payload = spec.get("body", "").encode("utf-8")
+    headers = dict(spec.get("headers") or {})
+    headers.setdefault("Content-Type", "application/json")
+    start = threading.Barrier(n)
+    results = [None] * n
+
+    def one(i):
+        try:
+            c = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+            start.wait()
+            c.request("POST", url.path or "/", payload, headers)
+            r = c.getresponse()
+            results[i] = (r.status, r.read().decode("utf-8", "replace"),
+                          r.getheader("X-LLM-Cache") or "")
+            c.close()
+        except Exception as e:  # reported, not raised
+            results[i] = (0, "error: %s" % e, "")
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses, caches = {}, {}
+    for st, _, xc in results:
+        statuses[str(st)] = statuses.get(str(st), 0) + 1
+        caches[xc] = caches.get(xc, 0) + 1
+    return {"n": n, "statuses": statuses, "cache": caches,
+            "distinct_bodies": len(set(b for _, b, _ in results))}
+
+
 class RespClient:
     """Minimal blocking RESP2 client for the owned Redis."""
 
@@ -2058,6 +2097,9 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if path == "/__health":
                 return self.send_simple(200, "ok")
+            if path == "/__fanout":
+                return self.send_simple(200, jdump(fanout(body)),
+                                        "application/json")
             if path == "/__sleep":
                 # lets a suite wait (e.g. for a TTL) through plain requests
                 ms = int(query.get("ms", ["0"])[0])
