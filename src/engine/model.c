@@ -828,9 +828,9 @@ attn_worker(void *arg, int ith, int nth)
     model_hparams_t  *hp = &m->hp;
     kv_cache_t       *kv = j->kv;
     int               hd = hp->head_dim, kv_dim, q_dim, group, total, per;
-    int               nqb, it, i0, i1, h, t0, nq, t, k, nk, n_att, kvh;
+    int               nqb, it, i0, i1, h, t0, nq, t, nk, kvh;
     const float      *q, *kt, *vl;
-    float            *att, *a, *out, scale, mx, sum;
+    float            *att, *out, scale;
 
     kv_dim = hp->n_kv_heads * hd;
     q_dim = hp->n_heads * hd;
@@ -860,25 +860,8 @@ attn_worker(void *arg, int ith, int nth)
         quant_attn_scores(q, q_dim, nq, kt, kv->n_ctx, hd, nk, att,
                           kv->n_ctx);
         for (t = 0; t < nq; t++) {
-            a = att + (size_t) t * kv->n_ctx;
-            n_att = j->base + t0 + t + 1;
-            mx = -INFINITY;
-            for (k = 0; k < n_att; k++) {
-                a[k] *= scale;
-                mx = a[k] > mx ? a[k] : mx;
-            }
-            sum = 0.0f;
-            for (k = 0; k < n_att; k++) {
-                a[k] = expf(a[k] - mx);
-                sum += a[k];
-            }
-            sum = 1.0f / sum;
-            for (k = 0; k < n_att; k++) {
-                a[k] *= sum;
-            }
-            for (; k < nk; k++) {
-                a[k] = 0.0f;
-            }
+            quant_softmax(att + (size_t) t * kv->n_ctx, j->base + t0 + t + 1,
+                          nk, scale);
         }
         out = m->s.xb + (size_t) t0 * q_dim + (size_t) h * hd;
         quant_attn_values(att, kv->n_ctx, nq, vl, kv_dim, hd, nk, out,

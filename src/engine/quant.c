@@ -575,6 +575,29 @@ attn_values_generic(const float *a, int lda, int nq, const float *v,
     }
 }
 
+static void
+softmax_generic(float *a, int n, int n_zero, float scale)
+{
+    float  mx = -INFINITY, sum = 0.0f;
+    int    k;
+
+    for (k = 0; k < n; k++) {
+        a[k] *= scale;
+        mx = a[k] > mx ? a[k] : mx;
+    }
+    for (k = 0; k < n; k++) {
+        a[k] = expf(a[k] - mx);
+        sum += a[k];
+    }
+    sum = 1.0f / sum;
+    for (k = 0; k < n; k++) {
+        a[k] *= sum;
+    }
+    for (; k < n_zero; k++) {
+        a[k] = 0.0f;
+    }
+}
+
 /* --- x86 kernels --------------------------------------------------------- */
 
 #ifdef QUANT_X86
@@ -831,6 +854,61 @@ attn_values_avx512(const float *a, int lda, int nq, const float *v,
     }
 }
 
+/* exp(x) for x <= 0 (softmax arguments): 2^n * p(r), |r| <= ln2 / 2,
+   p the degree-6 Taylor polynomial */
+TARGET_AVX512 static inline __m512
+exp_avx512(__m512 x)
+{
+    __m512  n, r, p;
+
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+TARGET_AVX512 static void
+softmax_avx512(float *a, int n, int n_zero, float scale)
+{
+    __m512     mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps();
+    __m512     sc = _mm512_set1_ps(scale), v, mv;
+    __mmask16  m;
+    float      inv;
+    int        k;
+
+    for (k = 0; k < n; k += 16) {
+        m = n - k >= 16 ? 0xffff : (__mmask16) ((1u << (n - k)) - 1);
+        v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a + k), sc);
+        _mm512_mask_storeu_ps(a + k, m, v);
+        mx = _mm512_mask_max_ps(mx, m, mx, v);
+    }
+    mv = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    for (k = 0; k < n; k += 16) {
+        m = n - k >= 16 ? 0xffff : (__mmask16) ((1u << (n - k)) - 1);
+        v = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + k), mv));
+        _mm512_mask_storeu_ps(a + k, m, v);
+        sum = _mm512_mask_add_ps(sum, m, sum, v);
+    }
+    inv = 1.0f / _mm512_reduce_add_ps(sum);
+    for (k = 0; k < n; k += 16) {
+        m = n - k >= 16 ? 0xffff : (__mmask16) ((1u << (n - k)) - 1);
+        _mm512_mask_storeu_ps(a + k, m, _mm512_mul_ps(
+            _mm512_maskz_loadu_ps(m, a + k), _mm512_set1_ps(inv)));
+    }
+    for (k = n; k < n_zero; k++) {
+        a[k] = 0.0f;
+    }
+}
+
 #endif /* QUANT_X86 */
 
 /* --- dispatch ------------------------------------------------------------ */
@@ -851,6 +929,7 @@ typedef struct {
                               int, int, float *, int);
     void       (*attn_values)(const float *, int, int, const float *, int,
                               int, int, float *, int);
+    void       (*softmax)(float *, int, int, float);
 } quant_kernels_t;
 
 static void gemm_f32_generic(const float *w, size_t ws, int cols,
@@ -874,20 +953,22 @@ static void gemm_q8_0_avx2(const block_q8_0 *w, size_t ws, int cols,
 static const quant_kernels_t  kernels_generic = {
     "generic", dot_f32_generic, dot_f16_f32_generic, axpy_generic,
     dot_q8_0_generic, dot_q4_0_q8_0_generic, gemm_f32_generic,
-    gemm_q8_0_generic, attn_scores_generic, attn_values_generic
+    gemm_q8_0_generic, attn_scores_generic, attn_values_generic,
+    softmax_generic
 };
 
 #ifdef QUANT_X86
 static const quant_kernels_t  kernels_avx2 = {
     "avx2", dot_f32_avx2, dot_f16_f32_avx2, axpy_avx2, dot_q8_0_avx2,
     dot_q4_0_q8_0_avx2, gemm_f32_avx2, gemm_q8_0_avx2,
-    attn_scores_generic, attn_values_generic
+    attn_scores_generic, attn_values_generic, softmax_generic
 };
 
 static const quant_kernels_t  kernels_avx512 = {
     "avx512", dot_f32_avx2, dot_f16_f32_avx2, axpy_avx2,
     dot_q8_0_avx512, dot_q4_0_q8_0_avx512, gemm_f32_avx512,
-    gemm_q8_0_avx512, attn_scores_avx512, attn_values_avx512
+    gemm_q8_0_avx512, attn_scores_avx512, attn_values_avx512,
+    softmax_avx512
 };
 #endif
 
@@ -979,6 +1060,12 @@ quant_attn_values(const float *a, int lda, int nq, const float *v, int ldv,
     int hd, int nk, float *out, int ldo)
 {
     kernels()->attn_values(a, lda, nq, v, ldv, hd, nk, out, ldo);
+}
+
+void
+quant_softmax(float *a, int n, int n_zero, float scale)
+{
+    kernels()->softmax(a, n, n_zero, scale);
 }
 
 uint32_t

@@ -105,6 +105,12 @@ void quant_attn_scores(const float *q, int ldq, int nq, const float *kt,
 void quant_attn_values(const float *a, int lda, int nq, const float *v,
     int ldv, int hd, int nk, float *out, int ldo);
 
+/*
+ * a[0..n) = softmax(scale * a) in place, then a[n..n_zero) = 0. The SIMD
+ * exp is a polynomial within ~2 ulp of expf.
+ */
+void quant_softmax(float *a, int n, int n_zero, float scale);
+
 /* the activation format a weight type is multiplied with: F32 or Q8_0 */
 uint32_t quant_vec_type(uint32_t wtype);
 

@@ -487,6 +487,66 @@ test_axpy(void)
     is_int(bad, 0, "axpy");
 }
 
+/* attention kernels and softmax, SIMD against plain C */
+static void
+test_attention(void)
+{
+    enum { HD = 64, NK = 37, LD = 40 };
+    static float  q[4 * HD], kt[HD * LD], v[NK * HD], s1[4 * LD], s2[4 * LD];
+    static float  o1[4 * HD], o2[4 * HD], a[4 * LD];
+    int           i, nq, bad = 0, bad_sm = 0;
+    double        sum;
+
+    for (i = 0; i < 4 * HD; i++) {
+        q[i] = rndf();
+    }
+    for (i = 0; i < HD * LD; i++) {
+        kt[i] = rndf();
+    }
+    for (i = 0; i < NK * HD; i++) {
+        v[i] = rndf();
+    }
+    for (i = 0; i < 4 * LD; i++) {
+        a[i] = rndf();
+    }
+    for (nq = 1; nq <= 4; nq++) {
+        quant_force_generic(1);
+        quant_attn_scores(q, HD, nq, kt, LD, HD, NK, s1, LD);
+        quant_attn_values(a, LD, nq, v, HD, HD, NK, o1, HD);
+        quant_force_generic(0);
+        quant_attn_scores(q, HD, nq, kt, LD, HD, NK, s2, LD);
+        quant_attn_values(a, LD, nq, v, HD, HD, NK, o2, HD);
+        for (i = 0; i < nq * LD; i++) {
+            if (i % LD < NK) {
+                bad += !close_to(s1[i], s2[i], 1e-5);
+            }
+        }
+        for (i = 0; i < nq * HD; i++) {
+            bad += !close_to(o1[i], o2[i], 1e-5);
+        }
+    }
+    is_int(bad, 0, "%s: attention scores and values match plain C",
+           quant_simd_name());
+
+    for (i = 0; i < LD; i++) {
+        s1[i] = s2[i] = rndf() * 30.0f;
+    }
+    s1[3] = s2[3] = -1e30f;
+    quant_force_generic(1);
+    quant_softmax(s1, NK, LD, 0.7f);
+    quant_force_generic(0);
+    quant_softmax(s2, NK, LD, 0.7f);
+    sum = 0;
+    for (i = 0; i < LD; i++) {
+        bad_sm += !close_to(s1[i], s2[i], 1e-6);
+        sum += s2[i];
+        bad_sm += i >= NK && s2[i] != 0.0f;
+    }
+    is_int(bad_sm, 0, "%s: softmax matches plain C, tail zeroed",
+           quant_simd_name());
+    ok(fabs(sum - 1.0) < 1e-5 && s2[3] == 0.0f, "softmax sums to 1");
+}
+
 int
 main(void)
 {
@@ -499,5 +559,6 @@ main(void)
     test_gemm(1);
     test_gemm(0);
     test_axpy();
+    test_attention();
     return done_testing();
 }
