@@ -25,7 +25,8 @@ static const char  fuzz_dict[] =
     "do not = don't\n"
     "c plus plus = c++\n"
     "a = b\nb = a\n"
-    "[keep]\nnot just | 그냥 둬\n";
+    "[keep]\nnot just | 그냥 둬\n"
+    "[endings]\n줘 = 주세요 | 줄래\ns = 's\n";
 
 
 static void

@@ -4,6 +4,7 @@
  * (when ../shared is there) properties over public paraphrase data.
  */
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -624,6 +625,75 @@ test_format(void)
 }
 
 
+/* Threads share one dictionary; each has its own ICU word iterator. */
+typedef struct {
+    const llmc_dict_t  *d;
+    const char         *const *in;
+    const char         *const *want;
+    int                 n;
+    int                 bad;
+} thr_t;
+
+
+static void *
+thr_run(void *arg)
+{
+    thr_t   *t = arg;
+    char    *out, err[256];
+    size_t   n;
+    int      i, k;
+
+    for (i = 0; i < 500; i++) {
+        for (k = 0; k < t->n; k++) {
+            if (llmc_normalize(t->in[k], strlen(t->in[k]), LLMC_NORM_ALL,
+                               t->d, &out, &n, err, sizeof(err)) != 0)
+            {
+                t->bad++;
+                continue;
+            }
+            t->bad += strcmp(out, t->want[k]) != 0;
+            free(out);
+        }
+    }
+    return NULL;
+}
+
+
+static void
+test_threads(const llmc_dict_t *d)
+{
+    static const char  *in[] = {
+        "東京都に住んでいます", "파스타 레시피 좀 알려주세요", "C++ (2+2)?",
+        "Could you please tell me how do I reset my password?",
+    };
+    char               *want[4];
+    pthread_t           th[4];
+    thr_t               t[4];
+    int                 i, bad = 0, started = 0;
+
+    for (i = 0; i < 4; i++) {
+        want[i] = strdup(norm(in[i], LLMC_NORM_ALL, d));
+    }
+    for (i = 0; i < 4; i++) {
+        t[i].d = d;
+        t[i].in = in;
+        t[i].want = (const char *const *) want;
+        t[i].n = 4;
+        t[i].bad = 0;
+        started += pthread_create(&th[i], NULL, thr_run, &t[i]) == 0;
+    }
+    for (i = 0; i < started; i++) {
+        pthread_join(th[i], NULL);
+        bad += t[i].bad;
+    }
+    ok(started == 4 && bad == 0,
+       "4 threads x 2000 prompts on one dictionary: same results");
+    for (i = 0; i < 4; i++) {
+        free(want[i]);
+    }
+}
+
+
 static double
 now_ns(void)
 {
@@ -811,6 +881,7 @@ main(int argc, char **argv)
               "파스타 레시피를 좀 자세히 알려주세요!");
         bench(both, "English",
               "Could you please tell me how do I reset my password today?");
+        test_threads(both);
         test_shared(both);
     }
     test_format();
