@@ -1136,31 +1136,35 @@ gemm_q8_0_generic(const block_q8_0 *w, size_t ws, int cols,
 #define ROWP(base, stride, i)  ((const void *) ((const char *) (base)        \
                                                + (size_t) (i) * (stride)))
 
-/* 4 rows x 4 tokens of f32, 16-wide */
+/* F32_RT rows x F32_TT tokens of f32, 16-wide: 24 accumulators, 10
+   loads per 24 FMAs */
+#define F32_RT  6
+#define F32_TT  4
+
 TARGET_AVX512 static void
 tile_f32_avx512(const float *const *wr, const float *const *xr, int cols,
     float *out, int ldo, int nr, int nt)
 {
-    __m512  acc[4][4];
-    __m512  wv[4], xv;
+    __m512  acc[F32_RT][F32_TT];
+    __m512  wv[F32_RT], xv;
     int     i, r, t, k;
     float   s;
 
-    for (r = 0; r < 4; r++) {
-        for (t = 0; t < 4; t++) {
+    for (r = 0; r < F32_RT; r++) {
+        for (t = 0; t < F32_TT; t++) {
             acc[r][t] = _mm512_setzero_ps();
         }
     }
     for (k = 0; k + 16 <= cols; k += 16) {
-#pragma GCC unroll 4
-        for (r = 0; r < 4; r++) {
+#pragma GCC unroll 8
+        for (r = 0; r < F32_RT; r++) {
             wv[r] = _mm512_loadu_ps(wr[r] + k);
         }
-#pragma GCC unroll 4
-        for (t = 0; t < 4; t++) {
+#pragma GCC unroll 8
+        for (t = 0; t < F32_TT; t++) {
             xv = _mm512_loadu_ps(xr[t] + k);
-#pragma GCC unroll 4
-            for (r = 0; r < 4; r++) {
+#pragma GCC unroll 8
+            for (r = 0; r < F32_RT; r++) {
                 acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
             }
         }
@@ -1253,7 +1257,7 @@ NAME(const WT *w, size_t ws, int cols, const XT *x, size_t xs, int n,        \
     }                                                                        \
 }
 
-GEMM_DRIVER(gemm_f32_avx512, tile_f32_avx512, 4, 4, float, float,
+GEMM_DRIVER(gemm_f32_avx512, tile_f32_avx512, F32_RT, F32_TT, float, float,
             dot_f32_avx2)
 GEMM_DRIVER(gemm_f32_avx2, tile_f32_avx2, 2, 4, float, float, dot_f32_avx2)
 
