@@ -2,7 +2,7 @@
  * Fuzzes tokenizer_encode() and tokenizer_decode() with small built-in
  * vocabularies: SentencePiece-style (U+2581 and plain-space pieces, byte
  * fallback, control and user-defined tokens) and byte-level BPE under each
- * pre-tokenizer. Besides ASan/UBSan, it checks that ids are in range and
+ * pre-tokenizer (gpt-2, falcon, default, llama3, qwen2). Besides ASan/UBSan, it checks that ids are in range and
  * that decoding gives the input back where that must hold.
  */
 
@@ -15,9 +15,9 @@
 
 #define SP  "\xe2\x96\x81"
 
-static tokenizer_t  *toks[6];
-static int           round_trips[6];    /* decode(encode(x)) == x holds */
-static int           is_bpe[6];
+static tokenizer_t  *toks[8];
+static int           round_trips[8];    /* decode(encode(x)) == x holds */
+static int           is_bpe[8];
 
 static const char *spm_extra[] = {
     SP, "a", "b", "c", "e", "h", "l", "o", "ab", "bc", "he", "ll", "llo",
@@ -203,10 +203,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         toks[3] = build_bpe(TOKENIZER_PRE_GPT2);
         toks[4] = build_bpe(TOKENIZER_PRE_FALCON);
         toks[5] = build_bpe(TOKENIZER_PRE_DEFAULT);
+        toks[6] = build_bpe(TOKENIZER_PRE_LLAMA3);
+        toks[7] = build_bpe(TOKENIZER_PRE_QWEN2);
         round_trips[0] = round_trips[2] = 1;
-        round_trips[3] = round_trips[4] = round_trips[5] = 1;
-        is_bpe[3] = is_bpe[4] = is_bpe[5] = 1;
-        for (t = 0; t < 6; t++) {
+        for (t = 3; t < 8; t++) {
+            round_trips[t] = is_bpe[t] = 1;
+        }
+        for (t = 0; t < 8; t++) {
             if (toks[t] == NULL) {
                 abort();
             }
@@ -216,7 +219,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
-    for (t = 0; t < 6; t++) {
+    for (t = 0; t < 8; t++) {
         for (add = 0; add < 2; add++) {
             n = tokenizer_encode(toks[t], (const char *) data, size, add, ids,
                                  8192, err, sizeof(err));

@@ -10,7 +10,8 @@
  *
  * Byte-level BPE (GPT-2 style): the text is split into words by the
  * pre-tokenizer of `tokenizer.ggml.pre` (hand-written scanners equivalent
- * to llama.cpp's regexes for gpt-2, mpt, falcon and the default), each
+ * to llama.cpp's regexes for gpt-2, mpt, falcon, the default, llama-bpe
+ * (Llama 3), dbrx and qwen2), each
  * word's bytes are mapped to printable code points, then adjacent symbols
  * are merged by lowest merge rank, ties to the left.
  *
@@ -833,6 +834,16 @@ tok_pre_from_name(const char *s, size_t n, tokenizer_pre_e *pre)
         { "olmo", TOKENIZER_PRE_GPT2 },
         { "jais", TOKENIZER_PRE_GPT2 },
         { "falcon", TOKENIZER_PRE_FALCON },
+        { "llama3", TOKENIZER_PRE_LLAMA3 },
+        { "llama-v3", TOKENIZER_PRE_LLAMA3 },
+        { "llama-bpe", TOKENIZER_PRE_LLAMA3 },
+        { "falcon3", TOKENIZER_PRE_LLAMA3 },
+        { "pixtral", TOKENIZER_PRE_LLAMA3 },
+        { "dbrx", TOKENIZER_PRE_DBRX },
+        { "smaug-bpe", TOKENIZER_PRE_DBRX },
+        { "qwen2", TOKENIZER_PRE_QWEN2 },
+        { "deepseek-r1-qwen", TOKENIZER_PRE_QWEN2 },
+        { "megrez", TOKENIZER_PRE_QWEN2 },
         { NULL, 0 }
     };
     int  i;
@@ -894,6 +905,7 @@ tokenizer_from_gguf(const gguf_ctx_t *ctx, char *err, size_t errlen)
                     "unsupported pre-tokenizer '%.*s'", (int) n, s);
             return NULL;
         }
+        v.add_bos = v.pre == TOKENIZER_PRE_LLAMA3;
     } else if (n == 4 && memcmp(s, "bert", 4) == 0) {
         v.kind = TOKENIZER_WPM;
         v.bos = 101;            /* [CLS] */
@@ -1663,6 +1675,128 @@ tok_split_gpt2(const uint32_t *cp, const uint8_t *flags, const size_t *in,
     return n_out;
 }
 
+/* (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+ * ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ (Llama 3); Qwen2 takes
+ * digits one by one. */
+static size_t
+tok_split_llama3(const uint32_t *cp, const uint8_t *flags, const size_t *in,
+    size_t n_in, size_t *out, size_t max_digits)
+{
+    size_t    f, start = 0, beg, end, pos, prev, ws, nl, ini, n_out = 0;
+    uint32_t  c, c1, c2;
+    uint8_t   f2;
+
+#define FL(p)     ((p) < end ? flags[p] : 0)
+#define CP(p)     ((p) < end ? cp[p] : 0xffffffffu)
+#define LOW(x)    ((uint32_t) u_tolower((UChar32) (x)))
+#define OTHER(x)  (!((x) & (TOK_CP_SPACE | TOK_CP_LETTER | TOK_CP_NUMBER)))
+#define ADD(e)    do { if ((e) > prev) { out[n_out++] = (e) - prev; }        \
+                       prev = (e); } while (0)
+
+    for (f = 0; f < n_in; f++) {
+        beg = start;
+        end = start + in[f];
+        start = end;
+        prev = beg;
+
+        for (pos = beg; pos < end; ) {
+            c = cp[pos];
+
+            if (c == '\'' && pos + 1 < end) {
+                c1 = LOW(cp[pos + 1]);
+                if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') {
+                    pos += 2;
+                    ADD(pos);
+                    continue;
+                }
+                if (pos + 2 < end) {
+                    c2 = LOW(cp[pos + 2]);
+                    if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e')
+                        || (c1 == 'l' && c2 == 'l'))
+                    {
+                        pos += 3;
+                        ADD(pos);
+                        continue;
+                    }
+                }
+            }
+
+            if (!(c == '\r' || c == '\n' || (flags[pos] & TOK_CP_NUMBER))
+                && ((flags[pos] & TOK_CP_LETTER)
+                    || (FL(pos + 1) & TOK_CP_LETTER)))
+            {
+                pos++;
+                while (FL(pos) & TOK_CP_LETTER) {
+                    pos++;
+                }
+                ADD(pos);
+                continue;
+            }
+
+            if (flags[pos] & TOK_CP_NUMBER) {
+                ini = pos;
+                while (FL(pos) & TOK_CP_NUMBER) {
+                    if (++pos - ini >= max_digits) {
+                        ADD(pos);
+                        ini = pos;
+                    }
+                }
+                ADD(pos);
+                continue;
+            }
+
+            /* as llama.cpp: the first test looks at this code point, the
+             * loop at the ones after the optional space */
+            f2 = c == ' ' ? FL(pos + 1) : flags[pos];
+            if (OTHER(f2)) {
+                pos += c == ' ';
+                while (pos < end && OTHER(flags[pos])) {
+                    pos++;
+                }
+                while (CP(pos) == '\r' || CP(pos) == '\n') {
+                    pos++;
+                }
+                ADD(pos);
+                continue;
+            }
+
+            ws = 0;
+            nl = 0;
+            while (FL(pos + ws) & TOK_CP_SPACE) {
+                if (cp[pos + ws] == '\r' || cp[pos + ws] == '\n') {
+                    nl = pos + ws + 1;
+                }
+                ws++;
+            }
+            if (nl > 0) {
+                pos = nl;
+                ADD(pos);
+                continue;
+            }
+            if (ws > 1 && pos + ws < end) {
+                pos += ws - 1;
+                ADD(pos);
+                continue;
+            }
+            if (ws > 0) {
+                pos += ws;
+                ADD(pos);
+                continue;
+            }
+            pos++;
+            ADD(pos);
+        }
+    }
+
+#undef FL
+#undef CP
+#undef LOW
+#undef OTHER
+#undef ADD
+
+    return n_out;
+}
+
 static void
 tok_bpe_try_bigram(tok_work_t *w, int left, int right)
 {
@@ -1747,7 +1881,14 @@ tok_bpe_fragment(tok_work_t *w, const char *text, size_t len)
                            ? TOK_CP_PUNCT : TOK_CP_PUNCT_D);
         t = a; a = b; b = t;
     }
-    n = tok_split_gpt2(w->cpts, w->flags, a, n, b);
+    if (tok->pre == TOKENIZER_PRE_LLAMA3 || tok->pre == TOKENIZER_PRE_DBRX
+        || tok->pre == TOKENIZER_PRE_QWEN2)
+    {
+        n = tok_split_llama3(w->cpts, w->flags, a, n, b,
+                             tok->pre == TOKENIZER_PRE_QWEN2 ? 1 : 3);
+    } else {
+        n = tok_split_gpt2(w->cpts, w->flags, a, n, b);
+    }
     t = a; a = b; b = t;
     if (tok->pre == TOKENIZER_PRE_DEFAULT) {
         n = tok_split_runs(w->flags, a, n, b, TOK_CP_NUM_RE);
@@ -1773,6 +1914,15 @@ tok_bpe_fragment(tok_work_t *w, const char *text, size_t len)
             }
         }
         start += a[k];
+        if (tok->pre == TOKENIZER_PRE_LLAMA3) {
+            /* llama-bpe: a word that is a token is not merged */
+            int32_t id = tok_lookup(tok, w->buf, o);
+
+            if (id >= 0) {
+                tok_emit(w, id);
+                continue;
+            }
+        }
         tok_bpe_word(w, w->buf, o);
     }
 }

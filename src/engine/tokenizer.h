@@ -52,7 +52,11 @@ typedef enum {
 typedef enum {
     TOKENIZER_PRE_DEFAULT = 0,  /* BPE without tokenizer.ggml.pre */
     TOKENIZER_PRE_GPT2,         /* gpt-2, mpt, olmo, ... */
-    TOKENIZER_PRE_FALCON
+    TOKENIZER_PRE_FALCON,
+    TOKENIZER_PRE_LLAMA3,       /* llama-bpe: digits in threes, a word that
+                                   is a token skips the merges */
+    TOKENIZER_PRE_DBRX,         /* the Llama 3 split, with merges */
+    TOKENIZER_PRE_QWEN2         /* the Llama 3 split, single digits */
 } tokenizer_pre_e;
 
 /* tokenizer.ggml.token_type values */

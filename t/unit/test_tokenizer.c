@@ -411,7 +411,7 @@ static const char *bpe_merges[] = {
 };
 
 static tokenizer_t *
-bpe_tiny(tokenizer_pre_e pre)
+bpe_vocab(tokenizer_pre_e pre, const char **extra, const char **merges)
 {
     static char         bytes[256][4];
     const char         *toks[300];
@@ -431,12 +431,12 @@ bpe_tiny(tokenizer_pre_e pre)
         toks[n] = bytes[i];
         types[n++] = TOKEN_TYPE_NORMAL;
     }
-    for (i = 0; bpe_extra[i]; i++) {
-        toks[n] = bpe_extra[i];
+    for (i = 0; extra[i]; i++) {
+        toks[n] = extra[i];
         types[n++] = TOKEN_TYPE_NORMAL;
     }
     types[n - 1] = TOKEN_TYPE_CONTROL;
-    for (m = 0; bpe_merges[m]; m++) {
+    for (m = 0; merges[m]; m++) {
         /* counted */
     }
 
@@ -446,13 +446,86 @@ bpe_tiny(tokenizer_pre_e pre)
     v.n_vocab = n;
     v.tokens = toks;
     v.types = types;
-    v.merges = bpe_merges;
+    v.merges = merges;
     v.n_merges = m;
     v.bos = n - 1;
     v.eos = n - 1;
     v.unk = -1;
     v.eot = -1;
     return tokenizer_from_vocab(&v, err, sizeof(err));
+}
+
+static tokenizer_t *
+bpe_tiny(tokenizer_pre_e pre)
+{
+    return bpe_vocab(pre, bpe_extra, bpe_merges);
+}
+
+/* Llama 3's split, seen through whole-word tokens: with llama-bpe a word
+ * that is a token comes out as that token, merges or not */
+static void
+test_bpe_llama3(void)
+{
+    static const char  *extra[] = {
+        "Hello", "\xc4\xa0world", "123", "456", "IT", "'S",
+        "!!\xc4\x8a\xc4\x8a", "\xc4\x8a\xc4\x8a", "\xc4\xa0y", "12",
+        "<|eot_id|>", NULL
+    };
+    static const char  *merges[] = { "1 2", "12 3", NULL };
+    tokenizer_t        *tok, *qw, *g2;
+    int32_t             ids[MAX_IDS];
+    int                 n;
+
+    tok = bpe_vocab(TOKENIZER_PRE_LLAMA3, extra, merges);
+    qw = bpe_vocab(TOKENIZER_PRE_QWEN2, extra, merges);
+    g2 = bpe_vocab(TOKENIZER_PRE_GPT2, extra, merges);
+    ok(tok && qw && g2, "llama3, qwen2, gpt-2 vocabularies build (%s)", err);
+    if (tok == NULL || qw == NULL || g2 == NULL) {
+        goto done;
+    }
+
+    n = encode(tok, "Hello world", 0, ids);
+    ok(n == 2 && ids[0] == id_of(tok, "Hello")
+       && ids[1] == id_of(tok, "\xc4\xa0world"),
+       "llama3: whole-word tokens without merges (%s)", ids_str(ids, n));
+    n = encode(g2, "Hello world", 0, ids);
+    is_int(n, 11, "gpt-2: the same words need merges, so bytes");
+
+    n = encode(tok, "1234567", 0, ids);
+    ok(n == 3 && ids[0] == id_of(tok, "123") && ids[1] == id_of(tok, "456")
+       && ids[2] == id_of(tok, "7"), "llama3: digits in threes (%s)",
+       ids_str(ids, n));
+    n = encode(qw, "1234567", 0, ids);
+    ok(n == 7 && ids[0] == id_of(qw, "1"), "qwen2: digits one by one (%s)",
+       ids_str(ids, n));
+    n = encode(g2, "1234567", 0, ids);
+    ok(n == 5 && ids[0] == id_of(g2, "123"),
+       "gpt-2: one digit run, merged by rank (%s)", ids_str(ids, n));
+
+    n = encode(tok, "IT'S", 0, ids);
+    ok(n == 2 && ids[0] == id_of(tok, "IT") && ids[1] == id_of(tok, "'S"),
+       "llama3: contractions in any case (%s)", ids_str(ids, n));
+
+    n = encode(tok, "!!\n\nHello", 0, ids);
+    ok(n == 2 && ids[0] == id_of(tok, "!!\xc4\x8a\xc4\x8a"),
+       "llama3: punctuation keeps the newlines after it (%s)",
+       ids_str(ids, n));
+    n = encode(tok, "x\n\n  y", 0, ids);
+    ok(n == 4 && ids[1] == id_of(tok, "\xc4\x8a\xc4\x8a")
+       && ids[2] == id_of(tok, "\xc4\xa0")
+       && ids[3] == id_of(tok, "\xc4\xa0y"),
+       "llama3: newlines, then a space, then ' y' (%s)", ids_str(ids, n));
+
+    n = encode(tok, "Hello<|eot_id|>", 1, ids);
+    ok(n == 2 && ids[1] == id_of(tok, "<|eot_id|>"),
+       "<|eot_id|> parsed with add_special (%s)", ids_str(ids, n));
+    ok(tokenizer_is_eog(tok, id_of(tok, "<|eot_id|>")),
+       "<|eot_id|> ends generation");
+
+done:
+    tokenizer_free(tok);
+    tokenizer_free(qw);
+    tokenizer_free(g2);
 }
 
 static void
@@ -1063,6 +1136,7 @@ main(void)
 
     test_spm_tiny();
     test_bpe_tiny();
+    test_bpe_llama3();
     test_wpm_tiny();
     tok = spm_tiny(1);
     round_trip(tok, "tiny SPM");
