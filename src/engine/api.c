@@ -193,7 +193,6 @@ static int
 api_check_unsupported(json_t *root, api_endpoint_e ep, api_error_t *err)
 {
     json_t  *v;
-    double   d;
 
     if ((v = api_get(root, "n")) != NULL
         && !(json_is_integer(v) && json_integer_value(v) == 1))
@@ -225,13 +224,13 @@ api_check_unsupported(json_t *root, api_endpoint_e ep, api_error_t *err)
                        "'top_logprobs' is not supported");
     }
     if ((v = api_get(root, "presence_penalty")) != NULL
-        && (!json_is_number(v) || (d = json_number_value(v)) != 0))
+        && (!json_is_number(v) || json_number_value(v) != 0))
     {
         return api_bad(err, "presence_penalty",
                        "'presence_penalty' is not supported (only 0)");
     }
     if ((v = api_get(root, "frequency_penalty")) != NULL
-        && (!json_is_number(v) || (d = json_number_value(v)) != 0))
+        && (!json_is_number(v) || json_number_value(v) != 0))
     {
         return api_bad(err, "frequency_penalty",
                        "'frequency_penalty' is not supported (only 0)");
@@ -594,21 +593,18 @@ api_request_free(api_request_t *req)
 static int
 api_utf8_seq(const unsigned char *s, size_t n)
 {
-    int     len, i;
-    unsigned  c = s[0], cp;
+    int       len, i;
+    unsigned  c = s[0];
 
     if (c < 0x80) {
         return 1;
     }
     if (c >= 0xc2 && c <= 0xdf) {
         len = 2;
-        cp = c & 0x1f;
     } else if (c >= 0xe0 && c <= 0xef) {
         len = 3;
-        cp = c & 0x0f;
     } else if (c >= 0xf0 && c <= 0xf4) {
         len = 4;
-        cp = c & 0x07;
     } else {
         return 0;
     }
@@ -619,7 +615,6 @@ api_utf8_seq(const unsigned char *s, size_t n)
         if ((s[i] & 0xc0) != 0x80) {
             return 0;
         }
-        cp = (cp << 6) | (s[i] & 0x3f);
         /* overlong, surrogate and out-of-range forms are invalid as soon
          * as the second byte shows them */
         if (i == 1 && ((len == 3 && c == 0xe0 && s[1] < 0xa0)
@@ -630,7 +625,6 @@ api_utf8_seq(const unsigned char *s, size_t n)
             return 0;
         }
     }
-    (void) cp;
     return len;
 }
 

@@ -56,7 +56,7 @@ typedef struct {
     float           top_p;          /* default 1 (off) */
     int             top_k;          /* default 0 (off) */
     uint64_t        seed;
-    int             has_seed;
+    int             has_seed;       /* else the server picks one */
     char           *stop[API_MAX_STOP];
     int             n_stop;
     int             stream;
@@ -136,7 +136,6 @@ typedef struct {
     uint64_t  requests[API_EP_COUNT][API_N_STATUS];
     uint64_t  prompt_tokens, generated_tokens;
     double    prefill_seconds, decode_seconds;
-    uint64_t  prefill_tokens, decode_tokens;
     double    last_prefill_tps, last_decode_tps;
     uint64_t  queue_depth, queue_rejected, client_aborts;
 } api_metrics_t;

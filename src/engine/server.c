@@ -49,7 +49,6 @@ typedef struct job job_t;
 
 struct job {
     job_t           *next;          /* queue */
-    conn_t          *conn;          /* I/O thread; NULL once orphaned */
     api_request_t    req;
     int              keep_alive;
     int              version;
@@ -135,6 +134,15 @@ server_err(char *err, size_t errlen, const char *fn, const char *fmt, ...)
     vsnprintf(err + n, errlen - (size_t) n, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+static int64_t
+server_now_ns(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static double
@@ -407,7 +415,6 @@ server_embed(server_t *s, job_t *j)
     dt = server_now() - t0;
     pthread_mutex_lock(&s->lock);
     s->metrics.prompt_tokens += (uint64_t) total;
-    s->metrics.prefill_tokens += (uint64_t) total;
     s->metrics.prefill_seconds += dt;
     s->metrics.last_prefill_tps = dt > 0 ? total / dt : 0;
     pthread_mutex_unlock(&s->lock);
@@ -462,9 +469,7 @@ server_generate(server_t *s, job_t *j)
     sp.temperature = r->top_p == 0 ? 0 : r->temperature;
     sp.top_k = r->top_k;
     sp.top_p = r->top_p;
-    sp.seed = r->has_seed ? r->seed
-                          : (uint64_t) time(NULL) ^ (uint64_t) j->created
-                            ^ (s->id_seq << 32);
+    sp.seed = r->seed;
     smp = sampler_new(&sp, s->n_vocab);
     if (smp == NULL) {
         free(toks);
@@ -565,8 +570,6 @@ server_generate(server_t *s, job_t *j)
     pthread_mutex_lock(&s->lock);
     s->metrics.prompt_tokens += (uint64_t) n_prompt;
     s->metrics.generated_tokens += (uint64_t) n_gen;
-    s->metrics.prefill_tokens += (uint64_t) n_prompt;
-    s->metrics.decode_tokens += (uint64_t) n_gen;
     s->metrics.prefill_seconds += t1 - t0;
     s->metrics.decode_seconds += t2 - t1;
     s->metrics.last_prefill_tps = t1 > t0 ? n_prompt / (t1 - t0) : 0;
@@ -703,7 +706,6 @@ conn_close(server_t *s, conn_t *c)
             job_free(j);
         } else {
             j->orphan = 1;
-            j->conn = NULL;
             __atomic_store_n(&j->cancelled, 1, __ATOMIC_RELAXED);
             pthread_mutex_unlock(&s->lock);
         }
@@ -858,7 +860,6 @@ conn_request(server_t *s, conn_t *c, const http_request_t *req)
     j->keep_alive = ka;
     j->version = req->version;
     j->created = (long) time(NULL);
-    j->conn = c;
 
     pthread_mutex_lock(&s->lock);
     if (s->stopping || s->queue_len >= s->cfg.max_queue) {
@@ -876,6 +877,11 @@ conn_request(server_t *s, conn_t *c, const http_request_t *req)
         return;
     }
     s->id_seq++;
+    if (!j->req.has_seed) {
+        /* splitmix64's increment spreads consecutive requests apart */
+        j->req.seed = ((uint64_t) server_now_ns() ^ (uint64_t) getpid())
+                      + s->id_seq * 0x9e3779b97f4a7c15ULL;
+    }
     snprintf(j->id, sizeof(j->id), "%s-%08lx%016" PRIx64,
              ep == API_EP_CHAT ? "chatcmpl" : ep == API_EP_EMBEDDINGS
              ? "embd" : "cmpl", (unsigned long) s->started, s->id_seq);
