@@ -6,8 +6,10 @@
  *   llama3   <|start_header_id|>role<|end_header_id|>\n\nC<|eot_id|> ...
  *   zephyr   <|role|>\nC</s>\n ... <|assistant|>\n
  *
- * Llama 3 trims each message's content; Llama 2 has no assistant header,
- * so add_assistant changes nothing there. BOS is not written: the
+ * Llama 3 trims each message's content, and so does the Llama 2 variant
+ * for templates that strip(); another Llama 2 variant writes <s> before
+ * each later [INST]. Llama 2 has no assistant header, so add_assistant
+ * changes nothing there. BOS is not written: the
  * tokenizer adds it. Zephyr's turn end is the model's EOS: `</s>` for
  * zephyr-7b (HF template), `<|endoftext|>` for StableLM Zephyr (what
  * llama.cpp calls "zephyr", here CHAT_TMPL_ZEPHYR_EOT).
@@ -82,6 +84,9 @@ static const struct {
     chat_tmpl_e   t;
 } chat_names[] = {
     { "llama2", CHAT_TMPL_LLAMA2 },
+    { "llama2-sys", CHAT_TMPL_LLAMA2 },
+    { "llama2-sys-bos", CHAT_TMPL_LLAMA2_BOS },
+    { "llama2-sys-strip", CHAT_TMPL_LLAMA2_STRIP },
     { "chatml", CHAT_TMPL_CHATML },
     { "llama3", CHAT_TMPL_LLAMA3 },
     { "zephyr", CHAT_TMPL_ZEPHYR },
@@ -141,9 +146,18 @@ chat_tmpl_detect(const char *jinja)
     }
     if (HAS("[INST]")) {
         /* Mistral's own variants differ in spacing and system handling */
-        return HAS("[SYSTEM_PROMPT]") || HAS("[AVAILABLE_TOOLS]")
-               || HAS("' [INST] ' + system_message")
-               ? CHAT_TMPL_NONE : CHAT_TMPL_LLAMA2;
+        if (HAS("[SYSTEM_PROMPT]") || HAS("[AVAILABLE_TOOLS]")
+            || HAS("' [INST] ' + system_message"))
+        {
+            return CHAT_TMPL_NONE;
+        }
+        if (HAS("content.strip()")) {
+            return CHAT_TMPL_LLAMA2_STRIP;
+        }
+        if (HAS("bos_token + '[INST]")) {
+            return CHAT_TMPL_LLAMA2_BOS;
+        }
+        return CHAT_TMPL_LLAMA2;
     }
     if (HAS("<|start_header_id|>") && HAS("<|end_header_id|>")) {
         return CHAT_TMPL_LLAMA3;
@@ -234,24 +248,31 @@ chat_apply(chat_tmpl_e t, const chat_msg_t *msgs, size_t n,
         break;
 
     case CHAT_TMPL_LLAMA2:
+    case CHAT_TMPL_LLAMA2_BOS:
+    case CHAT_TMPL_LLAMA2_STRIP:
         chat_puts(&b, "[INST] ");
         in_turn = 1;
         for (i = 0; i < n; i++) {
             role = msgs[i].role;
             content = msgs[i].content;
             if (!in_turn) {
-                chat_puts(&b, "[INST] ");
+                chat_puts(&b, t == CHAT_TMPL_LLAMA2_BOS ? "<s>[INST] "
+                                                        : "[INST] ");
                 in_turn = 1;
             }
             if (strcmp(role, "system") == 0) {
                 chat_puts(&b, "<<SYS>>\n");
-                chat_puts(&b, content);
-                chat_puts(&b, "\n<</SYS>>\n\n");
-            } else if (strcmp(role, "user") == 0) {
-                chat_puts(&b, content);
-                chat_puts(&b, " [/INST]");
+            }
+            if (t == CHAT_TMPL_LLAMA2_STRIP) {
+                chat_put_trim(&b, content);
             } else {
                 chat_puts(&b, content);
+            }
+            if (strcmp(role, "system") == 0) {
+                chat_puts(&b, "\n<</SYS>>\n\n");
+            } else if (strcmp(role, "user") == 0) {
+                chat_puts(&b, " [/INST]");
+            } else {
                 chat_puts(&b, "</s>");
                 in_turn = 0;
             }

@@ -15,8 +15,12 @@ typedef enum {
     CHAT_TMPL_CHATML,
     CHAT_TMPL_LLAMA3,
     CHAT_TMPL_ZEPHYR,
-    CHAT_TMPL_ZEPHYR_EOT        /* llama.cpp's "zephyr": <|endoftext|> ends
+    CHAT_TMPL_ZEPHYR_EOT,       /* llama.cpp's "zephyr": <|endoftext|> ends
                                    turns (StableLM Zephyr) */
+    CHAT_TMPL_LLAMA2_BOS,       /* "llama2-sys-bos": <s> before each later
+                                   [INST] */
+    CHAT_TMPL_LLAMA2_STRIP      /* "llama2-sys-strip": contents trimmed (the
+                                   Llama-2-chat template's content.strip()) */
 } chat_tmpl_e;
 
 typedef struct {
@@ -25,7 +29,8 @@ typedef struct {
 } chat_msg_t;
 
 chat_tmpl_e chat_tmpl_detect(const char *jinja);  /* tokenizer.chat_template */
-/* "llama2", "chatml", "llama3", "zephyr", "zephyr-eot"; NONE if unknown */
+/* "llama2" (also "llama2-sys"), "llama2-sys-bos", "llama2-sys-strip",
+ * "chatml", "llama3", "zephyr", "zephyr-eot"; NONE if unknown */
 chat_tmpl_e chat_tmpl_from_name(const char *name);
 const char *chat_tmpl_name(chat_tmpl_e t);
 

@@ -74,6 +74,18 @@ test_llama2(void)
            "[INST] <<SYS>>\nYou are a helpful assistant\n<</SYS>>\n\n"
            "Hello [/INST]",
            "system and one user message");
+    expect(CHAT_TMPL_LLAMA2_STRIP, conv, N_CONV, 1,
+           "[INST] <<SYS>>\nYou are a helpful assistant\n<</SYS>>\n\n"
+           "Hello [/INST]Hi there</s>"
+           "[INST] Who are you [/INST]I am an assistant</s>"
+           "[INST] Another question [/INST]",
+           "contents trimmed");
+    expect(CHAT_TMPL_LLAMA2_BOS, conv, N_CONV, 1,
+           "[INST] <<SYS>>\nYou are a helpful assistant\n<</SYS>>\n\n"
+           "Hello [/INST]Hi there</s>"
+           "<s>[INST] Who are you [/INST]   I am an assistant   </s>"
+           "<s>[INST] Another question [/INST]",
+           "<s> before each later turn");
 }
 
 static void
@@ -157,7 +169,16 @@ static const struct {
       "system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
       "{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] "
       "' + content.strip() + ' [/INST]' }}{% endif %}{% endfor %}",
-      CHAT_TMPL_LLAMA2, "Llama 2 chat" },
+      CHAT_TMPL_LLAMA2_STRIP, "Llama 2 chat (strips contents)" },
+    { "{% for message in messages %}{% if message['role'] == 'user' %}"
+      "{{ bos_token + '[INST] ' + message['content'] + ' [/INST]' }}"
+      "{% elif message['role'] == 'system' %}{{ '<<SYS>>\\n' + "
+      "message['content'] + '\\n<</SYS>>\\n\\n' }}{% endif %}{% endfor %}",
+      CHAT_TMPL_LLAMA2_BOS, "Llama 2 with BOS inside the history" },
+    { "{% for message in messages %}{% if message['role'] == 'user' %}"
+      "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% else %}"
+      "{{ message['content'] + eos_token }}{% endif %}{% endfor %}",
+      CHAT_TMPL_LLAMA2, "plain [INST] template" },
     { "{% for message in messages %}{{'<|im_start|>' + message['role'] + "
       "'\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
       "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
@@ -205,6 +226,8 @@ test_detect(void)
     is_int(chat_tmpl_detect(NULL), CHAT_TMPL_NONE, "detect: NULL");
 
     is_int(chat_tmpl_from_name("llama2"), CHAT_TMPL_LLAMA2, "name llama2");
+    is_int(chat_tmpl_from_name("llama2-sys-strip"), CHAT_TMPL_LLAMA2_STRIP,
+           "name llama2-sys-strip");
     is_int(chat_tmpl_from_name("chatml"), CHAT_TMPL_CHATML, "name chatml");
     is_int(chat_tmpl_from_name("llama3"), CHAT_TMPL_LLAMA3, "name llama3");
     is_int(chat_tmpl_from_name("zephyr"), CHAT_TMPL_ZEPHYR, "name zephyr");
