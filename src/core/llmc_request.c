@@ -33,10 +33,31 @@
 
 #define LLMC_REQ_DROP  0x01   /* never changes the answer: left out */
 
+/* the values the scope adds, built once: llmc_req_const() */
+typedef enum {
+    LLMC_REQ_NONE = 0,
+    LLMC_REQ_FALSE,
+    LLMC_REQ_TRUE,
+    LLMC_REQ_ONE,
+    LLMC_REQ_ZERO,
+    LLMC_REQ_16,
+    LLMC_REQ_AUTO,            /* "auto" */
+    LLMC_REQ_DISABLED,        /* "disabled" */
+    LLMC_REQ_TYPE_TEXT,       /* {"type":"text"} */
+    LLMC_REQ_TEXT_ONLY,       /* ["text"] */
+    LLMC_REQ_TYPE_AUTO,       /* {"type":"auto"} */
+    LLMC_REQ_S_TEXT,          /* "text" */
+    LLMC_REQ_S_INPUT_TEXT,    /* "input_text" */
+    LLMC_REQ_S_MESSAGE,       /* "message" */
+    LLMC_REQ_S_USER,          /* "user" */
+    LLMC_REQ_PH,              /* the placeholder string */
+    LLMC_REQ_NCONST
+} llmc_req_const_e;
+
 typedef struct {
-    const char  *name;
-    unsigned     flags;
-    const char  *dflt;        /* JSON of the provider's default, or NULL */
+    const char        *name;
+    unsigned           flags;
+    llmc_req_const_e   dflt;  /* the provider's default, or LLMC_REQ_NONE */
 } llmc_req_field_t;
 
 /*
@@ -66,118 +87,126 @@ typedef struct {
  */
 
 static const llmc_req_field_t  llmc_req_chat_fields[] = {
-    { "model", 0, NULL },
-    { "messages", 0, NULL },
-    { "stream", LLMC_REQ_DROP, NULL },
-    { "stream_options", LLMC_REQ_DROP, NULL },
-    { "user", LLMC_REQ_DROP, NULL },
-    { "safety_identifier", LLMC_REQ_DROP, NULL },
-    { "metadata", LLMC_REQ_DROP, NULL },
-    { "store", 0, "false" },
-    { "service_tier", LLMC_REQ_DROP, NULL },
-    { "prompt_cache_key", LLMC_REQ_DROP, NULL },
-    { "prompt_cache_retention", LLMC_REQ_DROP, NULL },
-    { "temperature", 0, "1" },
-    { "top_p", 0, "1" },
-    { "n", 0, "1" },
-    { "presence_penalty", 0, "0" },
-    { "frequency_penalty", 0, "0" },
-    { "logprobs", 0, "false" },
-    { "top_logprobs", 0, NULL },
-    { "logit_bias", 0, NULL },
-    { "max_tokens", 0, NULL },
-    { "max_completion_tokens", 0, NULL },
-    { "stop", 0, NULL },
-    { "seed", 0, NULL },
-    { "response_format", 0, "{\"type\":\"text\"}" },
-    { "modalities", 0, "[\"text\"]" },
-    { "audio", 0, NULL },
-    { "prediction", 0, NULL },
-    { "reasoning_effort", 0, NULL },
-    { "verbosity", 0, NULL },
-    { "web_search_options", 0, NULL },
-    { "tools", 0, NULL },
-    { "tool_choice", 0, NULL },
-    { "parallel_tool_calls", 0, "true" },
-    { "functions", 0, NULL },
-    { "function_call", 0, NULL },
-    { NULL, 0, NULL }
+    { "model", 0, LLMC_REQ_NONE },
+    { "messages", 0, LLMC_REQ_NONE },
+    { "stream", LLMC_REQ_DROP, LLMC_REQ_NONE },
+    { "stream_options", LLMC_REQ_DROP, LLMC_REQ_NONE },
+    { "user", LLMC_REQ_DROP, LLMC_REQ_NONE },
+    { "safety_identifier", LLMC_REQ_DROP, LLMC_REQ_NONE },
+    { "metadata", LLMC_REQ_DROP, LLMC_REQ_NONE },
+    { "store", 0, LLMC_REQ_FALSE },
+    { "service_tier", LLMC_REQ_DROP, LLMC_REQ_NONE },
+    { "prompt_cache_key", LLMC_REQ_DROP, LLMC_REQ_NONE },
+    { "prompt_cache_retention", LLMC_REQ_DROP, LLMC_REQ_NONE },
+    { "temperature", 0, LLMC_REQ_ONE },
+    { "top_p", 0, LLMC_REQ_ONE },
+    { "n", 0, LLMC_REQ_ONE },
+    { "presence_penalty", 0, LLMC_REQ_ZERO },
+    { "frequency_penalty", 0, LLMC_REQ_ZERO },
+    { "logprobs", 0, LLMC_REQ_FALSE },
+    { "top_logprobs", 0, LLMC_REQ_NONE },
+    { "logit_bias", 0, LLMC_REQ_NONE },
+    { "max_tokens", 0, LLMC_REQ_NONE },
+    { "max_completion_tokens", 0, LLMC_REQ_NONE },
+    { "stop", 0, LLMC_REQ_NONE },
+    { "seed", 0, LLMC_REQ_NONE },
+    { "response_format", 0, LLMC_REQ_TYPE_TEXT },
+    { "modalities", 0, LLMC_REQ_TEXT_ONLY },
+    { "audio", 0, LLMC_REQ_NONE },
+    { "prediction", 0, LLMC_REQ_NONE },
+    { "reasoning_effort", 0, LLMC_REQ_NONE },
+    { "verbosity", 0, LLMC_REQ_NONE },
+    { "web_search_options", 0, LLMC_REQ_NONE },
+    { "tools", 0, LLMC_REQ_NONE },
+    { "tool_choice", 0, LLMC_REQ_NONE },
+    { "parallel_tool_calls", 0, LLMC_REQ_TRUE },
+    { "functions", 0, LLMC_REQ_NONE },
+    { "function_call", 0, LLMC_REQ_NONE },
+    { NULL, 0, LLMC_REQ_NONE }
 };
 
 static const llmc_req_field_t  llmc_req_completions_fields[] = {
-    { "model", 0, NULL },
-    { "prompt", 0, NULL },
-    { "stream", LLMC_REQ_DROP, NULL },
-    { "stream_options", LLMC_REQ_DROP, NULL },
-    { "user", LLMC_REQ_DROP, NULL },
-    { "temperature", 0, "1" },
-    { "top_p", 0, "1" },
-    { "n", 0, "1" },
-    { "best_of", 0, "1" },
-    { "echo", 0, "false" },
-    { "max_tokens", 0, "16" },
-    { "presence_penalty", 0, "0" },
-    { "frequency_penalty", 0, "0" },
-    { "logprobs", 0, NULL },
-    { "logit_bias", 0, NULL },
-    { "stop", 0, NULL },
-    { "seed", 0, NULL },
-    { "suffix", 0, NULL },
-    { NULL, 0, NULL }
+    { "model", 0, LLMC_REQ_NONE },
+    { "prompt", 0, LLMC_REQ_NONE },
+    { "stream", LLMC_REQ_DROP, LLMC_REQ_NONE },
+    { "stream_options", LLMC_REQ_DROP, LLMC_REQ_NONE },
+    { "user", LLMC_REQ_DROP, LLMC_REQ_NONE },
+    { "temperature", 0, LLMC_REQ_ONE },
+    { "top_p", 0, LLMC_REQ_ONE },
+    { "n", 0, LLMC_REQ_ONE },
+    { "best_of", 0, LLMC_REQ_ONE },
+    { "echo", 0, LLMC_REQ_FALSE },
+    { "max_tokens", 0, LLMC_REQ_16 },
+    { "presence_penalty", 0, LLMC_REQ_ZERO },
+    { "frequency_penalty", 0, LLMC_REQ_ZERO },
+    { "logprobs", 0, LLMC_REQ_NONE },
+    { "logit_bias", 0, LLMC_REQ_NONE },
+    { "stop", 0, LLMC_REQ_NONE },
+    { "seed", 0, LLMC_REQ_NONE },
+    { "suffix", 0, LLMC_REQ_NONE },
+    { NULL, 0, LLMC_REQ_NONE }
 };
 
 static const llmc_req_field_t  llmc_req_responses_fields[] = {
-    { "model", 0, NULL },
-    { "input", 0, NULL },
-    { "instructions", 0, NULL },
-    { "stream", LLMC_REQ_DROP, NULL },
-    { "stream_options", LLMC_REQ_DROP, NULL },
-    { "user", 0, NULL },
-    { "safety_identifier", 0, NULL },
-    { "metadata", 0, NULL },
-    { "store", 0, "true" },
-    { "service_tier", 0, "\"auto\"" },
-    { "prompt_cache_key", 0, NULL },
-    { "prompt_cache_retention", 0, NULL },
-    { "temperature", 0, "1" },
-    { "top_p", 0, "1" },
-    { "top_logprobs", 0, NULL },
-    { "max_output_tokens", 0, NULL },
-    { "max_tool_calls", 0, NULL },
-    { "truncation", 0, "\"disabled\"" },
-    { "background", 0, "false" },
-    { "include", 0, NULL },
-    { "reasoning", 0, NULL },
-    { "text", 0, NULL },
-    { "tools", 0, NULL },
-    { "tool_choice", 0, NULL },
-    { "parallel_tool_calls", 0, "true" },
-    { "previous_response_id", 0, NULL },
-    { "prompt", 0, NULL },
-    { "conversation", 0, NULL },
-    { NULL, 0, NULL }
+    { "model", 0, LLMC_REQ_NONE },
+    { "input", 0, LLMC_REQ_NONE },
+    { "instructions", 0, LLMC_REQ_NONE },
+    { "stream", LLMC_REQ_DROP, LLMC_REQ_NONE },
+    { "stream_options", LLMC_REQ_DROP, LLMC_REQ_NONE },
+    { "user", 0, LLMC_REQ_NONE },
+    { "safety_identifier", 0, LLMC_REQ_NONE },
+    { "metadata", 0, LLMC_REQ_NONE },
+    { "store", 0, LLMC_REQ_TRUE },
+    { "service_tier", 0, LLMC_REQ_AUTO },
+    { "prompt_cache_key", 0, LLMC_REQ_NONE },
+    { "prompt_cache_retention", 0, LLMC_REQ_NONE },
+    { "temperature", 0, LLMC_REQ_ONE },
+    { "top_p", 0, LLMC_REQ_ONE },
+    { "top_logprobs", 0, LLMC_REQ_NONE },
+    { "max_output_tokens", 0, LLMC_REQ_NONE },
+    { "max_tool_calls", 0, LLMC_REQ_NONE },
+    { "truncation", 0, LLMC_REQ_DISABLED },
+    { "background", 0, LLMC_REQ_FALSE },
+    { "include", 0, LLMC_REQ_NONE },
+    { "reasoning", 0, LLMC_REQ_NONE },
+    { "text", 0, LLMC_REQ_NONE },
+    { "tools", 0, LLMC_REQ_NONE },
+    { "tool_choice", 0, LLMC_REQ_NONE },
+    { "parallel_tool_calls", 0, LLMC_REQ_TRUE },
+    { "previous_response_id", 0, LLMC_REQ_NONE },
+    { "prompt", 0, LLMC_REQ_NONE },
+    { "conversation", 0, LLMC_REQ_NONE },
+    { NULL, 0, LLMC_REQ_NONE }
 };
 
 static const llmc_req_field_t  llmc_req_messages_fields[] = {
-    { "model", 0, NULL },
-    { "messages", 0, NULL },
-    { "max_tokens", 0, NULL },
-    { "system", 0, NULL },
-    { "stream", LLMC_REQ_DROP, NULL },
-    { "metadata", LLMC_REQ_DROP, NULL },
-    { "service_tier", LLMC_REQ_DROP, NULL },
-    { "temperature", 0, "1" },
-    { "top_p", 0, NULL },
-    { "top_k", 0, NULL },
-    { "stop_sequences", 0, NULL },
-    { "tools", 0, NULL },
-    { "tool_choice", 0, NULL },
-    { "thinking", 0, NULL },
-    { "container", 0, NULL },
-    { "mcp_servers", 0, NULL },
-    { "context_management", 0, NULL },
-    { NULL, 0, NULL }
+    { "model", 0, LLMC_REQ_NONE },
+    { "messages", 0, LLMC_REQ_NONE },
+    { "max_tokens", 0, LLMC_REQ_NONE },
+    { "system", 0, LLMC_REQ_NONE },
+    { "stream", LLMC_REQ_DROP, LLMC_REQ_NONE },
+    { "metadata", LLMC_REQ_DROP, LLMC_REQ_NONE },
+    { "service_tier", LLMC_REQ_DROP, LLMC_REQ_NONE },
+    { "temperature", 0, LLMC_REQ_ONE },
+    { "top_p", 0, LLMC_REQ_NONE },
+    { "top_k", 0, LLMC_REQ_NONE },
+    { "stop_sequences", 0, LLMC_REQ_NONE },
+    { "tools", 0, LLMC_REQ_NONE },
+    { "tool_choice", 0, LLMC_REQ_NONE },
+    { "thinking", 0, LLMC_REQ_NONE },
+    { "container", 0, LLMC_REQ_NONE },
+    { "mcp_servers", 0, LLMC_REQ_NONE },
+    { "context_management", 0, LLMC_REQ_NONE },
+    { NULL, 0, LLMC_REQ_NONE }
 };
+
+/* llmc_req_fields() marks the fields present in a 64-bit mask */
+#define LLMC_REQ_NFIELDS(t)  (sizeof(t) / sizeof((t)[0]) - 1)
+_Static_assert(LLMC_REQ_NFIELDS(llmc_req_chat_fields) <= 64
+               && LLMC_REQ_NFIELDS(llmc_req_completions_fields) <= 64
+               && LLMC_REQ_NFIELDS(llmc_req_responses_fields) <= 64
+               && LLMC_REQ_NFIELDS(llmc_req_messages_fields) <= 64,
+               "a field table has more than 64 fields");
 
 /*
  * Members holding a JSON schema or tool arguments are the client's data:
@@ -384,7 +413,9 @@ llmc_req_is_opaque(const char *key)
     int  i;
 
     for (i = 0; llmc_req_opaque_keys[i]; i++) {
-        if (strcmp(key, llmc_req_opaque_keys[i]) == 0) {
+        if (key[0] == llmc_req_opaque_keys[i][0]
+            && strcmp(key, llmc_req_opaque_keys[i]) == 0)
+        {
             return 1;
         }
     }
@@ -426,7 +457,8 @@ llmc_req_canon_tree(json_t *v, int opaque, int top)
 
     if (json_is_object(v)) {
         json_object_foreach_safe(v, tmp, key, child) {
-            if (!opaque && strcmp(key, "cache_control") == 0) {
+            if (!opaque && key[0] == 'c' && strcmp(key, "cache_control") == 0)
+            {
                 json_object_del(v, key);
                 continue;
             }
@@ -439,7 +471,8 @@ llmc_req_canon_tree(json_t *v, int opaque, int top)
             }
             if (llmc_req_canon_tree(child,
                     opaque || llmc_req_is_opaque(key)
-                    || (!top && strcmp(key, "input") == 0), 0) != 0)
+                    || (!top && key[0] == 'i' && strcmp(key, "input") == 0),
+                    0) != 0)
             {
                 return -1;
             }
@@ -770,6 +803,71 @@ llmc_json_dump_canon(const struct json_t *v, size_t size_hint, size_t *len)
 }
 
 /*
+ * Values the scope adds (defaults, placeholder, part types) are built once
+ * and shared by every request tree: a tree only holds a reference, and
+ * nothing below modifies them (they hold no cache_control and no real).
+ * jansson's reference counts are atomic, and a slot is filled with a
+ * compare-and-swap, so threads may share them too.
+ */
+static const char  *llmc_req_const_src[LLMC_REQ_NCONST] = {
+    [LLMC_REQ_FALSE] = "false",
+    [LLMC_REQ_TRUE] = "true",
+    [LLMC_REQ_ONE] = "1",
+    [LLMC_REQ_ZERO] = "0",
+    [LLMC_REQ_16] = "16",
+    [LLMC_REQ_AUTO] = "\"auto\"",
+    [LLMC_REQ_DISABLED] = "\"disabled\"",
+    [LLMC_REQ_TYPE_TEXT] = "{\"type\":\"text\"}",
+    [LLMC_REQ_TEXT_ONLY] = "[\"text\"]",
+    [LLMC_REQ_TYPE_AUTO] = "{\"type\":\"auto\"}",
+    [LLMC_REQ_S_TEXT] = "\"text\"",
+    [LLMC_REQ_S_INPUT_TEXT] = "\"input_text\"",
+    [LLMC_REQ_S_MESSAGE] = "\"message\"",
+    [LLMC_REQ_S_USER] = "\"user\"",
+    [LLMC_REQ_PH] = "\"" LLMC_REQ_PLACEHOLDER "\""
+};
+
+static json_t  *llmc_req_const_v[LLMC_REQ_NCONST];
+
+/* a borrowed reference to constant c, or NULL when out of memory */
+static json_t *
+llmc_req_const(llmc_req_const_e c)
+{
+    json_t  *v, *expected;
+
+    if (c <= LLMC_REQ_NONE || c >= LLMC_REQ_NCONST) {
+        return NULL;
+    }
+
+    v = __atomic_load_n(&llmc_req_const_v[c], __ATOMIC_ACQUIRE);
+    if (v) {
+        return v;
+    }
+
+    v = json_loads(llmc_req_const_src[c], JSON_DECODE_ANY, NULL);
+    if (v == NULL) {
+        return NULL;
+    }
+
+    expected = NULL;
+    if (!__atomic_compare_exchange_n(&llmc_req_const_v[c], &expected, v, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    {
+        json_decref(v);
+        v = expected;
+    }
+    return v;
+}
+
+/* the string constant of a part type: "text" or "input_text" */
+static json_t *
+llmc_req_const_type(const char *type)
+{
+    return llmc_req_const(strcmp(type, "text") == 0 ? LLMC_REQ_S_TEXT
+                                                    : LLMC_REQ_S_INPUT_TEXT);
+}
+
+/*
  * Known fields: the ones that never change the answer go, an explicit null
  * means the default, and an absent field with a documented default gets
  * it.  Returns the number of unknown top-level fields, or -1.
@@ -778,30 +876,34 @@ static int
 llmc_req_fields(json_t *root, const llmc_req_field_t *fields)
 {
     int                      n_unknown = 0;
+    void                    *tmp;
     json_t                  *v, *d;
+    uint64_t                 present = 0;
     const char              *key;
     const llmc_req_field_t  *f;
 
-    json_object_foreach(root, key, v) {
+    /* one pass over the body's members, then the absent defaults */
+    json_object_foreach_safe(root, tmp, key, v) {
         for (f = fields; f->name; f++) {
-            if (strcmp(key, f->name) == 0) {
+            if (f->name[0] == key[0] && strcmp(key, f->name) == 0) {
                 break;
             }
         }
         if (f->name == NULL) {
             n_unknown++;
+            continue;
         }
+        if ((f->flags & LLMC_REQ_DROP) || json_is_null(v)) {
+            json_object_del(root, key);
+            continue;
+        }
+        present |= (uint64_t) 1 << (f - fields);
     }
 
     for (f = fields; f->name; f++) {
-        v = json_object_get(root, f->name);
-        if (v && ((f->flags & LLMC_REQ_DROP) || json_is_null(v))) {
-            json_object_del(root, f->name);
-            v = NULL;
-        }
-        if (v == NULL && f->dflt) {
-            d = json_loads(f->dflt, JSON_DECODE_ANY, NULL);
-            if (d == NULL || json_object_set_new(root, f->name, d) != 0) {
+        if (f->dflt && !(present & ((uint64_t) 1 << (f - fields)))) {
+            d = llmc_req_const(f->dflt);
+            if (d == NULL || json_object_set(root, f->name, d) != 0) {
                 return -1;
             }
         }
@@ -848,7 +950,7 @@ llmc_req_stop(json_t *root, const char *key)
 
 /* With tools and no tool_choice, the model chooses: dflt. */
 static int
-llmc_req_tools(json_t *root, const char *dflt)
+llmc_req_tools(json_t *root, llmc_req_const_e dflt)
 {
     json_t  *d;
 
@@ -856,12 +958,39 @@ llmc_req_tools(json_t *root, const char *dflt)
     if (json_object_get(root, "tools")
         && json_object_get(root, "tool_choice") == NULL)
     {
-        d = json_loads(dflt, JSON_DECODE_ANY, NULL);
-        if (d == NULL || json_object_set_new(root, "tool_choice", d) != 0) {
+        d = llmc_req_const(dflt);
+        if (d == NULL || json_object_set(root, "tool_choice", d) != 0) {
             return -1;
         }
     }
     return 0;
+}
+
+/* [{"type": type, "text": text}] (text borrowed), or NULL */
+static json_t *
+llmc_req_one_part(const char *type, json_t *text)
+{
+    json_t  *t, *part, *parts;
+
+    t = llmc_req_const_type(type);
+    part = json_object();
+    if (t == NULL || part == NULL
+        || json_object_set(part, "type", t) != 0
+        || json_object_set(part, "text", text) != 0)
+    {
+        json_decref(part);
+        return NULL;
+    }
+    parts = json_array();
+    if (parts == NULL) {
+        json_decref(part);
+        return NULL;
+    }
+    if (json_array_append_new(parts, part) != 0) {
+        json_decref(parts);
+        return NULL;
+    }
+    return parts;
 }
 
 /* A string content is one text part of type `type`. */
@@ -873,7 +1002,7 @@ llmc_req_content_parts(json_t *msg, const char *type)
     if (!json_is_string(c)) {
         return 0;
     }
-    parts = json_pack("[{s:s, s:O}]", "type", type, "text", c);
+    parts = llmc_req_one_part(type, c);
     if (parts == NULL || json_object_set_new(msg, "content", parts) != 0) {
         return -1;
     }
@@ -934,7 +1063,7 @@ llmc_req_take_text(llmc_req_ctx_t *ctx, json_t *msg, const char *type)
     if (p == NULL) {
         return llmc_req_fail(ctx, "out of memory");
     }
-    ph = json_string(LLMC_REQ_PLACEHOLDER);
+    ph = llmc_req_const(LLMC_REQ_PH);
     if (ph == NULL) {
         free(p);
         return llmc_req_fail(ctx, "out of memory");
@@ -953,13 +1082,11 @@ llmc_req_take_text(llmc_req_ctx_t *ctx, json_t *msg, const char *type)
         memcpy(p + len, json_string_value(t), tlen);
         len += tlen;
         if (json_object_set(part, "text", ph) != 0) {
-            json_decref(ph);
             free(p);
             return llmc_req_fail(ctx, "out of memory");
         }
     }
     p[len] = '\0';
-    json_decref(ph);
 
     ctx->prompt = p;
     ctx->prompt_len = len;
@@ -1039,7 +1166,7 @@ llmc_req_chat(llmc_req_ctx_t *ctx, json_t *root)
         return -1;
     }
     if (llmc_req_stop(root, "stop") != 0
-        || llmc_req_tools(root, "\"auto\"") != 0)
+        || llmc_req_tools(root, LLMC_REQ_AUTO) != 0)
     {
         return llmc_req_fail(ctx, "out of memory");
     }
@@ -1074,13 +1201,12 @@ llmc_req_completions(llmc_req_ctx_t *ctx, json_t *root)
     if (json_is_string(p) && json_string_length(p)) {
         ctx->prompt_len = json_string_length(p);
         ctx->prompt = malloc(ctx->prompt_len + 1);
-        ph = json_string(LLMC_REQ_PLACEHOLDER);
+        ph = llmc_req_const(LLMC_REQ_PH);
         if (ctx->prompt == NULL || ph == NULL) {
-            json_decref(ph);
             return llmc_req_fail(ctx, "out of memory");
         }
         memcpy(ctx->prompt, json_string_value(p), ctx->prompt_len + 1);
-        if (json_object_set_new(root, "prompt", ph) != 0) {
+        if (json_object_set(root, "prompt", ph) != 0) {
             return llmc_req_fail(ctx, "out of memory");
         }
     }
@@ -1090,6 +1216,36 @@ llmc_req_completions(llmc_req_ctx_t *ctx, json_t *root)
     }
     llmc_req_del_empty(root, "logit_bias");
     return 0;
+}
+
+/* [{"type": "message", "role": "user", "content": content}] (content
+ * borrowed), or NULL */
+static json_t *
+llmc_req_user_message(json_t *content)
+{
+    json_t  *type, *role, *msg, *in;
+
+    type = llmc_req_const(LLMC_REQ_S_MESSAGE);
+    role = llmc_req_const(LLMC_REQ_S_USER);
+    msg = json_object();
+    if (type == NULL || role == NULL || msg == NULL
+        || json_object_set(msg, "type", type) != 0
+        || json_object_set(msg, "role", role) != 0
+        || json_object_set(msg, "content", content) != 0)
+    {
+        json_decref(msg);
+        return NULL;
+    }
+    in = json_array();
+    if (in == NULL) {
+        json_decref(msg);
+        return NULL;
+    }
+    if (json_array_append_new(in, msg) != 0) {
+        json_decref(in);
+        return NULL;
+    }
+    return in;
 }
 
 /*
@@ -1121,8 +1277,7 @@ llmc_req_responses(llmc_req_ctx_t *ctx, json_t *root)
 
     in = json_object_get(root, "input");
     if (json_is_string(in)) {
-        in = json_pack("[{s:s, s:s, s:O}]", "type", "message", "role", "user",
-                       "content", in);
+        in = llmc_req_user_message(in);
         if (in == NULL || json_object_set_new(root, "input", in) != 0) {
             return llmc_req_fail(ctx, "out of memory");
         }
@@ -1149,7 +1304,8 @@ llmc_req_responses(llmc_req_ctx_t *ctx, json_t *root)
             return llmc_req_fail(ctx, "input item %zu: role not a string", i);
         }
         if (t == NULL
-            && json_object_set_new(item, "type", json_string("message")) != 0)
+            && ((t = llmc_req_const(LLMC_REQ_S_MESSAGE)) == NULL
+                || json_object_set(item, "type", t) != 0))
         {
             return llmc_req_fail(ctx, "out of memory");
         }
@@ -1182,15 +1338,14 @@ llmc_req_responses(llmc_req_ctx_t *ctx, json_t *root)
     if (json_is_object(text)) {
         t = json_object_get(text, "format");
         if (t == NULL || json_is_null(t)) {
-            if (json_object_set_new(text, "format",
-                    json_pack("{s:s}", "type", "text")) != 0)
-            {
+            t = llmc_req_const(LLMC_REQ_TYPE_TEXT);
+            if (t == NULL || json_object_set(text, "format", t) != 0) {
                 return llmc_req_fail(ctx, "out of memory");
             }
         }
     }
 
-    if (llmc_req_tools(root, "\"auto\"") != 0) {
+    if (llmc_req_tools(root, LLMC_REQ_AUTO) != 0) {
         return llmc_req_fail(ctx, "out of memory");
     }
     llmc_req_del_empty(root, "include");
@@ -1218,7 +1373,7 @@ llmc_req_anthropic(llmc_req_ctx_t *ctx, json_t *root)
     if (json_is_string(v) && json_string_length(v) == 0) {
         json_object_del(root, "system");
     } else if (json_is_string(v)) {
-        v = json_pack("[{s:s, s:O}]", "type", "text", "text", v);
+        v = llmc_req_one_part("text", v);
         if (v == NULL || json_object_set_new(root, "system", v) != 0) {
             return llmc_req_fail(ctx, "out of memory");
         }
@@ -1232,7 +1387,7 @@ llmc_req_anthropic(llmc_req_ctx_t *ctx, json_t *root)
     }
 
     llmc_req_del_empty(root, "stop_sequences");
-    if (llmc_req_tools(root, "{\"type\":\"auto\"}") != 0) {
+    if (llmc_req_tools(root, LLMC_REQ_TYPE_AUTO) != 0) {
         return llmc_req_fail(ctx, "out of memory");
     }
     return 0;
