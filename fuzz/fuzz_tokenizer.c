@@ -2,8 +2,9 @@
  * Fuzzes tokenizer_encode() and tokenizer_decode() with small built-in
  * vocabularies: SentencePiece-style (U+2581 and plain-space pieces, byte
  * fallback, control and user-defined tokens) and byte-level BPE under each
- * pre-tokenizer (gpt-2, falcon, default, llama3, qwen2). Besides ASan/UBSan, it checks that ids are in range and
- * that decoding gives the input back where that must hold.
+ * pre-tokenizer (gpt-2, falcon, default, llama3, qwen2). Besides what
+ * ASan and UBSan catch, it checks that ids are in range and that decoding
+ * gives the input back where that must hold.
  */
 
 #include <stdint.h>

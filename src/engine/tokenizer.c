@@ -25,6 +25,7 @@
  * only when the caller asks for special handling.
  */
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,8 +91,6 @@ struct tokenizer {
 static void
 tok_err(char *err, size_t errlen, const char *fn, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-
-#include <stdarg.h>
 
 static void
 tok_err(char *err, size_t errlen, const char *fn, const char *fmt, ...)
@@ -2000,17 +1999,17 @@ tok_wpm_word(tok_work_t *w, const char *word, size_t len)
 static void
 tok_wpm_fragment(tok_work_t *w, const char *text, size_t len)
 {
-    size_t    i, adv, o = 0, word = 0;
+    size_t    i, adv, o, m;
     uint32_t  cp, mask;
     char      u8[4];
-    size_t    m;
 
+    /* w->buf holds the current word: U+2581 then its characters */
 #define WORD_END()                                                           \
     do {                                                                     \
-        if (o > word + 3) {                                                  \
-            tok_wpm_word(w, w->buf + word, o - word);                        \
+        if (o > 3) {                                                         \
+            tok_wpm_word(w, w->buf, o);                                      \
         }                                                                    \
-        o = word;                                                            \
+        o = 0;                                                               \
     } while (0)
 
     memcpy(w->buf, "\xe2\x96\x81", 3);
