@@ -221,8 +221,23 @@ system($mkmodel, '--out', $model, '--seed', '7', '--dim', $dim,
        '--ctx', '1024', '--name', 'tiny') == 0
     or BAIL_OUT("llmcache-mkmodel failed");
 
+# a stale socket file (a listener that went away) is replaced
+{
+    my $stale = IO::Socket::UNIX->new(Type => SOCK_STREAM, Listen => 1,
+                                      Local => "$dir/main.sock")
+        or die "stale socket: $!";
+    close $stale;
+    ok(-S "$dir/main.sock", 'a stale socket file is there');
+}
 my $sock = start_worker('main', '--model', $model, '--max-queue', '1',
                         '--max-body', '65536');
+
+# a live one is not taken over
+{
+    my $out = `$worker --model $model --listen unix:$sock 2>&1`;
+    isnt($? >> 8, 0, 'a second worker on a live socket exits non-zero');
+    like($out, qr/another server is listening/, '... and says why');
+}
 
 my $mode = (stat $sock)[2] & 07777;
 is(sprintf('%o', $mode), '660', 'socket file mode 0660');
@@ -560,11 +575,13 @@ still_serving($sock, 'the 4xx answers');
     # HTTP/1.0: streamed without chunked framing, connection closed
     my $c = connect_to($sock);
     my $body = $json->encode({ %$creq, stream => JSON::PP::true });
-    print $c "POST /v1/completions HTTP/1.0\r\nContent-Length: "
-           . length($body) . "\r\n\r\n$body";
+    print $c "POST /v1/completions HTTP/1.0\r\nConnection: keep-alive\r\n"
+           . "Content-Length: " . length($body) . "\r\n\r\n$body";
     my $resp = read_response($c);
     ok(!defined $resp->{headers}{'transfer-encoding'},
        'HTTP/1.0 stream: no chunked');
+    is($resp->{headers}{connection}, 'close',
+       'HTTP/1.0 stream: closed at its end, keep-alive or not');
     like($resp->{body}, qr/data: \[DONE\]\n\n$/, 'HTTP/1.0 stream ends');
     close $c;
 }

@@ -493,8 +493,13 @@ server_generate(server_t *s, job_t *j)
 
     api_textout_init(&to, r->stop, r->n_stop);
     if (r->stream) {
+        /* HTTP/1.0 has no chunked framing: the end of the stream is the
+         * end of the connection */
+        if (j->version < 11) {
+            j->keep_alive = 0;
+        }
         n = server_head(head, sizeof(head), 200, "text/event-stream", -1,
-                        j->keep_alive && j->version >= 11, j->version,
+                        j->keep_alive, j->version,
                         "Cache-Control: no-cache\r\n");
         job_write(s, j, head, (size_t) n);
         if (ep == API_EP_CHAT) {
