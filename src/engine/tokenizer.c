@@ -230,23 +230,30 @@ tok_byte_to_cp(unsigned char b)
     return 256 + n;
 }
 
+/* the inverse, -1 for code points outside the map; no static state, so
+ * tokenizers may be built from several threads */
 static int
 tok_cp_to_byte(uint32_t cp)
 {
-    static int      init;
-    static int16_t  rev[324];
-    int             b;
+    int  b, n;
 
-    if (!init) {
-        for (b = 0; b < 324; b++) {
-            rev[b] = -1;
-        }
-        for (b = 0; b < 256; b++) {
-            rev[tok_byte_to_cp((unsigned char) b)] = (int16_t) b;
-        }
-        init = 1;
+    if ((cp >= 0x21 && cp <= 0x7e) || (cp >= 0xa1 && cp <= 0xac)
+        || (cp >= 0xae && cp <= 0xff))
+    {
+        return (int) cp;
     }
-    return cp < 324 ? rev[cp] : -1;
+    if (cp < 256 || cp >= 256 + 68) {
+        return -1;
+    }
+    n = (int) cp - 256;
+    for (b = 0; b < 256; b++) {
+        if (!((b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac)
+              || b >= 0xae) && n-- == 0)
+        {
+            return b;
+        }
+    }
+    return -1;
 }
 
 static const char *
