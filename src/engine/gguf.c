@@ -220,7 +220,8 @@ gguf_read_kv(gguf_cur_t *c, gguf_kv_t *kv)
     }
     kv->name = name_dup(key, klen);
     if (kv->name == NULL) {
-        gguf_err(c->err, c->errlen, "metadata key with a NUL byte (or out of memory)");
+        gguf_err(c->err, c->errlen,
+                 "metadata key with a NUL byte (or out of memory)");
         return -1;
     }
     if (cur_u32(c, &type, "metadata type") != 0) {
@@ -311,7 +312,8 @@ gguf_read_tensor(gguf_cur_t *c, gguf_tensor_t *t, uint64_t *offset)
     }
     t->name = name_dup(name, len);
     if (t->name == NULL) {
-        gguf_err(c->err, c->errlen, "tensor name with a NUL byte (or out of memory)");
+        gguf_err(c->err, c->errlen,
+                 "tensor name with a NUL byte (or out of memory)");
         return -1;
     }
     if (cur_u32(c, &n_dims, "tensor n_dims") != 0) {

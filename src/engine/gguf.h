@@ -36,7 +36,7 @@ typedef struct gguf_ctx gguf_ctx_t;
 typedef struct {
     const char  *name;        /* NUL-terminated copy */
     uint32_t     n_dims;
-    int64_t      ne[4];       /* ne[0] is the contiguous dimension; unused = 1 */
+    int64_t      ne[4];       /* ne[0] is contiguous; unused dims are 1 */
     uint32_t     type;        /* ggml type (quant.h GGML_TYPE_*) */
     const void  *data;
     size_t       nbytes;

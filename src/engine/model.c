@@ -662,6 +662,38 @@ kv_cache_truncate(kv_cache_t *kv, int n)
     }
 }
 
+int
+kv_cache_n_ctx(const kv_cache_t *kv)
+{
+    return kv->n_ctx;
+}
+
+int
+kv_cache_append(kv_cache_t *dst, const kv_cache_t *src, int from, int n)
+{
+    const model_hparams_t  *hp = &dst->m->hp;
+    size_t                  kv_dim, l, i;
+
+    if (src->m != dst->m || from < 0 || n < 0 || from > src->len - n
+        || n > dst->n_ctx - dst->len)
+    {
+        return -1;
+    }
+    kv_dim = (size_t) hp->n_kv_heads * hp->head_dim;
+    for (l = 0; l < (size_t) hp->n_layers; l++) {
+        for (i = 0; i < kv_dim; i++) {
+            memcpy(dst->k + (l * kv_dim + i) * dst->n_ctx + dst->len,
+                   src->k + (l * kv_dim + i) * src->n_ctx + from,
+                   (size_t) n * sizeof(float));
+        }
+        memcpy(dst->v + (l * dst->n_ctx + dst->len) * kv_dim,
+               src->v + (l * src->n_ctx + from) * kv_dim,
+               (size_t) n * kv_dim * sizeof(float));
+    }
+    dst->len += n;
+    return 0;
+}
+
 /* --- the forward pass ---------------------------------------------------- */
 
 static void

@@ -43,9 +43,18 @@ kv_cache_t *kv_cache_new(const model_t *m, int n_ctx);
 void kv_cache_free(kv_cache_t *kv);
 int kv_cache_len(const kv_cache_t *kv);
 void kv_cache_truncate(kv_cache_t *kv, int n);
+int kv_cache_n_ctx(const kv_cache_t *kv);
+/*
+ * Appends entries [from, from + n) of src (a cache of the same model) to
+ * dst, as they are: the K/V of stored prompt modules are reused this way,
+ * keeping the positions they were evaluated at. 0 or -1 (bad range, full).
+ */
+int kv_cache_append(kv_cache_t *dst, const kv_cache_t *src, int from,
+    int n);
 
 /*
- * Evaluates n tokens appended to kv. pos: absolute position of each token
+ * Evaluates n tokens appended to kv (one model_eval at a time per model:
+ * the scratch buffers are the model's). pos: absolute position of each token
  * (NULL = kv_len, kv_len + 1, ...). logits: n_vocab floats for the last
  * token (n * n_vocab when logits_all), may be NULL. Returns 0 or -1 (err).
  * The n tokens go through each layer as one matrix-matrix pass.

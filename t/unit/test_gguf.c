@@ -16,7 +16,7 @@
 
 static char  err[512];
 
-/* --- a raw byte builder for files the writer cannot produce ---------------- */
+/* --- a raw byte builder for files the writer cannot produce -------------- */
 
 typedef struct {
     uint8_t  p[4096];

@@ -440,6 +440,72 @@ test_positions_and_cache(void)
     unlink(path);
 }
 
+/* stored K/V appended to another cache behave as if evaluated there */
+static void
+test_kv_append(void)
+{
+    char         path[PATH_MAX];
+    model_t     *m;
+    kv_cache_t  *a, *b, *c, *d;
+    int32_t      toks[10] = { 1, 300, 301, 302, 303, 310, 311, 312, 313, 319 };
+    int32_t      pos_b[4] = { 5, 6, 7, 8 };
+    float       *l1, *l2, *l3;
+    int          nv;
+
+    make_model("kv.gguf", GGML_TYPE_F32, 0, path, sizeof(path));
+    m = model_load(path, 2, err, sizeof(err));
+    if (!ok(m != NULL, "model for kv_cache_append loads")) {
+        return;
+    }
+    nv = model_hparams(m)->n_vocab;
+    l1 = malloc(nv * sizeof(float));
+    l2 = malloc(nv * sizeof(float));
+    l3 = malloc(nv * sizeof(float));
+    a = kv_cache_new(m, 16);
+    b = kv_cache_new(m, 16);
+    c = kv_cache_new(m, 16);
+    d = kv_cache_new(m, 16);
+
+    /* reference: the 10 tokens in one cache */
+    ok(model_eval(m, a, toks, NULL, 10, l1, 0, err, sizeof(err)) == 0,
+       "reference eval");
+    /* the first 5 elsewhere, appended, then the rest */
+    model_eval(m, b, toks, NULL, 5, NULL, 0, err, sizeof(err));
+    ok(kv_cache_append(c, b, 0, 5) == 0 && kv_cache_len(c) == 5,
+       "append 5 entries");
+    ok(model_eval(m, c, toks + 5, NULL, 5, l2, 0, err, sizeof(err)) == 0,
+       "eval after the appended entries");
+    ok(max_rel_diff(l2, l1, nv) <= 1e-6,
+       "a prefix appended from another cache gives the same logits");
+
+    /* a module evaluated alone at positions 5..8, then appended after the
+       prefix: the cache holds 9 entries and the next token sees both */
+    kv_cache_truncate(b, 0);
+    model_eval(m, b, toks + 5, pos_b, 4, NULL, 0, err, sizeof(err));
+    kv_cache_truncate(c, 5);
+    ok(kv_cache_append(c, b, 0, 4) == 0 && kv_cache_len(c) == 9,
+       "append a module of 4 entries");
+    ok(model_eval(m, c, toks + 9, (int32_t[]) { 9 }, 1, l3, 0, err,
+                  sizeof(err)) == 0, "eval after the module");
+    ok(max_rel_diff(l3, l1, nv) > 1e-6,
+       "a module that did not attend to the prefix changes the result");
+    ok(kv_cache_append(d, b, 2, 3) == -1, "a range past the source end "
+       "is refused");
+    ok(kv_cache_append(c, a, 0, 10) == -1, "overflowing the destination "
+       "is refused");
+    is_int(kv_cache_n_ctx(c), 16, "n_ctx");
+
+    kv_cache_free(a);
+    kv_cache_free(b);
+    kv_cache_free(c);
+    kv_cache_free(d);
+    free(l1);
+    free(l2);
+    free(l3);
+    model_free(m);
+    unlink(path);
+}
+
 static void
 expect_load_error(gguf_writer_t *w, const char *want, const char *what)
 {
@@ -581,6 +647,7 @@ main(void)
     test_batched(GGML_TYPE_Q4_0, 0);
     test_batched(GGML_TYPE_F16, 0);
     test_positions_and_cache();
+    test_kv_append();
     test_bad_models();
     rmdir(tmpdir);
     return done_testing();
