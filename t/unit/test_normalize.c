@@ -847,6 +847,58 @@ test_shared(const llmc_dict_t *d)
 }
 
 
+/* Pairs that must stay apart (PAWS-X label 0: same words, other meaning;
+ * SICK contradictions): the rules merge none that the plain steps keep
+ * apart.  Tab-separated, columns a, b and the label. */
+static void
+test_pairs(const llmc_dict_t *d, const char *file, int ca, int cb, int cl,
+    const char *apart)
+{
+    const char   *shared;
+    char          path[4096], line[8192], *c[8], *p, x[4096];
+    FILE         *f;
+    int           k, n = 0, merged = 0;
+    llmc_dict_t  *none;
+
+    shared = getenv("LLMCACHE_SHARED");
+    snprintf(path, sizeof(path), "%s/datasets/%s",
+             shared ? shared : "../shared", file);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        printf("# skipped: %s not found (set LLMCACHE_SHARED)\n", path);
+        return;
+    }
+    none = llmc_dict_new();
+    while (fgets(line, sizeof(line), f) != NULL) {
+        line[strcspn(line, "\r\n")] = '\0';
+        for (k = 0, p = line; k < 8 && p != NULL; k++) {
+            c[k] = p;
+            p = strchr(p, '\t');
+            if (p != NULL) {
+                *p++ = '\0';
+            }
+        }
+        if (k <= ca || k <= cb || k <= cl || strcmp(c[cl], apart) != 0) {
+            continue;
+        }
+        n++;
+        snprintf(x, sizeof(x), "%s", norm(c[ca], LLMC_NORM_ALL, d));
+        if (strcmp(x, norm(c[cb], LLMC_NORM_ALL, d)) != 0) {
+            continue;
+        }
+        snprintf(x, sizeof(x), "%s", norm(c[ca], LLMC_NORM_ALL, none));
+        if (strcmp(x, norm(c[cb], LLMC_NORM_ALL, none)) != 0) {
+            merged++;
+            printf("#   merged: '%s' / '%s'\n", c[ca], c[cb]);
+        }
+    }
+    fclose(f);
+    llmc_dict_free(none);
+    ok(n > 100, "%s: %d pairs labelled %s", file, n, apart);
+    is_int(merged, 0, "%s: the rules merge none of them", file);
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -883,6 +935,9 @@ main(int argc, char **argv)
               "Could you please tell me how do I reset my password today?");
         test_threads(both);
         test_shared(both);
+        test_pairs(both, "ko-pawsx/dev_2k.tsv", 1, 2, 3, "0");
+        test_pairs(both, "en-sick/SICK_train.txt", 1, 2, 4,
+                   "CONTRADICTION");
     }
     test_format();
 
