@@ -35,6 +35,8 @@
 #define LLMC_BRACKET_DEPTH  63
 #define LLMC_DICT_SKIP_MAX  3       /* fillers skipped inside one phrase */
 #define LLMC_DICT_PASSES    4
+/* bumped whenever a change here changes some normalized text */
+#define LLMC_NORM_VERSION   1
 
 #define GC(c)  ((uint32_t) U_GET_GC_MASK(c))
 
@@ -1469,9 +1471,11 @@ static uint64_t
 fp_version(void)
 {
     UVersionInfo  v;
+    uint32_t      own = LLMC_NORM_VERSION;
 
     u_getUnicodeVersion(v);
-    return fp_add(0xcbf29ce484222325ULL, v, sizeof(v));
+    return fp_add(fp_add(0xcbf29ce484222325ULL, &own, sizeof(own)), v,
+                  sizeof(v));
 }
 
 

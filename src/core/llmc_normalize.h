@@ -37,8 +37,8 @@ int llmc_dict_load_file(llmc_dict_t *d, const char *path, char *err,
 int llmc_dict_load_buf(llmc_dict_t *d, const char *buf, size_t len,
     const char *name, char *err, size_t errlen);
 
-/* A hash of the loaded rules, as normalized, and of ICU's Unicode version
- * (d may be NULL: the version alone).  Cache keys can carry it with the
+/* A hash of the loaded rules, as normalized, of ICU's Unicode version and
+ * of this normalizer's version (d may be NULL: the versions alone).  Cache keys can carry it with the
  * steps, so that a changed dictionary or a new ICU never serves entries
  * normalized the old way. */
 uint64_t llmc_dict_fingerprint(const llmc_dict_t *d);
