@@ -80,6 +80,7 @@ struct tokenizer {
     int32_t            eog[TOK_MAX_EOG];
     int                n_eog;
     int                add_bos;
+    int                add_eos;
     int                add_space_prefix;
     int                space_is_sp;      /* ' ' is written as U+2581 */
     int                parse_special;    /* special tokens may be parsed */
@@ -564,6 +565,7 @@ tokenizer_from_vocab(const tokenizer_vocab_t *v, char *err, size_t errlen)
     tok->pre = v->pre;
     tok->n_vocab = v->n_vocab;
     tok->add_bos = v->add_bos;
+    tok->add_eos = v->add_eos;
     tok->add_space_prefix = v->add_space_prefix;
     tok->space_is_sp = v->kind != TOKENIZER_BPE && !v->plain_space;
     tok->parse_special = !v->no_special_parse;
@@ -641,6 +643,10 @@ tokenizer_from_vocab(const tokenizer_vocab_t *v, char *err, size_t errlen)
     }
     if (tok->add_bos && tok->bos < 0) {
         tok_err(err, errlen, __func__, "add_bos set but no bos token");
+        goto fail;
+    }
+    if (tok->add_eos && tok->eos < 0) {
+        tok_err(err, errlen, __func__, "add_eos set but no eos token");
         goto fail;
     }
     if (v->kind == TOKENIZER_WPM && (tok->unk < 0 || tok->sep < 0)) {
@@ -1059,6 +1065,8 @@ tokenizer_from_gguf(const gguf_ctx_t *ctx, char *err, size_t errlen)
                 || tok_gguf_id(ctx, "tokenizer.ggml.seperator_token_id",
                                &v.sep, err, errlen)))
         || tok_gguf_bool(ctx, "tokenizer.ggml.add_bos_token", &v.add_bos,
+                         err, errlen)
+        || tok_gguf_bool(ctx, "tokenizer.ggml.add_eos_token", &v.add_eos,
                          err, errlen)
         || tok_gguf_bool(ctx, "tokenizer.ggml.add_space_prefix",
                          &v.add_space_prefix, err, errlen))
@@ -2231,6 +2239,8 @@ tokenizer_encode(const tokenizer_t *tok, const char *text, size_t len,
     }
     if (add_special && tok->kind == TOKENIZER_WPM) {
         tok_emit(&w, tok->sep);
+    } else if (add_special && tok->add_eos) {
+        tok_emit(&w, tok->eos);
     }
 
     if (w.overflow) {

@@ -84,6 +84,7 @@ typedef struct {
     int32_t             bos, eos, unk, eot;   /* -1: none */
     int32_t             sep;          /* WPM: appended with add_special */
     int                 add_bos;
+    int                 add_eos;
     int                 add_space_prefix;     /* SPM */
     int                 plain_space;  /* SPM pieces use ' ', not U+2581 */
     int                 no_special_parse;

@@ -238,6 +238,8 @@ static const struct { const char *p; float score; int type; } spm_pieces[] = {
     { NULL, 0, 0 }
 };
 
+static int  spm_add_eos;
+
 static tokenizer_t *
 spm_tiny(int add_space_prefix)
 {
@@ -272,6 +274,7 @@ spm_tiny(int add_space_prefix)
     v.unk = 0;
     v.eot = -1;
     v.add_bos = 1;
+    v.add_eos = spm_add_eos;
     v.add_space_prefix = add_space_prefix;
     return tokenizer_from_vocab(&v, err, sizeof(err));
 }
@@ -378,6 +381,16 @@ test_spm_tiny(void)
     ok(n == 1 && ids[0] == id_of(tok, "hello"),
        "without add_space_prefix: no leading _ (%s)", ids_str(ids, n));
     tokenizer_free(tok);
+
+    spm_add_eos = 1;
+    tok = spm_tiny(1);
+    n = encode(tok, "hello", 1, ids);
+    ok(n == 3 && ids[0] == 1 && ids[2] == 2, "add_eos: </s> appended (%s)",
+       ids_str(ids, n));
+    n = encode(tok, "hello", 0, ids);
+    is_int(n, 1, "add_eos: nothing without add_special");
+    tokenizer_free(tok);
+    spm_add_eos = 0;
 }
 
 
