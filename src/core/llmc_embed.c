@@ -1,0 +1,666 @@
+/*
+ * Builtin hashed embedding and the OpenAI-compatible /v1/embeddings
+ * request body and answer parser.
+ *
+ * The builtin embedding reads normalized text as space-separated words and
+ * collects three groups of features:
+ *   chars  character 2- and 3-grams of each word padded with boundary
+ *          marks (code points: a Hangul syllable or a CJK character is one
+ *          unit), plus 2-grams of the Hangul syllables reduced to their
+ *          initial and medial jamo (알려줘/알려줄 and 했/해 then share
+ *          features despite a final consonant);
+ *   words  word unigrams;
+ *   pairs  word bigrams (order: Korean particles ride on their words, so
+ *          swapped roles change these).
+ * Each feature's weight is (1 + ln tf) times a damping factor for very
+ * common words (function words, request frames).  Each group is hashed
+ * into the vector with a sign from the same hash, scaled to a fixed share
+ * of the total, and the result is L2-normalized.  Only integer hashing,
+ * a fixed table for small tf and IEEE sqrt are involved, so the vector is
+ * the same on every machine.
+ */
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "llmc_embed.h"
+
+
+#define EMB_WORD_MAX    64          /* code points of a word used for grams */
+#define EMB_GROUP_CHARS 0
+#define EMB_GROUP_WORDS 1
+#define EMB_GROUP_PAIRS 2
+#define EMB_GROUPS      3
+
+#define EMB_BOW         0x01        /* boundary marks around a word */
+#define EMB_EOW         0x02
+
+
+/* share of each group in the final vector (squared norms add up) */
+static const float  emb_group_weight[EMB_GROUPS] = { 0.62f, 0.62f, 0.48f };
+
+/* weight damping of very common words: function words, the request
+ * frames the dictionaries produce and vague evaluative modifiers.  Sorted
+ * by bytes for bsearch(). */
+static const char  *emb_common[] = {
+    "a", "about", "after", "all", "am", "an", "and", "any", "are", "as", "at",
+    "be", "been", "being", "best", "but", "by", "can", "could", "delicious",
+    "did", "do", "does", "for", "from", "get", "good", "had", "has", "have",
+    "he", "her", "here", "his", "how", "i", "if", "in", "into", "is", "it",
+    "its", "just", "me", "my", "nice", "of", "on", "one", "or", "our", "she",
+    "should", "so", "some", "tasty", "than", "that", "the", "their", "them",
+    "then", "there", "these", "they", "this", "to", "up", "was", "we", "were",
+    "what", "when", "where", "which", "who", "why", "will", "with", "would",
+    "you", "your", "가", "것", "게", "그", "그리고", "는", "더", "도", "를", "맛있는", "뭐야",
+    "수", "알려줘", "어떻게", "에", "에서", "와", "은", "을", "의", "이", "있는", "있다", "좋은",
+    "줘", "하고", "한", "해",
+};
+
+#define EMB_COMMON_DAMP 0.3f
+
+
+uint64_t
+llmc_embed_hash(const void *data, size_t len)
+{
+    const unsigned char  *p = data;
+    uint64_t              h = 0xcbf29ce484222325ULL;
+    size_t                i;
+
+    for (i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+
+    /* FNV-1a mixes the last bytes poorly into the high bits */
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return h;
+}
+
+
+/* Decodes one UTF-8 sequence; returns its length or 0 when invalid. */
+static size_t
+emb_utf8(const unsigned char *p, size_t n, uint32_t *cp)
+{
+    uint32_t  c;
+    size_t    len, i;
+
+    if (p[0] < 0x80) {
+        *cp = p[0];
+        return 1;
+    }
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        len = 2; c = p[0] & 0x1f;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        len = 3; c = p[0] & 0x0f;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        len = 4; c = p[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len) {
+        return 0;
+    }
+    for (i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+    if ((len == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff)))
+        || (len == 4 && (c < 0x10000 || c > 0x10ffff)))
+    {
+        return 0;
+    }
+    *cp = c;
+    return len;
+}
+
+
+static int
+emb_common_cmp(const void *key, const void *elt)
+{
+    return strcmp(key, *(const char *const *) elt);
+}
+
+
+static float
+emb_damp(const char *w, size_t len)
+{
+    char  buf[32];
+
+    if (len >= sizeof(buf)) {
+        return 1.0f;
+    }
+    memcpy(buf, w, len);
+    buf[len] = '\0';
+    return bsearch(buf, emb_common, sizeof(emb_common) / sizeof(char *),
+                   sizeof(char *), emb_common_cmp) ? EMB_COMMON_DAMP : 1.0f;
+}
+
+
+/* one hashed feature before tf is counted */
+typedef struct {
+    uint64_t  h;
+    float     w;
+    int       group;
+} emb_feat_t;
+
+typedef struct {
+    emb_feat_t  *f;
+    size_t       n, cap;
+} emb_feats_t;
+
+
+static int
+emb_add(emb_feats_t *fs, int group, float w, const void *key, size_t len)
+{
+    emb_feat_t  *f;
+
+    if (fs->n == fs->cap) {
+        size_t  cap = fs->cap ? fs->cap * 2 : 256;
+
+        f = realloc(fs->f, cap * sizeof(emb_feat_t));
+        if (f == NULL) {
+            return -1;
+        }
+        fs->f = f;
+        fs->cap = cap;
+    }
+    f = &fs->f[fs->n++];
+    f->h = llmc_embed_hash(key, len);
+    f->w = w;
+    f->group = group;
+    return 0;
+}
+
+
+static int
+emb_feat_cmp(const void *a, const void *b)
+{
+    const emb_feat_t  *x = a, *y = b;
+
+    if (x->h != y->h) {
+        return x->h < y->h ? -1 : 1;
+    }
+    return 0;
+}
+
+
+/* Character grams of one word: cps[0..n) with the boundary marks. */
+static int
+emb_word_grams(emb_feats_t *fs, const uint32_t *cps, int n, float damp)
+{
+    uint32_t  seq[EMB_WORD_MAX + 2], key[4];
+    int       i, m, hangul;
+
+    seq[0] = EMB_BOW;
+    memcpy(&seq[1], cps, n * sizeof(uint32_t));
+    seq[n + 1] = EMB_EOW;
+    m = n + 2;
+
+    for (i = 0; i + 2 <= m; i++) {
+        key[0] = 'c';
+        key[1] = seq[i];
+        key[2] = seq[i + 1];
+        if (emb_add(fs, EMB_GROUP_CHARS, damp, key, 3 * sizeof(uint32_t))
+            != 0)
+        {
+            return -1;
+        }
+    }
+    for (i = 0; i + 3 <= m; i++) {
+        key[0] = 'C';
+        key[1] = seq[i];
+        key[2] = seq[i + 1];
+        key[3] = seq[i + 2];
+        if (emb_add(fs, EMB_GROUP_CHARS, damp, key, 4 * sizeof(uint32_t))
+            != 0)
+        {
+            return -1;
+        }
+    }
+
+    /* Hangul syllables without their final consonant */
+    hangul = 0;
+    for (i = 1; i <= n; i++) {
+        if (seq[i] >= 0xac00 && seq[i] <= 0xd7a3) {
+            seq[i] = 0xac00 + (seq[i] - 0xac00) / 28 * 28;
+            hangul = 1;
+        }
+    }
+    if (hangul) {
+        for (i = 0; i + 2 <= m; i++) {
+            key[0] = 'j';
+            key[1] = seq[i];
+            key[2] = seq[i + 1];
+            if (emb_add(fs, EMB_GROUP_CHARS, 0.5f * damp, key,
+                        3 * sizeof(uint32_t)) != 0)
+            {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+
+/* ln(1 + tf - 1) + 1 for small tf without libm */
+static float
+emb_tf(size_t tf)
+{
+    static const float  t[] = {
+        0.0f, 1.0f, 1.6931472f, 2.0986123f, 2.3862944f, 2.6094379f,
+        2.7917595f, 2.9459102f, 3.0794415f, 3.1972246f, 3.3025851f
+    };
+
+    return tf < sizeof(t) / sizeof(t[0]) ? t[tf] : 1.0f + logf((float) tf);
+}
+
+
+int
+llmc_embed_builtin(const char *text, size_t len, float *out, int dim)
+{
+    const unsigned char  *p = (const unsigned char *) text;
+    emb_feats_t           fs = { NULL, 0, 0 };
+    uint32_t              cps[EMB_WORD_MAX];
+    size_t                i, j, k, l, ws, pws, pwl, wl;
+    float                 damp, pdamp, norm[EMB_GROUPS], *g[EMB_GROUPS];
+    float                *acc;
+    uint32_t              cp;
+    int                   n, d, rc;
+    char                  pair[512];
+
+    if (dim < LLMC_EMBED_DIM_MIN || dim > LLMC_EMBED_DIM_MAX
+        || (text == NULL && len))
+    {
+        return -1;
+    }
+
+    acc = calloc((size_t) dim * EMB_GROUPS, sizeof(float));
+    if (acc == NULL) {
+        return -1;
+    }
+    for (d = 0; d < EMB_GROUPS; d++) {
+        g[d] = acc + (size_t) d * dim;
+    }
+
+    rc = -1;
+    pws = 0;
+    pwl = 0;
+    pdamp = 1.0f;
+    i = 0;
+
+    while (i < len) {
+        if (p[i] == ' ') {
+            i++;
+            continue;
+        }
+
+        ws = i;
+        n = 0;
+        while (i < len && p[i] != ' ') {
+            l = emb_utf8(p + i, len - i, &cp);
+            if (l == 0) {
+                goto done;
+            }
+            if (n < EMB_WORD_MAX) {
+                cps[n++] = cp;
+            }
+            i += l;
+        }
+        wl = i - ws;
+        damp = emb_damp(text + ws, wl);
+
+        if (emb_add(&fs, EMB_GROUP_WORDS, damp, text + ws, wl) != 0
+            || emb_word_grams(&fs, cps, n, damp) != 0)
+        {
+            goto done;
+        }
+
+        if (pwl) {
+            if (pwl + wl + 2 <= sizeof(pair)) {
+                pair[0] = 'b';
+                memcpy(pair + 1, text + pws, pwl);
+                pair[1 + pwl] = ' ';
+                memcpy(pair + 2 + pwl, text + ws, wl);
+                if (emb_add(&fs, EMB_GROUP_PAIRS, sqrtf(damp * pdamp), pair,
+                            pwl + wl + 2) != 0)
+                {
+                    goto done;
+                }
+            }
+        }
+        pws = ws;
+        pwl = wl;
+        pdamp = damp;
+    }
+
+    /* word keys are the bare words: they hold no NUL (gram keys do) and
+     * no space (pair keys do), so the kinds never share a key */
+    qsort(fs.f, fs.n, sizeof(emb_feat_t), emb_feat_cmp);
+
+    for (j = 0; j < fs.n; j = k) {
+        for (k = j + 1; k < fs.n && fs.f[k].h == fs.f[j].h; k++) {
+            /* count equal features */
+        }
+        d = (int) ((fs.f[j].h >> 32) % (uint64_t) dim);
+        g[fs.f[j].group][d] += (fs.f[j].h & 1 ? -1.0f : 1.0f)
+                               * fs.f[j].w * emb_tf(k - j);
+    }
+
+    for (d = 0; d < EMB_GROUPS; d++) {
+        norm[d] = llmc_l2_normalize(g[d], dim);
+    }
+
+    for (i = 0; i < (size_t) dim; i++) {
+        out[i] = 0.0f;
+        for (d = 0; d < EMB_GROUPS; d++) {
+            if (norm[d] > 0.0f) {
+                out[i] += emb_group_weight[d] * g[d][i];
+            }
+        }
+    }
+    llmc_l2_normalize(out, dim);
+    rc = 0;
+
+done:
+
+    free(fs.f);
+    free(acc);
+    return rc;
+}
+
+
+float
+llmc_cosine(const float *a, const float *b, int dim)
+{
+    float  s[8] = { 0 }, t;
+    int    i, k;
+
+    /* eight partial sums in a fixed order: vectorizable without
+     * reassociation, and the same result everywhere */
+    for (i = 0; i + 8 <= dim; i += 8) {
+        for (k = 0; k < 8; k++) {
+            s[k] += a[i + k] * b[i + k];
+        }
+    }
+    t = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    for (; i < dim; i++) {
+        t += a[i] * b[i];
+    }
+    return t;
+}
+
+
+float
+llmc_l2_normalize(float *v, int dim)
+{
+    double  s = 0.0;
+    float   n;
+    int     i;
+
+    for (i = 0; i < dim; i++) {
+        s += (double) v[i] * v[i];
+    }
+    n = (float) sqrt(s);
+    if (n > 0.0f) {
+        for (i = 0; i < dim; i++) {
+            v[i] /= n;
+        }
+    }
+    return n;
+}
+
+
+/* --- remote embeddings ---------------------------------------------------- */
+
+char *
+llmc_embed_request(const char *model, const char *text, size_t len,
+    size_t *out_len)
+{
+    json_t  *o, *s;
+    char    *body;
+
+    s = json_stringn(text ? text : "", text ? len : 0);
+    if (s == NULL) {
+        return NULL;        /* invalid UTF-8 or no memory */
+    }
+    o = json_object();
+    if (o == NULL) {
+        json_decref(s);
+        return NULL;
+    }
+    if ((model && json_object_set_new(o, "model", json_string(model)) != 0)
+        || json_object_set_new(o, "input", s) != 0
+        || json_object_set_new(o, "encoding_format", json_string("float"))
+           != 0)
+    {
+        json_decref(o);
+        return NULL;
+    }
+    body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (body && out_len) {
+        *out_len = strlen(body);
+    }
+    return body;
+}
+
+
+static int
+emb_b64(int c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '-') return 62;
+    if (c == '/' || c == '_') return 63;
+    return -1;
+}
+
+
+/* Decodes base64 (standard or URL alphabet, padding optional) of
+ * little-endian float32 values. */
+static float *
+emb_parse_b64(const char *s, size_t len, int *dim, char *err, size_t errlen)
+{
+    unsigned char  *bytes;
+    float          *v;
+    size_t          i, n, nb;
+    uint32_t        acc, u;
+    int             bits, x;
+
+    while (len && s[len - 1] == '=') {
+        len--;
+    }
+    if (len % 4 == 1) {
+        snprintf(err, errlen, "llmc_embed_parse: bad base64 length");
+        return NULL;
+    }
+    nb = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
+    if (nb == 0 || nb % 4 != 0) {
+        snprintf(err, errlen, "llmc_embed_parse: base64 embedding is not "
+                 "a whole number of float32 values");
+        return NULL;
+    }
+    if (nb / 4 > LLMC_EMBED_DIM_MAX) {
+        snprintf(err, errlen, "llmc_embed_parse: more than %d dimensions",
+                 LLMC_EMBED_DIM_MAX);
+        return NULL;
+    }
+    bytes = malloc(nb);
+    v = malloc(nb);
+    if (bytes == NULL || v == NULL) {
+        free(bytes);
+        free(v);
+        snprintf(err, errlen, "llmc_embed_parse: out of memory");
+        return NULL;
+    }
+
+    acc = 0;
+    bits = 0;
+    n = 0;
+    for (i = 0; i < len; i++) {
+        x = emb_b64((unsigned char) s[i]);
+        if (x < 0) {
+            snprintf(err, errlen, "llmc_embed_parse: bad base64 character "
+                     "at %zu", i);
+            goto fail;
+        }
+        acc = (acc << 6) | (uint32_t) x;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            bytes[n++] = (unsigned char) (acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    if (acc != 0) {
+        snprintf(err, errlen, "llmc_embed_parse: bad base64 padding bits");
+        goto fail;
+    }
+
+    for (i = 0; i < nb / 4; i++) {
+        u = (uint32_t) bytes[4 * i] | (uint32_t) bytes[4 * i + 1] << 8
+            | (uint32_t) bytes[4 * i + 2] << 16
+            | (uint32_t) bytes[4 * i + 3] << 24;
+        memcpy(&v[i], &u, sizeof(float));
+    }
+    free(bytes);
+    *dim = (int) (nb / 4);
+    return v;
+
+fail:
+
+    free(bytes);
+    free(v);
+    return NULL;
+}
+
+
+int
+llmc_embed_parse(const char *json, size_t len, float **out, int *dim,
+    char *err, size_t errlen)
+{
+    json_t        *root, *data, *item, *emb, *e, *msg;
+    json_error_t   jerr;
+    float         *v;
+    size_t         i, n;
+    int             nd, zero;
+    double         x;
+
+    *out = NULL;
+    *dim = 0;
+    v = NULL;
+
+    root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        snprintf(err, errlen, "llmc_embed_parse: bad JSON at %d: %s",
+                 jerr.position, jerr.text);
+        return -1;
+    }
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "llmc_embed_parse: not a JSON object");
+        goto fail;
+    }
+
+    data = json_object_get(root, "data");
+    if (data == NULL) {
+        e = json_object_get(root, "error");
+        msg = json_is_object(e) ? json_object_get(e, "message")
+                                : (json_is_string(e) ? e : NULL);
+        if (json_is_string(msg)) {
+            snprintf(err, errlen, "llmc_embed_parse: error answer: %.200s",
+                     json_string_value(msg));
+        } else {
+            snprintf(err, errlen, "llmc_embed_parse: no \"data\"");
+        }
+        goto fail;
+    }
+    if (!json_is_array(data) || json_array_size(data) != 1) {
+        snprintf(err, errlen, "llmc_embed_parse: \"data\" must be an array "
+                 "of exactly one embedding");
+        goto fail;
+    }
+    item = json_array_get(data, 0);
+    emb = json_is_object(item) ? json_object_get(item, "embedding") : NULL;
+
+    if (json_is_array(emb)) {
+        n = json_array_size(emb);
+        if (n == 0 || n > LLMC_EMBED_DIM_MAX) {
+            snprintf(err, errlen, "llmc_embed_parse: embedding has %zu "
+                     "values (1..%d)", n, LLMC_EMBED_DIM_MAX);
+            goto fail;
+        }
+        v = malloc(n * sizeof(float));
+        if (v == NULL) {
+            snprintf(err, errlen, "llmc_embed_parse: out of memory");
+            goto fail;
+        }
+        for (i = 0; i < n; i++) {
+            e = json_array_get(emb, i);
+            if (!json_is_number(e)) {
+                snprintf(err, errlen, "llmc_embed_parse: embedding value "
+                         "%zu is not a number", i);
+                goto fail;
+            }
+            x = json_number_value(e);
+            if (!(x >= -3.0e38 && x <= 3.0e38)) {
+                snprintf(err, errlen, "llmc_embed_parse: embedding value "
+                         "%zu out of range", i);
+                goto fail;
+            }
+            v[i] = (float) x;
+        }
+        nd = (int) n;
+
+    } else if (json_is_string(emb)) {
+        v = emb_parse_b64(json_string_value(emb), json_string_length(emb),
+                          &nd, err, errlen);
+        if (v == NULL) {
+            goto fail;
+        }
+
+    } else {
+        snprintf(err, errlen, "llmc_embed_parse: data[0].embedding must be "
+                 "an array of numbers or a base64 string");
+        goto fail;
+    }
+
+    zero = 1;
+    for (i = 0; i < (size_t) nd; i++) {
+        if (!isfinite(v[i]) || fabsf(v[i]) > 1.0e18f) {
+            snprintf(err, errlen, "llmc_embed_parse: embedding value %zu is "
+                     "not finite", i);
+            goto fail;
+        }
+        if (v[i] != 0.0f) {
+            zero = 0;
+        }
+    }
+    if (zero) {
+        snprintf(err, errlen, "llmc_embed_parse: embedding is all zero");
+        goto fail;
+    }
+    llmc_l2_normalize(v, nd);
+
+    json_decref(root);
+    *out = v;
+    *dim = nd;
+    return 0;
+
+fail:
+
+    free(v);
+    json_decref(root);
+    return -1;
+}
