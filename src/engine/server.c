@@ -1406,6 +1406,9 @@ server_new(const server_config_t *cfg, char *err, size_t errlen)
     if (s->cfg.stop_grace <= 0) {
         s->cfg.stop_grace = 30;
     }
+    if (s->cfg.n_threads <= 0) {
+        s->cfg.n_threads = (int) sysconf(_SC_NPROCESSORS_ONLN);
+    }
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
     s->started = (long) time(NULL);
@@ -1420,9 +1423,10 @@ server_new(const server_config_t *cfg, char *err, size_t errlen)
 
     if (cfg->tokenizer_path != NULL) {
         s->model = model_load_llama2c(cfg->model_path, cfg->tokenizer_path,
-                                      cfg->n_threads, err, errlen);
+                                      s->cfg.n_threads, err, errlen);
     } else {
-        s->model = model_load(cfg->model_path, cfg->n_threads, err, errlen);
+        s->model = model_load(cfg->model_path, s->cfg.n_threads, err,
+                              errlen);
     }
     if (s->model == NULL) {
         goto failed;
