@@ -5,11 +5,14 @@
  *
  * The dictionary step segments the text with ICU's word BreakIterator
  * (root locale: dictionary-based for Chinese/Japanese/Thai, UAX #29
- * elsewhere) and rewrites the token sequence by longest-match phrase rules.
+ * elsewhere), splits polite endings off their words, and rewrites the
+ * token sequence by longest-match phrase rules until nothing changes.
  * Rules are stored as a token trie: tokens are interned UTF-16 strings,
  * trie edges live in one open-addressing table keyed by (node, token).
- * The dictionary is read-only once loaded; the only per-thread state is
- * the cached break iterator.
+ * The rules are also kept as written, and the trie is rebuilt after each
+ * file, so that later endings and cues apply to earlier rules.  The
+ * dictionary is read-only once loaded; the only per-thread state is the
+ * cached break iterator.
  */
 
 #include <errno.h>
