@@ -227,6 +227,27 @@ test_limits(void)
     memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
     expect_error("head over max_head", big, 431, 128, 0);
 
+    /* a chunk-size line padded with extensions, and a long trailer */
+    p = http_parser_new(128, 0);
+    feed_str(p, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked"
+             "\r\n\r\n1;");
+    for (i = 0; i < 120; i++) {       /* past HTTP_MAX_CHUNK_LINE (1024) */
+        feed_str(p, "ext=value;");
+    }
+    is_int(http_parser_next(p, &req), HTTP_ERROR, "chunk line too long");
+    is_int(http_parser_status(p), 400, "chunk line too long -> 400");
+    http_parser_free(p);
+
+    p = http_parser_new(128, 0);
+    feed_str(p, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked"
+             "\r\n\r\n1\r\na\r\n0\r\n");
+    for (i = 0; i < 20; i++) {
+        feed_str(p, "X-Trailer: 123456\r\n");
+    }
+    is_int(http_parser_next(p, &req), HTTP_ERROR, "trailer too long");
+    is_int(http_parser_status(p), 431, "trailer too long -> 431");
+    http_parser_free(p);
+
     /* many header lines */
     p = http_parser_new(0, 0);
     http_parser_feed(p, "GET / HTTP/1.1\r\nHost: h\r\n", 25);
