@@ -141,6 +141,127 @@ llmc_entry_find(const char *hay, size_t len, const char *needle, size_t n)
     return NULL;
 }
 
+/*
+ * The metadata line exactly as llmc_entry_encode() writes it:
+ *
+ *     {"api":"..","body_len":N,"content_type":"..","created":N,"model":".."}
+ *
+ * with plain strings (printable ASCII, no escapes) and integers of at most
+ * 18 digits.  Such a line is read here without building a jansson object;
+ * any other line, valid or not, is left to jansson, which decides.
+ */
+
+typedef struct {
+    const char  *s;
+    size_t       len;
+} llmc_entry_str_t;
+
+static const char *
+llmc_entry_fast_key(const char *p, const char *end, const char *key)
+{
+    size_t  n = strlen(key);
+
+    if ((size_t) (end - p) < n || memcmp(p, key, n) != 0) {
+        return NULL;
+    }
+    return p + n;
+}
+
+static const char *
+llmc_entry_fast_str(const char *p, const char *end, llmc_entry_str_t *out)
+{
+    const char  *q;
+
+    if (p == NULL || p == end || *p++ != '"') {
+        return NULL;
+    }
+    for (q = p; q < end; q++) {
+        unsigned char c = (unsigned char) *q;
+        if (c == '"') {
+            out->s = p;
+            out->len = q - p;
+            return q + 1;
+        }
+        if (c < 0x20 || c > 0x7e || c == '\\') {
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static const char *
+llmc_entry_fast_int(const char *p, const char *end, int64_t *out)
+{
+    int      n = 0;
+    int64_t  v = 0;
+
+    if (p == NULL || p == end) {
+        return NULL;
+    }
+    if (*p == '0') {
+        *out = 0;
+        return p + 1;
+    }
+    while (p < end && *p >= '0' && *p <= '9') {
+        if (++n > 18) {
+            return NULL;
+        }
+        v = v * 10 + (*p++ - '0');
+    }
+    if (n == 0) {
+        return NULL;
+    }
+    *out = v;
+    return p;
+}
+
+static int
+llmc_entry_fast(llmc_entry_t *entry, const char *meta, size_t meta_len,
+    size_t body_len)
+{
+    int64_t            created, blen;
+    const char        *p, *end = meta + meta_len, *found;
+    llmc_entry_str_t   api, ct, model;
+
+    p = llmc_entry_fast_key(meta, end, "{\"api\":");
+    p = llmc_entry_fast_str(p, end, &api);
+    p = p ? llmc_entry_fast_key(p, end, ",\"body_len\":") : NULL;
+    p = llmc_entry_fast_int(p, end, &blen);
+    p = p ? llmc_entry_fast_key(p, end, ",\"content_type\":") : NULL;
+    p = llmc_entry_fast_str(p, end, &ct);
+    p = p ? llmc_entry_fast_key(p, end, ",\"created\":") : NULL;
+    p = llmc_entry_fast_int(p, end, &created);
+    p = p ? llmc_entry_fast_key(p, end, ",\"model\":") : NULL;
+    p = llmc_entry_fast_str(p, end, &model);
+    if (p == NULL || end - p != 1 || *p != '}') {
+        return -1;
+    }
+
+    /* the same checks as below; a failure gets jansson's verdict there */
+    if (!llmc_entry_ct_valid(ct.s, ct.len)
+        || !llmc_entry_name_valid(api.s, api.len, sizeof(entry->api))
+        || !llmc_entry_name_valid(model.s, model.len, sizeof(entry->model))
+        || (uint64_t) blen != (uint64_t) body_len)
+    {
+        return -1;
+    }
+    found = llmc_entry_find(meta, meta_len, ct.s, ct.len);
+    if (found == NULL) {
+        return -1;
+    }
+
+    entry->content_type = found;
+    entry->content_type_len = ct.len;
+    entry->body = end + 1;
+    entry->body_len = body_len;
+    entry->created = created;
+    memcpy(entry->model, model.s, model.len);
+    entry->model[model.len] = '\0';
+    memcpy(entry->api, api.s, api.len);
+    entry->api[api.len] = '\0';
+    return 0;
+}
+
 #define llmc_entry_fail(...)                                                 \
     do {                                                                     \
         if (errlen) {                                                        \
@@ -180,6 +301,10 @@ llmc_entry_decode(llmc_entry_t *entry, const char *buf, size_t len,
     }
     meta_len = nl - meta;
     body_len = len - LLMC_ENTRY_MAGIC_LEN - meta_len - 1;
+
+    if (llmc_entry_fast(entry, meta, meta_len, body_len) == 0) {
+        return 0;
+    }
 
     obj = json_loadb(meta, meta_len, JSON_REJECT_DUPLICATES, &jerr);
     if (obj == NULL) {
