@@ -105,7 +105,8 @@ sub read_chunk {
 sub read_head {
     my ($c) = @_;
     my $status = read_line($c) // return undef;
-    my ($code) = $status =~ m{^HTTP/1\.[01] (\d{3}) } or die "bad status '$status'";
+    my ($code) = $status =~ m{^HTTP/1\.[01] (\d{3}) }
+        or die "bad status '$status'";
     my %h;
     while (defined(my $l = read_line($c))) {
         last if $l =~ /^\r?\n$/;
