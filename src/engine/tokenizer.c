@@ -1275,9 +1275,12 @@ typedef struct {
     int                 n_out, max_out;
     int                 overflow;
 
-    tok_sym_t          *sym;
-    tok_bigram_t       *heap;
-    int                 n_heap;
+    int                 oom;
+
+    tok_sym_t          *sym;      /* grown to the largest word / fragment */
+    int                 sym_cap;
+    tok_bigram_t       *heap;     /* grown on demand */
+    int                 n_heap, heap_cap;
     char               *buf;      /* escaped / byte-mapped text */
     uint32_t           *cpts;
     uint8_t            *flags;
@@ -1307,7 +1310,19 @@ tok_bigram_less(const tok_bigram_t *a, const tok_bigram_t *b)
 static void
 tok_heap_push(tok_work_t *w, const tok_bigram_t *bg)
 {
-    int  i, p;
+    tok_bigram_t  *h;
+    int            i, p, cap;
+
+    if (w->n_heap == w->heap_cap) {
+        cap = w->heap_cap ? 2 * w->heap_cap : 256;
+        h = realloc(w->heap, (size_t) cap * sizeof(*h));
+        if (h == NULL) {
+            w->oom = 1;
+            return;
+        }
+        w->heap = h;
+        w->heap_cap = cap;
+    }
 
     /* move parents down into the hole, then drop bg in */
     i = w->n_heap++;
@@ -1352,12 +1367,32 @@ tok_heap_pop(tok_work_t *w)
     return top;
 }
 
-/* Splits text into UTF-8 characters (by lead byte, as llama.cpp does). */
+/* Splits text into UTF-8 characters (by lead byte, as llama.cpp does);
+ * 0 when there is no memory for them (w->oom set). */
 static int
 tok_symbols(tok_work_t *w, const char *text, size_t len)
 {
-    size_t  off, n;
-    int     k = 0;
+    tok_sym_t  *s;
+    size_t      off, n, count = 0;
+    int         k = 0;
+
+    for (off = 0; off < len; off += n) {
+        n = tok_utf8_len((unsigned char) text[off]);
+        count++;
+    }
+    if (count > (size_t) w->sym_cap) {
+        if (count > INT32_MAX / 2) {
+            w->oom = 1;
+            return 0;
+        }
+        s = realloc(w->sym, count * sizeof(*s));
+        if (s == NULL) {
+            w->oom = 1;
+            return 0;
+        }
+        w->sym = s;
+        w->sym_cap = (int) count;
+    }
 
     for (off = 0; off < len; off += n) {
         n = tok_utf8_len((unsigned char) text[off]);
@@ -1423,6 +1458,9 @@ tok_spm(tok_work_t *w, const char *text, size_t len)
         return;
     }
     n_sym = tok_symbols(w, text, len);
+    if (n_sym == 0) {
+        return;
+    }
     w->n_heap = 0;
     for (i = 1; i < n_sym; i++) {
         tok_spm_try_bigram(w, i - 1, i);
@@ -1841,6 +1879,9 @@ tok_bpe_word(tok_work_t *w, const char *word, size_t len)
     int           n_sym, i, j;
 
     n_sym = tok_symbols(w, word, len);
+    if (n_sym == 0) {
+        return;
+    }
     w->n_heap = 0;
     for (i = 1; i < n_sym; i++) {
         tok_bpe_try_bigram(w, i - 1, i);
@@ -2189,11 +2230,10 @@ tokenizer_encode(const tokenizer_t *tok, const char *text, size_t len,
     w.out = out;
     w.max_out = max_out;
 
-    /* Worst cases: SPM turns a space into 3 bytes plus a 3-byte prefix;
-     * BPE turns a bad byte into U+FFFD (3 bytes), each mapped to 2. */
+    /* Worst cases of the text buffer: SPM turns a space into 3 bytes plus
+     * a 3-byte prefix; BPE turns a bad byte into U+FFFD (3 bytes), each
+     * mapped to 2; WordPiece adds 3 bytes before a 1-byte word. */
     cap = len + 1;
-    w.sym = malloc((3 * cap + 4) * sizeof(*w.sym));
-    w.heap = malloc((9 * cap + 12) * sizeof(*w.heap));
     w.buf = malloc(6 * cap + 8);
     if (tok->kind == TOKENIZER_BPE) {
         w.cpts = malloc(cap * sizeof(*w.cpts));
@@ -2201,7 +2241,7 @@ tokenizer_encode(const tokenizer_t *tok, const char *text, size_t len,
         w.offs_a = malloc(cap * sizeof(size_t));
         w.offs_b = malloc(cap * sizeof(size_t));
     }
-    if (w.sym == NULL || w.heap == NULL || w.buf == NULL
+    if (w.buf == NULL
         || (tok->kind == TOKENIZER_BPE
             && (w.cpts == NULL || w.flags == NULL || w.offs_a == NULL
                 || w.offs_b == NULL)))
@@ -2243,6 +2283,10 @@ tokenizer_encode(const tokenizer_t *tok, const char *text, size_t len,
         tok_emit(&w, tok->eos);
     }
 
+    if (w.oom) {
+        tok_err(err, errlen, __func__, "out of memory");
+        goto done;
+    }
     if (w.overflow) {
         tok_err(err, errlen, __func__, "%d tokens do not fit in %d",
                 w.n_out, max_out);
