@@ -1,0 +1,1902 @@
+/*
+ * Streamed responses: assembly of an upstream SSE stream into the
+ * non-streamed JSON shape, replay of such a JSON response as SSE, token
+ * usage.  What each format assembles and replays: docs/streaming.md.
+ *
+ * The assembler is strict on purpose: a stream is stored only when it is
+ * finished and every event came in the order the provider documents, so
+ * anything unexpected (bad JSON, a delta for a block that is not open, a
+ * terminal event before the finish reason) makes it FAILED, never a
+ * half-assembled entry.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "llmc_sse.h"
+#include "llmc_stream.h"
+
+#define LLMC_STREAM_MAX_CHOICES  128
+#define LLMC_STREAM_MAX_TOOLS    128
+#define LLMC_STREAM_MAX_BLOCKS   4096
+#define LLMC_STREAM_CHUNK_CHARS  16
+
+typedef struct {
+    char    *p;
+    size_t   len;
+    size_t   cap;
+} llmc_str_t;
+
+typedef struct {
+    int          seen;
+    json_t      *id;
+    json_t      *type;
+    llmc_str_t   name;
+    llmc_str_t   args;
+} llmc_tool_t;
+
+typedef struct {
+    int          seen;
+    int          has_content;
+    int          has_refusal;
+    llmc_str_t   content;           /* chat content; completions text */
+    llmc_str_t   refusal;
+    json_t      *role;
+    json_t      *logprobs;          /* arrays concatenated */
+    json_t      *annotations;
+    json_t      *finish_reason;
+    llmc_tool_t *tools;             /* by tool call index */
+    size_t       ntools;
+} llmc_choice_t;
+
+typedef enum {
+    LLMC_BLOCK_OTHER = 0,
+    LLMC_BLOCK_TEXT,
+    LLMC_BLOCK_THINKING,
+    LLMC_BLOCK_TOOL
+} llmc_block_e;
+
+struct llmc_stream_s {
+    llmc_api_e           api;
+    llmc_stream_state_e  state;
+    size_t               max_bytes;
+    size_t               bytes;
+    llmc_sse_t          *sse;
+    char                 err[192];
+    json_t              *result;
+
+    /* OpenAI chat and completions */
+    json_t              *head;          /* id, created, model, ... */
+    json_t              *usage;
+    llmc_choice_t       *choices;       /* by choice index */
+    size_t               nchoices;
+
+    /* Responses API */
+    int                  started;
+    size_t               nitems;
+    unsigned char       *item_done;     /* by output_index */
+
+    /* Anthropic */
+    json_t              *message;
+    json_t              *content;
+    int                  block_open;
+    llmc_block_e         block_type;
+    llmc_str_t           acc;           /* text, thinking or input JSON */
+    llmc_str_t           sig;
+    int                  delta_seen;
+};
+
+/* --- small helpers ------------------------------------------------------- */
+
+static int
+llmc_str_add(llmc_str_t *s, const char *p, size_t n)
+{
+    size_t   cap;
+    char    *q;
+
+    if (s->len + n + 1 > s->cap) {
+        cap = s->cap ? s->cap : 64;
+        while (cap < s->len + n + 1) {
+            cap *= 2;
+        }
+        q = realloc(s->p, cap);
+        if (q == NULL) {
+            return -1;
+        }
+        s->p = q;
+        s->cap = cap;
+    }
+    if (n) {
+        memcpy(s->p + s->len, p, n);
+    }
+    s->len += n;
+    s->p[s->len] = '\0';
+    return 0;
+}
+
+static int
+llmc_str_addz(llmc_str_t *s, const char *p)
+{
+    return llmc_str_add(s, p, strlen(p));
+}
+
+static json_t *
+llmc_str_json(const llmc_str_t *s)
+{
+    return json_stringn(s->p ? s->p : "", s->len);
+}
+
+static int
+llmc_stream_fail(llmc_stream_t *s, const char *fmt, const char *arg)
+{
+    if (s->state != LLMC_STREAM_FAILED) {
+        s->state = LLMC_STREAM_FAILED;
+        snprintf(s->err, sizeof(s->err), fmt, arg ? arg : "");
+    }
+    return -1;
+}
+
+/* "a string of at most 120 bytes" for an error message */
+static const char *
+llmc_short(const char *s, char *buf, size_t size)
+{
+    snprintf(buf, size, "%.120s", s ? s : "");
+    return buf;
+}
+
+/* sets key of obj to a copy of v (v may be NULL: nothing is done) */
+static int
+llmc_set_copy(json_t *obj, const char *key, json_t *v)
+{
+    if (v == NULL) {
+        return 0;
+    }
+    return json_object_set_new(obj, key, json_deep_copy(v));
+}
+
+/* appends the elements of the arrays in src to those of dst, key by key */
+static int
+llmc_merge_arrays(json_t *dst, json_t *src)
+{
+    const char  *key;
+    json_t      *v, *d;
+
+    json_object_foreach(src, key, v) {
+        d = json_object_get(dst, key);
+        if (json_is_array(v) && json_is_array(d)) {
+            if (json_array_extend(d, v) != 0) {
+                return -1;
+            }
+        } else if (json_object_set(dst, key, v) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --- OpenAI chat completions and legacy completions --------------------- */
+
+static llmc_choice_t *
+llmc_choice_get(llmc_stream_t *s, json_int_t index)
+{
+    llmc_choice_t  *c;
+    size_t          n;
+
+    if (index < 0 || index >= LLMC_STREAM_MAX_CHOICES) {
+        return NULL;
+    }
+    if ((size_t) index >= s->nchoices) {
+        n = index + 1;
+        c = realloc(s->choices, n * sizeof(llmc_choice_t));
+        if (c == NULL) {
+            return NULL;
+        }
+        memset(c + s->nchoices, 0, (n - s->nchoices) * sizeof(llmc_choice_t));
+        s->choices = c;
+        s->nchoices = n;
+    }
+    return &s->choices[index];
+}
+
+static llmc_tool_t *
+llmc_tool_get(llmc_choice_t *c, json_int_t index)
+{
+    llmc_tool_t  *t;
+    size_t        n;
+
+    if (index < 0 || index >= LLMC_STREAM_MAX_TOOLS) {
+        return NULL;
+    }
+    if ((size_t) index >= c->ntools) {
+        n = index + 1;
+        t = realloc(c->tools, n * sizeof(llmc_tool_t));
+        if (t == NULL) {
+            return NULL;
+        }
+        memset(t + c->ntools, 0, (n - c->ntools) * sizeof(llmc_tool_t));
+        c->tools = t;
+        c->ntools = n;
+    }
+    return &c->tools[index];
+}
+
+static void
+llmc_choice_free(llmc_choice_t *c)
+{
+    size_t  i;
+
+    free(c->content.p);
+    free(c->refusal.p);
+    json_decref(c->role);
+    json_decref(c->logprobs);
+    json_decref(c->annotations);
+    json_decref(c->finish_reason);
+    for (i = 0; i < c->ntools; i++) {
+        json_decref(c->tools[i].id);
+        json_decref(c->tools[i].type);
+        free(c->tools[i].name.p);
+        free(c->tools[i].args.p);
+    }
+    free(c->tools);
+}
+
+static int
+llmc_chat_tool_delta(llmc_stream_t *s, llmc_choice_t *c, json_t *tc)
+{
+    json_t       *idx, *fn, *v;
+    llmc_tool_t  *t;
+
+    idx = json_object_get(tc, "index");
+    if (!json_is_object(tc) || !json_is_integer(idx)) {
+        return llmc_stream_fail(s, "tool call delta without an index%s",
+                                NULL);
+    }
+    t = llmc_tool_get(c, json_integer_value(idx));
+    if (t == NULL) {
+        return llmc_stream_fail(s, "tool call index out of range%s", NULL);
+    }
+    t->seen = 1;
+
+    v = json_object_get(tc, "id");
+    if (json_is_string(v)) {
+        json_decref(t->id);
+        t->id = json_incref(v);
+    }
+    v = json_object_get(tc, "type");
+    if (json_is_string(v)) {
+        json_decref(t->type);
+        t->type = json_incref(v);
+    }
+    fn = json_object_get(tc, "function");
+    if (json_is_object(fn)) {
+        v = json_object_get(fn, "name");
+        if (json_is_string(v)
+            && llmc_str_add(&t->name, json_string_value(v),
+                            json_string_length(v)) != 0)
+        {
+            return llmc_stream_fail(s, "out of memory%s", NULL);
+        }
+        v = json_object_get(fn, "arguments");
+        if (json_is_string(v)
+            && llmc_str_add(&t->args, json_string_value(v),
+                            json_string_length(v)) != 0)
+        {
+            return llmc_stream_fail(s, "out of memory%s", NULL);
+        }
+    }
+    return 0;
+}
+
+static int
+llmc_openai_choice(llmc_stream_t *s, json_t *ch)
+{
+    json_t         *idx, *delta, *v, *tc;
+    llmc_choice_t  *c;
+    size_t          i;
+    int             chat = (s->api == LLMC_API_CHAT);
+
+    idx = json_object_get(ch, "index");
+    if (!json_is_object(ch) || !json_is_integer(idx)) {
+        return llmc_stream_fail(s, "choice without an index%s", NULL);
+    }
+    c = llmc_choice_get(s, json_integer_value(idx));
+    if (c == NULL) {
+        return llmc_stream_fail(s, "choice index out of range%s", NULL);
+    }
+    c->seen = 1;
+
+    if (chat) {
+        delta = json_object_get(ch, "delta");
+        if (delta != NULL && !json_is_object(delta) && !json_is_null(delta)) {
+            return llmc_stream_fail(s, "delta not an object%s", NULL);
+        }
+    } else {
+        delta = ch;
+    }
+
+    if (json_is_object(delta) && c->finish_reason != NULL) {
+        /* anything but an empty delta after the finish reason */
+        v = json_object_get(delta, chat ? "content" : "text");
+        if ((json_is_string(v) && json_string_length(v) > 0)
+            || json_object_get(delta, "tool_calls") != NULL)
+        {
+            return llmc_stream_fail(s, "delta after finish_reason%s", NULL);
+        }
+    }
+
+    if (json_is_object(delta)) {
+        v = json_object_get(delta, "role");
+        if (chat && json_is_string(v)) {
+            json_decref(c->role);
+            c->role = json_incref(v);
+        }
+        v = json_object_get(delta, chat ? "content" : "text");
+        if (json_is_string(v)) {
+            c->has_content = 1;
+            if (llmc_str_add(&c->content, json_string_value(v),
+                             json_string_length(v)) != 0)
+            {
+                return llmc_stream_fail(s, "out of memory%s", NULL);
+            }
+        }
+        v = json_object_get(delta, "refusal");
+        if (chat && json_is_string(v)) {
+            c->has_refusal = 1;
+            if (llmc_str_add(&c->refusal, json_string_value(v),
+                             json_string_length(v)) != 0)
+            {
+                return llmc_stream_fail(s, "out of memory%s", NULL);
+            }
+        }
+        v = json_object_get(delta, "annotations");
+        if (chat && json_is_array(v)) {
+            if (c->annotations == NULL) {
+                c->annotations = json_array();
+            }
+            if (c->annotations == NULL
+                || json_array_extend(c->annotations, v) != 0)
+            {
+                return llmc_stream_fail(s, "out of memory%s", NULL);
+            }
+        }
+        tc = json_object_get(delta, "tool_calls");
+        if (chat && tc != NULL && !json_is_null(tc)) {
+            if (!json_is_array(tc)) {
+                return llmc_stream_fail(s, "tool_calls not an array%s",
+                                        NULL);
+            }
+            for (i = 0; i < json_array_size(tc); i++) {
+                if (llmc_chat_tool_delta(s, c, json_array_get(tc, i)) != 0) {
+                    return -1;
+                }
+            }
+        }
+    }
+
+    v = json_object_get(ch, "logprobs");
+    if (json_is_object(v)) {
+        if (c->logprobs == NULL) {
+            c->logprobs = json_deep_copy(v);
+            if (c->logprobs == NULL) {
+                return llmc_stream_fail(s, "out of memory%s", NULL);
+            }
+        } else if (llmc_merge_arrays(c->logprobs, v) != 0) {
+            return llmc_stream_fail(s, "out of memory%s", NULL);
+        }
+    }
+
+    v = json_object_get(ch, "finish_reason");
+    if (json_is_string(v)) {
+        json_decref(c->finish_reason);
+        c->finish_reason = json_incref(v);
+    }
+    return 0;
+}
+
+static json_t *
+llmc_chat_message(llmc_choice_t *c)
+{
+    json_t       *m, *tcs, *tc, *fn;
+    llmc_tool_t  *t;
+    size_t        i;
+
+    m = json_object();
+    if (m == NULL) {
+        return NULL;
+    }
+    json_object_set_new(m, "role",
+                        c->role ? json_incref(c->role)
+                                : json_string("assistant"));
+    json_object_set_new(m, "content", c->has_content
+                                      ? llmc_str_json(&c->content)
+                                      : json_null());
+    tcs = NULL;
+    for (i = 0; i < c->ntools; i++) {
+        t = &c->tools[i];
+        if (!t->seen) {
+            continue;
+        }
+        if (tcs == NULL) {
+            tcs = json_array();
+            json_object_set_new(m, "tool_calls", tcs);
+        }
+        tc = json_object();
+        fn = json_object();
+        json_object_set_new(tc, "id", t->id ? json_incref(t->id)
+                                            : json_null());
+        json_object_set_new(tc, "type", t->type ? json_incref(t->type)
+                                                : json_string("function"));
+        json_object_set_new(fn, "name", llmc_str_json(&t->name));
+        json_object_set_new(fn, "arguments", llmc_str_json(&t->args));
+        json_object_set_new(tc, "function", fn);
+        json_array_append_new(tcs, tc);
+    }
+    json_object_set_new(m, "refusal", c->has_refusal
+                                      ? llmc_str_json(&c->refusal)
+                                      : json_null());
+    json_object_set_new(m, "annotations",
+                        c->annotations ? json_incref(c->annotations)
+                                       : json_array());
+    return m;
+}
+
+static json_t *
+llmc_openai_result(llmc_stream_t *s)
+{
+    json_t         *r, *choices, *ch, *v;
+    llmc_choice_t  *c;
+    size_t          i;
+    int             chat = (s->api == LLMC_API_CHAT);
+
+    r = json_object();
+    choices = json_array();
+    if (r == NULL || choices == NULL) {
+        json_decref(r);
+        json_decref(choices);
+        return NULL;
+    }
+    llmc_set_copy(r, "id", json_object_get(s->head, "id"));
+    json_object_set_new(r, "object", json_string(chat ? "chat.completion"
+                                                      : "text_completion"));
+    llmc_set_copy(r, "created", json_object_get(s->head, "created"));
+    llmc_set_copy(r, "model", json_object_get(s->head, "model"));
+
+    for (i = 0; i < s->nchoices; i++) {
+        c = &s->choices[i];
+        if (!c->seen) {
+            continue;
+        }
+        ch = json_object();
+        if (chat) {
+            json_object_set_new(ch, "index", json_integer(i));
+            json_object_set_new(ch, "message", llmc_chat_message(c));
+        } else {
+            json_object_set_new(ch, "text", llmc_str_json(&c->content));
+            json_object_set_new(ch, "index", json_integer(i));
+        }
+        json_object_set_new(ch, "logprobs", c->logprobs
+                                            ? json_incref(c->logprobs)
+                                            : json_null());
+        json_object_set(ch, "finish_reason", c->finish_reason);
+        json_array_append_new(choices, ch);
+    }
+    json_object_set_new(r, "choices", choices);
+
+    if (s->usage != NULL) {
+        json_object_set(r, "usage", s->usage);
+    }
+    v = json_object_get(s->head, "service_tier");
+    if (chat && v != NULL) {
+        json_object_set(r, "service_tier", v);
+    }
+    llmc_set_copy(r, "system_fingerprint",
+                  json_object_get(s->head, "system_fingerprint"));
+    return r;
+}
+
+static int
+llmc_openai_done(llmc_stream_t *s)
+{
+    size_t  i, seen = 0;
+
+    for (i = 0; i < s->nchoices; i++) {
+        if (!s->choices[i].seen) {
+            continue;
+        }
+        seen++;
+        if (s->choices[i].finish_reason == NULL) {
+            return llmc_stream_fail(s, "[DONE] before a finish_reason%s",
+                                    NULL);
+        }
+    }
+    if (seen == 0) {
+        return llmc_stream_fail(s, "[DONE] without a choice%s", NULL);
+    }
+    s->result = llmc_openai_result(s);
+    if (s->result == NULL) {
+        return llmc_stream_fail(s, "out of memory%s", NULL);
+    }
+    s->state = LLMC_STREAM_DONE;
+    return 0;
+}
+
+static int
+llmc_openai_chunk(llmc_stream_t *s, json_t *obj)
+{
+    static const char  *keys[] = { "id", "created", "model",
+                                   "system_fingerprint", "service_tier" };
+    json_t             *choices, *v;
+    size_t              i;
+    char                buf[128];
+
+    v = json_object_get(obj, "object");
+    if (v != NULL && !json_is_null(v)
+        && !(json_is_string(v)
+             && strcmp(json_string_value(v), s->api == LLMC_API_CHAT
+                       ? "chat.completion.chunk" : "text_completion") == 0))
+    {
+        return llmc_stream_fail(s, "unexpected object \"%s\"",
+                                llmc_short(json_string_value(v), buf,
+                                           sizeof(buf)));
+    }
+
+    for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        v = json_object_get(obj, keys[i]);
+        if (v != NULL && !json_is_null(v)
+            && json_object_set(s->head, keys[i], v) != 0)
+        {
+            return llmc_stream_fail(s, "out of memory%s", NULL);
+        }
+    }
+
+    v = json_object_get(obj, "usage");
+    if (json_is_object(v)) {
+        json_decref(s->usage);
+        s->usage = json_incref(v);
+    }
+
+    choices = json_object_get(obj, "choices");
+    if (choices == NULL || json_is_null(choices)) {
+        return 0;
+    }
+    if (!json_is_array(choices)) {
+        return llmc_stream_fail(s, "choices not an array%s", NULL);
+    }
+    for (i = 0; i < json_array_size(choices); i++) {
+        if (llmc_openai_choice(s, json_array_get(choices, i)) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --- OpenAI Responses API ------------------------------------------------ */
+
+static int
+llmc_responses_event(llmc_stream_t *s, const char *type, json_t *obj)
+{
+    json_t         *oi, *r, *v;
+    json_int_t      i;
+    unsigned char  *d;
+    size_t          k;
+    char            buf[128];
+
+    if (strcmp(type, "error") == 0) {
+        v = json_object_get(obj, "message");
+        return llmc_stream_fail(s, "error event: %s",
+                                llmc_short(json_string_value(v), buf,
+                                           sizeof(buf)));
+    }
+    if (strcmp(type, "response.failed") == 0
+        || strcmp(type, "response.incomplete") == 0)
+    {
+        return llmc_stream_fail(s, "%s", type);
+    }
+    if (strcmp(type, "response.created") == 0
+        || strcmp(type, "response.queued") == 0)
+    {
+        if (s->nitems > 0) {
+            return llmc_stream_fail(s, "%s after output items", type);
+        }
+        s->started = 1;
+        return 0;
+    }
+    if (!s->started) {
+        return llmc_stream_fail(s, "%s before response.created",
+                                llmc_short(type, buf, sizeof(buf)));
+    }
+
+    if (strcmp(type, "response.completed") == 0) {
+        r = json_object_get(obj, "response");
+        if (!json_is_object(r)) {
+            return llmc_stream_fail(s, "response.completed without a "
+                                    "response%s", NULL);
+        }
+        for (k = 0; k < s->nitems; k++) {
+            if (!s->item_done[k]) {
+                return llmc_stream_fail(s, "response.completed before "
+                                        "output_item.done%s", NULL);
+            }
+        }
+        v = json_object_get(r, "status");
+        if (v != NULL && !(json_is_string(v)
+                           && strcmp(json_string_value(v), "completed") == 0))
+        {
+            return llmc_stream_fail(s, "response.completed with status "
+                                    "\"%s\"", llmc_short(json_string_value(v),
+                                                         buf, sizeof(buf)));
+        }
+        s->result = json_incref(r);
+        s->state = LLMC_STREAM_DONE;
+        return 0;
+    }
+
+    oi = json_object_get(obj, "output_index");
+    if (oi == NULL) {
+        return 0;
+    }
+    if (!json_is_integer(oi)) {
+        return llmc_stream_fail(s, "%s: output_index not an integer",
+                                llmc_short(type, buf, sizeof(buf)));
+    }
+    i = json_integer_value(oi);
+
+    if (strcmp(type, "response.output_item.added") == 0) {
+        if (i < 0 || (size_t) i != s->nitems
+            || s->nitems >= LLMC_STREAM_MAX_BLOCKS)
+        {
+            return llmc_stream_fail(s, "output_item.added out of order%s",
+                                    NULL);
+        }
+        d = realloc(s->item_done, s->nitems + 1);
+        if (d == NULL) {
+            return llmc_stream_fail(s, "out of memory%s", NULL);
+        }
+        s->item_done = d;
+        s->item_done[s->nitems++] = 0;
+        return 0;
+    }
+
+    /* every other event with an output_index is about an open item */
+    if (i < 0 || (size_t) i >= s->nitems || s->item_done[i]) {
+        return llmc_stream_fail(s, "%s for an item not open",
+                                llmc_short(type, buf, sizeof(buf)));
+    }
+    if (strcmp(type, "response.output_item.done") == 0) {
+        s->item_done[i] = 1;
+    }
+    return 0;
+}
+
+/* --- Anthropic messages -------------------------------------------------- */
+
+static int
+llmc_block_start(llmc_stream_t *s, json_t *obj)
+{
+    json_t      *idx, *b, *v;
+    const char  *t;
+
+    idx = json_object_get(obj, "index");
+    b = json_object_get(obj, "content_block");
+    if (s->block_open || !json_is_integer(idx)
+        || json_integer_value(idx) != (json_int_t) json_array_size(s->content)
+        || json_array_size(s->content) >= LLMC_STREAM_MAX_BLOCKS)
+    {
+        return llmc_stream_fail(s, "content_block_start out of order%s",
+                                NULL);
+    }
+    t = json_string_value(json_object_get(b, "type"));
+    if (!json_is_object(b) || t == NULL) {
+        return llmc_stream_fail(s, "content_block_start without a typed "
+                                "block%s", NULL);
+    }
+    b = json_deep_copy(b);
+    if (b == NULL || json_array_append_new(s->content, b) != 0) {
+        return llmc_stream_fail(s, "out of memory%s", NULL);
+    }
+    s->block_open = 1;
+    s->acc.len = 0;
+    s->sig.len = 0;
+
+    if (strcmp(t, "text") == 0) {
+        s->block_type = LLMC_BLOCK_TEXT;
+        v = json_object_get(b, "text");
+        if (json_is_string(v)
+            && llmc_str_add(&s->acc, json_string_value(v),
+                            json_string_length(v)) != 0)
+        {
+            return llmc_stream_fail(s, "out of memory%s", NULL);
+        }
+    } else if (strcmp(t, "thinking") == 0) {
+        s->block_type = LLMC_BLOCK_THINKING;
+        v = json_object_get(b, "thinking");
+        if (json_is_string(v)
+            && llmc_str_add(&s->acc, json_string_value(v),
+                            json_string_length(v)) != 0)
+        {
+            return llmc_stream_fail(s, "out of memory%s", NULL);
+        }
+        v = json_object_get(b, "signature");
+        if (json_is_string(v)
+            && llmc_str_add(&s->sig, json_string_value(v),
+                            json_string_length(v)) != 0)
+        {
+            return llmc_stream_fail(s, "out of memory%s", NULL);
+        }
+    } else if (json_object_get(b, "input") != NULL) {
+        /* tool_use, server_tool_use, mcp_tool_use: the input comes as
+         * JSON fragments, the start event's {} is a placeholder */
+        s->block_type = LLMC_BLOCK_TOOL;
+    } else {
+        s->block_type = LLMC_BLOCK_OTHER;
+    }
+    return 0;
+}
+
+static int
+llmc_block_delta(llmc_stream_t *s, json_t *obj)
+{
+    json_t      *idx, *d, *v, *b, *cits;
+    const char  *t;
+    char         buf[128];
+    llmc_str_t  *dst;
+    const char  *field;
+
+    idx = json_object_get(obj, "index");
+    d = json_object_get(obj, "delta");
+    if (!s->block_open || !json_is_integer(idx)
+        || json_integer_value(idx)
+           != (json_int_t) json_array_size(s->content) - 1)
+    {
+        return llmc_stream_fail(s, "content_block_delta for a block not "
+                                "open%s", NULL);
+    }
+    t = json_string_value(json_object_get(d, "type"));
+    if (t == NULL) {
+        return llmc_stream_fail(s, "content_block_delta without a type%s",
+                                NULL);
+    }
+    b = json_array_get(s->content, json_array_size(s->content) - 1);
+
+    if (strcmp(t, "citations_delta") == 0 && s->block_type == LLMC_BLOCK_TEXT)
+    {
+        v = json_object_get(d, "citation");
+        cits = json_object_get(b, "citations");
+        if (!json_is_array(cits)) {
+            cits = json_array();
+            if (cits == NULL || json_object_set_new(b, "citations", cits)) {
+                return llmc_stream_fail(s, "out of memory%s", NULL);
+            }
+        }
+        if (v == NULL || json_array_append(cits, v) != 0) {
+            return llmc_stream_fail(s, "bad citations_delta%s", NULL);
+        }
+        return 0;
+    }
+
+    if (strcmp(t, "text_delta") == 0 && s->block_type == LLMC_BLOCK_TEXT) {
+        dst = &s->acc;
+        field = "text";
+    } else if (strcmp(t, "thinking_delta") == 0
+               && s->block_type == LLMC_BLOCK_THINKING)
+    {
+        dst = &s->acc;
+        field = "thinking";
+    } else if (strcmp(t, "signature_delta") == 0
+               && s->block_type == LLMC_BLOCK_THINKING)
+    {
+        dst = &s->sig;
+        field = "signature";
+    } else if (strcmp(t, "input_json_delta") == 0
+               && s->block_type == LLMC_BLOCK_TOOL)
+    {
+        dst = &s->acc;
+        field = "partial_json";
+    } else {
+        return llmc_stream_fail(s, "unexpected delta \"%s\"",
+                                llmc_short(t, buf, sizeof(buf)));
+    }
+
+    v = json_object_get(d, field);
+    if (!json_is_string(v)) {
+        return llmc_stream_fail(s, "%s without its string", t);
+    }
+    if (llmc_str_add(dst, json_string_value(v), json_string_length(v)) != 0) {
+        return llmc_stream_fail(s, "out of memory%s", NULL);
+    }
+    return 0;
+}
+
+static int
+llmc_block_stop(llmc_stream_t *s, json_t *obj)
+{
+    json_t        *idx, *b, *input;
+    json_error_t   jerr;
+
+    idx = json_object_get(obj, "index");
+    if (!s->block_open || !json_is_integer(idx)
+        || json_integer_value(idx)
+           != (json_int_t) json_array_size(s->content) - 1)
+    {
+        return llmc_stream_fail(s, "content_block_stop for a block not "
+                                "open%s", NULL);
+    }
+    b = json_array_get(s->content, json_array_size(s->content) - 1);
+    s->block_open = 0;
+
+    switch (s->block_type) {
+    case LLMC_BLOCK_TEXT:
+        if (json_object_set_new(b, "text", llmc_str_json(&s->acc)) != 0) {
+            return llmc_stream_fail(s, "out of memory%s", NULL);
+        }
+        break;
+    case LLMC_BLOCK_THINKING:
+        if (json_object_set_new(b, "thinking", llmc_str_json(&s->acc)) != 0
+            || json_object_set_new(b, "signature", llmc_str_json(&s->sig))
+               != 0)
+        {
+            return llmc_stream_fail(s, "out of memory%s", NULL);
+        }
+        break;
+    case LLMC_BLOCK_TOOL:
+        if (s->acc.len == 0) {
+            input = json_object();
+        } else {
+            input = json_loadb(s->acc.p, s->acc.len, JSON_REJECT_DUPLICATES,
+                               &jerr);
+            if (input == NULL) {
+                return llmc_stream_fail(s, "tool input not JSON: %s",
+                                        jerr.text);
+            }
+        }
+        if (!json_is_object(input)) {
+            json_decref(input);
+            return llmc_stream_fail(s, "tool input not an object%s", NULL);
+        }
+        if (json_object_set_new(b, "input", input) != 0) {
+            return llmc_stream_fail(s, "out of memory%s", NULL);
+        }
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int
+llmc_anthropic_event(llmc_stream_t *s, const char *type, json_t *obj)
+{
+    json_t       *m, *d, *u, *mu, *v;
+    const char   *key;
+    char          buf[128];
+
+    if (strcmp(type, "ping") == 0) {
+        return 0;
+    }
+    if (strcmp(type, "error") == 0) {
+        v = json_object_get(json_object_get(obj, "error"), "message");
+        return llmc_stream_fail(s, "error event: %s",
+                                llmc_short(json_string_value(v), buf,
+                                           sizeof(buf)));
+    }
+    if (strcmp(type, "message_start") == 0) {
+        m = json_object_get(obj, "message");
+        if (s->message != NULL || !json_is_object(m)) {
+            return llmc_stream_fail(s, "message_start out of order or "
+                                    "without a message%s", NULL);
+        }
+        s->message = json_deep_copy(m);
+        s->content = json_array();
+        if (s->message == NULL || s->content == NULL) {
+            return llmc_stream_fail(s, "out of memory%s", NULL);
+        }
+        return 0;
+    }
+
+    if (s->message == NULL) {
+        if (strncmp(type, "message_", 8) != 0
+            && strncmp(type, "content_block_", 14) != 0)
+        {
+            return 0;
+        }
+        return llmc_stream_fail(s, "%s before message_start",
+                                llmc_short(type, buf, sizeof(buf)));
+    }
+
+    if (strcmp(type, "content_block_start") == 0) {
+        if (s->delta_seen) {
+            return llmc_stream_fail(s, "content block after "
+                                    "message_delta%s", NULL);
+        }
+        return llmc_block_start(s, obj);
+    }
+    if (strcmp(type, "content_block_delta") == 0) {
+        return llmc_block_delta(s, obj);
+    }
+    if (strcmp(type, "content_block_stop") == 0) {
+        return llmc_block_stop(s, obj);
+    }
+
+    if (strcmp(type, "message_delta") == 0) {
+        if (s->block_open) {
+            return llmc_stream_fail(s, "message_delta inside a content "
+                                    "block%s", NULL);
+        }
+        d = json_object_get(obj, "delta");
+        if (json_is_object(d)) {
+            json_object_foreach(d, key, v) {
+                if (json_object_set(s->message, key, v) != 0) {
+                    return llmc_stream_fail(s, "out of memory%s", NULL);
+                }
+            }
+        }
+        /* cumulative counts: the latest non-null value of each wins */
+        u = json_object_get(obj, "usage");
+        if (json_is_object(u)) {
+            mu = json_object_get(s->message, "usage");
+            if (!json_is_object(mu)) {
+                mu = json_object();
+                if (mu == NULL
+                    || json_object_set_new(s->message, "usage", mu) != 0)
+                {
+                    return llmc_stream_fail(s, "out of memory%s", NULL);
+                }
+            }
+            json_object_foreach(u, key, v) {
+                if (!json_is_null(v) && json_object_set(mu, key, v) != 0) {
+                    return llmc_stream_fail(s, "out of memory%s", NULL);
+                }
+            }
+        }
+        s->delta_seen = 1;
+        return 0;
+    }
+
+    if (strcmp(type, "message_stop") == 0) {
+        v = json_object_get(s->message, "stop_reason");
+        if (!s->delta_seen || s->block_open || !json_is_string(v)) {
+            return llmc_stream_fail(s, "message_stop before message_delta "
+                                    "with a stop_reason%s", NULL);
+        }
+        if (json_object_set(s->message, "content", s->content) != 0) {
+            return llmc_stream_fail(s, "out of memory%s", NULL);
+        }
+        s->result = json_incref(s->message);
+        s->state = LLMC_STREAM_DONE;
+        return 0;
+    }
+
+    /* new event types may appear: the documented rule is to ignore them */
+    return 0;
+}
+
+/* --- the SSE handler ----------------------------------------------------- */
+
+static int
+llmc_stream_event(void *data, const llmc_sse_event_t *ev)
+{
+    llmc_stream_t  *s = data;
+    json_t         *obj, *v;
+    json_error_t    jerr;
+    const char     *type;
+    char            buf[128];
+    int             rc;
+
+    if (s->state == LLMC_STREAM_DONE) {
+        return llmc_stream_fail(s, "event after the end of the stream%s",
+                                NULL);
+    }
+    if (s->state == LLMC_STREAM_FAILED) {
+        return -1;
+    }
+
+    if (ev->event_len == 5 && memcmp(ev->event, "error", 5) == 0) {
+        return llmc_stream_fail(s, "error event: %s",
+                                llmc_short(ev->data, buf, sizeof(buf)));
+    }
+
+    if ((s->api == LLMC_API_CHAT || s->api == LLMC_API_COMPLETIONS)
+        && ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0)
+    {
+        return llmc_openai_done(s);
+    }
+
+    obj = json_loadb(ev->data, ev->data_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (obj == NULL) {
+        return llmc_stream_fail(s, "data not JSON: %s", jerr.text);
+    }
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return llmc_stream_fail(s, "data not a JSON object%s", NULL);
+    }
+
+    switch (s->api) {
+    case LLMC_API_CHAT:
+    case LLMC_API_COMPLETIONS:
+        v = json_object_get(obj, "error");
+        if (v != NULL && !json_is_null(v)) {
+            rc = llmc_stream_fail(s, "error: %s",
+                     llmc_short(json_string_value(
+                         json_object_get(v, "message")), buf, sizeof(buf)));
+            break;
+        }
+        rc = llmc_openai_chunk(s, obj);
+        break;
+
+    default:
+        type = json_string_value(json_object_get(obj, "type"));
+        if (type == NULL) {
+            rc = llmc_stream_fail(s, "event data without a type%s", NULL);
+        } else if (s->api == LLMC_API_RESPONSES) {
+            rc = llmc_responses_event(s, type, obj);
+        } else {
+            rc = llmc_anthropic_event(s, type, obj);
+        }
+        break;
+    }
+
+    json_decref(obj);
+    return rc;
+}
+
+/* --- public: assembly ---------------------------------------------------- */
+
+llmc_stream_t *
+llmc_stream_new(llmc_api_e api, size_t max_bytes)
+{
+    llmc_stream_t  *s;
+
+    if (api != LLMC_API_CHAT && api != LLMC_API_COMPLETIONS
+        && api != LLMC_API_RESPONSES && api != LLMC_API_MESSAGES)
+    {
+        return NULL;
+    }
+    s = calloc(1, sizeof(llmc_stream_t));
+    if (s == NULL) {
+        return NULL;
+    }
+    s->api = api;
+    s->max_bytes = max_bytes;
+    s->sse = llmc_sse_new(0);
+    s->head = json_object();
+    if (s->sse == NULL || s->head == NULL) {
+        llmc_stream_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void
+llmc_stream_free(llmc_stream_t *s)
+{
+    size_t  i;
+
+    if (s == NULL) {
+        return;
+    }
+    llmc_sse_free(s->sse);
+    json_decref(s->result);
+    json_decref(s->head);
+    json_decref(s->usage);
+    for (i = 0; i < s->nchoices; i++) {
+        llmc_choice_free(&s->choices[i]);
+    }
+    free(s->choices);
+    free(s->item_done);
+    json_decref(s->message);
+    json_decref(s->content);
+    free(s->acc.p);
+    free(s->sig.p);
+    free(s);
+}
+
+int
+llmc_stream_feed(llmc_stream_t *s, const char *buf, size_t len)
+{
+    if (s->state == LLMC_STREAM_FAILED) {
+        return -1;
+    }
+    if (s->max_bytes && len > s->max_bytes - s->bytes) {
+        return llmc_stream_fail(s, "stream over the size limit%s", NULL);
+    }
+    s->bytes += len;
+    if (llmc_sse_feed(s->sse, buf, len, llmc_stream_event, s) != 0) {
+        return llmc_stream_fail(s, "SSE: %s", llmc_sse_error(s->sse));
+    }
+    return 0;
+}
+
+llmc_stream_state_e
+llmc_stream_finish(llmc_stream_t *s)
+{
+    if (s->state == LLMC_STREAM_OPEN) {
+        llmc_stream_fail(s, "truncated: no terminal event%s", NULL);
+    } else if (s->state == LLMC_STREAM_DONE && llmc_sse_pending(s->sse)) {
+        llmc_stream_fail(s, "bytes after the terminal event%s", NULL);
+    }
+    return s->state;
+}
+
+llmc_stream_state_e
+llmc_stream_state(const llmc_stream_t *s)
+{
+    return s->state;
+}
+
+const char *
+llmc_stream_error(const llmc_stream_t *s)
+{
+    return s->state == LLMC_STREAM_FAILED ? s->err : "";
+}
+
+char *
+llmc_stream_result(llmc_stream_t *s, size_t *len)
+{
+    char  *out;
+
+    if (s->state != LLMC_STREAM_DONE || s->result == NULL) {
+        return NULL;
+    }
+    out = json_dumps(s->result, JSON_COMPACT);
+    if (out != NULL && len != NULL) {
+        *len = strlen(out);
+    }
+    return out;
+}
+
+/* --- replay -------------------------------------------------------------- */
+
+typedef struct {
+    llmc_str_t   out;
+    size_t       chunk;         /* code points per piece */
+    int          failed;
+    json_int_t   seq;           /* Responses sequence_number */
+} llmc_replay_t;
+
+/* appends one event; takes the reference to obj */
+static void
+llmc_replay_emit(llmc_replay_t *rp, const char *event, json_t *obj)
+{
+    char  *js;
+
+    if (obj == NULL) {
+        rp->failed = 1;
+        return;
+    }
+    js = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    if (js == NULL) {
+        rp->failed = 1;
+        return;
+    }
+    if ((event != NULL
+         && (llmc_str_addz(&rp->out, "event: ") != 0
+             || llmc_str_addz(&rp->out, event) != 0
+             || llmc_str_addz(&rp->out, "\n") != 0))
+        || llmc_str_addz(&rp->out, "data: ") != 0
+        || llmc_str_addz(&rp->out, js) != 0
+        || llmc_str_addz(&rp->out, "\n\n") != 0)
+    {
+        rp->failed = 1;
+    }
+    free(js);
+}
+
+/* the length in bytes of the next piece of at most rp->chunk code points */
+static size_t
+llmc_replay_piece(const llmc_replay_t *rp, const char *p, size_t len)
+{
+    size_t  i = 0, n = 0;
+
+    while (i < len) {
+        if (((unsigned char) p[i] & 0xc0) != 0x80) {
+            if (n == rp->chunk) {
+                break;
+            }
+            n++;
+        }
+        i++;
+    }
+    return i;
+}
+
+static json_t *
+llmc_chat_chunk(json_t *src, int include_usage)
+{
+    static const char  *keys[] = { "id", "object", "created", "model",
+                                   "service_tier", "system_fingerprint" };
+    json_t             *c;
+    size_t              i;
+
+    c = json_object();
+    if (c == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (i == 1) {
+            json_object_set_new(c, "object",
+                json_string(strcmp(json_string_value(
+                    json_object_get(src, "object")), "chat.completion") == 0
+                    ? "chat.completion.chunk" : "text_completion"));
+            continue;
+        }
+        llmc_set_copy(c, keys[i], json_object_get(src, keys[i]));
+    }
+    if (include_usage) {
+        json_object_set_new(c, "usage", json_null());
+    }
+    return c;
+}
+
+/* one chunk carrying one choice */
+static void
+llmc_chat_emit(llmc_replay_t *rp, json_t *src, int include_usage,
+    json_t *choice)
+{
+    json_t  *c;
+
+    c = llmc_chat_chunk(src, include_usage);
+    if (c == NULL || choice == NULL) {
+        json_decref(c);
+        json_decref(choice);
+        rp->failed = 1;
+        return;
+    }
+    json_object_set_new(c, "choices", json_pack("[o]", choice));
+    llmc_replay_emit(rp, NULL, c);
+}
+
+static json_t *
+llmc_chat_delta_choice(json_int_t index, json_t *delta)
+{
+    return json_pack("{s:I,s:o,s:n,s:n}", "index", index, "delta", delta,
+                     "logprobs", "finish_reason");
+}
+
+/* text of a string value in pieces: field of a delta object per piece */
+static void
+llmc_chat_pieces(llmc_replay_t *rp, json_t *src, int include_usage,
+    json_int_t index, const char *field, json_t *str)
+{
+    const char  *p = json_string_value(str);
+    size_t       len = json_string_length(str), n;
+
+    while (len > 0) {
+        n = llmc_replay_piece(rp, p, len);
+        llmc_chat_emit(rp, src, include_usage,
+                       llmc_chat_delta_choice(index,
+                           json_pack("{s:s%}", field, p, n)));
+        p += n;
+        len -= n;
+    }
+}
+
+static int
+llmc_replay_chat(llmc_replay_t *rp, json_t *src, int include_usage,
+    char *err, size_t errlen)
+{
+    json_t      *choices, *ch, *m, *v, *tcs, *tc, *fn, *args, *d, *last;
+    json_int_t   index;
+    size_t       i, k, len, n;
+    const char  *p, *role;
+
+    choices = json_object_get(src, "choices");
+    if (!json_is_array(choices)) {
+        snprintf(err, errlen, "%s: no choices array", __func__);
+        return -1;
+    }
+    json_array_foreach(choices, i, ch) {
+        m = json_object_get(ch, "message");
+        v = json_object_get(ch, "index");
+        index = json_is_integer(v) ? json_integer_value(v) : (json_int_t) i;
+        if (!json_is_object(m)) {
+            snprintf(err, errlen, "%s: choice %zu without a message",
+                     __func__, i);
+            return -1;
+        }
+
+        /* the role chunk; content null stays null (a tool call) */
+        v = json_object_get(m, "content");
+        role = json_string_value(json_object_get(m, "role"));
+        d = json_pack("{s:s,s:o,s:n}", "role", role ? role : "assistant",
+                      "content",
+                      json_is_string(v) ? json_string("") : json_null(),
+                      "refusal");
+        llmc_chat_emit(rp, src, include_usage,
+                       llmc_chat_delta_choice(index, d));
+        if (json_is_string(v)) {
+            llmc_chat_pieces(rp, src, include_usage, index, "content", v);
+        }
+
+        v = json_object_get(m, "refusal");
+        if (json_is_string(v)) {
+            if (json_string_length(v) == 0) {
+                llmc_chat_emit(rp, src, include_usage,
+                    llmc_chat_delta_choice(index,
+                        json_pack("{s:s}", "refusal", "")));
+            }
+            llmc_chat_pieces(rp, src, include_usage, index, "refusal", v);
+        }
+
+        v = json_object_get(m, "annotations");
+        if (json_is_array(v) && json_array_size(v) > 0) {
+            llmc_chat_emit(rp, src, include_usage,
+                llmc_chat_delta_choice(index,
+                    json_pack("{s:O}", "annotations", v)));
+        }
+
+        tcs = json_object_get(m, "tool_calls");
+        json_array_foreach(tcs, k, tc) {
+            fn = json_object_get(tc, "function");
+            args = json_object_get(fn, "arguments");
+            if (!json_is_object(fn) || !json_is_string(args)) {
+                snprintf(err, errlen, "%s: tool call %zu without function "
+                         "arguments", __func__, k);
+                return -1;
+            }
+            d = json_pack("{s:[{s:I,s:O,s:O,s:{s:O,s:s}}]}", "tool_calls",
+                          "index", (json_int_t) k,
+                          "id", json_object_get(tc, "id")
+                                ? json_object_get(tc, "id") : json_null(),
+                          "type", json_object_get(tc, "type")
+                                  ? json_object_get(tc, "type")
+                                  : json_null(),
+                          "function", "name",
+                          json_object_get(fn, "name")
+                          ? json_object_get(fn, "name") : json_null(),
+                          "arguments", "");
+            llmc_chat_emit(rp, src, include_usage,
+                           llmc_chat_delta_choice(index, d));
+            p = json_string_value(args);
+            len = json_string_length(args);
+            while (len > 0) {
+                n = llmc_replay_piece(rp, p, len);
+                d = json_pack("{s:[{s:I,s:{s:s%}}]}", "tool_calls",
+                              "index", (json_int_t) k, "function",
+                              "arguments", p, n);
+                llmc_chat_emit(rp, src, include_usage,
+                               llmc_chat_delta_choice(index, d));
+                p += n;
+                len -= n;
+            }
+        }
+
+        last = json_pack("{s:I,s:{},s:O,s:O}", "index", index, "delta",
+                         "logprobs", json_object_get(ch, "logprobs")
+                                     ? json_object_get(ch, "logprobs")
+                                     : json_null(),
+                         "finish_reason",
+                         json_object_get(ch, "finish_reason")
+                         ? json_object_get(ch, "finish_reason")
+                         : json_string("stop"));
+        llmc_chat_emit(rp, src, include_usage, last);
+    }
+    return 0;
+}
+
+static int
+llmc_replay_completions(llmc_replay_t *rp, json_t *src, int include_usage,
+    char *err, size_t errlen)
+{
+    json_t      *choices, *ch, *v, *text;
+    json_int_t   index;
+    size_t       i, len, n;
+    const char  *p;
+
+    choices = json_object_get(src, "choices");
+    if (!json_is_array(choices)) {
+        snprintf(err, errlen, "%s: no choices array", __func__);
+        return -1;
+    }
+    json_array_foreach(choices, i, ch) {
+        v = json_object_get(ch, "index");
+        index = json_is_integer(v) ? json_integer_value(v) : (json_int_t) i;
+        text = json_object_get(ch, "text");
+        if (!json_is_string(text)) {
+            snprintf(err, errlen, "%s: choice %zu without text", __func__,
+                     i);
+            return -1;
+        }
+        p = json_string_value(text);
+        len = json_string_length(text);
+        while (len > 0) {
+            n = llmc_replay_piece(rp, p, len);
+            llmc_chat_emit(rp, src, include_usage,
+                           json_pack("{s:s%,s:I,s:n,s:n}", "text", p, n,
+                                     "index", index, "logprobs",
+                                     "finish_reason"));
+            p += n;
+            len -= n;
+        }
+        llmc_chat_emit(rp, src, include_usage,
+            json_pack("{s:s,s:I,s:O,s:O}", "text", "", "index", index,
+                      "logprobs", json_object_get(ch, "logprobs")
+                                  ? json_object_get(ch, "logprobs")
+                                  : json_null(),
+                      "finish_reason", json_object_get(ch, "finish_reason")
+                                       ? json_object_get(ch, "finish_reason")
+                                       : json_string("stop")));
+    }
+    return 0;
+}
+
+static void
+llmc_resp_emit(llmc_replay_t *rp, const char *type, json_t *obj)
+{
+    json_t  *e;
+
+    e = json_pack("{s:s,s:I}", "type", type, "sequence_number", rp->seq++);
+    if (e == NULL || obj == NULL || json_object_update(e, obj) != 0) {
+        rp->failed = 1;
+    }
+    json_decref(obj);
+    llmc_replay_emit(rp, type, e);
+}
+
+/* the pieces of str as events of type, with loc's fields */
+static void
+llmc_resp_pieces(llmc_replay_t *rp, const char *type, json_t *loc,
+    json_t *str, int with_logprobs)
+{
+    const char  *p = json_string_value(str);
+    size_t       len = json_string_length(str), n;
+    json_t      *e;
+
+    while (len > 0) {
+        n = llmc_replay_piece(rp, p, len);
+        e = json_pack("{s:s%}", "delta", p, n);
+        if (e != NULL && with_logprobs) {
+            json_object_set_new(e, "logprobs", json_array());
+        }
+        if (e != NULL) {
+            json_object_update(e, loc);
+        }
+        llmc_resp_emit(rp, type, e);
+        p += n;
+        len -= n;
+    }
+}
+
+static void
+llmc_replay_resp_message(llmc_replay_t *rp, json_t *item, json_int_t oi)
+{
+    json_t      *parts, *part, *loc, *v, *e, *empty;
+    const char  *t;
+    size_t       j;
+
+    parts = json_object_get(item, "content");
+    json_array_foreach(parts, j, part) {
+        t = json_string_value(json_object_get(part, "type"));
+        loc = json_pack("{s:O,s:I,s:I}", "item_id",
+                        json_object_get(item, "id") ? json_object_get(item,
+                        "id") : json_null(), "output_index", oi,
+                        "content_index", (json_int_t) j);
+        if (loc == NULL || t == NULL) {
+            json_decref(loc);
+            rp->failed = (t != NULL);
+            continue;
+        }
+        empty = json_deep_copy(part);
+        if (strcmp(t, "output_text") == 0) {
+            json_object_set_new(empty, "text", json_string(""));
+        } else if (strcmp(t, "refusal") == 0) {
+            json_object_set_new(empty, "refusal", json_string(""));
+        }
+        e = json_pack("{s:o}", "part", empty);
+        json_object_update(e, loc);
+        llmc_resp_emit(rp, "response.content_part.added", e);
+
+        if (strcmp(t, "output_text") == 0) {
+            v = json_object_get(part, "text");
+            llmc_resp_pieces(rp, "response.output_text.delta", loc, v, 1);
+            e = json_pack("{s:O,s:[]}", "text", v ? v : json_string(""),
+                          "logprobs");
+            json_object_update(e, loc);
+            llmc_resp_emit(rp, "response.output_text.done", e);
+        } else if (strcmp(t, "refusal") == 0) {
+            v = json_object_get(part, "refusal");
+            llmc_resp_pieces(rp, "response.refusal.delta", loc, v, 0);
+            e = json_pack("{s:O}", "refusal", v ? v : json_string(""));
+            json_object_update(e, loc);
+            llmc_resp_emit(rp, "response.refusal.done", e);
+        }
+
+        e = json_pack("{s:O}", "part", part);
+        json_object_update(e, loc);
+        llmc_resp_emit(rp, "response.content_part.done", e);
+        json_decref(loc);
+    }
+}
+
+static int
+llmc_replay_responses(llmc_replay_t *rp, json_t *src, char *err,
+    size_t errlen)
+{
+    json_t      *output, *item, *r, *added, *loc, *v;
+    const char  *t, *status;
+    size_t       i;
+
+    output = json_object_get(src, "output");
+    status = json_string_value(json_object_get(src, "status"));
+    if (!json_is_array(output) || status == NULL
+        || (strcmp(status, "completed") != 0
+            && strcmp(status, "incomplete") != 0))
+    {
+        snprintf(err, errlen, "%s: not a completed response with an output "
+                 "array", __func__);
+        return -1;
+    }
+
+    r = json_deep_copy(src);
+    if (r == NULL) {
+        return -1;
+    }
+    json_object_set_new(r, "status", json_string("in_progress"));
+    json_object_set_new(r, "output", json_array());
+    json_object_set_new(r, "usage", json_null());
+    if (json_object_get(r, "incomplete_details") != NULL) {
+        json_object_set_new(r, "incomplete_details", json_null());
+    }
+    llmc_resp_emit(rp, "response.created", json_pack("{s:O}", "response",
+                                                     r));
+    llmc_resp_emit(rp, "response.in_progress", json_pack("{s:o}",
+                                                         "response", r));
+
+    json_array_foreach(output, i, item) {
+        t = json_string_value(json_object_get(item, "type"));
+        if (!json_is_object(item) || t == NULL) {
+            snprintf(err, errlen, "%s: output item %zu without a type",
+                     __func__, i);
+            return -1;
+        }
+        added = json_deep_copy(item);
+        if (added == NULL) {
+            return -1;
+        }
+        if (strcmp(t, "message") == 0) {
+            json_object_set_new(added, "status", json_string("in_progress"));
+            json_object_set_new(added, "content", json_array());
+        } else if (strcmp(t, "function_call") == 0) {
+            json_object_set_new(added, "status", json_string("in_progress"));
+            json_object_set_new(added, "arguments", json_string(""));
+        }
+        llmc_resp_emit(rp, "response.output_item.added",
+                       json_pack("{s:I,s:o}", "output_index", (json_int_t) i,
+                                 "item", added));
+
+        if (strcmp(t, "message") == 0) {
+            llmc_replay_resp_message(rp, item, i);
+
+        } else if (strcmp(t, "function_call") == 0) {
+            v = json_object_get(item, "arguments");
+            if (!json_is_string(v)) {
+                snprintf(err, errlen, "%s: function call %zu without "
+                         "arguments", __func__, i);
+                return -1;
+            }
+            loc = json_pack("{s:O,s:I}", "item_id",
+                            json_object_get(item, "id")
+                            ? json_object_get(item, "id") : json_null(),
+                            "output_index", (json_int_t) i);
+            llmc_resp_pieces(rp, "response.function_call_arguments.delta",
+                             loc, v, 0);
+            json_object_set(loc, "arguments", v);
+            llmc_resp_emit(rp, "response.function_call_arguments.done",
+                           loc);
+        }
+
+        llmc_resp_emit(rp, "response.output_item.done",
+                       json_pack("{s:I,s:O}", "output_index", (json_int_t) i,
+                                 "item", item));
+    }
+
+    llmc_resp_emit(rp, strcmp(status, "completed") == 0
+                       ? "response.completed" : "response.incomplete",
+                   json_pack("{s:O}", "response", src));
+    return 0;
+}
+
+static void
+llmc_ant_emit(llmc_replay_t *rp, const char *type, json_t *obj)
+{
+    json_t  *e;
+
+    /* "type" first, as the provider writes it */
+    e = json_pack("{s:s}", "type", type);
+    if (e == NULL || obj == NULL || json_object_update(e, obj) != 0) {
+        rp->failed = 1;
+    }
+    json_decref(obj);
+    llmc_replay_emit(rp, type, e);
+}
+
+static void
+llmc_ant_pieces(llmc_replay_t *rp, json_int_t index, const char *dtype,
+    const char *field, const char *p, size_t len)
+{
+    size_t  n;
+
+    while (len > 0) {
+        n = llmc_replay_piece(rp, p, len);
+        llmc_ant_emit(rp, "content_block_delta",
+                      json_pack("{s:I,s:{s:s,s:s%}}", "index", index,
+                                "delta", "type", dtype, field, p, n));
+        p += n;
+        len -= n;
+    }
+}
+
+static int
+llmc_replay_messages(llmc_replay_t *rp, json_t *src, char *err,
+    size_t errlen)
+{
+    json_t      *content, *b, *start, *v, *m, *cits, *c, *delta, *usage;
+    json_int_t   idx;
+    const char  *t;
+    char        *js;
+    size_t       i, k;
+
+    content = json_object_get(src, "content");
+    if (!json_is_array(content)
+        || !json_is_string(json_object_get(src, "stop_reason")))
+    {
+        snprintf(err, errlen, "%s: not a finished message with a content "
+                 "array", __func__);
+        return -1;
+    }
+
+    m = json_deep_copy(src);
+    if (m == NULL) {
+        return -1;
+    }
+    json_object_set_new(m, "content", json_array());
+    json_object_set_new(m, "stop_reason", json_null());
+    json_object_set_new(m, "stop_sequence", json_null());
+    llmc_ant_emit(rp, "message_start", json_pack("{s:o}", "message", m));
+
+    json_array_foreach(content, i, b) {
+        idx = (json_int_t) i;
+        t = json_string_value(json_object_get(b, "type"));
+        if (!json_is_object(b) || t == NULL) {
+            snprintf(err, errlen, "%s: content block %zu without a type",
+                     __func__, i);
+            return -1;
+        }
+        start = json_deep_copy(b);
+        if (start == NULL) {
+            return -1;
+        }
+        if (strcmp(t, "text") == 0) {
+            json_object_set_new(start, "text", json_string(""));
+            if (json_object_get(start, "citations") != NULL) {
+                json_object_set_new(start, "citations", json_null());
+            }
+        } else if (strcmp(t, "thinking") == 0) {
+            json_object_set_new(start, "thinking", json_string(""));
+            json_object_set_new(start, "signature", json_string(""));
+        } else if (json_object_get(b, "input") != NULL) {
+            json_object_set_new(start, "input", json_object());
+        }
+        llmc_ant_emit(rp, "content_block_start",
+                      json_pack("{s:I,s:o}", "index", idx, "content_block",
+                                start));
+        if (i == 0) {
+            llmc_ant_emit(rp, "ping", json_object());
+        }
+
+        if (strcmp(t, "text") == 0) {
+            cits = json_object_get(b, "citations");
+            json_array_foreach(cits, k, c) {
+                llmc_ant_emit(rp, "content_block_delta",
+                              json_pack("{s:I,s:{s:s,s:O}}", "index", idx,
+                                        "delta", "type", "citations_delta",
+                                        "citation", c));
+            }
+            v = json_object_get(b, "text");
+            llmc_ant_pieces(rp, idx, "text_delta", "text",
+                            json_string_value(v), json_string_length(v));
+
+        } else if (strcmp(t, "thinking") == 0) {
+            v = json_object_get(b, "thinking");
+            llmc_ant_pieces(rp, idx, "thinking_delta", "thinking",
+                            json_string_value(v), json_string_length(v));
+            v = json_object_get(b, "signature");
+            if (json_is_string(v) && json_string_length(v) > 0) {
+                llmc_ant_emit(rp, "content_block_delta",
+                              json_pack("{s:I,s:{s:s,s:O}}", "index", idx,
+                                        "delta", "type", "signature_delta",
+                                        "signature", v));
+            }
+
+        } else if (json_object_get(b, "input") != NULL) {
+            js = json_dumps(json_object_get(b, "input"), JSON_COMPACT);
+            if (js == NULL) {
+                snprintf(err, errlen, "%s: tool input of block %zu not "
+                         "serializable", __func__, i);
+                return -1;
+            }
+            llmc_ant_pieces(rp, idx, "input_json_delta", "partial_json", js,
+                            strlen(js));
+            free(js);
+        }
+
+        llmc_ant_emit(rp, "content_block_stop",
+                      json_pack("{s:I}", "index", idx));
+    }
+
+    delta = json_pack("{s:O,s:O}", "stop_reason",
+                      json_object_get(src, "stop_reason"), "stop_sequence",
+                      json_object_get(src, "stop_sequence")
+                      ? json_object_get(src, "stop_sequence") : json_null());
+    usage = json_object_get(src, "usage");
+    llmc_ant_emit(rp, "message_delta",
+                  json_pack("{s:o,s:O}", "delta", delta, "usage",
+                            usage ? usage : json_object()));
+    llmc_ant_emit(rp, "message_stop", json_object());
+    return 0;
+}
+
+char *
+llmc_stream_replay(llmc_api_e api, const char *json, size_t len,
+    int include_usage, size_t chunk_chars, size_t *out_len, char *err,
+    size_t errlen)
+{
+    llmc_replay_t   rp;
+    json_t         *src, *usage, *c, *obj;
+    json_error_t    jerr;
+    const char     *want;
+    int             rc;
+
+    if (errlen > 0) {
+        err[0] = '\0';
+    }
+    src = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (src == NULL) {
+        snprintf(err, errlen, "%s: not JSON: %s", __func__, jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(src)) {
+        json_decref(src);
+        snprintf(err, errlen, "%s: not a JSON object", __func__);
+        return NULL;
+    }
+
+    switch (api) {
+    case LLMC_API_CHAT:        want = "chat.completion"; break;
+    case LLMC_API_COMPLETIONS: want = "text_completion"; break;
+    case LLMC_API_RESPONSES:   want = "response"; break;
+    case LLMC_API_MESSAGES:    want = "message"; break;
+    default:
+        json_decref(src);
+        snprintf(err, errlen, "%s: unknown api", __func__);
+        return NULL;
+    }
+    obj = json_object_get(src, api == LLMC_API_MESSAGES ? "type" : "object");
+    if (!json_is_string(obj) || strcmp(json_string_value(obj), want) != 0) {
+        json_decref(src);
+        snprintf(err, errlen, "%s: not a \"%s\" object", __func__, want);
+        return NULL;
+    }
+
+    memset(&rp, 0, sizeof(rp));
+    rp.chunk = chunk_chars ? chunk_chars : LLMC_STREAM_CHUNK_CHARS;
+
+    switch (api) {
+    case LLMC_API_CHAT:
+        rc = llmc_replay_chat(&rp, src, include_usage, err, errlen);
+        break;
+    case LLMC_API_COMPLETIONS:
+        rc = llmc_replay_completions(&rp, src, include_usage, err, errlen);
+        break;
+    case LLMC_API_RESPONSES:
+        rc = llmc_replay_responses(&rp, src, err, errlen);
+        break;
+    default:
+        rc = llmc_replay_messages(&rp, src, err, errlen);
+        break;
+    }
+
+    if (rc == 0 && (api == LLMC_API_CHAT || api == LLMC_API_COMPLETIONS)) {
+        usage = json_object_get(src, "usage");
+        if (include_usage && json_is_object(usage)) {
+            c = llmc_chat_chunk(src, 0);
+            if (c != NULL) {
+                json_object_set_new(c, "choices", json_array());
+                json_object_set(c, "usage", usage);
+            }
+            llmc_replay_emit(&rp, NULL, c);
+        }
+        if (llmc_str_addz(&rp.out, "data: [DONE]\n\n") != 0) {
+            rp.failed = 1;
+        }
+    }
+    json_decref(src);
+
+    if (rc != 0 || rp.failed) {
+        if (rc == 0 || err[0] == '\0') {
+            snprintf(err, errlen, "%s: out of memory or a malformed value",
+                     __func__);
+        }
+        free(rp.out.p);
+        return NULL;
+    }
+    if (out_len != NULL) {
+        *out_len = rp.out.len;
+    }
+    return rp.out.p;
+}
+
+/* --- usage --------------------------------------------------------------- */
+
+static int64_t
+llmc_int(json_t *obj, const char *key)
+{
+    json_t  *v = json_object_get(obj, key);
+
+    return json_is_integer(v) ? (int64_t) json_integer_value(v) : 0;
+}
+
+int
+llmc_usage_parse(llmc_api_e api, const char *json, size_t len,
+    llmc_usage_t *u)
+{
+    json_t        *root, *usage, *cc;
+    json_error_t   jerr;
+    int64_t        total, w;
+
+    memset(u, 0, sizeof(llmc_usage_t));
+    root = json_loadb(json, len, 0, &jerr);
+    usage = json_object_get(root, "usage");
+    if (!json_is_object(usage)) {
+        json_decref(root);
+        return -1;
+    }
+
+    switch (api) {
+    case LLMC_API_CHAT:
+    case LLMC_API_COMPLETIONS:
+        total = llmc_int(usage, "prompt_tokens");
+        u->cached = llmc_int(json_object_get(usage, "prompt_tokens_details"),
+                             "cached_tokens");
+        u->input = total - u->cached;
+        u->output = llmc_int(usage, "completion_tokens");
+        break;
+
+    case LLMC_API_RESPONSES:
+        total = llmc_int(usage, "input_tokens");
+        u->cached = llmc_int(json_object_get(usage, "input_tokens_details"),
+                             "cached_tokens");
+        u->input = total - u->cached;
+        u->output = llmc_int(usage, "output_tokens");
+        break;
+
+    case LLMC_API_MESSAGES:
+        u->input = llmc_int(usage, "input_tokens");
+        u->cached = llmc_int(usage, "cache_read_input_tokens");
+        w = llmc_int(usage, "cache_creation_input_tokens");
+        cc = json_object_get(usage, "cache_creation");
+        if (json_is_object(cc)) {
+            u->cache_write_5m = llmc_int(cc, "ephemeral_5m_input_tokens");
+            u->cache_write_1h = llmc_int(cc, "ephemeral_1h_input_tokens");
+        }
+        /* a total with no split (older API versions) counts as 5m */
+        if (u->cache_write_5m + u->cache_write_1h == 0) {
+            u->cache_write_5m = w;
+        }
+        u->output = llmc_int(usage, "output_tokens");
+        break;
+
+    default:
+        json_decref(root);
+        return -1;
+    }
+
+    json_decref(root);
+    if (u->input < 0) {
+        u->input = 0;
+    }
+    return 0;
+}
