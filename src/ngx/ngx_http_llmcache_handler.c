@@ -83,7 +83,9 @@ ngx_http_llmcache_handler(ngx_http_request_t *r)
             return NGX_DONE;
         }
 
-        if (ctx->status == NGX_HTTP_LLMCACHE_HIT) {
+        if (ctx->status == NGX_HTTP_LLMCACHE_HIT
+            || ctx->status == NGX_HTTP_LLMCACHE_SEMANTIC)
+        {
             rc = ngx_http_llmcache_send_hit(r, ctx);
             ngx_http_finalize_request(r, rc);
             return NGX_DONE;
@@ -266,6 +268,9 @@ ngx_http_llmcache_lookup(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
     cln->handler = free;
     cln->data = norm;
 
+    ctx->norm.data = (u_char *) norm;
+    ctx->norm.len = norm_len;
+
     if (ngx_http_llmcache_tenant(r, llcf, api, &tenant) != NGX_OK) {
         llmc_request_free(&req);
         return ngx_http_llmcache_bypass(r, ctx, "llmcache_key failed");
@@ -321,12 +326,26 @@ ngx_http_llmcache_lookup_done(ngx_http_request_t *r, redisReply *reply)
         ngx_http_llmcache_use_entry(r, ctx, reply->str, reply->len);
     }
 
-    /* a MISS to be stored: take the single-flight lock first */
+    if (ctx->status != NGX_HTTP_LLMCACHE_MISS || reply == NULL) {
+        /* a HIT, or Redis failed: no more round trips */
+        ngx_http_llmcache_resume(r);
+        return;
+    }
 
-    if (ctx->status == NGX_HTTP_LLMCACHE_MISS
-        && reply != NULL
-        && ngx_http_llmcache_lock(r, ctx) == NGX_AGAIN)
-    {
+    if (ngx_http_llmcache_semantic(r, ctx) == NGX_AGAIN) {
+        return;
+    }
+
+    ngx_http_llmcache_miss(r, ctx);
+}
+
+
+/* the lookups missed: take the single-flight lock, then go upstream */
+
+void
+ngx_http_llmcache_miss(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
+{
+    if (ngx_http_llmcache_lock(r, ctx) == NGX_AGAIN) {
         return;
     }
 

@@ -12,6 +12,8 @@
 
 #include <jansson.h>
 
+#include "llmc_embed.h"
+
 
 static ngx_int_t ngx_http_llmcache_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_llmcache_status_variable(ngx_http_request_t *r,
@@ -20,6 +22,17 @@ static ngx_int_t ngx_http_llmcache_key_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_llmcache_lock_time_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_llmcache_similarity_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static char *ngx_http_llmcache_threshold(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_llmcache_embedding(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_llmcache_guards(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_llmcache_entities(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static void ngx_http_llmcache_entities_cleanup(void *data);
 static void *ngx_http_llmcache_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_llmcache_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_llmcache_create_loc_conf(ngx_conf_t *cf);
@@ -44,6 +57,11 @@ static ngx_conf_enum_t  ngx_http_llmcache_provider[] = {
     { ngx_string("openai"), LLMC_PROVIDER_OPENAI },
     { ngx_string("anthropic"), LLMC_PROVIDER_ANTHROPIC },
     { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_llmcache_dims_bounds = {
+    ngx_conf_check_num_bounds, LLMC_EMBED_DIM_MIN, LLMC_EMBED_DIM_MAX
 };
 
 
@@ -147,6 +165,55 @@ static ngx_command_t  ngx_http_llmcache_commands[] = {
       offsetof(ngx_http_llmcache_loc_conf_t, lock_timeout),
       NULL },
 
+    { ngx_string("llmcache_semantic"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_loc_conf_t, semantic),
+      NULL },
+
+    { ngx_string("llmcache_semantic_threshold"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_llmcache_threshold,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llmcache_embedding"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_llmcache_embedding,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llmcache_embedding_model"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_loc_conf_t, embedding_model),
+      NULL },
+
+    { ngx_string("llmcache_embedding_dimensions"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_loc_conf_t, embedding_dims),
+      &ngx_http_llmcache_dims_bounds },
+
+    { ngx_string("llmcache_semantic_guard"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_llmcache_guards,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llmcache_semantic_entities"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_llmcache_entities,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -192,6 +259,10 @@ static ngx_http_variable_t  ngx_http_llmcache_vars[] = {
       ngx_http_llmcache_key_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("llmcache_similarity"), NULL,
+      ngx_http_llmcache_similarity_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("llmcache_lock_time"), NULL,
       ngx_http_llmcache_lock_time_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -204,7 +275,8 @@ static ngx_str_t  ngx_http_llmcache_status_names[] = {
     ngx_null_string,
     ngx_string("HIT"),
     ngx_string("MISS"),
-    ngx_string("BYPASS")
+    ngx_string("BYPASS"),
+    ngx_string("SEMANTIC")
 };
 
 
@@ -265,6 +337,37 @@ ngx_http_llmcache_key_variable(ngx_http_request_t *r,
 
     v->len = ctx->key_hex.len;
     v->data = ctx->key_hex.data;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* the cosine of a SEMANTIC hit, empty otherwise */
+
+static ngx_int_t
+ngx_http_llmcache_similarity_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                   *p;
+    ngx_http_llmcache_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_llmcache_module);
+
+    if (ctx == NULL || ctx->status != NGX_HTTP_LLMCACHE_SEMANTIC) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, 16);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%.4f", (double) ctx->similarity) - p;
+    v->data = p;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
@@ -361,6 +464,12 @@ ngx_http_llmcache_create_loc_conf(ngx_conf_t *cf)
     conf->max_entry_size = NGX_CONF_UNSET_SIZE;
     conf->lock = NGX_CONF_UNSET;
     conf->lock_timeout = NGX_CONF_UNSET_MSEC;
+    conf->semantic = NGX_CONF_UNSET;
+    conf->threshold = -1;
+    conf->embedding.data = NULL;
+    conf->embedding_dims = NGX_CONF_UNSET;
+    conf->guards = NGX_CONF_UNSET_UINT;
+    conf->entities = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -395,6 +504,25 @@ ngx_http_llmcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               1024 * 1024);
     ngx_conf_merge_value(conf->lock, prev->lock, 1);
     ngx_conf_merge_msec_value(conf->lock_timeout, prev->lock_timeout, 5000);
+
+    ngx_conf_merge_value(conf->semantic, prev->semantic, 0);
+
+    if (conf->threshold < 0) {
+        conf->threshold = (prev->threshold < 0)
+                          ? (float) LLMC_SEMANTIC_THRESHOLD_DEFAULT
+                          : prev->threshold;
+    }
+
+    if (conf->embedding.data == NULL) {
+        conf->embedding = prev->embedding;
+    }
+
+    ngx_conf_merge_str_value(conf->embedding_model, prev->embedding_model,
+                             "");
+    ngx_conf_merge_value(conf->embedding_dims, prev->embedding_dims,
+                         LLMC_EMBED_DIM_DEFAULT);
+    ngx_conf_merge_uint_value(conf->guards, prev->guards, LLMC_GUARD_ALL);
+    ngx_conf_merge_ptr_value(conf->entities, prev->entities, NULL);
 
     if (conf->key == NULL) {
         conf->key = prev->key;
@@ -685,6 +813,180 @@ ngx_http_llmcache_dictionary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_llmcache_threshold(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_llmcache_loc_conf_t *llcf = conf;
+
+    char       buf[32], *end;
+    double     t;
+    ngx_str_t *value;
+
+    if (llcf->threshold >= 0) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0 || value[1].len >= sizeof(buf)) {
+        goto invalid;
+    }
+
+    ngx_memcpy(buf, value[1].data, value[1].len);
+    buf[value[1].len] = '\0';
+
+    t = strtod(buf, &end);
+
+    if (*end != '\0' || !(t >= 0 && t <= 1)) {
+        goto invalid;
+    }
+
+    llcf->threshold = (float) t;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid similarity threshold \"%V\": a cosine "
+                       "between 0 and 1 is expected", &value[1]);
+    return NGX_CONF_ERROR;
+}
+
+
+/* builtin, or the URI of an internal location that proxies /v1/embeddings */
+
+static char *
+ngx_http_llmcache_embedding(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_llmcache_loc_conf_t *llcf = conf;
+
+    ngx_str_t  *value;
+
+    if (llcf->embedding.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "builtin") == 0) {
+        ngx_str_set(&llcf->embedding, "");
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].data[0] != '/') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid embedding \"%V\": \"builtin\" or the "
+                           "URI of a location (e.g. /_embeddings) that "
+                           "proxies to an OpenAI-compatible /v1/embeddings "
+                           "is expected", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    llcf->embedding = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_llmcache_guards(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_llmcache_loc_conf_t *llcf = conf;
+
+    unsigned     bit;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (llcf->guards != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        llcf->guards = 0;
+        return NGX_CONF_OK;
+    }
+
+    llcf->guards = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        bit = llmc_guard_flag((char *) value[i].data, value[i].len);
+
+        if (bit == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "unknown semantic guard \"%V\"; the guards "
+                               "are negation, numbers and entities, or "
+                               "\"off\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        llcf->guards |= bit;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the named entities that must match for a SEMANTIC hit, one per line */
+
+static char *
+ngx_http_llmcache_entities(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_llmcache_loc_conf_t *llcf = conf;
+
+    char                 err[512];
+    ngx_str_t           *value, file;
+    llmc_entities_t     *ents;
+    ngx_pool_cleanup_t  *cln;
+
+    if (llcf->entities != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    file = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ents = llmc_entities_new();
+    if (ents == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        llmc_entities_free(ents);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_llmcache_entities_cleanup;
+    cln->data = ents;
+
+    if (llmc_entities_load_file(ents, (char *) file.data, err, sizeof(err))
+        != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "llmcache_semantic_entities: %s", err);
+        return NGX_CONF_ERROR;
+    }
+
+    llcf->entities = ents;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_llmcache_entities_cleanup(void *data)
+{
+    llmc_entities_free(data);
 }
 
 

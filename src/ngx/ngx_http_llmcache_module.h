@@ -20,11 +20,13 @@
 #include "llmc_normalize.h"
 #include "llmc_key.h"
 #include "llmc_entry.h"
+#include "llmc_guard.h"
 
 
 #define NGX_HTTP_LLMCACHE_HIT     1
 #define NGX_HTTP_LLMCACHE_MISS    2
 #define NGX_HTTP_LLMCACHE_BYPASS  3
+#define NGX_HTTP_LLMCACHE_SEMANTIC  4
 
 
 typedef struct {
@@ -54,6 +56,14 @@ typedef struct {
     size_t                      max_entry_size;
     ngx_flag_t                  lock;
     ngx_msec_t                  lock_timeout;
+
+    ngx_flag_t                  semantic;
+    float                       threshold;
+    ngx_str_t                   embedding;   /* empty: builtin, else URI */
+    ngx_str_t                   embedding_model;
+    ngx_int_t                   embedding_dims;
+    ngx_uint_t                  guards;      /* LLMC_GUARD_* */
+    llmc_entities_t            *entities;
 } ngx_http_llmcache_loc_conf_t;
 
 
@@ -70,6 +80,7 @@ typedef struct {
     unsigned                    stored:1;
     unsigned                    lock_held:1; /* this request is upstream */
     unsigned                    lock_wait:1; /* waited for another one */
+    unsigned                    embed_wait:1;
 
     llmc_key_t                  key;
     ngx_str_t                   key_hex;     /* $llmcache_key */
@@ -83,6 +94,12 @@ typedef struct {
 
     ngx_http_llmcache_op_t     *op;          /* pending Redis command */
     ngx_event_t                 timer;
+
+    ngx_str_t                   norm;        /* the normalized prompt */
+    float                      *vec;         /* its embedding */
+    int                         dim;
+    float                       similarity;  /* of a SEMANTIC hit */
+    char                        emb_tag[16];
 
     ngx_event_t                 poll;        /* single-flight wait */
     ngx_msec_t                  poll_delay;
@@ -119,6 +136,8 @@ void ngx_http_llmcache_redis_detach(ngx_http_llmcache_ctx_t *ctx);
 ngx_int_t ngx_http_llmcache_handler(ngx_http_request_t *r);
 ngx_http_llmcache_ctx_t *ngx_http_llmcache_get_ctx(ngx_http_request_t *r);
 void ngx_http_llmcache_resume(ngx_http_request_t *r);
+void ngx_http_llmcache_miss(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx);
 void ngx_http_llmcache_use_entry(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx, const char *value, size_t len);
 
@@ -127,6 +146,12 @@ ngx_int_t ngx_http_llmcache_lock(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx);
 void ngx_http_llmcache_lock_release(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx);
+
+/* ngx_http_llmcache_semantic.c */
+ngx_int_t ngx_http_llmcache_semantic(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx);
+void ngx_http_llmcache_semantic_store(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx, time_t ttl);
 
 /* ngx_http_llmcache_store.c */
 ngx_int_t ngx_http_llmcache_store_init(ngx_conf_t *cf);

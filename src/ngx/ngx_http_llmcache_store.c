@@ -238,6 +238,7 @@ ngx_http_llmcache_store(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
         == NGX_OK)
     {
         ctx->stored = 1;
+        ngx_http_llmcache_semantic_store(r, ctx, llcf->ttl);
     }
 
     free(value);
