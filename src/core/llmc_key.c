@@ -185,13 +185,82 @@ llmc_key_str(llmc_sha256_t *s, const char *str)
     llmc_key_field(s, str, strlen(str));
 }
 
+/*
+ * The scope hashes of the last few scopes, per thread.  Requests that hit
+ * mostly share a scope (model, parameters, system prompt, tools) and
+ * differ in the prompt, and hashing the scope is most of a key's cost: a
+ * few hundred bytes against one or two blocks for the exact key.  A slot
+ * is used only when the tenant's hash, provider, API and every scope byte
+ * are equal, so the key is the one computed afresh.  Longer scopes are
+ * hashed every time.
+ */
+#define LLMC_KEY_MEMO_N    4
+#define LLMC_KEY_MEMO_MAX  4096
+
+typedef struct {
+    int       used;
+    int       provider;
+    int       api;
+    size_t    len;
+    uint8_t   tenant_md[32];
+    char      hex[LLMC_SCOPE_HEX_LEN + 1];
+    char      scope[LLMC_KEY_MEMO_MAX];
+} llmc_key_memo_t;
+
+static __thread llmc_key_memo_t  llmc_key_memo[LLMC_KEY_MEMO_N];
+static __thread unsigned         llmc_key_memo_next;
+
+static llmc_key_memo_t *
+llmc_key_memo_find(const uint8_t tenant_md[32], const llmc_request_t *req,
+    const char *scope, size_t len)
+{
+    unsigned          i;
+    llmc_key_memo_t  *m;
+
+    if (len > LLMC_KEY_MEMO_MAX) {
+        return NULL;
+    }
+    for (i = 0; i < LLMC_KEY_MEMO_N; i++) {
+        m = &llmc_key_memo[i];
+        if (m->used && m->len == len && m->provider == (int) req->provider
+            && m->api == (int) req->api
+            && memcmp(m->tenant_md, tenant_md, 32) == 0
+            && memcmp(m->scope, scope, len) == 0)
+        {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+static void
+llmc_key_memo_add(const uint8_t tenant_md[32], const llmc_request_t *req,
+    const char *scope, size_t len, const char *hex)
+{
+    llmc_key_memo_t  *m;
+
+    if (len > LLMC_KEY_MEMO_MAX) {
+        return;
+    }
+    m = &llmc_key_memo[llmc_key_memo_next++ % LLMC_KEY_MEMO_N];
+    m->used = 1;
+    m->provider = (int) req->provider;
+    m->api = (int) req->api;
+    m->len = len;
+    memcpy(m->tenant_md, tenant_md, 32);
+    memcpy(m->hex, hex, sizeof(m->hex));
+    memcpy(m->scope, scope, len);
+}
+
 void
 llmc_key_make(llmc_key_t *key, const char *tenant, size_t tenant_len,
     const llmc_request_t *req, const char *prompt, size_t prompt_len)
 {
-    uint8_t        tenant_md[32], md[32];
-    const char    *provider;
-    llmc_sha256_t  s;
+    size_t            scope_len;
+    uint8_t           tenant_md[32], md[32];
+    const char       *provider, *scope;
+    llmc_sha256_t     s;
+    llmc_key_memo_t  *memo;
 
     /* the tenant key enters only through its own hash */
     llmc_sha256_init(&s);
@@ -209,15 +278,24 @@ llmc_key_make(llmc_key_t *key, const char *tenant, size_t tenant_len,
         provider = "unknown";
     }
 
-    llmc_sha256_init(&s);
-    llmc_key_str(&s, LLMC_KEY_SCOPE_TAG);
-    llmc_key_field(&s, tenant_md, sizeof(tenant_md));
-    llmc_key_str(&s, provider);
-    llmc_key_str(&s, llmc_api_name(req->api));
-    llmc_key_field(&s, req->scope_json ? req->scope_json : "",
-                   req->scope_json ? req->scope_len : 0);
-    llmc_sha256_final(&s, md);
-    llmc_hex(md, LLMC_SCOPE_HEX_LEN / 2, key->scope);
+    scope = req->scope_json ? req->scope_json : "";
+    scope_len = req->scope_json ? req->scope_len : 0;
+
+    memo = llmc_key_memo_find(tenant_md, req, scope, scope_len);
+    if (memo) {
+        memcpy(key->scope, memo->hex, sizeof(key->scope));
+
+    } else {
+        llmc_sha256_init(&s);
+        llmc_key_str(&s, LLMC_KEY_SCOPE_TAG);
+        llmc_key_field(&s, tenant_md, sizeof(tenant_md));
+        llmc_key_str(&s, provider);
+        llmc_key_str(&s, llmc_api_name(req->api));
+        llmc_key_field(&s, scope, scope_len);
+        llmc_sha256_final(&s, md);
+        llmc_hex(md, LLMC_SCOPE_HEX_LEN / 2, key->scope);
+        llmc_key_memo_add(tenant_md, req, scope, scope_len, key->scope);
+    }
 
     llmc_sha256_init(&s);
     llmc_key_str(&s, LLMC_KEY_EXACT_TAG);
