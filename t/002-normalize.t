@@ -207,3 +207,37 @@ __DATA__
 [qr/#1/, qr/#1/]
 --- no_error_log
 [error]
+
+
+
+=== TEST 10: entries made under other normalization rules are not served
+--- config
+    location /v1/ {
+        llmcache on;
+        add_header X-LLM-Cache $llmcache_status always;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+    }
+
+    location /other-dict/ {
+        llmcache on;
+        llmcache_dictionary $TEST_NGINX_DICT_DIR/../../t/data/extra.dict;
+        add_header X-LLM-Cache $llmcache_status always;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/;
+    }
+
+    location /other-steps/ {
+        llmcache on;
+        llmcache_normalize nfkc casefold space punct;
+        add_header X-LLM-Cache $llmcache_status always;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/;
+    }
+--- request eval
+my $b = '{"model":"gpt-4o","messages":[{"role":"user","content":"hello there"}]}';
+["POST /v1/chat/completions\n$b", "POST /other-dict/v1/chat/completions\n$b",
+ "POST /other-steps/v1/chat/completions\n$b", "POST /v1/chat/completions\n$b"]
+--- response_headers eval
+["X-LLM-Cache: MISS", "X-LLM-Cache: MISS", "X-LLM-Cache: MISS", "X-LLM-Cache: HIT"]
+--- response_body_like eval
+[qr/#1/, qr/#2/, qr/#3/, qr/#1/]
+--- no_error_log
+[error]

@@ -548,8 +548,10 @@ ngx_http_llmcache_cache_control(ngx_http_request_t *r)
 
 
 /*
- * The tenant material: llmcache_key's value, and the request headers that
- * select another API behaviour or account and so can change the answer.
+ * The tenant material: llmcache_key's value, the request headers that
+ * select another API behaviour or account and so can change the answer,
+ * and what the prompt was normalized with (steps, dictionaries and ICU, by
+ * their fingerprint), so entries made under other rules are never served.
  * It is hashed into the scope and never stored.
  */
 
@@ -578,7 +580,7 @@ ngx_http_llmcache_tenant(ngx_http_request_t *r,
     name = (llmc_api_provider(api) == LLMC_PROVIDER_ANTHROPIC)
            ? anthropic : openai;
 
-    len = key.len;
+    len = key.len + sizeof("\0norm:ff:ffffffffffffffff") - 1;
 
     for (i = 0; name[i]; i++) {
         h = NULL;
@@ -587,11 +589,6 @@ ngx_http_llmcache_tenant(ngx_http_request_t *r,
         {
             len += ngx_strlen(name[i]) + h->value.len + 3;
         }
-    }
-
-    if (len == key.len) {
-        *tenant = key;
-        return NGX_OK;
     }
 
     p = ngx_pnalloc(r->pool, len);
@@ -614,6 +611,10 @@ ngx_http_llmcache_tenant(ngx_http_request_t *r,
             *p++ = '\0';
         }
     }
+
+    p = ngx_sprintf(p, "%cnorm:%02xi:%016uxL", '\0', llcf->normalize,
+                    (uint64_t) (llcf->dict ? llmc_dict_fingerprint(llcf->dict)
+                                           : 0));
 
     tenant->len = p - tenant->data;
 
