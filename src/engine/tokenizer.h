@@ -1,11 +1,14 @@
 /*
- * Tokenizers for llmcache-worker: SentencePiece-style (GGUF
- * `tokenizer.ggml.model = llama`, and llama2.c's tok*.bin) and byte-level
- * BPE (`gpt2`), built from a GGUF vocab.
+ * Tokenizers for llmcache-worker, token for token as llama.cpp's:
+ * SentencePiece-style (GGUF `tokenizer.ggml.model = llama`, and llama2.c's
+ * tok*.bin), byte-level BPE (`gpt2`; pre-tokenizers default, gpt-2, mpt,
+ * falcon, llama-bpe, dbrx, qwen2) and WordPiece (`bert`).
  *
  * tokenizer_decode() returns the bytes of one token; a UTF-8 character may
  * be split over several tokens (byte fallback, BPE bytes), so joining the
- * pieces into valid text is the caller's concern.
+ * pieces into valid text is the caller's concern. Control and unknown
+ * tokens decode to nothing. The tokenizer is read-only once built: several
+ * threads may encode and decode with it at once.
  */
 
 #ifndef LLMC_TOKENIZER_H
@@ -23,14 +26,17 @@ tokenizer_t *tokenizer_from_llama2c(const char *path, int n_vocab, char *err,
     size_t errlen);
 void tokenizer_free(tokenizer_t *tok);
 
-/* returns the number of ids written, or -1 (err); add_special: BOS as the
- * vocab says, and special tokens written in the text are parsed as ids */
+/* returns the number of ids written, or -1 (err, also when more than
+ * max_out ids would be needed); add_special: BOS (and EOS, or [CLS] ...
+ * [SEP]) as the vocab says, and control tokens written in the text are
+ * parsed as ids. User-defined tokens are always parsed. */
 int tokenizer_encode(const tokenizer_t *tok, const char *text, size_t len,
     int add_special, int32_t *out, int max_out, char *err, size_t errlen);
 
 /* the bytes of one token as text (▁ → space, <0xXX> → byte, BPE byte map
  * undone); prev is the previous id (-1 at start) for the SentencePiece
- * leading-space rule; returns length or -1 */
+ * leading-space rule (the space the encoder added is dropped at the start
+ * and after BOS); returns length (NUL-terminated when it fits) or -1 */
 int tokenizer_decode(const tokenizer_t *tok, int32_t prev, int32_t id,
     char *buf, size_t size);
 
