@@ -1455,6 +1455,11 @@ llmc_request_parse(llmc_request_t *req, llmc_api_e api, const char *body,
     }
     req->stream = json_is_true(v);
 
+    /* a replayed stream ends with a usage chunk only when this asks */
+    v = json_object_get(root, "stream_options");
+    req->include_usage = json_is_object(v)
+                         && json_is_true(json_object_get(v, "include_usage"));
+
     v = json_object_get(root, "model");
     req->model = strdup(json_is_string(v) ? json_string_value(v) : "");
     if (req->model == NULL) {

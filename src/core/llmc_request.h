@@ -31,6 +31,7 @@ typedef struct {
     llmc_provider_e  provider;
     llmc_api_e       api;
     int              stream;          /* "stream": true */
+    int              include_usage;   /* stream_options.include_usage */
     char            *model;           /* malloc()ed, NUL-terminated */
     /* Canonical JSON (sorted keys, compact) of everything that decides the
      * answer except the latest user turn's text: model, every
