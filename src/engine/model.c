@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -711,7 +712,11 @@ rmsnorm(float *o, const float *x, const float *w, int n, float eps)
     }
 }
 
-/* up to three matrices sharing one input, rows split across threads */
+/*
+ * Up to three matrices sharing one input. Rows are handed out in chunks
+ * from a shared counter rather than split statically, so a thread the
+ * scheduler delays holds up at most one chunk.
+ */
 typedef struct {
     model_t       *m;
     const mat_t   *w[3];
@@ -719,6 +724,9 @@ typedef struct {
     int            nw;
     const float   *x;           /* (n, cols) */
     int            n;
+    int            chunk[3];    /* rows per chunk */
+    int            n_chunks[3];
+    atomic_int     next;
 } matmul_job_t;
 
 static void
@@ -729,17 +737,20 @@ matmul_worker(void *arg, int ith, int nth)
     const mat_t   *w;
     const void    *x;
     size_t         xs;
-    int            i, per, r0, r1;
+    int            c, i, r0, r1;
 
-    for (i = 0; i < j->nw; i++) {
-        w = j->w[i];
-        /* row ranges in multiples of 4 keep the SIMD tiles full */
-        per = ((w->rows + nth - 1) / nth + 3) & ~3;
-        r0 = ith * per;
-        r1 = r0 + per < w->rows ? r0 + per : w->rows;
-        if (r0 >= r1) {
-            continue;
+    (void) nth;
+    for ( ;; ) {
+        c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        for (i = 0; i < j->nw && c >= j->n_chunks[i]; i++) {
+            c -= j->n_chunks[i];
         }
+        if (i == j->nw) {
+            return;
+        }
+        w = j->w[i];
+        r0 = c * j->chunk[i];
+        r1 = r0 + j->chunk[i] < w->rows ? r0 + j->chunk[i] : w->rows;
         if (quant_vec_type(w->type) == GGML_TYPE_Q8_0) {
             x = m->s.xq;
             xs = m->s.xq_stride;
@@ -793,8 +804,14 @@ matmul(model_t *m, const float *x, int n, int nw, const mat_t *w0,
     j.out[0] = o0;
     j.out[1] = o1;
     j.out[2] = o2;
+    atomic_init(&j.next, 0);
     for (i = 0; i < nw; i++) {
         need_q |= quant_vec_type(j.w[i]->type) == GGML_TYPE_Q8_0;
+        /* about six chunks per thread, in multiples of 12 rows (the SIMD
+           tiles are 4 or 6 rows) */
+        j.chunk[i] = (j.w[i]->rows / (m->n_threads * 6) + 11) / 12 * 12;
+        j.chunk[i] = j.chunk[i] < 12 ? 12 : j.chunk[i];
+        j.n_chunks[i] = (j.w[i]->rows + j.chunk[i] - 1) / j.chunk[i];
     }
     /* tiny products are not worth waking the pool for */
     work = 0;
@@ -850,6 +867,7 @@ typedef struct {
     int          layer;
     int          n;             /* tokens in the batch */
     int          base;          /* cache index of the first of them */
+    atomic_int   next;          /* next (head, query block) item */
 } attn_job_t;
 
 static void
@@ -859,8 +877,8 @@ attn_worker(void *arg, int ith, int nth)
     model_t          *m = j->m;
     model_hparams_t  *hp = &m->hp;
     kv_cache_t       *kv = j->kv;
-    int               hd = hp->head_dim, kv_dim, q_dim, group, total, per;
-    int               nqb, it, i0, i1, h, t0, nq, t, nk, kvh;
+    int               hd = hp->head_dim, kv_dim, q_dim, group, total;
+    int               nqb, it, h, t0, nq, t, nk, kvh;
     const float      *q, *kt, *vl;
     float            *att, *out, scale;
 
@@ -870,14 +888,16 @@ attn_worker(void *arg, int ith, int nth)
     scale = 1.0f / sqrtf((float) hd);
     att = kv->att + (size_t) ith * ATT_Q * kv->n_ctx;
 
-    /* items are (head, block of ATT_Q queries), head-major, so a thread's
-       range reuses the same K/V rows */
+    /* items are (head, block of ATT_Q queries), head-major, taken from a
+       shared counter */
     nqb = (j->n + ATT_Q - 1) / ATT_Q;
     total = hp->n_heads * nqb;
-    per = (total + nth - 1) / nth;
-    i0 = ith * per;
-    i1 = i0 + per < total ? i0 + per : total;
-    for (it = i0; it < i1; it++) {
+    (void) nth;
+    for ( ;; ) {
+        it = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (it >= total) {
+            break;
+        }
         h = it / nqb;
         t0 = it % nqb * ATT_Q;
         nq = j->n - t0 < ATT_Q ? j->n - t0 : ATT_Q;
@@ -967,6 +987,7 @@ forward_batch(model_t *m, kv_cache_t *kv, const int32_t *tokens,
         aj.layer = l;
         aj.n = n;
         aj.base = base;
+        atomic_init(&aj.next, 0);
         if ((double) n * hp->n_heads * (base + n) * hd < MODEL_MIN_PARALLEL) {
             attn_worker(&aj, 0, 1);
         } else {

@@ -353,8 +353,8 @@ quant_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
 
 /* --- quantization -------------------------------------------------------- */
 
-void
-quant_quantize_row_q8_0(const float *x, void *dst, int64_t n)
+static void
+quantize_row_q8_0_generic(const float *x, void *dst, int64_t n)
 {
     block_q8_0  *y = dst;
     int64_t      i;
@@ -447,7 +447,8 @@ quant_quantize_row(uint32_t type, const float *x, void *dst, int64_t n)
         quant_quantize_row_bf16(x, dst, n);
         return 0;
     case GGML_TYPE_Q8_0:
-        quant_quantize_row_q8_0(x, dst, n);
+        /* the plain C rounding: files come out the same on every CPU */
+        quantize_row_q8_0_generic(x, dst, n);
         return 0;
     case GGML_TYPE_Q4_0:
         quant_quantize_row_q4_0(x, dst, n);
@@ -909,6 +910,31 @@ softmax_avx512(float *a, int n, int n_zero, float scale)
     }
 }
 
+/* activations to Q8_0 (ties round to even here, away from zero in C) */
+TARGET_AVX512 static void
+quantize_row_q8_0_avx512(const float *x, void *dst, int64_t n)
+{
+    block_q8_0  *y = dst;
+    __m512       v0, v1, idv;
+    int64_t      i;
+    float        amax, d, id;
+
+    for (i = 0; i < n / QK8_0; i++) {
+        v0 = _mm512_loadu_ps(x + i * QK8_0);
+        v1 = _mm512_loadu_ps(x + i * QK8_0 + 16);
+        amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0),
+                                                  _mm512_abs_ps(v1)));
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = quant_fp32_to_fp16(d);
+        idv = _mm512_set1_ps(id);
+        _mm_storeu_si128((__m128i *) y[i].qs, _mm512_cvtsepi32_epi8(
+            _mm512_cvtps_epi32(_mm512_mul_ps(v0, idv))));
+        _mm_storeu_si128((__m128i *) (y[i].qs + 16), _mm512_cvtsepi32_epi8(
+            _mm512_cvtps_epi32(_mm512_mul_ps(v1, idv))));
+    }
+}
+
 #endif /* QUANT_X86 */
 
 /* --- dispatch ------------------------------------------------------------ */
@@ -930,6 +956,7 @@ typedef struct {
     void       (*attn_values)(const float *, int, int, const float *, int,
                               int, int, float *, int);
     void       (*softmax)(float *, int, int, float);
+    void       (*quantize_q8_0)(const float *, void *, int64_t);
 } quant_kernels_t;
 
 static void gemm_f32_generic(const float *w, size_t ws, int cols,
@@ -954,21 +981,22 @@ static const quant_kernels_t  kernels_generic = {
     "generic", dot_f32_generic, dot_f16_f32_generic, axpy_generic,
     dot_q8_0_generic, dot_q4_0_q8_0_generic, gemm_f32_generic,
     gemm_q8_0_generic, attn_scores_generic, attn_values_generic,
-    softmax_generic
+    softmax_generic, quantize_row_q8_0_generic
 };
 
 #ifdef QUANT_X86
 static const quant_kernels_t  kernels_avx2 = {
     "avx2", dot_f32_avx2, dot_f16_f32_avx2, axpy_avx2, dot_q8_0_avx2,
     dot_q4_0_q8_0_avx2, gemm_f32_avx2, gemm_q8_0_avx2,
-    attn_scores_generic, attn_values_generic, softmax_generic
+    attn_scores_generic, attn_values_generic, softmax_generic,
+    quantize_row_q8_0_generic
 };
 
 static const quant_kernels_t  kernels_avx512 = {
     "avx512", dot_f32_avx2, dot_f16_f32_avx2, axpy_avx2,
     dot_q8_0_avx512, dot_q4_0_q8_0_avx512, gemm_f32_avx512,
     gemm_q8_0_avx512, attn_scores_avx512, attn_values_avx512,
-    softmax_avx512
+    softmax_avx512, quantize_row_q8_0_avx512
 };
 #endif
 
@@ -1060,6 +1088,12 @@ quant_attn_values(const float *a, int lda, int nq, const float *v, int ldv,
     int hd, int nk, float *out, int ldo)
 {
     kernels()->attn_values(a, lda, nq, v, ldv, hd, nk, out, ldo);
+}
+
+void
+quant_quantize_row_q8_0(const float *x, void *dst, int64_t n)
+{
+    kernels()->quantize_q8_0(x, dst, n);
 }
 
 void

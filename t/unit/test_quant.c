@@ -246,6 +246,13 @@ test_quantize(void)
     }
     is_int(bad, 0, "q8_0 round trip within half a step (max err %g, step "
            "%g)", e8, lim8);
+    {
+        block_q8_0  g[N / 32];
+
+        quant_quantize_row(GGML_TYPE_Q8_0, x, g, N);
+        ok(memcmp(g, q8, sizeof(g)) == 0, "%s q8_0 quantizer agrees with "
+           "the plain C one", quant_simd_name());
+    }
 
     quant_quantize_row_q4_0(x, q4, N);
     quant_dequantize_row(GGML_TYPE_Q4_0, q4, y, N);
