@@ -206,19 +206,7 @@ X-LLM-Cache: BYPASS
 
 
 
-=== TEST 12: streaming requests are passed through (BYPASS)
---- request eval
-main::bad('{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}')
---- response_headers eval
-main::bypassed()
---- response_body_like eval
-[qr/data: \[DONE\]/, qr/data: \[DONE\]/, qr/"stream":true/, qr/^$/]
---- no_error_log
-[error]
-
-
-
-=== TEST 13: an unknown URI in a cached location is BYPASS
+=== TEST 12: an unknown URI in a cached location is BYPASS
 --- request eval
 main::bad('{"model":"text-embedding-3-small","input":"hello"}', "/v1/embeddings")
 --- response_headers eval
@@ -230,7 +218,7 @@ main::bypassed()
 
 
 
-=== TEST 14: duplicate keys make the request ambiguous
+=== TEST 13: duplicate keys make the request ambiguous
 --- request eval
 main::bad('{"model":"gpt-4o","model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}')
 --- response_headers eval

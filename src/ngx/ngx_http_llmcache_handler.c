@@ -34,6 +34,9 @@ static ngx_int_t ngx_http_llmcache_bypass(ngx_http_request_t *r,
 #define NGX_HTTP_LLMCACHE_CC_NO_CACHE  1
 #define NGX_HTTP_LLMCACHE_CC_NO_STORE  2
 
+/* characters of text per replayed delta, as a provider streams them */
+#define NGX_HTTP_LLMCACHE_REPLAY_CHARS  16
+
 
 ngx_http_llmcache_ctx_t *
 ngx_http_llmcache_get_ctx(ngx_http_request_t *r)
@@ -245,11 +248,11 @@ ngx_http_llmcache_lookup(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
         return ngx_http_llmcache_bypass(r, ctx, "out of memory");
     }
 
-    if (req.stream) {
-        llmc_request_free(&req);
-        cln->handler = NULL;
-        return ngx_http_llmcache_bypass(r, ctx, "streaming request");
-    }
+    /* streamed and non-streamed requests share entries */
+
+    ctx->stream = req.stream ? 1 : 0;
+    ctx->include_usage = req.include_usage ? 1 : 0;
+    ctx->api_id = api;
 
     norm = NULL;
     norm_len = 0;
@@ -353,13 +356,15 @@ ngx_http_llmcache_miss(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
 }
 
 
-/* a stored value: a HIT when it decodes; the reply is freed afterwards */
+/* a stored value: a HIT when it decodes (and, for a stream, replays) */
 
 void
 ngx_http_llmcache_use_entry(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx, const char *value, size_t len)
 {
-    char  err[128];
+    char                *sse, err[128];
+    size_t               sse_len;
+    ngx_pool_cleanup_t  *cln;
 
     ctx->hit.data = ngx_pnalloc(r->pool, len);
     if (ctx->hit.data == NULL) {
@@ -378,6 +383,30 @@ ngx_http_llmcache_use_entry(ngx_http_request_t *r,
                       "llmcache: ignoring a damaged entry %s: %s",
                       ctx->redis_key, err);
         return;
+    }
+
+    if (ctx->stream) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return;
+        }
+
+        sse = llmc_stream_replay(ctx->api_id, ctx->entry.body,
+                                 ctx->entry.body_len, ctx->include_usage,
+                                 NGX_HTTP_LLMCACHE_REPLAY_CHARS, &sse_len,
+                                 err, sizeof(err));
+        if (sse == NULL) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "llmcache: entry %s cannot be replayed as a "
+                          "stream: %s", ctx->redis_key, err);
+            return;
+        }
+
+        cln->handler = free;
+        cln->data = sse;
+
+        ctx->replay.data = (u_char *) sse;
+        ctx->replay.len = sse_len;
     }
 
     ctx->status = NGX_HTTP_LLMCACHE_HIT;
@@ -407,19 +436,34 @@ ngx_http_llmcache_resume(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_llmcache_send_hit(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
 {
+    u_char        *body;
+    size_t         len;
     ngx_int_t      rc;
     ngx_buf_t     *b;
     ngx_chain_t    out;
     llmc_entry_t  *entry;
 
+    static ngx_str_t  event_stream = ngx_string("text/event-stream");
+
     entry = &ctx->entry;
 
     r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = entry->body_len;
-    r->headers_out.content_type.len = entry->content_type_len;
-    r->headers_out.content_type.data = (u_char *) entry->content_type;
-    r->headers_out.content_type_len = entry->content_type_len;
+
+    if (ctx->stream) {
+        body = ctx->replay.data;
+        len = ctx->replay.len;
+        r->headers_out.content_type = event_stream;
+
+    } else {
+        body = (u_char *) entry->body;
+        len = entry->body_len;
+        r->headers_out.content_type.len = entry->content_type_len;
+        r->headers_out.content_type.data = (u_char *) entry->content_type;
+    }
+
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.content_length_n = len;
 
     rc = ngx_http_send_header(r);
 
@@ -432,9 +476,9 @@ ngx_http_llmcache_send_hit(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
         return NGX_ERROR;
     }
 
-    b->pos = (u_char *) entry->body;
-    b->last = b->pos + entry->body_len;
-    b->memory = entry->body_len ? 1 : 0;
+    b->pos = body;
+    b->last = body + len;
+    b->memory = len ? 1 : 0;
     b->last_buf = 1;
     b->last_in_chain = 1;
 

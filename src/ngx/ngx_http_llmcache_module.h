@@ -21,6 +21,7 @@
 #include "llmc_key.h"
 #include "llmc_entry.h"
 #include "llmc_guard.h"
+#include "llmc_stream.h"
 
 
 #define NGX_HTTP_LLMCACHE_HIT     1
@@ -81,16 +82,20 @@ typedef struct {
     unsigned                    lock_held:1; /* this request is upstream */
     unsigned                    lock_wait:1; /* waited for another one */
     unsigned                    embed_wait:1;
+    unsigned                    stream:1;    /* the client asked for SSE */
+    unsigned                    include_usage:1;
 
     llmc_key_t                  key;
     ngx_str_t                   key_hex;     /* $llmcache_key */
     char                        redis_key[LLMC_REDIS_KEY_MAX];
     size_t                      redis_key_len;
     ngx_str_t                   api;
+    llmc_api_e                  api_id;
     ngx_str_t                   model;
 
     ngx_str_t                   hit;         /* the stored entry */
     llmc_entry_t                entry;       /* decoded, points into hit */
+    ngx_str_t                   replay;      /* the entry as SSE */
 
     ngx_http_llmcache_op_t     *op;          /* pending Redis command */
     ngx_event_t                 timer;
@@ -109,6 +114,7 @@ typedef struct {
     size_t                      lock_token_len;
 
     ngx_str_t                   content_type;
+    llmc_stream_t              *sse;         /* assembling a stream */
     u_char                     *body;        /* captured response */
     size_t                      body_len;
     size_t                      body_cap;

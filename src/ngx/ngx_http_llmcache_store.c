@@ -5,7 +5,11 @@
  * passes to the client unchanged, and store it once it is complete: a 200,
  * not content-encoded, within llmcache_max_entry_size, and ended by a
  * last_buf.  When the upstream breaks mid-body nginx sends no last_buf, so
- * nothing half-written is ever stored.
+ * nothing half-written is ever stored.  A streamed (SSE) response is fed to
+ * the stream assembler instead of being copied, and stored as the complete
+ * non-streamed JSON response it adds up to, only when the stream finished
+ * cleanly; with proxy_buffering off the filter sees each read as it comes
+ * and passes it on at once.
  */
 
 
@@ -17,6 +21,13 @@ static ngx_int_t ngx_http_llmcache_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static ngx_int_t ngx_http_llmcache_capture(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx, ngx_buf_t *b, size_t max);
+static ngx_int_t ngx_http_llmcache_capture_stream(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx, ngx_buf_t *b);
+static void ngx_http_llmcache_store_stream(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx);
+static void ngx_http_llmcache_stream_cleanup(void *data);
+static ngx_int_t ngx_http_llmcache_stream_start(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx, ngx_http_llmcache_loc_conf_t *llcf);
 static void ngx_http_llmcache_store(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx);
 
@@ -88,6 +99,10 @@ ngx_http_llmcache_header_filter(ngx_http_request_t *r)
     ctx->capture = 1;
     ctx->content_type = r->headers_out.content_type;
 
+    if (ctx->stream) {
+        return ngx_http_llmcache_stream_start(r, ctx, llcf);
+    }
+
     if (r->headers_out.content_length_n > 0) {
         ctx->body_cap = (size_t) r->headers_out.content_length_n;
         ctx->body = ngx_pnalloc(r->pool, ctx->body_cap);
@@ -121,7 +136,9 @@ ngx_http_llmcache_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     for (cl = in; cl; cl = cl->next) {
 
-        if (ngx_http_llmcache_capture(r, ctx, cl->buf, llcf->max_entry_size)
+        if ((ctx->sse ? ngx_http_llmcache_capture_stream(r, ctx, cl->buf)
+                      : ngx_http_llmcache_capture(r, ctx, cl->buf,
+                                                  llcf->max_entry_size))
             != NGX_OK)
         {
             ctx->capture = 0;
@@ -130,7 +147,14 @@ ngx_http_llmcache_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
         if (cl->buf->last_buf) {
             ctx->capture = 0;
-            ngx_http_llmcache_store(r, ctx);
+
+            if (ctx->sse) {
+                ngx_http_llmcache_store_stream(r, ctx);
+
+            } else {
+                ngx_http_llmcache_store(r, ctx);
+            }
+
             break;
         }
     }
@@ -199,6 +223,129 @@ ngx_http_llmcache_capture(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx,
     ctx->body_len += size;
 
     return NGX_OK;
+}
+
+
+/* a streamed answer: only a text/event-stream 200 is assembled */
+
+static ngx_int_t
+ngx_http_llmcache_stream_start(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx, ngx_http_llmcache_loc_conf_t *llcf)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    if (ctx->content_type.len < sizeof("text/event-stream") - 1
+        || ngx_strncasecmp(ctx->content_type.data,
+                           (u_char *) "text/event-stream",
+                           sizeof("text/event-stream") - 1)
+           != 0)
+    {
+        ctx->capture = 0;
+        return ngx_http_next_header_filter(r);
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        ctx->capture = 0;
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx->sse = llmc_stream_new(ctx->api_id, llcf->max_entry_size);
+    if (ctx->sse == NULL) {
+        ctx->capture = 0;
+        return ngx_http_next_header_filter(r);
+    }
+
+    cln->handler = ngx_http_llmcache_stream_cleanup;
+    cln->data = ctx->sse;
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static void
+ngx_http_llmcache_stream_cleanup(void *data)
+{
+    llmc_stream_free(data);
+}
+
+
+static ngx_int_t
+ngx_http_llmcache_capture_stream(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx, ngx_buf_t *b)
+{
+    off_t    size;
+    u_char  *p;
+    ssize_t  n;
+
+    size = ngx_buf_size(b);
+
+    if (size == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_buf_in_memory(b)) {
+        p = b->pos;
+
+    } else if (b->in_file) {
+        /* a buffered stream that spilled to a temporary file */
+
+        p = ngx_pnalloc(r->pool, size);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        n = ngx_read_file(b->file, p, size, b->file_pos);
+        if (n != size) {
+            return NGX_ERROR;
+        }
+
+    } else {
+        return NGX_OK;
+    }
+
+    if (llmc_stream_feed(ctx->sse, (char *) p, size) != 0
+        || llmc_stream_state(ctx->sse) == LLMC_STREAM_FAILED)
+    {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "llmcache: not storing the stream: %s",
+                       llmc_stream_error(ctx->sse));
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_llmcache_store_stream(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx)
+{
+    char    *json;
+    size_t   len;
+
+    if (llmc_stream_finish(ctx->sse) != LLMC_STREAM_DONE) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "llmcache: not storing an unfinished stream: %s",
+                       llmc_stream_error(ctx->sse));
+        return;
+    }
+
+    json = llmc_stream_result(ctx->sse, &len);
+    if (json == NULL) {
+        return;
+    }
+
+    /* one entry serves both kinds of client: store it as the JSON body */
+
+    ngx_str_set(&ctx->content_type, "application/json");
+    ctx->body = (u_char *) json;
+    ctx->body_len = len;
+
+    ngx_http_llmcache_store(r, ctx);
+
+    ctx->body = NULL;
+    free(json);
 }
 
 
