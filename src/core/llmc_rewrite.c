@@ -1115,16 +1115,184 @@ llmc_rw_openai(json_t *root, llmc_api_e api, const llmc_rewrite_conf_t *c,
     return 0;
 }
 
+/* --- output -------------------------------------------------------------- */
+
+/*
+ * The body is written back compact, in the received key order, with each
+ * real in its shortest form that reads back as the same double (jansson
+ * writes 0.7 as 0.69999999999999996).
+ */
+typedef struct {
+    char    *p;
+    size_t   n, cap;
+    int      nomem;
+} llmc_rw_out_t;
+
+
+static void
+llmc_rw_put(llmc_rw_out_t *o, const char *s, size_t n)
+{
+    char    *p;
+    size_t   cap;
+
+    if (o->nomem) {
+        return;
+    }
+    if (o->n + n + 1 > o->cap) {
+        cap = o->cap ? o->cap : 4096;
+        while (cap < o->n + n + 1) {
+            cap *= 2;
+        }
+        p = realloc(o->p, cap);
+        if (p == NULL) {
+            o->nomem = 1;
+            return;
+        }
+        o->p = p;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->n, s, n);
+    o->n += n;
+    o->p[o->n] = '\0';
+}
+
+
+static void
+llmc_rw_put_str(llmc_rw_out_t *o, const char *s, size_t n)
+{
+    size_t  i, run = 0;
+    char    esc[8];
+
+    llmc_rw_put(o, "\"", 1);
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char) s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        llmc_rw_put(o, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"':
+        case '\\':
+            esc[0] = '\\';
+            esc[1] = (char) c;
+            break;
+        case '\n':
+            memcpy(esc, "\\n", 2);
+            break;
+        case '\r':
+            memcpy(esc, "\\r", 2);
+            break;
+        case '\t':
+            memcpy(esc, "\\t", 2);
+            break;
+        case '\b':
+            memcpy(esc, "\\b", 2);
+            break;
+        case '\f':
+            memcpy(esc, "\\f", 2);
+            break;
+        default:
+            snprintf(esc, sizeof(esc), "\\u%04x", c);
+            llmc_rw_put(o, esc, 6);
+            continue;
+        }
+        llmc_rw_put(o, esc, 2);
+    }
+    llmc_rw_put(o, s + run, n - run);
+    llmc_rw_put(o, "\"", 1);
+}
+
+
+static void
+llmc_rw_put_real(llmc_rw_out_t *o, double d)
+{
+    char   buf[40], *c;
+    int    prec, n = 0;
+
+    for (prec = 15; prec <= 17; prec++) {
+        n = snprintf(buf, sizeof(buf), "%.*g", prec, d);
+        if ((c = strchr(buf, ',')) != NULL) {
+            *c = '.';                     /* a locale's decimal comma */
+        }
+        if (strtod(buf, NULL) == d) {
+            break;
+        }
+    }
+    if (strpbrk(buf, ".eEn") == NULL) {
+        buf[n++] = '.';                   /* still a real: 1.0, not 1 */
+        buf[n++] = '0';
+        buf[n] = '\0';
+    }
+    llmc_rw_put(o, buf, (size_t) n);
+}
+
+
+static void
+llmc_rw_put_json(llmc_rw_out_t *o, json_t *v)
+{
+    char         buf[32];
+    const char  *key;
+    json_t      *val;
+    size_t       i;
+    int          first = 1;
+
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        llmc_rw_put(o, "{", 1);
+        json_object_foreach(v, key, val) {
+            if (!first) {
+                llmc_rw_put(o, ",", 1);
+            }
+            first = 0;
+            llmc_rw_put_str(o, key, strlen(key));
+            llmc_rw_put(o, ":", 1);
+            llmc_rw_put_json(o, val);
+        }
+        llmc_rw_put(o, "}", 1);
+        break;
+    case JSON_ARRAY:
+        llmc_rw_put(o, "[", 1);
+        for (i = 0; i < json_array_size(v); i++) {
+            if (i) {
+                llmc_rw_put(o, ",", 1);
+            }
+            llmc_rw_put_json(o, json_array_get(v, i));
+        }
+        llmc_rw_put(o, "]", 1);
+        break;
+    case JSON_STRING:
+        llmc_rw_put_str(o, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT,
+                 json_integer_value(v));
+        llmc_rw_put(o, buf, strlen(buf));
+        break;
+    case JSON_REAL:
+        llmc_rw_put_real(o, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        llmc_rw_put(o, "true", 4);
+        break;
+    case JSON_FALSE:
+        llmc_rw_put(o, "false", 5);
+        break;
+    default:
+        llmc_rw_put(o, "null", 4);
+    }
+}
+
 
 int
 llmc_rewrite(llmc_api_e api, const char *body, size_t len,
     const llmc_rewrite_conf_t *conf, char **out, size_t *out_len,
     char *info, size_t infolen)
 {
-    int           rc, changed = 0;
-    json_t       *root;
-    json_error_t  e;
-    char         *s;
+    int            rc, changed = 0;
+    json_t        *root;
+    json_error_t   e;
+    llmc_rw_out_t  o;
 
     *out = NULL;
     *out_len = 0;
@@ -1163,12 +1331,14 @@ llmc_rewrite(llmc_api_e api, const char *body, size_t len,
         return rc < 0 ? -1 : 0;
     }
 
-    s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    memset(&o, 0, sizeof(o));
+    llmc_rw_put_json(&o, root);
     json_decref(root);
-    if (s == NULL) {
+    if (o.nomem || o.p == NULL) {
+        free(o.p);
         return -1;
     }
-    *out = s;
-    *out_len = strlen(s);
+    *out = o.p;
+    *out_len = o.n;
     return 1;
 }

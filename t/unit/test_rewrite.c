@@ -591,9 +591,48 @@ test_openai_key(void)
     is_int(rw(LLMC_API_CHAT, b1, &c, &o), 0, "client key and retention win");
 }
 
+/* the rewritten body says exactly what the original said, plus markers */
+static void
+test_output(void)
+{
+    llmc_rewrite_conf_t  c = { .anthropic_auto = 1 };
+    char                *o = NULL, *big = text_of(1100, 'o'), body[8192];
+    json_t              *a, *b, *blk;
+
+    snprintf(body, sizeof(body),
+        "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":9,"
+        "\"temperature\":0.7,\"top_p\":1.0,\"x\":[1e300,"
+        "0.30000000000000004,-0.0,123456789012345678,2.5e-8],"
+        "\"metadata\":{\"user_id\":\"a\\\"b\\\\c/\\u0001\\n\\u00e9"
+        "\\ud83d\\ude00\"},"
+        "\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}", big);
+    is_int(rw(LLMC_API_MESSAGES, body, &c, &o), 1, "output: rewritten");
+    ok(o && strstr(o, "\"temperature\":0.7,\"top_p\":1.0,\"x\":[1e+300,"
+       "0.30000000000000004,-0.0,123456789012345678,2.5e-08]") != NULL,
+       "output: reals in their shortest exact form");
+    ok(o && strstr(o, "\"user_id\":\"a\\\"b\\\\c/\\u0001\\n\xc3\xa9"
+       "\xf0\x9f\x98\x80\"") != NULL, "output: string escapes");
+    a = json_loads(body, 0, NULL);
+    b = o ? json_loads(o, 0, NULL) : NULL;
+    blk = json_array_get(json_object_get(json_array_get(
+              json_object_get(b, "messages"), 0), "content"), 0);
+    ok(blk && json_object_del(blk, "cache_control") == 0, "output: marker");
+    /* undo the wrapping, then it must equal the original */
+    if (blk) {
+        json_object_set(json_array_get(json_object_get(b, "messages"), 0),
+                        "content", json_object_get(blk, "text"));
+    }
+    ok(json_equal(a, b), "output: the same JSON otherwise");
+    json_decref(a);
+    json_decref(b);
+    free(o);
+    free(big);
+}
+
 int
 main(void)
 {
+    test_output();
     test_estimate();
     test_glob_min();
     test_anthropic_placement();
