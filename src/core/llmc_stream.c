@@ -166,6 +166,9 @@ llmc_merge_arrays(json_t *dst, json_t *src)
 
     json_object_foreach(src, key, v) {
         d = json_object_get(dst, key);
+        if (json_is_null(v) && d != NULL) {
+            continue;
+        }
         if (json_is_array(v) && json_is_array(d)) {
             if (json_array_extend(d, v) != 0) {
                 return -1;
@@ -575,6 +578,36 @@ llmc_openai_chunk(llmc_stream_t *s, json_t *obj)
 
 /* --- OpenAI Responses API ------------------------------------------------ */
 
+/* what a replay relies on: a response object whose output items are typed
+ * and whose function calls carry their arguments */
+static int
+llmc_responses_check(json_t *r)
+{
+    json_t      *output, *item, *v;
+    const char  *t;
+    size_t       i;
+
+    v = json_object_get(r, "object");
+    output = json_object_get(r, "output");
+    if (!json_is_string(v) || strcmp(json_string_value(v), "response") != 0
+        || !json_is_array(output))
+    {
+        return -1;
+    }
+    json_array_foreach(output, i, item) {
+        t = json_string_value(json_object_get(item, "type"));
+        if (t == NULL) {
+            return -1;
+        }
+        if (strcmp(t, "function_call") == 0
+            && !json_is_string(json_object_get(item, "arguments")))
+        {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int
 llmc_responses_event(llmc_stream_t *s, const char *type, json_t *obj)
 {
@@ -622,12 +655,16 @@ llmc_responses_event(llmc_stream_t *s, const char *type, json_t *obj)
             }
         }
         v = json_object_get(r, "status");
-        if (v != NULL && !(json_is_string(v)
-                           && strcmp(json_string_value(v), "completed") == 0))
+        if (!json_is_string(v)
+            || strcmp(json_string_value(v), "completed") != 0)
         {
             return llmc_stream_fail(s, "response.completed with status "
                                     "\"%s\"", llmc_short(json_string_value(v),
                                                          buf, sizeof(buf)));
+        }
+        if (llmc_responses_check(r) != 0) {
+            return llmc_stream_fail(s, "response.completed with a malformed "
+                                    "response%s", NULL);
         }
         s->result = json_incref(r);
         s->state = LLMC_STREAM_DONE;
@@ -884,7 +921,10 @@ llmc_anthropic_event(llmc_stream_t *s, const char *type, json_t *obj)
     }
     if (strcmp(type, "message_start") == 0) {
         m = json_object_get(obj, "message");
-        if (s->message != NULL || !json_is_object(m)) {
+        v = json_object_get(m, "type");
+        if (s->message != NULL || !json_is_object(m) || !json_is_string(v)
+            || strcmp(json_string_value(v), "message") != 0)
+        {
             return llmc_stream_fail(s, "message_start out of order or "
                                     "without a message%s", NULL);
         }
@@ -1654,7 +1694,9 @@ llmc_replay_messages(llmc_replay_t *rp, json_t *src, char *err,
     }
     json_object_set_new(m, "content", json_array());
     json_object_set_new(m, "stop_reason", json_null());
-    json_object_set_new(m, "stop_sequence", json_null());
+    if (json_object_get(m, "stop_sequence") != NULL) {
+        json_object_set_new(m, "stop_sequence", json_null());
+    }
     llmc_ant_emit(rp, "message_start", json_pack("{s:o}", "message", m));
 
     json_array_foreach(content, i, b) {
@@ -1671,8 +1713,8 @@ llmc_replay_messages(llmc_replay_t *rp, json_t *src, char *err,
         }
         if (strcmp(t, "text") == 0) {
             json_object_set_new(start, "text", json_string(""));
-            if (json_object_get(start, "citations") != NULL) {
-                json_object_set_new(start, "citations", json_null());
+            if (json_is_array(json_object_get(start, "citations"))) {
+                json_object_set_new(start, "citations", json_array());
             }
         } else if (strcmp(t, "thinking") == 0) {
             json_object_set_new(start, "thinking", json_string(""));
@@ -1727,14 +1769,17 @@ llmc_replay_messages(llmc_replay_t *rp, json_t *src, char *err,
                       json_pack("{s:I}", "index", idx));
     }
 
-    delta = json_pack("{s:O,s:O}", "stop_reason",
-                      json_object_get(src, "stop_reason"), "stop_sequence",
-                      json_object_get(src, "stop_sequence")
-                      ? json_object_get(src, "stop_sequence") : json_null());
+    delta = json_pack("{s:O}", "stop_reason",
+                      json_object_get(src, "stop_reason"));
+    v = json_object_get(src, "stop_sequence");
+    if (delta != NULL && v != NULL) {
+        json_object_set(delta, "stop_sequence", v);
+    }
+    /* usage is cumulative in message_delta: the final counts again */
     usage = json_object_get(src, "usage");
-    llmc_ant_emit(rp, "message_delta",
-                  json_pack("{s:o,s:O}", "delta", delta, "usage",
-                            usage ? usage : json_object()));
+    llmc_ant_emit(rp, "message_delta", usage
+                  ? json_pack("{s:o,s:O}", "delta", delta, "usage", usage)
+                  : json_pack("{s:o}", "delta", delta));
     llmc_ant_emit(rp, "message_stop", json_object());
     return 0;
 }

@@ -712,6 +712,48 @@ test_bad_streams(void)
         "response.failed");
     bad(LLMC_API_RESPONSES, "completed without a response",
         RCREATED REV("response.completed", ""), "without a response");
+    bad(LLMC_API_RESPONSES, "completed with an untyped item",
+        RCREATED REV("response.completed", ",\"response\":{\"object\":"
+        "\"response\",\"status\":\"completed\",\"output\":[{}]}"),
+        "malformed");
+    bad(LLMC_API_RESPONSES, "completed without an output array",
+        RCREATED REV("response.completed", ",\"response\":{\"object\":"
+        "\"response\",\"status\":\"completed\"}"), "malformed");
+    bad(LLMC_API_RESPONSES, "completed without a status",
+        RCREATED REV("response.completed", ",\"response\":{\"object\":"
+        "\"response\",\"output\":[]}"), "status");
+    bad(LLMC_API_MESSAGES, "message_start with another type",
+        AEV("message_start", ",\"message\":{\"type\":\"other\"}"),
+        "message_start");
+}
+
+/* logprobs arrays add up across chunks; a null in a later chunk does not
+ * drop what came before */
+static void
+test_logprobs(void)
+{
+    const char          *in;
+    char                *res, err[256];
+    llmc_stream_state_e  st;
+    json_t              *j;
+
+    in = CHUNK("{\"index\":0,\"delta\":{\"content\":\"a\"},\"logprobs\":"
+               "{\"content\":[{\"token\":\"a\",\"logprob\":-1}]}}")
+         CHUNK("{\"index\":0,\"delta\":{\"content\":\"b\"},\"logprobs\":"
+               "{\"content\":null}}")
+         CHUNK("{\"index\":0,\"delta\":{\"content\":\"c\"},\"logprobs\":"
+               "{\"content\":[{\"token\":\"c\",\"logprob\":-2}]}}")
+         FIN "data: [DONE]\n\n";
+    res = assemble(LLMC_API_CHAT, in, strlen(in), 0, 0, &st, err,
+                   sizeof(err));
+    j = load(res);
+    is_str(jstr(j, "choices.0.message.content"), "abc", "content joined");
+    is_int(json_array_size(jget(j, "choices.0.logprobs.content")), 2,
+           "logprobs of both chunks kept across a null");
+    is_str(jstr(j, "choices.0.logprobs.content.1.token"), "c",
+           "in order");
+    json_decref(j);
+    free(res);
 }
 
 static void
@@ -932,6 +974,7 @@ main(int argc, char **argv)
     test_hand_written();
     test_not_finished();
     test_bad_streams();
+    test_logprobs();
     test_api_misuse();
     test_replay_shape();
     test_usage();
