@@ -4,11 +4,11 @@
  * A body is checked byte by byte first (UTF-8, nesting depth), so a hostile
  * body costs one linear pass before jansson builds anything.  jansson then
  * parses it (duplicate keys rejected), the shape is checked for the API,
- * and a canonical copy of the whole request is built: the latest user text
+ * and the tree is brought to a canonical form: the latest user text
  * replaced by a placeholder, the fields that never change the answer left
- * out, defaults made explicit, equivalent spellings made one (a string
- * content and a one-text-part array, 1 and 1.0), cache_control markers
- * removed.  That copy, dumped with sorted keys, is the scope.
+ * out, equivalent spellings made one (a string content and a one-text-part
+ * array).  Written with sorted keys, defaults made explicit, 1.0 as 1 and
+ * cache_control markers left out, it is the scope.
  *
  * The body itself is never touched: the gateway forwards the original
  * bytes.
@@ -199,14 +199,6 @@ static const llmc_req_field_t  llmc_req_messages_fields[] = {
     { "context_management", 0, LLMC_REQ_NONE },
     { NULL, 0, LLMC_REQ_NONE }
 };
-
-/* llmc_req_fields() marks the fields present in a 64-bit mask */
-#define LLMC_REQ_NFIELDS(t)  (sizeof(t) / sizeof((t)[0]) - 1)
-_Static_assert(LLMC_REQ_NFIELDS(llmc_req_chat_fields) <= 64
-               && LLMC_REQ_NFIELDS(llmc_req_completions_fields) <= 64
-               && LLMC_REQ_NFIELDS(llmc_req_responses_fields) <= 64
-               && LLMC_REQ_NFIELDS(llmc_req_messages_fields) <= 64,
-               "a field table has more than 64 fields");
 
 /*
  * Members holding a JSON schema or tool arguments are the client's data:
@@ -423,80 +415,6 @@ llmc_req_is_opaque(const char *key)
 }
 
 /*
- * A real that holds an integer becomes that integer (1.0 -> 1, -0.0 -> 0),
- * so the two spellings of one value give one scope.  Returns a new
- * reference, or NULL when v stays as it is.
- */
-static json_t *
-llmc_req_canon_number(json_t *v)
-{
-    double  d;
-
-    if (!json_is_real(v)) {
-        return NULL;
-    }
-    d = json_real_value(v);
-    if (d != floor(d) || fabs(d) > 9007199254740992.0) {
-        return NULL;
-    }
-    return json_integer((json_int_t) d);
-}
-
-/*
- * Removes cache_control markers (outside schemas and tool arguments) and
- * canonicalizes numbers, everywhere below v.  Depth is bounded by the
- * pre-pass.
- */
-static int
-llmc_req_canon_tree(json_t *v, int opaque, int top)
-{
-    size_t       i;
-    json_t      *child, *n;
-    const char  *key;
-    void        *tmp;
-
-    if (json_is_object(v)) {
-        json_object_foreach_safe(v, tmp, key, child) {
-            if (!opaque && key[0] == 'c' && strcmp(key, "cache_control") == 0)
-            {
-                json_object_del(v, key);
-                continue;
-            }
-            n = llmc_req_canon_number(child);
-            if (n) {
-                if (json_object_set_new(v, key, n) != 0) {
-                    return -1;
-                }
-                continue;
-            }
-            if (llmc_req_canon_tree(child,
-                    opaque || llmc_req_is_opaque(key)
-                    || (!top && key[0] == 'i' && strcmp(key, "input") == 0),
-                    0) != 0)
-            {
-                return -1;
-            }
-        }
-
-    } else if (json_is_array(v)) {
-        json_array_foreach(v, i, child) {
-            n = llmc_req_canon_number(child);
-            if (n) {
-                if (json_array_set_new(v, i, n) != 0) {
-                    return -1;
-                }
-                continue;
-            }
-            if (llmc_req_canon_tree(child, opaque, 0) != 0) {
-                return -1;
-            }
-        }
-    }
-
-    return 0;
-}
-
-/*
  * The scope's bytes: what json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS)
  * wrote before (keys and hashes stored in Redis depend on them), written
  * straight into one growing buffer instead of through jansson's callback
@@ -513,9 +431,10 @@ typedef struct {
     const char  *key;
     size_t       len;
     json_t      *value;
+    int          opaque;      /* below a schema or tool arguments */
 } llmc_req_member_t;
 
-#define LLMC_REQ_SORT_STACK  16
+#define LLMC_REQ_SORT_STACK  32
 
 static int
 llmc_req_buf_grow(llmc_req_buf_t *b, size_t n)
@@ -673,24 +592,52 @@ llmc_req_member_cmp(const void *a, const void *b)
     return x->len < y->len ? -1 : x->len > y->len;
 }
 
-static int llmc_req_dump(llmc_req_buf_t *b, const json_t *v);
+/*
+ * For the scope (canon), the writer also does what makes two spellings of
+ * one request the same bytes, on the fly instead of editing the tree
+ * first: cache_control members outside schemas and tool arguments are left
+ * out, a real that holds an integer is written as that integer (1.0 -> 1,
+ * -0.0 -> 0), and the root gets the defaults of the absent known fields.
+ */
+typedef struct {
+    int                      canon;
+    const llmc_req_field_t  *fields;    /* the root's defaults, or NULL */
+} llmc_req_dump_t;
+
+static int llmc_req_dump(llmc_req_buf_t *b, const llmc_req_dump_t *d,
+    const json_t *v, int opaque);
+static json_t *llmc_req_const(llmc_req_const_e c);
 
 static int
-llmc_req_dump_object(llmc_req_buf_t *b, const json_t *v)
+llmc_req_is_integral(double d)
 {
-    int                 rc = -1;
-    size_t              n, i, j, klen;
-    json_t             *child;
-    const char         *key;
-    llmc_req_member_t   stack[LLMC_REQ_SORT_STACK], *m, t;
+    return d == floor(d) && fabs(d) <= 9007199254740992.0;
+}
+
+static int
+llmc_req_dump_object(llmc_req_buf_t *b, const llmc_req_dump_t *d,
+    const json_t *v, int opaque, int top)
+{
+    int                      rc = -1;
+    size_t                   n, cap, i, j, klen;
+    json_t                  *child;
+    const char              *key;
+    llmc_req_member_t        stack[LLMC_REQ_SORT_STACK], *m, t;
+    const llmc_req_field_t  *f;
 
     n = json_object_size(v);
-    if (n == 0) {
+    cap = n;
+    if (top && d->fields) {
+        for (f = d->fields; f->name; f++) {
+            cap += f->dflt != LLMC_REQ_NONE;
+        }
+    }
+    if (cap == 0) {
         return llmc_req_buf_put(b, "{}", 2);
     }
     m = stack;
-    if (n > LLMC_REQ_SORT_STACK) {
-        m = malloc(n * sizeof(llmc_req_member_t));
+    if (cap > LLMC_REQ_SORT_STACK) {
+        m = malloc(cap * sizeof(llmc_req_member_t));
         if (m == NULL) {
             return -1;
         }
@@ -701,13 +648,39 @@ llmc_req_dump_object(llmc_req_buf_t *b, const json_t *v)
         if (i == n) {
             goto done;
         }
+        if (d->canon && !opaque && key[0] == 'c'
+            && strcmp(key, "cache_control") == 0)
+        {
+            n--;
+            continue;
+        }
         m[i].key = key;
         m[i].len = klen;
         m[i].value = child;
+        m[i].opaque = d->canon
+                      && (opaque || llmc_req_is_opaque(key)
+                          || (!top && key[0] == 'i'
+                              && strcmp(key, "input") == 0));
         i++;
     }
     if (i != n) {
         goto done;
+    }
+
+    if (top && d->fields) {
+        for (f = d->fields; f->name; f++) {
+            if (f->dflt == LLMC_REQ_NONE || json_object_get(v, f->name)) {
+                continue;
+            }
+            m[n].value = llmc_req_const(f->dflt);
+            if (m[n].value == NULL) {
+                goto done;
+            }
+            m[n].key = f->name;
+            m[n].len = strlen(f->name);
+            m[n].opaque = 0;
+            n++;
+        }
     }
 
     if (n > LLMC_REQ_SORT_STACK) {
@@ -729,7 +702,7 @@ llmc_req_dump_object(llmc_req_buf_t *b, const json_t *v)
         if ((i && llmc_req_buf_put(b, ",", 1) != 0)
             || llmc_req_dump_string(b, m[i].key, m[i].len) != 0
             || llmc_req_buf_put(b, ":", 1) != 0
-            || llmc_req_dump(b, m[i].value) != 0)
+            || llmc_req_dump(b, d, m[i].value, m[i].opaque) != 0)
         {
             goto done;
         }
@@ -745,13 +718,15 @@ done:
 }
 
 static int
-llmc_req_dump(llmc_req_buf_t *b, const json_t *v)
+llmc_req_dump(llmc_req_buf_t *b, const llmc_req_dump_t *d, const json_t *v,
+    int opaque)
 {
     size_t  i, n;
+    double  r;
 
     switch (json_typeof(v)) {
     case JSON_OBJECT:
-        return llmc_req_dump_object(b, v);
+        return llmc_req_dump_object(b, d, v, opaque, 0);
     case JSON_ARRAY:
         n = json_array_size(v);
         if (llmc_req_buf_put(b, "[", 1) != 0) {
@@ -759,7 +734,7 @@ llmc_req_dump(llmc_req_buf_t *b, const json_t *v)
         }
         for (i = 0; i < n; i++) {
             if ((i && llmc_req_buf_put(b, ",", 1) != 0)
-                || llmc_req_dump(b, json_array_get(v, i)) != 0)
+                || llmc_req_dump(b, d, json_array_get(v, i), opaque) != 0)
             {
                 return -1;
             }
@@ -771,7 +746,11 @@ llmc_req_dump(llmc_req_buf_t *b, const json_t *v)
     case JSON_INTEGER:
         return llmc_req_dump_integer(b, json_integer_value(v));
     case JSON_REAL:
-        return llmc_req_dump_real(b, json_real_value(v));
+        r = json_real_value(v);
+        if (d->canon && llmc_req_is_integral(r)) {
+            return llmc_req_dump_integer(b, (json_int_t) r);
+        }
+        return llmc_req_dump_real(b, r);
     case JSON_TRUE:
         return llmc_req_buf_put(b, "true", 4);
     case JSON_FALSE:
@@ -782,14 +761,35 @@ llmc_req_dump(llmc_req_buf_t *b, const json_t *v)
     return -1;
 }
 
+/* the canonical scope of root: see llmc_req_dump_t */
+static char *
+llmc_req_scope(const json_t *root, const llmc_req_field_t *fields,
+    size_t size_hint, size_t *len)
+{
+    llmc_req_buf_t   b = { NULL, 0, 0 };
+    llmc_req_dump_t  d = { 1, fields };
+
+    if (llmc_req_buf_grow(&b, size_hint + 1) != 0
+        || llmc_req_dump_object(&b, &d, root, 0, 1) != 0
+        || llmc_req_buf_grow(&b, 1) != 0)
+    {
+        free(b.p);
+        return NULL;
+    }
+    b.p[b.len] = '\0';
+    *len = b.len;
+    return b.p;
+}
+
 char *
 llmc_json_dump_canon(const struct json_t *v, size_t size_hint, size_t *len)
 {
-    llmc_req_buf_t  b = { NULL, 0, 0 };
+    llmc_req_buf_t   b = { NULL, 0, 0 };
+    llmc_req_dump_t  d = { 0, NULL };
 
     if (v == NULL || (!json_is_object(v) && !json_is_array(v))
         || llmc_req_buf_grow(&b, size_hint + 1) != 0
-        || llmc_req_dump(&b, v) != 0
+        || llmc_req_dump(&b, &d, v, 0) != 0
         || llmc_req_buf_grow(&b, 1) != 0)
     {
         free(b.p);
@@ -868,21 +868,20 @@ llmc_req_const_type(const char *type)
 }
 
 /*
- * Known fields: the ones that never change the answer go, an explicit null
- * means the default, and an absent field with a documented default gets
- * it.  Returns the number of unknown top-level fields, or -1.
+ * Known fields: the ones that never change the answer go, and an explicit
+ * null goes too, as it means the default (the scope's writer adds the
+ * documented defaults of absent fields).  Returns the number of unknown
+ * top-level fields.
  */
 static int
 llmc_req_fields(json_t *root, const llmc_req_field_t *fields)
 {
     int                      n_unknown = 0;
     void                    *tmp;
-    json_t                  *v, *d;
-    uint64_t                 present = 0;
+    json_t                  *v;
     const char              *key;
     const llmc_req_field_t  *f;
 
-    /* one pass over the body's members, then the absent defaults */
     json_object_foreach_safe(root, tmp, key, v) {
         for (f = fields; f->name; f++) {
             if (f->name[0] == key[0] && strcmp(key, f->name) == 0) {
@@ -895,17 +894,6 @@ llmc_req_fields(json_t *root, const llmc_req_field_t *fields)
         }
         if ((f->flags & LLMC_REQ_DROP) || json_is_null(v)) {
             json_object_del(root, key);
-            continue;
-        }
-        present |= (uint64_t) 1 << (f - fields);
-    }
-
-    for (f = fields; f->name; f++) {
-        if (f->dflt && !(present & ((uint64_t) 1 << (f - fields)))) {
-            d = llmc_req_const(f->dflt);
-            if (d == NULL || json_object_set(root, f->name, d) != 0) {
-                return -1;
-            }
         }
     }
 
@@ -1493,13 +1481,8 @@ llmc_request_parse(llmc_request_t *req, llmc_api_e api, const char *body,
         goto failed;
     }
 
-    if (llmc_req_canon_tree(root, 0, 1) != 0) {
-        llmc_req_fail(&ctx, "out of memory");
-        goto failed;
-    }
-
     /* the scope is about as long as the body plus the defaults */
-    req->scope_json = llmc_json_dump_canon(root, len + 256, &req->scope_len);
+    req->scope_json = llmc_req_scope(root, fields, len + 256, &req->scope_len);
     if (req->scope_json == NULL) {
         llmc_req_fail(&ctx, "out of memory");
         goto failed;
