@@ -190,6 +190,9 @@ ngx_http_llmcache_body_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmcache_module);
 
+    ngx_time_update();
+    ctx->lookup_start = ngx_current_msec;
+
     if (ngx_http_llmcache_lookup(r, ctx) == NGX_AGAIN) {
         /* Redis answers later; nothing may run the phases meanwhile */
         ctx->waiting = 1;
@@ -198,6 +201,7 @@ ngx_http_llmcache_body_handler(ngx_http_request_t *r)
     }
 
     ctx->done = 1;
+    ctx->lookup_time = ngx_current_msec - ctx->lookup_start;
     r->write_event_handler = ngx_http_core_run_phases;
     ngx_http_core_run_phases(r);
 }
@@ -425,6 +429,9 @@ ngx_http_llmcache_resume(ngx_http_request_t *r)
     ctx->waiting = 0;
     ctx->done = 1;
 
+    ngx_time_update();
+    ctx->lookup_time = ngx_current_msec - ctx->lookup_start;
+
     c = r->connection;
 
     r->write_event_handler = ngx_http_core_run_phases;
@@ -464,6 +471,7 @@ ngx_http_llmcache_send_hit(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
     r->headers_out.content_length_n = len;
+    ctx->hit_bytes = len;
 
     rc = ngx_http_send_header(r);
 

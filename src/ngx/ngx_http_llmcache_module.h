@@ -106,6 +106,10 @@ typedef struct {
     float                       similarity;  /* of a SEMANTIC hit */
     char                        emb_tag[16];
 
+    ngx_msec_t                  lookup_start;  /* body read, lookup begins */
+    ngx_msec_t                  lookup_time;   /* until the phase went on */
+    size_t                      hit_bytes;     /* body bytes sent from cache */
+
     ngx_event_t                 poll;        /* single-flight wait */
     ngx_msec_t                  poll_delay;
     ngx_msec_t                  lock_start;
@@ -158,6 +162,13 @@ ngx_int_t ngx_http_llmcache_semantic(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx);
 void ngx_http_llmcache_semantic_store(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx, time_t ttl);
+
+/* ngx_http_llmcache_metrics.c */
+#define NGX_HTTP_LLMCACHE_M_REDIS_ERROR      1
+#define NGX_HTTP_LLMCACHE_M_REDIS_TIMEOUT    2
+#define NGX_HTTP_LLMCACHE_M_REDIS_RECONNECT  3
+void ngx_http_llmcache_metrics_redis(ngx_uint_t event);
+extern ngx_module_t  ngx_http_llmcache_metrics_module;
 
 /* ngx_http_llmcache_store.c */
 ngx_int_t ngx_http_llmcache_store_init(ngx_conf_t *cf);

@@ -237,6 +237,7 @@ ngx_http_llmcache_redis_timeout(ngx_event_t *ev)
         return;
     }
 
+    ngx_http_llmcache_metrics_redis(NGX_HTTP_LLMCACHE_M_REDIS_TIMEOUT);
     ngx_http_llmcache_redis_failed(r->connection->log, "timed out", "");
 
     ngx_http_llmcache_redis_detach(ctx);
@@ -309,6 +310,10 @@ ngx_http_llmcache_redis_failed(ngx_log_t *log, const char *what,
     const char *detail)
 {
     ngx_http_llmcache_main_conf_t  *lmcf = ngx_http_llmcache_redis.lmcf;
+
+    if (ngx_strcmp(what, "timed out") != 0) {
+        ngx_http_llmcache_metrics_redis(NGX_HTTP_LLMCACHE_M_REDIS_ERROR);
+    }
 
     if (ngx_http_llmcache_redis.failing) {
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
@@ -468,6 +473,8 @@ ngx_http_llmcache_redis_connected(const redisAsyncContext *ac, int status)
 
     rd->state = NGX_HTTP_LLMCACHE_REDIS_READY;
     rd->backoff = NGX_HTTP_LLMCACHE_BACKOFF_MIN;
+
+    ngx_http_llmcache_metrics_redis(NGX_HTTP_LLMCACHE_M_REDIS_RECONNECT);
     rd->retry_at = 0;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rd->log, 0,
