@@ -231,7 +231,7 @@ system($mkmodel, '--out', $model, '--seed', '7', '--dim', $dim,
     ok(-S "$dir/main.sock", 'a stale socket file is there');
 }
 my $sock = start_worker('main', '--model', $model, '--max-queue', '1',
-                        '--max-body', '65536');
+                        '--max-body', '65536', '--request-timeout', '1');
 
 # a live one is not taken over
 {
@@ -585,6 +585,25 @@ still_serving($sock, 'the 4xx answers');
        'HTTP/1.0 stream: closed at its end, keep-alive or not');
     like($resp->{body}, qr/data: \[DONE\]\n\n$/, 'HTTP/1.0 stream ends');
     close $c;
+}
+
+{
+    # a request that stops arriving half-way gets 408; an idle
+    # keep-alive connection is left alone
+    my $idle = connect_to($sock);
+    my $c = connect_to($sock);
+    print $c "POST /v1/completions HTTP/1.1\r\nHost: w\r\n"
+           . "Content-Length: 10\r\n\r\n{";
+    my $t0 = time;
+    my $e = read_response($c);
+    is_error($e, 408, 'a request that stops half-way');
+    ok(time - $t0 >= 1, '408 after --request-timeout 1');
+    close $c;
+    sleep 1.2 if time - $t0 < 2.2;
+    print $idle request_bytes('GET', '/health');
+    my $h = read_response($idle);
+    is($h->{status}, 200, 'an idle connection outlives the timeout');
+    close $idle;
 }
 
 # --- a client that disconnects mid-stream; a full queue ---------------------

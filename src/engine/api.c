@@ -26,7 +26,7 @@ static const struct {
 };
 
 static const int api_statuses[API_N_STATUS - 1] = {
-    200, 400, 404, 405, 413, 414, 431, 499, 500, 501, 503, 505
+    200, 400, 404, 405, 408, 413, 414, 431, 499, 500, 501, 503, 505
 };
 
 static json_t *api_text(const char *s, size_t n);

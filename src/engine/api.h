@@ -23,7 +23,7 @@
 
 #define API_MAX_STOP    4
 #define API_MAX_INPUTS  2048
-#define API_N_STATUS    13
+#define API_N_STATUS    14
 
 typedef enum {
     API_EP_COMPLETIONS = 0,
@@ -132,7 +132,8 @@ void api_textout_consume(api_textout_t *t, size_t n);
 /* counters kept by the server, printed as Prometheus text */
 typedef struct {
     /* by endpoint and status: api_metrics_count() maps a status to a
-     * column (200 400 404 405 413 414 431 499 500 501 503 505, other) */
+     * column (200 400 404 405 408 413 414 431 499 500 501 503 505,
+     * other) */
     uint64_t  requests[API_EP_COUNT][API_N_STATUS];
     uint64_t  prompt_tokens, generated_tokens;
     double    prefill_seconds, decode_seconds;

@@ -133,6 +133,20 @@ http_parser_buffered(const http_parser_t *p)
     return p->in_len;
 }
 
+int
+http_parser_partial(const http_parser_t *p)
+{
+    switch (p->state) {
+    case HTTP_ST_HEAD:
+        return p->in_len > 0;
+    case HTTP_ST_DONE:
+    case HTTP_ST_ERROR:
+        return 0;
+    default:
+        return 1;
+    }
+}
+
 static http_status_e
 http_fail(http_parser_t *p, int status, const char *fmt, ...)
 {

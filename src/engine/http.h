@@ -67,6 +67,8 @@ http_status_e http_parser_next(http_parser_t *p, http_request_t *req);
 int http_parser_status(const http_parser_t *p);      /* 400, 413, ... */
 const char *http_parser_error(const http_parser_t *p);
 size_t http_parser_buffered(const http_parser_t *p); /* bytes not consumed */
+/* 1 while a request has begun to arrive and is not complete yet */
+int http_parser_partial(const http_parser_t *p);
 
 /* case-insensitive header lookup; NULL when absent */
 const char *http_request_header(const http_request_t *req, const char *name);

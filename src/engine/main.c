@@ -45,6 +45,11 @@ usage(FILE *f)
 "                            8388608)\n"
 "      --stop-grace SECONDS  on SIGTERM/SIGINT, how long the running request\n"
 "                            may go on before it is cancelled (default 30)\n"
+"      --request-timeout SECONDS\n"
+"                            a request that began to arrive must be whole\n"
+"                            within this time, else 408 and the connection\n"
+"                            closes (default 60); idle keep-alive\n"
+"                            connections are never closed by the worker\n"
 "  -h, --help                this text\n"
 "\n"
 "Endpoints: POST /v1/completions, POST /v1/chat/completions (both with\n"
@@ -85,6 +90,7 @@ main(int argc, char **argv)
         { "max-body",      required_argument, NULL, 'B' },
         { "socket-mode",   required_argument, NULL, 'S' },
         { "stop-grace",    required_argument, NULL, 'G' },
+        { "request-timeout", required_argument, NULL, 'R' },
         { "help",          no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -125,6 +131,13 @@ main(int argc, char **argv)
             break;
         case 'G':
             if (parse_int("--stop-grace", optarg, 1, &cfg.stop_grace) != 0) {
+                return 2;
+            }
+            break;
+        case 'R':
+            if (parse_int("--request-timeout", optarg, 1,
+                          &cfg.request_timeout) != 0)
+            {
                 return 2;
             }
             break;

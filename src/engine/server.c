@@ -72,6 +72,7 @@ struct conn {
     job_t           *job;
     int              close_after;   /* close once wbuf is written */
     unsigned         events;        /* registered with epoll */
+    time_t           last_read;     /* monotonic seconds */
 };
 
 struct server {
@@ -143,6 +144,15 @@ server_now_ns(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static time_t
+server_mono(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
 }
 
 static double
@@ -951,6 +961,7 @@ conn_read(server_t *s, conn_t *c, int hup)
         }
         n = recv(c->fd, buf, sizeof(buf), 0);
         if (n > 0) {
+            c->last_read = server_mono();
             if (http_parser_feed(c->parser, buf, (size_t) n) != 0) {
                 conn_close(s, c);
                 return;
@@ -1060,6 +1071,7 @@ server_accept(server_t *s)
             continue;
         }
         c->fd = fd;
+        c->last_read = server_mono();
         c->events = EPOLLIN | EPOLLRDHUP;
         ev.events = c->events;
         ev.data.ptr = c;
@@ -1074,6 +1086,31 @@ server_accept(server_t *s)
             s->conns->prev = c;
         }
         s->conns = c;
+    }
+}
+
+/* a request that stopped arriving half-way gets 408 and the connection
+ * closes; idle keep-alive connections are left to the client */
+static void
+server_sweep(server_t *s)
+{
+    conn_t       *c, *next;
+    api_error_t   e;
+    time_t        now = server_mono();
+
+    for (c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->job != NULL || c->close_after
+            || !http_parser_partial(c->parser)
+            || now - c->last_read <= s->cfg.request_timeout)
+        {
+            continue;
+        }
+        api_error_set(&e, 408, "invalid_request_error", NULL,
+                      "request_timeout", "the request did not arrive "
+                      "within %d seconds", s->cfg.request_timeout);
+        conn_error(s, c, API_EP_OTHER, &e, 0, 11, NULL);
+        conn_flush(s, c);
     }
 }
 
@@ -1117,6 +1154,7 @@ server_run(server_t *s, char *err, size_t errlen)
     int                      i, n, gen_exited;
     void                    *p;
     conn_t                  *c;
+    time_t                   swept = server_mono();
 
     if (pthread_create(&s->thread, NULL, server_gen_main, s) != 0) {
         return server_err(err, errlen, __func__, "pthread_create failed");
@@ -1139,7 +1177,7 @@ server_run(server_t *s, char *err, size_t errlen)
                 break;      /* clients that do not read their responses */
             }
         }
-        n = epoll_wait(s->efd, evs, 64, s->stopping ? 200 : -1);
+        n = epoll_wait(s->efd, evs, 64, s->stopping ? 200 : 1000);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -1190,6 +1228,10 @@ server_run(server_t *s, char *err, size_t errlen)
                 conn_read(s, c, (evs[i].events & (EPOLLRDHUP | EPOLLHUP
                                                   | EPOLLERR)) != 0);
             }
+        }
+        if (server_mono() != swept) {
+            swept = server_mono();
+            server_sweep(s);
         }
     }
     return 0;
@@ -1405,6 +1447,9 @@ server_new(const server_config_t *cfg, char *err, size_t errlen)
     }
     if (s->cfg.stop_grace <= 0) {
         s->cfg.stop_grace = 30;
+    }
+    if (s->cfg.request_timeout <= 0) {
+        s->cfg.request_timeout = 60;
     }
     if (s->cfg.n_threads <= 0) {
         s->cfg.n_threads = (int) sysconf(_SC_NPROCESSORS_ONLN);

@@ -172,13 +172,17 @@ test_continue(void)
     http_request_t   req;
 
     p = http_parser_new(0, 0);
+    ok(!http_parser_partial(p), "nothing fed: not partial");
     http_parser_feed(p, head, sizeof(head) - 1);
+    ok(http_parser_partial(p), "a head fed: partial");
     is_int(http_parser_next(p, &req), HTTP_CONTINUE,
            "Expect: 100-continue reported once the head is in");
     is_int(http_parser_next(p, &req), HTTP_NEED_MORE,
            "then the body is awaited");
+    ok(http_parser_partial(p), "waiting for the body: partial");
     http_parser_feed(p, "hi", 2);
     is_int(http_parser_next(p, &req), HTTP_OK, "body arrives");
+    ok(!http_parser_partial(p), "a request handed out: not partial");
     is_str(req.body, "hi", "body after 100-continue");
     http_parser_free(p);
 
