@@ -1107,8 +1107,8 @@ server_sweep(server_t *s)
             continue;
         }
         api_error_set(&e, 408, "invalid_request_error", NULL,
-                      "request_timeout", "the request did not arrive "
-                      "within %d seconds", s->cfg.request_timeout);
+                      "request_timeout", "the request stopped arriving: "
+                      "no bytes for %d seconds", s->cfg.request_timeout);
         conn_error(s, c, API_EP_OTHER, &e, 0, 11, NULL);
         conn_flush(s, c);
     }

@@ -26,8 +26,8 @@ typedef struct {
     size_t       max_body;        /* request body limit; 0: 8 MiB */
     unsigned     socket_mode;     /* unix socket permissions; 0: 0660 */
     int          stop_grace;      /* seconds; <= 0: 30 */
-    int          request_timeout; /* seconds for a begun request to
-                                     arrive whole, else 408; <= 0: 60 */
+    int          request_timeout; /* seconds without bytes of a begun
+                                     request, then 408; <= 0: 60 */
 } server_config_t;
 
 typedef struct server server_t;
