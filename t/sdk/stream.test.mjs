@@ -1,0 +1,472 @@
+// The official SDKs against nginx + the module + the provider mocks: every
+// replayed stream must pass the SDK's own SSE parser and stream accumulator
+// and give the same text, tool calls, finish reason and usage as the
+// upstream stream it was made from, and as the JSON answer of the same
+// entry.  Each flow: a streaming MISS (the provider's stream), streaming
+// HITs (a replay), a non-streaming HIT (the stored JSON), and exactly one
+// provider call.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import { Gateway, skipReason } from './gateway.mjs';
+
+let sdk = null;
+let why = skipReason();
+if (!why) {
+    try {
+        sdk = {
+            OpenAI: (await import('openai')).default,
+            ChatCompletionStream: (await import('openai/lib/ChatCompletionStream'))
+                .ChatCompletionStream,
+            ResponseStream: (await import('openai/lib/responses/ResponseStream'))
+                .ResponseStream,
+            Anthropic: (await import('@anthropic-ai/sdk')).default,
+        };
+    } catch (e) {
+        why = `the SDKs are not installed (npm ci --prefix t/sdk): ${e.message}`;
+    }
+}
+if (why) {
+    console.log(`# SKIP t/sdk: ${why}`);
+}
+
+const TOOL_PARAMS = {
+    type: 'object',
+    properties: { answer: { type: 'string' } },
+    required: ['answer'],
+};
+
+describe('SDK clients through the cache', { skip: why || false }, () => {
+    const gw = new Gateway();
+    let openai;
+    let anthropic;
+    // X-LLM-Cache of the last response, for the SDK helpers that hide it
+    let lastCache;
+
+    const recordingFetch = async (url, init) => {
+        const r = await fetch(url, init);
+        lastCache = r.headers.get('x-llm-cache');
+        return r;
+    };
+
+    before(async () => {
+        await gw.start();
+        openai = new sdk.OpenAI({
+            apiKey: 'sk-test', baseURL: `${gw.url}/v1`, maxRetries: 0,
+            timeout: 20000, fetch: recordingFetch,
+        });
+        anthropic = new sdk.Anthropic({
+            apiKey: 'sk-ant', baseURL: `${gw.url}/anthropic`, maxRetries: 0,
+            timeout: 20000, fetch: recordingFetch,
+        });
+    });
+
+    after(async () => {
+        await gw.stop();
+    });
+
+    // One provider call for the whole block, whatever it sends.
+    async function oneCall(fn) {
+        const before = await gw.calls();
+        const out = await fn();
+        assert.equal(await gw.calls() - before, 1,
+                     'exactly one request reached the provider');
+        return out;
+    }
+
+    // --- OpenAI Chat Completions ----------------------------------------
+
+    async function chatStream(params) {
+        const { data, response } = await openai.chat.completions
+            .create({ ...params, stream: true }).withResponse();
+        // the SDK's SSE parser (data) feeds its chat stream accumulator
+        const acc = sdk.ChatCompletionStream.fromReadableStream(
+            data.toReadableStream());
+        const chunks = [];
+        let deltas = '';
+        acc.on('chunk', (c) => chunks.push(c));
+        acc.on('content.delta', ({ delta }) => { deltas += delta; });
+        const final = await acc.finalChatCompletion();
+        return { cache: response.headers.get('x-llm-cache'), chunks, deltas,
+                 final };
+    }
+
+    async function chatJson(params) {
+        const { data, response } = await openai.chat.completions
+            .create(params).withResponse();
+        return { cache: response.headers.get('x-llm-cache'), final: data };
+    }
+
+    function chatSummary(c) {
+        assert.equal(c.choices.length, 1);
+        const ch = c.choices[0];
+        return {
+            id: c.id,
+            model: c.model,
+            role: ch.message.role,
+            text: ch.message.content ?? null,
+            tools: (ch.message.tool_calls ?? []).map((t) => ({
+                id: t.id, type: t.type, name: t.function.name,
+                args: JSON.parse(t.function.arguments),
+            })),
+            finish: ch.finish_reason,
+        };
+    }
+
+    function usageChunks(chunks) {
+        return chunks.filter((c) => c.usage);
+    }
+
+    test('chat: text stream MISS, replays with and without the usage chunk, JSON HIT',
+         async () => {
+        const params = {
+            model: 'gpt-4o',
+            messages: [{ role: 'user',
+                         content: 'tell me a story about a lighthouse' }],
+        };
+        const withUsage = { ...params,
+                            stream_options: { include_usage: true } };
+        const [miss, hitPlain, hitUsage, hitHelper, hitJson] =
+            await oneCall(async () => [
+                await chatStream(withUsage),
+                await chatStream(params),
+                await chatStream(withUsage),
+                await (async () => {
+                    // the SDK's own helper, as applications use it
+                    const s = openai.chat.completions.stream(params);
+                    const final = await s.finalChatCompletion();
+                    return { cache: lastCache, final };
+                })(),
+                await chatJson(params),
+            ]);
+
+        assert.deepEqual([miss.cache, hitPlain.cache, hitUsage.cache,
+                          hitHelper.cache, hitJson.cache],
+                         ['MISS', 'HIT', 'HIT', 'HIT', 'HIT']);
+
+        const want = chatSummary(hitJson.final);
+        assert.match(want.text,
+                     /^mock answer #\d+ to: tell me a story about a lighthouse$/);
+        assert.equal(want.finish, 'stop');
+        assert.deepEqual(want.tools, []);
+        for (const got of [miss, hitPlain, hitUsage, hitHelper]) {
+            assert.deepEqual(chatSummary(got.final), want);
+        }
+        // the text arrived in pieces, and they add up
+        for (const s of [miss, hitPlain, hitUsage]) {
+            const pieces = s.chunks.filter((c) => c.choices[0]?.delta?.content);
+            assert.ok(pieces.length >= 2,
+                      `content in several chunks (${pieces.length})`);
+            assert.equal(s.deltas, want.text);
+            assert.equal(s.chunks[0].choices[0].delta.role, 'assistant');
+        }
+
+        // usage: only when asked, then in a last chunk without choices
+        const usage = hitJson.final.usage;
+        assert.ok(usage.completion_tokens > 0);
+        assert.equal(usage.total_tokens,
+                     usage.prompt_tokens + usage.completion_tokens);
+        assert.deepEqual(usageChunks(hitPlain.chunks), []);
+        assert.equal(hitPlain.final.usage, undefined);
+        assert.equal(hitHelper.final.usage, undefined);
+        for (const s of [miss, hitUsage]) {
+            const u = usageChunks(s.chunks);
+            assert.equal(u.length, 1, `one usage chunk on the ${s.cache}`);
+            assert.deepEqual(u[0].choices, []);
+            assert.equal(u[0], s.chunks.at(-1), 'the usage chunk is last');
+            assert.deepEqual(s.final.usage, usage);
+        }
+    });
+
+    // The module stores what the stream carried: a stream the client did
+    // not ask usage for has none, so the entry has none either.
+    test('chat: an entry made from a stream without usage still answers usage',
+         { todo: 'the upstream request is not asked for include_usage' },
+         async () => {
+        const params = {
+            model: 'gpt-4o',
+            messages: [{ role: 'user', content: 'count the waves' }],
+        };
+        const [miss, hitUsage, hitJson] = await oneCall(async () => [
+            await chatStream(params),
+            await chatStream({ ...params,
+                               stream_options: { include_usage: true } }),
+            await chatJson(params),
+        ]);
+        assert.deepEqual([miss.cache, hitUsage.cache, hitJson.cache],
+                         ['MISS', 'HIT', 'HIT']);
+        assert.equal(chatSummary(hitUsage.final).text,
+                     chatSummary(hitJson.final).text);
+        assert.ok(hitJson.final.usage, 'the JSON HIT has usage');
+        assert.equal(usageChunks(hitUsage.chunks).length, 1,
+                     'the replay asked for usage has a usage chunk');
+    });
+
+    test('chat: forced tool call survives the stream, its replay and JSON',
+         async () => {
+        const params = {
+            model: 'gpt-4o',
+            messages: [{ role: 'user', content: 'what is the answer?' }],
+            tools: [{ type: 'function', function: {
+                name: 'give_answer', description: 'Answer the question',
+                parameters: TOOL_PARAMS } }],
+            tool_choice: 'required',
+            stream_options: { include_usage: true },
+        };
+        const { stream_options: _, ...jsonParams } = params;
+        const [miss, hit, hitJson] = await oneCall(async () => [
+            await chatStream(params),
+            await chatStream(params),
+            await chatJson(jsonParams),
+        ]);
+        assert.deepEqual([miss.cache, hit.cache, hitJson.cache],
+                         ['MISS', 'HIT', 'HIT']);
+
+        const want = chatSummary(hitJson.final);
+        assert.equal(want.finish, 'tool_calls');
+        assert.equal(want.text, null);
+        assert.equal(want.tools.length, 1);
+        assert.equal(want.tools[0].name, 'give_answer');
+        assert.equal(want.tools[0].type, 'function');
+        assert.match(want.tools[0].args.answer,
+                     /^mock answer #\d+ to: what is the answer\?$/);
+        for (const got of [miss, hit]) {
+            assert.deepEqual(chatSummary(got.final), want);
+            // the upstream stream and the replay both give usage when asked
+            assert.deepEqual(got.final.usage, hitJson.final.usage);
+            const argPieces = got.chunks.filter(
+                (c) => c.choices[0]?.delta?.tool_calls?.[0]?.function?.arguments);
+            assert.ok(argPieces.length >= 1);
+        }
+    });
+
+    // --- OpenAI Responses -----------------------------------------------
+
+    async function responsesStream(params) {
+        const { data, response } = await openai.responses
+            .create({ ...params, stream: true }).withResponse();
+        const acc = sdk.ResponseStream.fromReadableStream(data.toReadableStream());
+        const events = [];
+        acc.on('event', (e) => events.push(e));
+        const final = await acc.finalResponse();
+        return { cache: response.headers.get('x-llm-cache'), events, final };
+    }
+
+    function responseSummary(r) {
+        return {
+            id: r.id,
+            model: r.model,
+            status: r.status,
+            text: r.output_text,
+            calls: r.output.filter((o) => o.type === 'function_call').map(
+                (o) => ({ call_id: o.call_id, name: o.name,
+                          args: JSON.parse(o.arguments) })),
+            usage: r.usage,
+        };
+    }
+
+    function checkResponseEvents(events, summary) {
+        assert.equal(events[0].type, 'response.created');
+        assert.equal(events.at(-1).type, 'response.completed');
+        const seq = events.map((e) => e.sequence_number);
+        for (let i = 1; i < seq.length; i++) {
+            assert.ok(seq[i] > seq[i - 1], `sequence_number grows: ${seq}`);
+        }
+        const text = events.filter((e) => e.type === 'response.output_text.delta')
+            .map((e) => e.delta);
+        const args = events
+            .filter((e) => e.type === 'response.function_call_arguments.delta')
+            .map((e) => e.delta);
+        if (summary.calls.length) {
+            assert.ok(args.length >= 1);
+            assert.deepEqual(JSON.parse(args.join('')), summary.calls[0].args);
+        } else {
+            assert.ok(text.length >= 2, `text in several deltas (${text.length})`);
+            assert.equal(text.join(''), summary.text);
+        }
+    }
+
+    test('responses: text stream MISS, stream HITs and JSON HIT agree',
+         async () => {
+        const params = { model: 'gpt-4o',
+                         input: 'describe the sea at night', store: false };
+        const [miss, hit, hitHelper, hitJson] = await oneCall(async () => [
+            await responsesStream(params),
+            await responsesStream(params),
+            await (async () => {
+                const s = openai.responses.stream(params);
+                const final = await s.finalResponse();
+                return { cache: lastCache, final };
+            })(),
+            await (async () => {
+                const { data, response } = await openai.responses
+                    .create(params).withResponse();
+                return { cache: response.headers.get('x-llm-cache'),
+                         final: data };
+            })(),
+        ]);
+        assert.deepEqual([miss.cache, hit.cache, hitHelper.cache, hitJson.cache],
+                         ['MISS', 'HIT', 'HIT', 'HIT']);
+
+        const want = responseSummary(hitJson.final);
+        assert.equal(want.status, 'completed');
+        assert.match(want.text, /^mock answer #\d+ to: describe the sea at night$/);
+        assert.deepEqual(want.calls, []);
+        assert.ok(want.usage.output_tokens > 0);
+        for (const got of [miss, hit, hitHelper]) {
+            assert.deepEqual(responseSummary(got.final), want);
+        }
+        checkResponseEvents(miss.events, want);
+        checkResponseEvents(hit.events, want);
+    });
+
+    test('responses: forced function call survives the stream and its replay',
+         async () => {
+        const params = {
+            model: 'gpt-4o', input: 'which tool now?', store: false,
+            tools: [{ type: 'function', name: 'give_answer', strict: false,
+                      parameters: TOOL_PARAMS }],
+            tool_choice: 'required',
+        };
+        const [miss, hit, hitJson] = await oneCall(async () => [
+            await responsesStream(params),
+            await responsesStream(params),
+            await (async () => {
+                const { data, response } = await openai.responses
+                    .create(params).withResponse();
+                return { cache: response.headers.get('x-llm-cache'),
+                         final: data };
+            })(),
+        ]);
+        assert.deepEqual([miss.cache, hit.cache, hitJson.cache],
+                         ['MISS', 'HIT', 'HIT']);
+        const want = responseSummary(hitJson.final);
+        assert.equal(want.status, 'completed');
+        assert.equal(want.calls.length, 1);
+        assert.equal(want.calls[0].name, 'give_answer');
+        assert.match(want.calls[0].args.answer,
+                     /^mock answer #\d+ to: which tool now\?$/);
+        for (const got of [miss, hit]) {
+            assert.deepEqual(responseSummary(got.final), want);
+        }
+        checkResponseEvents(miss.events, want);
+        checkResponseEvents(hit.events, want);
+    });
+
+    // --- Anthropic Messages ---------------------------------------------
+
+    async function messagesStream(params) {
+        const s = anthropic.messages.stream(params);
+        const events = [];
+        let text = '';
+        let json = '';
+        s.on('streamEvent', (e) => events.push(e));
+        s.on('text', (d) => { text += d; });
+        s.on('inputJson', (d) => { json += d; });
+        const { response } = await s.withResponse();
+        const final = await s.finalMessage();
+        return { cache: response.headers.get('x-llm-cache'), events, text,
+                 json, final };
+    }
+
+    async function messagesJson(params) {
+        const { data, response } = await anthropic.messages.create(params)
+            .withResponse();
+        return { cache: response.headers.get('x-llm-cache'), final: data };
+    }
+
+    function messageSummary(m) {
+        return {
+            id: m.id,
+            model: m.model,
+            role: m.role,
+            text: m.content.filter((b) => b.type === 'text')
+                .map((b) => b.text).join(''),
+            tools: m.content.filter((b) => b.type === 'tool_use').map(
+                (b) => ({ id: b.id, name: b.name, input: b.input })),
+            blocks: m.content.map((b) => b.type),
+            stop: m.stop_reason,
+            stop_sequence: m.stop_sequence,
+            usage: { input_tokens: m.usage.input_tokens,
+                     output_tokens: m.usage.output_tokens,
+                     cache_read_input_tokens: m.usage.cache_read_input_tokens,
+                     cache_creation_input_tokens:
+                         m.usage.cache_creation_input_tokens },
+        };
+    }
+
+    function checkMessageEvents(s) {
+        const types = s.events.map((e) => e.type);
+        assert.equal(types[0], 'message_start');
+        assert.equal(types.at(-1), 'message_stop');
+        assert.equal(types.filter((t) => t === 'message_delta').length, 1);
+        assert.equal(types.filter((t) => t === 'content_block_start').length,
+                     types.filter((t) => t === 'content_block_stop').length);
+    }
+
+    test('anthropic: text stream MISS, stream HIT and JSON HIT agree',
+         async () => {
+        const params = {
+            model: 'claude-sonnet-4-6', max_tokens: 256,
+            messages: [{ role: 'user', content: 'write a haiku about rain' }],
+        };
+        const [miss, hit, hitJson] = await oneCall(async () => [
+            await messagesStream(params),
+            await messagesStream(params),
+            await messagesJson(params),
+        ]);
+        assert.deepEqual([miss.cache, hit.cache, hitJson.cache],
+                         ['MISS', 'HIT', 'HIT']);
+        const want = messageSummary(hitJson.final);
+        assert.match(want.text, /^mock answer #\d+ to: write a haiku about rain$/);
+        assert.equal(want.stop, 'end_turn');
+        assert.deepEqual(want.blocks, ['text']);
+        assert.ok(want.usage.output_tokens > 0);
+        for (const got of [miss, hit]) {
+            assert.deepEqual(messageSummary(got.final), want);
+            assert.equal(got.text, want.text);
+            checkMessageEvents(got);
+            const deltas = got.events.filter(
+                (e) => e.type === 'content_block_delta'
+                       && e.delta.type === 'text_delta');
+            assert.ok(deltas.length >= 2, `text in several deltas (${deltas.length})`);
+        }
+    });
+
+    test('anthropic: forced tool_use survives the stream and its replay',
+         async () => {
+        const params = {
+            model: 'claude-sonnet-4-6', max_tokens: 256,
+            messages: [{ role: 'user', content: 'use the tool please' }],
+            tools: [{ name: 'give_answer', description: 'Answer',
+                      input_schema: TOOL_PARAMS }],
+            tool_choice: { type: 'tool', name: 'give_answer' },
+        };
+        const [miss, hit, hitJson] = await oneCall(async () => [
+            await messagesStream(params),
+            await messagesStream(params),
+            await messagesJson(params),
+        ]);
+        assert.deepEqual([miss.cache, hit.cache, hitJson.cache],
+                         ['MISS', 'HIT', 'HIT']);
+        const want = messageSummary(hitJson.final);
+        assert.equal(want.stop, 'tool_use');
+        assert.equal(want.tools.length, 1);
+        assert.equal(want.tools[0].name, 'give_answer');
+        assert.match(want.tools[0].input.answer,
+                     /^mock answer #\d+ to: use the tool please$/);
+        for (const got of [miss, hit]) {
+            assert.deepEqual(messageSummary(got.final), want);
+            checkMessageEvents(got);
+            // input_json_delta pieces parse to the same input
+            assert.deepEqual(JSON.parse(got.json), want.tools[0].input);
+        }
+    });
+
+    test('nginx logged no errors', () => {
+        const bad = gw.errorLog().split('\n')
+            .filter((l) => /\[(error|crit|alert|emerg)\]/.test(l));
+        assert.deepEqual(bad, []);
+    });
+});
