@@ -23,7 +23,7 @@ usage(FILE *f)
         "[--rope-base F]\n"
         "         [--name NAME]\n"
         "defaults: --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 128 "
-        "--vocab 320\n"
+        "--vocab 512\n"
         "          --ctx 256 --type f32 --seed 1 (vocab >= 262)\n");
 }
 

@@ -353,7 +353,7 @@ gguf_random_llama_defaults(gguf_random_llama_t *p)
     p->n_heads = 4;
     p->n_kv_heads = 2;
     p->ffn_dim = 128;
-    p->n_vocab = 320;
+    p->n_vocab = 512;
     p->n_ctx = 256;
     p->wtype = GGML_TYPE_F32;
     p->seed = 1;
@@ -422,6 +422,48 @@ add_random_tensor(gguf_writer_t *w, const char *name, int cols, int rows,
     return rc;
 }
 
+/* "▁", the letters, "▁" + letter, every prefix of a few words with and
+   without "▁" (BPE merges need the intermediate pieces), then filler */
+static int
+random_piece(int k, char *buf, size_t size)
+{
+    static const char  *words[] = {
+        "the", "and", "ing", "hello", "world", "cache", "prompt", "model",
+        "token", "pasta", "recipe", "quick", "brown", "fox", "dog", "is",
+        "it", "to", "of", "on", "in", "at", "er", "ed"
+    };
+    const int  nw = sizeof(words) / sizeof(words[0]);
+    int        i, l, len, sp;
+
+    if (k == 0) {
+        return snprintf(buf, size, "\xe2\x96\x81");
+    }
+    if ((k -= 1) < 26) {
+        return snprintf(buf, size, "%c", 'a' + k);
+    }
+    if ((k -= 26) < 26) {
+        return snprintf(buf, size, "\xe2\x96\x81%c", 'a' + k);
+    }
+    k -= 26;
+    for (i = 0; i < nw; i++) {
+        len = (int) strlen(words[i]);
+        for (l = 2; l <= len; l++) {
+            for (sp = 0; sp < 2; sp++) {
+                if (k-- == 0) {
+                    return snprintf(buf, size, "%s%.*s",
+                                    sp ? "\xe2\x96\x81" : "", l, words[i]);
+                }
+            }
+        }
+    }
+    k = -k - 1;
+    if (k < 26 * 26 * 26) {
+        return snprintf(buf, size, "%c%c%c", 'A' + k / 676 % 26,
+                        'A' + k / 26 % 26, 'A' + k % 26);
+    }
+    return snprintf(buf, size, "<extra_%d>", k);
+}
+
 static int
 random_vocab(gguf_writer_t *w, int n_vocab)
 {
@@ -429,14 +471,7 @@ random_vocab(gguf_writer_t *w, int n_vocab)
     float     *scores;
     int32_t   *types;
     char       buf[32];
-    int        i, k, rc = -1;
-    static const char  *words[] = {
-        "the", "and", "ing", "er", "in", "on", "at", "en", "an", "or",
-        "he", "re", "is", "it", "to", "of", "as", "es", "st", "ed",
-        "hello", "world", "cache", "prompt", "model", "token", "pasta",
-        "recipe", "fox", "quick", "brown", "dog"
-    };
-    const int  nwords = sizeof(words) / sizeof(words[0]);
+    int        i, j, dup, rc = -1;
 
     toks = calloc(n_vocab, sizeof(char *));
     scores = calloc(n_vocab, sizeof(float));
@@ -444,7 +479,7 @@ random_vocab(gguf_writer_t *w, int n_vocab)
     if (toks == NULL || scores == NULL || types == NULL) {
         goto done;
     }
-    for (i = 0; i < n_vocab; i++) {
+    for (i = 0, j = 0; i < n_vocab; i++) {
         if (i == 0) {
             snprintf(buf, sizeof(buf), "<unk>");
             types[i] = 2;
@@ -458,27 +493,17 @@ random_vocab(gguf_writer_t *w, int n_vocab)
             snprintf(buf, sizeof(buf), "<0x%02X>", i - 3);
             types[i] = 6;
         } else {
-            /* "▁", letters, "▁"+letter, words, "▁"+word, then filler */
-            k = i - 259;
-            types[i] = 1;
-            if (k == 0) {
-                snprintf(buf, sizeof(buf), "\xe2\x96\x81");
-            } else if ((k -= 1) < 26) {
-                snprintf(buf, sizeof(buf), "%c", 'a' + k);
-            } else if ((k -= 26) < 26) {
-                snprintf(buf, sizeof(buf), "\xe2\x96\x81%c", 'a' + k);
-            } else if ((k -= 26) < nwords) {
-                snprintf(buf, sizeof(buf), "%s", words[k]);
-            } else if ((k -= nwords) < nwords) {
-                snprintf(buf, sizeof(buf), "\xe2\x96\x81%s", words[k]);
-            } else {
-                k -= nwords;
-                snprintf(buf, sizeof(buf), "%c%c%c", 'A' + k / 676 % 26,
-                         'A' + k / 26 % 26, 'A' + k % 26);
-                if (k >= 26 * 26 * 26) {
-                    snprintf(buf, sizeof(buf), "<extra_%d>", k);
+            /* skip prefixes already present ("in" is a word and a
+               prefix of "ing") */
+            do {
+                random_piece(j++, buf, sizeof(buf));
+                /* the filler (upper case, <extra_N>) cannot collide */
+                for (dup = 0, rc = 259; rc < i && !dup && j < 600; rc++) {
+                    dup = strcmp(toks[rc], buf) == 0;
                 }
-            }
+            } while (dup);
+            rc = -1;
+            types[i] = 1;
             /* longer pieces score higher so merges prefer them */
             scores[i] = (float) strlen(buf) - (float) i / n_vocab;
         }

@@ -506,6 +506,78 @@ test_kv_append(void)
     unlink(path);
 }
 
+/* generated models: same seed, same bytes; the vocab works end to end */
+static void
+test_generated(void)
+{
+    gguf_random_llama_t  p;
+    gguf_writer_t       *w1, *w2;
+    void                *b1, *b2;
+    size_t               n1 = 0, n2 = 0;
+    char                 path[PATH_MAX], text[256];
+    model_t             *m;
+    const tokenizer_t   *tok;
+    int32_t              ids[64];
+    int                  n, i, len = 0, l;
+
+    gguf_random_llama_defaults(&p);
+    p.wtype = GGML_TYPE_Q8_0;
+    w1 = gguf_random_llama_writer(&p, NULL, err, sizeof(err));
+    w2 = gguf_random_llama_writer(&p, NULL, err, sizeof(err));
+    b1 = gguf_writer_to_mem(w1, &n1);
+    b2 = gguf_writer_to_mem(w2, &n2);
+    ok(n1 > 0 && n1 == n2 && memcmp(b1, b2, n1) == 0,
+       "the same seed writes the same %zu bytes", n1);
+    free(b2);
+    gguf_writer_free(w2);
+    p.seed = 2;
+    w2 = gguf_random_llama_writer(&p, NULL, err, sizeof(err));
+    b2 = gguf_writer_to_mem(w2, &n2);
+    ok(n1 == n2 && memcmp(b1, b2, n1) != 0, "another seed, other weights");
+    free(b1);
+    free(b2);
+    gguf_writer_free(w1);
+    gguf_writer_free(w2);
+
+    p.n_vocab = 261;
+    ok(gguf_random_llama_writer(&p, NULL, err, sizeof(err)) == NULL
+       && strstr(err, "vocab"), "a vocab too small for the byte tokens is "
+       "refused");
+    p.n_vocab = 400;
+    p.dim = 48;
+    p.wtype = GGML_TYPE_Q8_0;
+    ok(gguf_random_llama_writer(&p, NULL, err, sizeof(err)) == NULL
+       && strstr(err, "48 columns cannot be stored as q8_0"),
+       "a width that is not whole Q8_0 blocks is refused");
+
+    make_model("vocab.gguf", GGML_TYPE_F32, 0, path, sizeof(path));
+    m = model_load(path, 1, err, sizeof(err));
+    tok = m ? model_tokenizer(m) : NULL;
+    if (!ok(tok != NULL, "generated model has a tokenizer (%s)",
+            tok ? "" : err)) {
+        model_free(m);
+        return;
+    }
+    n = tokenizer_encode(tok, "hello world", 11, 1, ids, 64, err,
+                         sizeof(err));
+    ok(n >= 2 && n <= 4 && ids[0] == 1, "'hello world' merges into word "
+       "pieces: %d ids with BOS", n);
+    for (i = 1; i < n && len < 200; i++) {
+        l = tokenizer_decode(tok, ids[i - 1], ids[i], text + len,
+                             sizeof(text) - len);
+        len += l > 0 ? l : 0;
+    }
+    text[len] = '\0';
+    ok(strstr(text, "hello world") != NULL, "and decodes back ('%s')",
+       text);
+    n = tokenizer_encode(tok, "\xed\x8c\x8c", 3, 0, ids, 64, err,
+                         sizeof(err));
+    ok(n == 3 || n == 4, "text outside the pieces falls back to byte "
+       "tokens (%d ids)", n);
+    model_free(m);
+    unlink(path);
+}
+
 static void
 expect_load_error(gguf_writer_t *w, const char *want, const char *what)
 {
@@ -648,6 +720,7 @@ main(void)
     test_batched(GGML_TYPE_F16, 0);
     test_positions_and_cache();
     test_kv_append();
+    test_generated();
     test_bad_models();
     rmdir(tmpdir);
     return done_testing();
