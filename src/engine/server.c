@@ -962,6 +962,9 @@ conn_read(server_t *s, conn_t *c, int hup)
         n = recv(c->fd, buf, sizeof(buf), 0);
         if (n > 0) {
             c->last_read = server_mono();
+            if (c->close_after) {
+                continue;       /* no more requests are read: dropped */
+            }
             if (http_parser_feed(c->parser, buf, (size_t) n) != 0) {
                 conn_close(s, c);
                 return;
