@@ -14,6 +14,7 @@
  * bytes.
  */
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1381,6 +1382,436 @@ llmc_req_anthropic(llmc_req_ctx_t *ctx, json_t *root)
     return 0;
 }
 
+/*
+ * A reader for bodies jansson would accept, building the same tree through
+ * jansson's constructors (so its allocator still does every allocation):
+ * jansson's own lexer saves a body byte by byte.  Strict JSON, as jansson
+ * reads it with JSON_REJECT_DUPLICATES: no control bytes in strings, no
+ * \u0000, paired surrogates, no leading zeros, integers that fit, reals
+ * that do not overflow, only whitespace after the object.  Anything it
+ * does not take (an error, an allocation failure, a number it does not
+ * convert exactly as jansson would) returns NULL, and the body goes to
+ * json_loadb(), whose verdict and message stand.  The pre-pass already
+ * checked UTF-8 and bounded the depth.
+ */
+
+typedef struct {
+    const char  *p;
+    const char  *end;
+} llmc_req_rd_t;
+
+static json_t *llmc_req_rd_value(llmc_req_rd_t *rd);
+
+static void
+llmc_req_rd_ws(llmc_req_rd_t *rd)
+{
+    while (rd->p < rd->end
+           && (*rd->p == ' ' || *rd->p == '\n' || *rd->p == '\r'
+               || *rd->p == '\t'))
+    {
+        rd->p++;
+    }
+}
+
+static int
+llmc_req_rd_hex4(const char *p, uint32_t *out)
+{
+    int       i;
+    uint32_t  v = 0;
+
+    for (i = 0; i < 4; i++) {
+        char c = p[i];
+
+        if (c >= '0' && c <= '9') {
+            v = v << 4 | (uint32_t) (c - '0');
+        } else if (c >= 'a' && c <= 'f') {
+            v = v << 4 | (uint32_t) (c - 'a' + 10);
+        } else if (c >= 'A' && c <= 'F') {
+            v = v << 4 | (uint32_t) (c - 'A' + 10);
+        } else {
+            return -1;
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+/*
+ * A string at rd->p (on its opening quote).  Without escapes it is
+ * returned in place; with escapes it is decoded into *buf (malloc()ed, the
+ * caller frees it).  Returns its length, or -1.
+ */
+static ssize_t
+llmc_req_rd_string(llmc_req_rd_t *rd, const char **out, char **buf)
+{
+    char          *d;
+    uint32_t       cp, lo;
+    const char    *p = rd->p + 1, *start = p;
+    unsigned char  c;
+
+    *buf = NULL;
+    for ( ;; ) {
+        if (p == rd->end) {
+            return -1;
+        }
+        c = (unsigned char) *p;
+        if (c == '"') {
+            *out = start;
+            rd->p = p + 1;
+            return p - start;
+        }
+        if (c < 0x20) {
+            return -1;
+        }
+        if (c == '\\') {
+            break;
+        }
+        p++;
+    }
+
+    /* escapes: never longer decoded than written */
+    d = malloc(rd->end - start + 1);
+    if (d == NULL) {
+        return -1;
+    }
+    *buf = d;
+    memcpy(d, start, p - start);
+    d += p - start;
+
+    for ( ;; ) {
+        if (p == rd->end) {
+            return -1;
+        }
+        c = (unsigned char) *p;
+        if (c == '"') {
+            *out = *buf;
+            rd->p = p + 1;
+            return d - *buf;
+        }
+        if (c < 0x20) {
+            return -1;
+        }
+        if (c != '\\') {
+            *d++ = (char) c;
+            p++;
+            continue;
+        }
+        if (rd->end - p < 2) {
+            return -1;
+        }
+        switch (p[1]) {
+        case '"':
+        case '\\':
+        case '/':
+            *d++ = p[1];
+            p += 2;
+            continue;
+        case 'b':
+            *d++ = '\b';
+            p += 2;
+            continue;
+        case 'f':
+            *d++ = '\f';
+            p += 2;
+            continue;
+        case 'n':
+            *d++ = '\n';
+            p += 2;
+            continue;
+        case 'r':
+            *d++ = '\r';
+            p += 2;
+            continue;
+        case 't':
+            *d++ = '\t';
+            p += 2;
+            continue;
+        case 'u':
+            break;
+        default:
+            return -1;
+        }
+
+        if (rd->end - p < 6 || llmc_req_rd_hex4(p + 2, &cp) != 0) {
+            return -1;
+        }
+        p += 6;
+        if (cp == 0 || (cp >= 0xdc00 && cp <= 0xdfff)) {
+            return -1;
+        }
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+            if (rd->end - p < 6 || p[0] != '\\' || p[1] != 'u'
+                || llmc_req_rd_hex4(p + 2, &lo) != 0
+                || lo < 0xdc00 || lo > 0xdfff)
+            {
+                return -1;
+            }
+            p += 6;
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        }
+
+        if (cp < 0x80) {
+            *d++ = (char) cp;
+        } else if (cp < 0x800) {
+            *d++ = (char) (0xc0 | cp >> 6);
+            *d++ = (char) (0x80 | (cp & 0x3f));
+        } else if (cp < 0x10000) {
+            *d++ = (char) (0xe0 | cp >> 12);
+            *d++ = (char) (0x80 | (cp >> 6 & 0x3f));
+            *d++ = (char) (0x80 | (cp & 0x3f));
+        } else {
+            *d++ = (char) (0xf0 | cp >> 18);
+            *d++ = (char) (0x80 | (cp >> 12 & 0x3f));
+            *d++ = (char) (0x80 | (cp >> 6 & 0x3f));
+            *d++ = (char) (0x80 | (cp & 0x3f));
+        }
+    }
+}
+
+/* -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?, converted as jansson
+ * does: strtoll() without a fraction or an exponent, else strtod() */
+static json_t *
+llmc_req_rd_number(llmc_req_rd_t *rd)
+{
+    int          real = 0;
+    char         tok[64], *e;
+    double       d;
+    size_t       n;
+    long long    v;
+    const char  *p = rd->p, *end = rd->end;
+
+#define LLMC_RD_DIGITS(p)                                                    \
+    do {                                                                     \
+        if (p == end || *p < '0' || *p > '9') {                              \
+            return NULL;                                                     \
+        }                                                                    \
+        while (p < end && *p >= '0' && *p <= '9') {                          \
+            p++;                                                             \
+        }                                                                    \
+    } while (0)
+
+    if (*p == '-') {
+        p++;
+    }
+    if (p < end && *p == '0') {
+        p++;
+    } else {
+        LLMC_RD_DIGITS(p);
+    }
+    if (p < end && *p == '.') {
+        p++;
+        real = 1;
+        LLMC_RD_DIGITS(p);
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        real = 1;
+        if (p < end && (*p == '+' || *p == '-')) {
+            p++;
+        }
+        LLMC_RD_DIGITS(p);
+    }
+#undef LLMC_RD_DIGITS
+
+    n = p - rd->p;
+    if (n >= sizeof(tok)) {
+        return NULL;
+    }
+    memcpy(tok, rd->p, n);
+    tok[n] = '\0';
+    rd->p = p;
+
+    errno = 0;
+    if (!real) {
+        v = strtoll(tok, &e, 10);
+        if (errno == ERANGE || e != tok + n) {
+            return NULL;
+        }
+        return json_integer((json_int_t) v);
+    }
+    d = strtod(tok, &e);
+    if (e != tok + n || isinf(d)) {
+        return NULL;
+    }
+    return json_real(d);
+}
+
+static json_t *
+llmc_req_rd_object(llmc_req_rd_t *rd)
+{
+    char        *buf;
+    ssize_t      klen;
+    json_t      *obj, *v;
+    const char  *key;
+
+    obj = json_object();
+    if (obj == NULL) {
+        return NULL;
+    }
+    rd->p++;
+    llmc_req_rd_ws(rd);
+    if (rd->p < rd->end && *rd->p == '}') {
+        rd->p++;
+        return obj;
+    }
+
+    for ( ;; ) {
+        if (rd->p == rd->end || *rd->p != '"') {
+            goto failed;
+        }
+        klen = llmc_req_rd_string(rd, &key, &buf);
+        if (klen < 0) {
+            free(buf);
+            goto failed;
+        }
+        llmc_req_rd_ws(rd);
+        if (rd->p == rd->end || *rd->p != ':'
+            || json_object_getn(obj, key, klen) != NULL)
+        {
+            free(buf);
+            goto failed;
+        }
+        rd->p++;
+        llmc_req_rd_ws(rd);
+        v = llmc_req_rd_value(rd);
+        if (v == NULL || json_object_setn_new_nocheck(obj, key, klen, v) != 0)
+        {
+            free(buf);
+            goto failed;
+        }
+        free(buf);
+
+        llmc_req_rd_ws(rd);
+        if (rd->p == rd->end) {
+            goto failed;
+        }
+        if (*rd->p == '}') {
+            rd->p++;
+            return obj;
+        }
+        if (*rd->p != ',') {
+            goto failed;
+        }
+        rd->p++;
+        llmc_req_rd_ws(rd);
+    }
+
+failed:
+
+    json_decref(obj);
+    return NULL;
+}
+
+static json_t *
+llmc_req_rd_array(llmc_req_rd_t *rd)
+{
+    json_t  *arr, *v;
+
+    arr = json_array();
+    if (arr == NULL) {
+        return NULL;
+    }
+    rd->p++;
+    llmc_req_rd_ws(rd);
+    if (rd->p < rd->end && *rd->p == ']') {
+        rd->p++;
+        return arr;
+    }
+
+    for ( ;; ) {
+        v = llmc_req_rd_value(rd);
+        if (v == NULL || json_array_append_new(arr, v) != 0) {
+            goto failed;
+        }
+        llmc_req_rd_ws(rd);
+        if (rd->p == rd->end) {
+            goto failed;
+        }
+        if (*rd->p == ']') {
+            rd->p++;
+            return arr;
+        }
+        if (*rd->p != ',') {
+            goto failed;
+        }
+        rd->p++;
+        llmc_req_rd_ws(rd);
+    }
+
+failed:
+
+    json_decref(arr);
+    return NULL;
+}
+
+static int
+llmc_req_rd_word(llmc_req_rd_t *rd, const char *w, size_t n)
+{
+    if ((size_t) (rd->end - rd->p) < n || memcmp(rd->p, w, n) != 0) {
+        return 0;
+    }
+    rd->p += n;
+    return 1;
+}
+
+static json_t *
+llmc_req_rd_value(llmc_req_rd_t *rd)
+{
+    char        *buf;
+    json_t      *v;
+    ssize_t      len;
+    const char  *s;
+
+    if (rd->p == rd->end) {
+        return NULL;
+    }
+    switch (*rd->p) {
+    case '{':
+        return llmc_req_rd_object(rd);
+    case '[':
+        return llmc_req_rd_array(rd);
+    case '"':
+        len = llmc_req_rd_string(rd, &s, &buf);
+        v = len < 0 ? NULL : json_stringn_nocheck(s, len);
+        free(buf);
+        return v;
+    case 't':
+        return llmc_req_rd_word(rd, "true", 4) ? json_true() : NULL;
+    case 'f':
+        return llmc_req_rd_word(rd, "false", 5) ? json_false() : NULL;
+    case 'n':
+        return llmc_req_rd_word(rd, "null", 4) ? json_null() : NULL;
+    default:
+        if (*rd->p == '-' || (*rd->p >= '0' && *rd->p <= '9')) {
+            return llmc_req_rd_number(rd);
+        }
+        return NULL;
+    }
+}
+
+/* the body's object, or NULL: then json_loadb() decides */
+static json_t *
+llmc_req_read(const char *body, size_t len)
+{
+    json_t         *root;
+    llmc_req_rd_t   rd = { body, body + len };
+
+    llmc_req_rd_ws(&rd);
+    if (rd.p == rd.end || *rd.p != '{') {
+        return NULL;
+    }
+    root = llmc_req_rd_object(&rd);
+    if (root == NULL) {
+        return NULL;
+    }
+    llmc_req_rd_ws(&rd);
+    if (rd.p != rd.end) {
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
 /* ------------------------------------------------------------------------ */
 
 int
@@ -1426,7 +1857,10 @@ llmc_request_parse(llmc_request_t *req, llmc_api_e api, const char *body,
         return -1;
     }
 
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    root = llmc_req_read(body, len);
+    if (root == NULL) {
+        root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    }
     if (root == NULL) {
         return llmc_req_fail(&ctx, "invalid JSON: %s at %d", jerr.text,
                              jerr.position);
