@@ -691,7 +691,8 @@ api_dump(json_t *root)
     if (root == NULL) {
         return NULL;
     }
-    s = json_dumps(root, JSON_COMPACT);
+    /* the only reals are embeddings, floats: 9 digits round-trip them */
+    s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
     json_decref(root);
     return s;
 }
