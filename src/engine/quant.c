@@ -196,6 +196,34 @@ quant_fp32_to_bf16(float f)
     return (uint16_t) ((x + 0x7fff + ((x >> 16) & 1)) >> 16);
 }
 
+/* the kernels of one instruction set, picked once at run time */
+typedef struct quant_kernels_s  quant_kernels_t;
+
+struct quant_kernels_s {
+    const char  *name;
+    float      (*dot_f32)(const float *, const float *, int);
+    float      (*dot_f16_f32)(const uint16_t *, const float *, int);
+    void       (*axpy)(float, const float *, float *, int);
+    float      (*dot_q8_0)(const void *, const void *, int);
+    float      (*dot_q4_0_q8_0)(const void *, const void *, int);
+    void       (*gemm_f32)(const float *, size_t, int, const float *, size_t,
+                           int, float *, int, int, int);
+    void       (*gemm_q8_0)(const block_q8_0 *, size_t, int,
+                            const block_q8_0 *, size_t, int, float *, int,
+                            int, int);
+    void       (*attn_scores)(const float *, int, int, const float *, int,
+                              int, int, float *, int);
+    void       (*attn_values)(const float *, int, int, const float *, int,
+                              int, int, float *, int);
+    void       (*softmax)(float *, int, int, float);
+    void       (*quantize_q8_0)(const float *, void *, int64_t);
+    void       (*dequant_f16)(const uint16_t *, float *, int64_t);
+    void       (*dequant_q4_K)(const block_q4_K *, float *, int64_t);
+    void       (*dequant_q6_K)(const block_q6_K *, float *, int64_t);
+};
+
+static inline const quant_kernels_t *kernels(void);
+
 /* --- dequantization ------------------------------------------------------ */
 
 static void
@@ -239,6 +267,16 @@ q4_K_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m)
     } else {
         *sc = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
         *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+static void
+dequantize_row_f16(const uint16_t *h, float *y, int64_t n)
+{
+    int64_t  i;
+
+    for (i = 0; i < n; i++) {
+        y[i] = quant_fp16_to_fp32(h[i]);
     }
 }
 
@@ -325,9 +363,7 @@ quant_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
         memcpy(dst, src, (size_t) n * sizeof(float));
         return 0;
     case GGML_TYPE_F16:
-        for (i = 0; i < n; i++) {
-            dst[i] = quant_fp16_to_fp32(h[i]);
-        }
+        kernels()->dequant_f16(h, dst, n);
         return 0;
     case GGML_TYPE_BF16:
         for (i = 0; i < n; i++) {
@@ -341,10 +377,10 @@ quant_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
         dequantize_row_q4_0(src, dst, n);
         return 0;
     case GGML_TYPE_Q4_K:
-        dequantize_row_q4_K(src, dst, n);
+        kernels()->dequant_q4_K(src, dst, n);
         return 0;
     case GGML_TYPE_Q6_K:
-        dequantize_row_q6_K(src, dst, n);
+        kernels()->dequant_q6_K(src, dst, n);
         return 0;
     default:
         return -1;
@@ -770,6 +806,136 @@ dot_q4_0_q8_0_avx512(const void *va, const void *vb, int n)
     DOT_Q4_BODY(mul_i8_vnni)
 }
 
+/* --- AVX2 dequantization (the per-row path of F16, Q4_K, Q6_K weights) */
+
+TARGET_AVX2 static void
+dequantize_row_f16_avx2(const uint16_t *h, float *y, int64_t n)
+{
+    int64_t  i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        _mm256_storeu_ps(y + i, _mm256_cvtph_ps(
+            _mm_loadu_si128((const __m128i *) (h + i))));
+    }
+    for (; i < n; i++) {
+        y[i] = _cvtsh_ss(h[i]);
+    }
+}
+
+/* 8 bytes of v (from byte offset off) as 8 floats */
+TARGET_AVX2 static inline __m256
+u8x8_to_ps(__m128i v)
+{
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
+}
+
+TARGET_AVX2 static void
+dequantize_row_q4_K_avx2(const block_q4_K *x, float *y, int64_t n)
+{
+    int64_t         i;
+    int             j, k, is;
+    uint8_t         sc, m;
+    float           d, dmin;
+    __m256i         q, lo, hi, mask = _mm256_set1_epi8(0x0f);
+    __m128i         part[4];
+    __m256          d1, m1, d2, m2;
+    const uint8_t  *qs;
+
+    for (i = 0; i < n / QK_K; i++) {
+        d = _cvtsh_ss(x[i].d);
+        dmin = _cvtsh_ss(x[i].dmin);
+        qs = x[i].qs;
+        is = 0;
+        for (j = 0; j < QK_K; j += 64) {
+            q4_K_scale_min(is, x[i].scales, &sc, &m);
+            d1 = _mm256_set1_ps(d * sc);
+            m1 = _mm256_set1_ps(dmin * m);
+            q4_K_scale_min(is + 1, x[i].scales, &sc, &m);
+            d2 = _mm256_set1_ps(d * sc);
+            m2 = _mm256_set1_ps(dmin * m);
+            q = _mm256_loadu_si256((const __m256i *) qs);
+            lo = _mm256_and_si256(q, mask);
+            hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
+            /* 32 low nibbles with (d1, m1), then 32 high with (d2, m2) */
+            part[0] = _mm256_castsi256_si128(lo);
+            part[1] = _mm_srli_si128(part[0], 8);
+            part[2] = _mm256_extracti128_si256(lo, 1);
+            part[3] = _mm_srli_si128(part[2], 8);
+            for (k = 0; k < 4; k++) {
+                _mm256_storeu_ps(y + 8 * k, _mm256_fmsub_ps(d1,
+                                 u8x8_to_ps(part[k]), m1));
+            }
+            part[0] = _mm256_castsi256_si128(hi);
+            part[1] = _mm_srli_si128(part[0], 8);
+            part[2] = _mm256_extracti128_si256(hi, 1);
+            part[3] = _mm_srli_si128(part[2], 8);
+            for (k = 0; k < 4; k++) {
+                _mm256_storeu_ps(y + 32 + 8 * k, _mm256_fmsub_ps(d2,
+                                 u8x8_to_ps(part[k]), m2));
+            }
+            y += 64;
+            qs += 32;
+            is += 2;
+        }
+    }
+}
+
+TARGET_AVX2 static void
+dequantize_row_q6_K_avx2(const block_q6_K *x, float *y, int64_t n)
+{
+    int64_t         i;
+    int             h, l, is;
+    float           d;
+    const uint8_t  *ql, *qh;
+    const int8_t   *sc;
+    __m256i         a, b, c, e, t, f = _mm256_set1_epi32(0x0f);
+    __m256i         three = _mm256_set1_epi32(3), off = _mm256_set1_epi32(32);
+
+    for (i = 0; i < n / QK_K; i++) {
+        d = _cvtsh_ss(x[i].d);
+        ql = x[i].ql;
+        qh = x[i].qh;
+        sc = x[i].scales;
+        for (h = 0; h < 2; h++) {
+            for (l = 0; l < 32; l += 8) {
+                is = l / 16;
+                a = _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                        (const __m128i *) (ql + l)));
+                b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                        (const __m128i *) (ql + l + 32)));
+                t = _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                        (const __m128i *) (qh + l)));
+                /* the four quarters: low / high nibble of ql[l] and
+                   ql[l + 32], each with two bits of qh[l] */
+                c = _mm256_sub_epi32(_mm256_or_si256(_mm256_and_si256(a, f),
+                        _mm256_slli_epi32(_mm256_and_si256(t, three), 4)),
+                        off);
+                e = _mm256_sub_epi32(_mm256_or_si256(_mm256_and_si256(b, f),
+                        _mm256_slli_epi32(_mm256_and_si256(
+                            _mm256_srli_epi32(t, 2), three), 4)), off);
+                _mm256_storeu_ps(y + l, _mm256_mul_ps(
+                    _mm256_set1_ps(d * sc[is]), _mm256_cvtepi32_ps(c)));
+                _mm256_storeu_ps(y + l + 32, _mm256_mul_ps(
+                    _mm256_set1_ps(d * sc[is + 2]), _mm256_cvtepi32_ps(e)));
+                c = _mm256_sub_epi32(_mm256_or_si256(_mm256_srli_epi32(a, 4),
+                        _mm256_slli_epi32(_mm256_and_si256(
+                            _mm256_srli_epi32(t, 4), three), 4)), off);
+                e = _mm256_sub_epi32(_mm256_or_si256(_mm256_srli_epi32(b, 4),
+                        _mm256_slli_epi32(_mm256_and_si256(
+                            _mm256_srli_epi32(t, 6), three), 4)), off);
+                _mm256_storeu_ps(y + l + 64, _mm256_mul_ps(
+                    _mm256_set1_ps(d * sc[is + 4]), _mm256_cvtepi32_ps(c)));
+                _mm256_storeu_ps(y + l + 96, _mm256_mul_ps(
+                    _mm256_set1_ps(d * sc[is + 6]), _mm256_cvtepi32_ps(e)));
+            }
+            y += 128;
+            ql += 64;
+            qh += 32;
+            sc += 8;
+        }
+    }
+}
+
 /* keys go across the 16 lanes: no horizontal sums; the tail is masked so
    every key sees the same sequence of FMAs */
 TARGET_AVX512 static void
@@ -939,25 +1105,6 @@ quantize_row_q8_0_avx512(const float *x, void *dst, int64_t n)
 
 /* --- dispatch ------------------------------------------------------------ */
 
-typedef struct {
-    const char  *name;
-    float      (*dot_f32)(const float *, const float *, int);
-    float      (*dot_f16_f32)(const uint16_t *, const float *, int);
-    void       (*axpy)(float, const float *, float *, int);
-    float      (*dot_q8_0)(const void *, const void *, int);
-    float      (*dot_q4_0_q8_0)(const void *, const void *, int);
-    void       (*gemm_f32)(const float *, size_t, int, const float *, size_t,
-                           int, float *, int, int, int);
-    void       (*gemm_q8_0)(const block_q8_0 *, size_t, int,
-                            const block_q8_0 *, size_t, int, float *, int,
-                            int, int);
-    void       (*attn_scores)(const float *, int, int, const float *, int,
-                              int, int, float *, int);
-    void       (*attn_values)(const float *, int, int, const float *, int,
-                              int, int, float *, int);
-    void       (*softmax)(float *, int, int, float);
-    void       (*quantize_q8_0)(const float *, void *, int64_t);
-} quant_kernels_t;
 
 static void gemm_f32_generic(const float *w, size_t ws, int cols,
     const float *x, size_t xs, int n, float *out, int ldo, int r0, int r1);
@@ -981,7 +1128,8 @@ static const quant_kernels_t  kernels_generic = {
     "generic", dot_f32_generic, dot_f16_f32_generic, axpy_generic,
     dot_q8_0_generic, dot_q4_0_q8_0_generic, gemm_f32_generic,
     gemm_q8_0_generic, attn_scores_generic, attn_values_generic,
-    softmax_generic, quantize_row_q8_0_generic
+    softmax_generic, quantize_row_q8_0_generic, dequantize_row_f16,
+    dequantize_row_q4_K, dequantize_row_q6_K
 };
 
 #ifdef QUANT_X86
@@ -989,14 +1137,16 @@ static const quant_kernels_t  kernels_avx2 = {
     "avx2", dot_f32_avx2, dot_f16_f32_avx2, axpy_avx2, dot_q8_0_avx2,
     dot_q4_0_q8_0_avx2, gemm_f32_avx2, gemm_q8_0_avx2,
     attn_scores_generic, attn_values_generic, softmax_generic,
-    quantize_row_q8_0_generic
+    quantize_row_q8_0_generic, dequantize_row_f16_avx2,
+    dequantize_row_q4_K_avx2, dequantize_row_q6_K_avx2
 };
 
 static const quant_kernels_t  kernels_avx512 = {
     "avx512", dot_f32_avx2, dot_f16_f32_avx2, axpy_avx2,
     dot_q8_0_avx512, dot_q4_0_q8_0_avx512, gemm_f32_avx512,
     gemm_q8_0_avx512, attn_scores_avx512, attn_values_avx512,
-    softmax_avx512, quantize_row_q8_0_avx512
+    softmax_avx512, quantize_row_q8_0_avx512, dequantize_row_f16_avx2,
+    dequantize_row_q4_K_avx2, dequantize_row_q6_K_avx2
 };
 #endif
 

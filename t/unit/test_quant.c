@@ -138,7 +138,7 @@ test_fp16(void)
 }
 
 static void
-test_dequant(void)
+test_dequant(int generic)
 {
     enum { NB = 8 };
     block_q8_0  q8[NB * 8];
@@ -149,6 +149,7 @@ test_dequant(void)
     float       y[NB * 256];
     int         i, bad;
 
+    quant_force_generic(generic);
     rnd_bytes(q8, sizeof(q8));
     rnd_bytes(q4, sizeof(q4));
     rnd_bytes(k4, sizeof(k4));
@@ -172,7 +173,8 @@ test_dequant(void)
             bad = 1;                                                         \
         }                                                                    \
     }                                                                        \
-    is_int(bad, 0, "%s dequantization matches the reference", NAME);
+    is_int(bad, 0, "%s: %s dequantization matches the reference",         \
+           quant_simd_name(), NAME);
 
     CHECK(GGML_TYPE_Q8_0, q8, ref_q8_0, NB * 256, "q8_0")
     CHECK(GGML_TYPE_Q4_0, q4, ref_q4_0, NB * 256, "q4_0")
@@ -206,6 +208,7 @@ test_dequant(void)
     ok(quant_type_known(GGML_TYPE_Q5_K) && !quant_type_supported(
        GGML_TYPE_Q5_K), "q5_K is known but not supported");
     ok(!quant_type_known(4), "type 4 (removed from ggml) is unknown");
+    quant_force_generic(0);
 }
 
 static void
@@ -559,7 +562,8 @@ main(void)
 {
     printf("# kernels: %s\n", quant_simd_name());
     test_fp16();
-    test_dequant();
+    test_dequant(1);
+    test_dequant(0);
     test_quantize();
     test_dots(1);
     test_dots(0);
