@@ -24,8 +24,7 @@ static ngx_int_t ngx_http_llmcache_read_body(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_llmcache_cache_control(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmcache_tenant(ngx_http_request_t *r,
     ngx_http_llmcache_loc_conf_t *llcf, llmc_api_e api, ngx_str_t *tenant);
-static ngx_table_elt_t *ngx_http_llmcache_header(ngx_http_request_t *r,
-    ngx_table_elt_t *after, const char *name, size_t len);
+
 static ngx_uint_t ngx_http_llmcache_is_json(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmcache_bypass(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx, const char *why);
@@ -74,7 +73,7 @@ ngx_http_llmcache_handler(ngx_http_request_t *r)
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmcache_module);
 
-    if (!llcf->enable) {
+    if (!llcf->enable && !ngx_http_llmcache_rewrite_enabled(llcf)) {
         return NGX_DECLINED;
     }
 
@@ -93,6 +92,9 @@ ngx_http_llmcache_handler(ngx_http_request_t *r)
             ngx_http_finalize_request(r, rc);
             return NGX_DONE;
         }
+
+        /* on to the provider, reshaped for its prompt cache if asked */
+        ngx_http_llmcache_rewrite(r, ctx);
 
         return NGX_DECLINED;
     }
@@ -114,6 +116,7 @@ ngx_http_llmcache_handler(ngx_http_request_t *r)
 
     ctx->api.data = (u_char *) llmc_api_name(api);
     ctx->api.len = ngx_strlen(ctx->api.data);
+    ctx->api_id = api;
 
     if (!ngx_http_llmcache_is_json(r)) {
         return ngx_http_llmcache_bypass(r, ctx, "not application/json");
@@ -126,32 +129,41 @@ ngx_http_llmcache_handler(ngx_http_request_t *r)
 
     cc = ngx_http_llmcache_cache_control(r);
 
-    if (cc & NGX_HTTP_LLMCACHE_CC_NO_STORE) {
-        return ngx_http_llmcache_bypass(r, ctx, "Cache-Control: no-store");
-    }
-
-    ctx->store = 1;
-
-    if (llcf->no_store
-        && ngx_http_test_predicates(r, llcf->no_store) == NGX_DECLINED)
-    {
+    if (!llcf->enable) {
+        /* a location that only reshapes requests for the provider */
         ctx->store = 0;
+
+    } else if (cc & NGX_HTTP_LLMCACHE_CC_NO_STORE) {
+        ctx->status = NGX_HTTP_LLMCACHE_BYPASS;
+        ctx->store = 0;
+
+    } else {
+        ctx->store = 1;
+
+        if (llcf->no_store
+            && ngx_http_test_predicates(r, llcf->no_store) == NGX_DECLINED)
+        {
+            ctx->store = 0;
+        }
+
+        /* lookup unless the client or the operator says otherwise */
+
+        ctx->status = NGX_HTTP_LLMCACHE_MISS;
+
+        if ((cc & NGX_HTTP_LLMCACHE_CC_NO_CACHE)
+            || (llcf->bypass
+                && ngx_http_test_predicates(r, llcf->bypass) == NGX_DECLINED))
+        {
+            ctx->status = NGX_HTTP_LLMCACHE_BYPASS;
+        }
     }
 
-    /* lookup unless the client or the operator says otherwise */
-
-    ctx->status = NGX_HTTP_LLMCACHE_MISS;
-
-    if ((cc & NGX_HTTP_LLMCACHE_CC_NO_CACHE)
-        || (llcf->bypass
-            && ngx_http_test_predicates(r, llcf->bypass) == NGX_DECLINED))
+    if (ctx->status == NGX_HTTP_LLMCACHE_BYPASS && !ctx->store
+        && !ngx_http_llmcache_rewrite_enabled(llcf))
     {
-        ctx->status = NGX_HTTP_LLMCACHE_BYPASS;
-
-        if (!ctx->store) {
-            ctx->done = 1;
-            return NGX_DECLINED;
-        }
+        /* nothing to do with the body */
+        ctx->done = 1;
+        return NGX_DECLINED;
     }
 
     ctx->started = 1;
@@ -172,10 +184,17 @@ static ngx_int_t
 ngx_http_llmcache_bypass(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx,
     const char *why)
 {
+    ngx_http_llmcache_loc_conf_t  *llcf;
+
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "llmcache: bypass: %s", why);
 
-    ctx->status = NGX_HTTP_LLMCACHE_BYPASS;
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmcache_module);
+
+    if (llcf->enable) {
+        ctx->status = NGX_HTTP_LLMCACHE_BYPASS;
+    }
+
     ctx->store = 0;
     ctx->done = 1;
 
@@ -256,7 +275,20 @@ ngx_http_llmcache_lookup(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
 
     ctx->stream = req.stream ? 1 : 0;
     ctx->include_usage = req.include_usage ? 1 : 0;
-    ctx->api_id = api;
+
+    ctx->model.len = ngx_strlen(req.model);
+    ctx->model.data = ngx_pnalloc(r->pool, ctx->model.len + 1);
+    if (ctx->model.data == NULL) {
+        llmc_request_free(&req);
+        return ngx_http_llmcache_bypass(r, ctx, "out of memory");
+    }
+
+    ngx_cpystrn(ctx->model.data, (u_char *) req.model, ctx->model.len + 1);
+
+    if (!llcf->enable) {
+        llmc_request_free(&req);
+        return NGX_OK;
+    }
 
     norm = NULL;
     norm_len = 0;
@@ -290,15 +322,6 @@ ngx_http_llmcache_lookup(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
     ctx->key_hex.len = LLMC_EXACT_HEX_LEN;
     ctx->redis_key_len = llmc_key_redis_entry(&ctx->key, ctx->redis_key,
                                               sizeof(ctx->redis_key));
-
-    ctx->model.len = ngx_strlen(req.model);
-    ctx->model.data = ngx_pnalloc(r->pool, ctx->model.len + 1);
-    if (ctx->model.data == NULL) {
-        llmc_request_free(&req);
-        return ngx_http_llmcache_bypass(r, ctx, "out of memory");
-    }
-
-    ngx_cpystrn(ctx->model.data, (u_char *) req.model, ctx->model.len + 1);
 
     llmc_request_free(&req);
 
@@ -472,6 +495,8 @@ ngx_http_llmcache_send_hit(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
     r->headers_out.content_type_lowcase = NULL;
     r->headers_out.content_length_n = len;
     ctx->hit_bytes = len;
+
+    ngx_http_llmcache_account(r, ctx, entry->body, entry->body_len, 1);
 
     rc = ngx_http_send_header(r);
 
@@ -676,7 +701,7 @@ ngx_http_llmcache_tenant(ngx_http_request_t *r,
 
 /* the next request header called name after "after" (NULL: the first) */
 
-static ngx_table_elt_t *
+ngx_table_elt_t *
 ngx_http_llmcache_header(ngx_http_request_t *r, ngx_table_elt_t *after,
     const char *name, size_t len)
 {
@@ -712,6 +737,19 @@ ngx_http_llmcache_header(ngx_http_request_t *r, ngx_table_elt_t *after,
             return &h[i];
         }
     }
+}
+
+
+/* the request body as one buffer, for the rewrite */
+
+ngx_int_t
+ngx_http_llmcache_request_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    ngx_http_llmcache_loc_conf_t  *llcf;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmcache_module);
+
+    return ngx_http_llmcache_read_body(r, llcf->max_body_size, body);
 }
 
 

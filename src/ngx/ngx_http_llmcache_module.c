@@ -13,6 +13,10 @@
 #include <jansson.h>
 
 #include "llmc_embed.h"
+#include "llmc_rewrite.h"
+#include "llmc_price.h"
+
+#include <regex.h>
 
 
 static ngx_int_t ngx_http_llmcache_add_variables(ngx_conf_t *cf);
@@ -33,6 +37,15 @@ static char *ngx_http_llmcache_guards(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_llmcache_entities(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static void ngx_http_llmcache_entities_cleanup(void *data);
+static char *ngx_http_llmcache_volatile(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_llmcache_cache_key(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_llmcache_min_tokens(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_llmcache_price(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_llmcache_preconfiguration(ngx_conf_t *cf);
 static void *ngx_http_llmcache_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_llmcache_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_llmcache_create_loc_conf(ngx_conf_t *cf);
@@ -62,6 +75,35 @@ static ngx_conf_enum_t  ngx_http_llmcache_provider[] = {
 
 static ngx_conf_num_bounds_t  ngx_http_llmcache_dims_bounds = {
     ngx_conf_check_num_bounds, LLMC_EMBED_DIM_MIN, LLMC_EMBED_DIM_MAX
+};
+
+
+static ngx_conf_enum_t  ngx_http_llmcache_off_auto[] = {
+    { ngx_string("off"), 0 },
+    { ngx_string("auto"), 1 },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_llmcache_ttls[] = {
+    { ngx_string("5m"), 0 },
+    { ngx_string("1h"), 1 },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_llmcache_prefix[] = {
+    { ngx_string("off"), 0 },
+    { ngx_string("stable"), 1 },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_llmcache_retention[] = {
+    { ngx_string("off"), 0 },
+    { ngx_string("in_memory"), 1 },
+    { ngx_string("24h"), 2 },
+    { ngx_null_string, 0 }
 };
 
 
@@ -214,12 +256,75 @@ static ngx_command_t  ngx_http_llmcache_commands[] = {
       0,
       NULL },
 
+    { ngx_string("llmcache_anthropic_cache_control"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_loc_conf_t, anthropic_cc),
+      &ngx_http_llmcache_off_auto },
+
+    { ngx_string("llmcache_anthropic_cache_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_loc_conf_t, anthropic_ttl),
+      &ngx_http_llmcache_ttls },
+
+    { ngx_string("llmcache_anthropic_beta_header"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_loc_conf_t, anthropic_beta),
+      NULL },
+
+    { ngx_string("llmcache_openai_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_loc_conf_t, openai_prefix),
+      &ngx_http_llmcache_prefix },
+
+    { ngx_string("llmcache_openai_volatile"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_llmcache_volatile,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llmcache_openai_cache_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_llmcache_cache_key,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llmcache_openai_cache_retention"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmcache_loc_conf_t, openai_retention),
+      &ngx_http_llmcache_retention },
+
+    { ngx_string("llmcache_min_cacheable_tokens"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_llmcache_min_tokens,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llmcache_price"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_llmcache_price,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
 
 static ngx_http_module_t  ngx_http_llmcache_module_ctx = {
-    ngx_http_llmcache_add_variables,       /* preconfiguration */
+    ngx_http_llmcache_preconfiguration,    /* preconfiguration */
     ngx_http_llmcache_init,                /* postconfiguration */
 
     ngx_http_llmcache_create_main_conf,    /* create main configuration */
@@ -278,6 +383,17 @@ static ngx_str_t  ngx_http_llmcache_status_names[] = {
     ngx_string("BYPASS"),
     ngx_string("SEMANTIC")
 };
+
+
+static ngx_int_t
+ngx_http_llmcache_preconfiguration(ngx_conf_t *cf)
+{
+    if (ngx_http_llmcache_add_variables(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_llmcache_rewrite_add_variables(cf);
+}
 
 
 static ngx_int_t
@@ -470,6 +586,15 @@ ngx_http_llmcache_create_loc_conf(ngx_conf_t *cf)
     conf->embedding_dims = NGX_CONF_UNSET;
     conf->guards = NGX_CONF_UNSET_UINT;
     conf->entities = NGX_CONF_UNSET_PTR;
+    conf->anthropic_cc = NGX_CONF_UNSET_UINT;
+    conf->anthropic_ttl = NGX_CONF_UNSET_UINT;
+    conf->anthropic_beta = NGX_CONF_UNSET;
+    conf->openai_prefix = NGX_CONF_UNSET_UINT;
+    conf->openai_volatile = NGX_CONF_UNSET_PTR;
+    conf->openai_cache_key_mode = NGX_CONF_UNSET_UINT;
+    conf->openai_retention = NGX_CONF_UNSET_UINT;
+    conf->min_tokens = NGX_CONF_UNSET_PTR;
+    conf->prices = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -523,6 +648,24 @@ ngx_http_llmcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                          LLMC_EMBED_DIM_DEFAULT);
     ngx_conf_merge_uint_value(conf->guards, prev->guards, LLMC_GUARD_ALL);
     ngx_conf_merge_ptr_value(conf->entities, prev->entities, NULL);
+
+    ngx_conf_merge_uint_value(conf->anthropic_cc, prev->anthropic_cc, 0);
+    ngx_conf_merge_uint_value(conf->anthropic_ttl, prev->anthropic_ttl, 0);
+    ngx_conf_merge_value(conf->anthropic_beta, prev->anthropic_beta, 0);
+    ngx_conf_merge_uint_value(conf->openai_prefix, prev->openai_prefix, 0);
+    ngx_conf_merge_ptr_value(conf->openai_volatile, prev->openai_volatile,
+                             NULL);
+    ngx_conf_merge_uint_value(conf->openai_retention, prev->openai_retention,
+                              0);
+    ngx_conf_merge_ptr_value(conf->min_tokens, prev->min_tokens, NULL);
+    ngx_conf_merge_ptr_value(conf->prices, prev->prices, NULL);
+
+    if (conf->openai_cache_key_mode == NGX_CONF_UNSET_UINT) {
+        conf->openai_cache_key_mode =
+            (prev->openai_cache_key_mode == NGX_CONF_UNSET_UINT)
+            ? 0 : prev->openai_cache_key_mode;
+        conf->openai_cache_key = prev->openai_cache_key;
+    }
 
     if (conf->key == NULL) {
         conf->key = prev->key;
@@ -584,9 +727,14 @@ ngx_http_llmcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         }
     }
 
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_llmcache_module);
+
+    if (ngx_http_llmcache_rewrite_enabled(conf)) {
+        /* rewriting alone needs no Redis */
+        lmcf->active = 1;
+    }
+
     if (conf->enable) {
-        lmcf = ngx_http_conf_get_module_main_conf(cf,
-                                                  ngx_http_llmcache_module);
         if (!lmcf->configured) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"llmcache\" is on but no \"llmcache_redis\" "
@@ -595,6 +743,7 @@ ngx_http_llmcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         }
 
         lmcf->enabled = 1;
+        lmcf->active = 1;
     }
 
     return NGX_CONF_OK;
@@ -990,6 +1139,242 @@ ngx_http_llmcache_entities_cleanup(void *data)
 }
 
 
+/* llmcache_openai_volatile regex ...: POSIX extended, checked here */
+
+static char *
+ngx_http_llmcache_volatile(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_llmcache_loc_conf_t *llcf = conf;
+
+    int          rc;
+    char         err[128];
+    regex_t      re;
+    ngx_str_t   *value, *s;
+    ngx_uint_t   i;
+
+    if (llcf->openai_volatile != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    llcf->openai_volatile = ngx_array_create(cf->pool, cf->args->nelts,
+                                             sizeof(ngx_str_t));
+    if (llcf->openai_volatile == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        rc = regcomp(&re, (char *) value[i].data, REG_EXTENDED);
+
+        if (rc != 0) {
+            regerror(rc, &re, err, sizeof(err));
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid regex \"%V\": %s", &value[i], err);
+            return NGX_CONF_ERROR;
+        }
+
+        regfree(&re);
+
+        s = ngx_array_push(llcf->openai_volatile);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *s = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* llmcache_openai_cache_key off | auto | <complex value> */
+
+static char *
+ngx_http_llmcache_cache_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_llmcache_loc_conf_t *llcf = conf;
+
+    ngx_str_t                         *value;
+    ngx_http_compile_complex_value_t   ccv;
+
+    if (llcf->openai_cache_key_mode != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        llcf->openai_cache_key_mode = 0;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[1].data, "auto") == 0) {
+        llcf->openai_cache_key_mode = 1;
+        return NGX_CONF_OK;
+    }
+
+    llcf->openai_cache_key = ngx_palloc(cf->pool,
+                                        sizeof(ngx_http_complex_value_t));
+    if (llcf->openai_cache_key == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[1];
+    ccv.complex_value = llcf->openai_cache_key;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    llcf->openai_cache_key_mode = 2;
+
+    return NGX_CONF_OK;
+}
+
+
+/* llmcache_min_cacheable_tokens <model pattern> <n> */
+
+static char *
+ngx_http_llmcache_min_tokens(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_llmcache_loc_conf_t *llcf = conf;
+
+    ngx_int_t           n;
+    ngx_str_t          *value;
+    llmc_min_tokens_t  *t;
+
+    value = cf->args->elts;
+
+    n = ngx_atoi(value[2].data, value[2].len);
+    if (n == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid number of tokens \"%V\"", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (llcf->min_tokens == NGX_CONF_UNSET_PTR) {
+        llcf->min_tokens = ngx_array_create(cf->pool, 4,
+                                            sizeof(llmc_min_tokens_t));
+        if (llcf->min_tokens == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    t = ngx_array_push(llcf->min_tokens);
+    if (t == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    t->pattern = (char *) value[1].data;
+    t->tokens = (size_t) n;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * llmcache_price <model pattern> input=<usd/MTok> [cached=] [write=]
+ *     [write_1h=] output=<usd/MTok>;
+ */
+
+static char *
+ngx_http_llmcache_price(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_llmcache_loc_conf_t *llcf = conf;
+
+    char           buf[32], *end, *eq;
+    double         d, *field;
+    ngx_str_t     *value;
+    ngx_uint_t     i;
+    llmc_price_t  *p;
+
+    value = cf->args->elts;
+
+    if (llcf->prices == NGX_CONF_UNSET_PTR) {
+        llcf->prices = ngx_array_create(cf->pool, 4, sizeof(llmc_price_t));
+        if (llcf->prices == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    p = ngx_array_push(llcf->prices);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(p, sizeof(llmc_price_t));
+    p->pattern = (char *) value[1].data;
+    p->cached = p->write_5m = p->write_1h = -1;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        eq = ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
+             ? (char *) ngx_strlchr(value[i].data,
+                                    value[i].data + value[i].len, '=')
+             : NULL;
+
+        if (eq == NULL || value[i].len - (eq + 1 - (char *) value[i].data)
+                          >= sizeof(buf))
+        {
+            goto invalid;
+        }
+
+        ngx_cpystrn((u_char *) buf, (u_char *) eq + 1, sizeof(buf));
+        d = strtod(buf, &end);
+        if (end == buf || *end != '\0' || !(d >= 0)) {
+            goto invalid;
+        }
+
+#define LLMC_PRICE_FIELD(name, f)                                             \
+        if ((size_t) (eq - (char *) value[i].data) == sizeof(name) - 1       \
+            && ngx_strncmp(value[i].data, name, sizeof(name) - 1) == 0)       \
+        {                                                                     \
+            field = &p->f;                                                    \
+        } else
+
+        LLMC_PRICE_FIELD("input", input)
+        LLMC_PRICE_FIELD("cached", cached)
+        LLMC_PRICE_FIELD("write", write_5m)
+        LLMC_PRICE_FIELD("write_1h", write_1h)
+        LLMC_PRICE_FIELD("output", output)
+        {
+            goto invalid;
+        }
+
+#undef LLMC_PRICE_FIELD
+
+        *field = d;
+    }
+
+    /* what is not given is priced like the provider prices it */
+
+    if (p->cached < 0) {
+        p->cached = p->input;
+    }
+
+    if (p->write_5m < 0) {
+        p->write_5m = p->input * 1.25;
+    }
+
+    if (p->write_1h < 0) {
+        p->write_1h = p->input * 2;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid price \"%V\": input=, cached=, write=, "
+                       "write_1h= or output= with USD per million tokens "
+                       "is expected", &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
 static ngx_int_t
 ngx_http_llmcache_init(ngx_conf_t *cf)
 {
@@ -1006,9 +1391,9 @@ ngx_http_llmcache_init(ngx_conf_t *cf)
 
     json_object_seed(0);
 
-    /* nothing to register unless some location caches */
+    /* nothing to register unless some location caches or rewrites */
 
-    if (!lmcf->enabled) {
+    if (!lmcf->active) {
         return NGX_OK;
     }
 

@@ -40,6 +40,7 @@ typedef struct {
     ngx_msec_t                  timeout;
     ngx_uint_t                  configured;
     ngx_uint_t                  enabled;     /* some location has it on */
+    ngx_uint_t                  active;      /* ... or rewrites requests */
 } ngx_http_llmcache_main_conf_t;
 
 
@@ -65,6 +66,17 @@ typedef struct {
     ngx_int_t                   embedding_dims;
     ngx_uint_t                  guards;      /* LLMC_GUARD_* */
     llmc_entities_t            *entities;
+
+    ngx_uint_t                  anthropic_cc;      /* 0 off, 1 auto */
+    ngx_uint_t                  anthropic_ttl;     /* 0 5m, 1 1h */
+    ngx_flag_t                  anthropic_beta;
+    ngx_uint_t                  openai_prefix;     /* 0 off, 1 stable */
+    ngx_array_t                *openai_volatile;   /* ngx_str_t, NUL-ended */
+    ngx_uint_t                  openai_cache_key_mode; /* off, auto, value */
+    ngx_http_complex_value_t   *openai_cache_key;
+    ngx_uint_t                  openai_retention;  /* off, in_memory, 24h */
+    ngx_array_t                *min_tokens;        /* llmc_min_tokens_t */
+    ngx_array_t                *prices;            /* llmc_price_t */
 } ngx_http_llmcache_loc_conf_t;
 
 
@@ -84,6 +96,9 @@ typedef struct {
     unsigned                    embed_wait:1;
     unsigned                    stream:1;    /* the client asked for SSE */
     unsigned                    include_usage:1;
+    unsigned                    rewritten:1;
+    unsigned                    accounted:1; /* usage known */
+    unsigned                    priced:1;    /* and its price */
 
     llmc_key_t                  key;
     ngx_str_t                   key_hex;     /* $llmcache_key */
@@ -105,6 +120,10 @@ typedef struct {
     int                         dim;
     float                       similarity;  /* of a SEMANTIC hit */
     char                        emb_tag[16];
+
+    llmc_usage_t                usage;
+    double                      cost;        /* $llmcache_cost_usd */
+    double                      saved;       /* $llmcache_saved_usd */
 
     ngx_msec_t                  lookup_start;  /* body read, lookup begins */
     ngx_msec_t                  lookup_time;   /* until the phase went on */
@@ -146,6 +165,10 @@ void ngx_http_llmcache_redis_detach(ngx_http_llmcache_ctx_t *ctx);
 ngx_int_t ngx_http_llmcache_handler(ngx_http_request_t *r);
 ngx_http_llmcache_ctx_t *ngx_http_llmcache_get_ctx(ngx_http_request_t *r);
 void ngx_http_llmcache_resume(ngx_http_request_t *r);
+ngx_int_t ngx_http_llmcache_request_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+ngx_table_elt_t *ngx_http_llmcache_header(ngx_http_request_t *r,
+    ngx_table_elt_t *after, const char *name, size_t len);
 void ngx_http_llmcache_miss(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx);
 void ngx_http_llmcache_use_entry(ngx_http_request_t *r,
@@ -162,6 +185,16 @@ ngx_int_t ngx_http_llmcache_semantic(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx);
 void ngx_http_llmcache_semantic_store(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx, time_t ttl);
+
+/* ngx_http_llmcache_rewrite.c */
+ngx_int_t ngx_http_llmcache_rewrite_add_variables(ngx_conf_t *cf);
+ngx_uint_t ngx_http_llmcache_rewrite_enabled(
+    ngx_http_llmcache_loc_conf_t *llcf);
+void ngx_http_llmcache_rewrite(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx);
+void ngx_http_llmcache_account(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx, const char *json, size_t len,
+    ngx_uint_t hit);
 
 /* ngx_http_llmcache_metrics.c */
 #define NGX_HTTP_LLMCACHE_M_REDIS_ERROR      1

@@ -61,38 +61,40 @@ ngx_http_llmcache_header_filter(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmcache_module);
 
-    if (ctx == NULL || !ctx->store || ctx->key_hex.len == 0) {
+    /* a complete answer is both stored and accounted */
+
+    if (ctx == NULL || ctx->api_id == LLMC_API_UNKNOWN
+        || ctx->status == NGX_HTTP_LLMCACHE_HIT
+        || ctx->status == NGX_HTTP_LLMCACHE_SEMANTIC)
+    {
         return ngx_http_next_header_filter(r);
     }
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmcache_module);
 
-    if (llcf->ttl == 0) {
-        ctx->store = 0;
-
-    } else if (r->headers_out.status != NGX_HTTP_OK) {
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "llmcache: not storing status %ui",
-                       r->headers_out.status);
-        ctx->store = 0;
-
-    } else if (r->headers_out.content_encoding
-               && r->headers_out.content_encoding->value.len
-               && ngx_strcasecmp(r->headers_out.content_encoding->value.data,
-                                 (u_char *) "identity")
-                  != 0)
-    {
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "llmcache: not storing an encoded response");
-        ctx->store = 0;
-
-    } else if (r->headers_out.content_length_n
-               > (off_t) llcf->max_entry_size)
-    {
+    if (ctx->key_hex.len == 0 || llcf->ttl == 0) {
         ctx->store = 0;
     }
 
-    if (!ctx->store) {
+    if (r->headers_out.status != NGX_HTTP_OK) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "llmcache: not storing status %ui",
+                       r->headers_out.status);
+        return ngx_http_next_header_filter(r);
+    }
+
+    if (r->headers_out.content_encoding
+        && r->headers_out.content_encoding->value.len
+        && ngx_strcasecmp(r->headers_out.content_encoding->value.data,
+                          (u_char *) "identity")
+           != 0)
+    {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "llmcache: not reading an encoded response");
+        return ngx_http_next_header_filter(r);
+    }
+
+    if (r->headers_out.content_length_n > (off_t) llcf->max_entry_size) {
         return ngx_http_next_header_filter(r);
     }
 
@@ -152,7 +154,11 @@ ngx_http_llmcache_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
                 ngx_http_llmcache_store_stream(r, ctx);
 
             } else {
-                ngx_http_llmcache_store(r, ctx);
+                ngx_http_llmcache_account(r, ctx, (char *) ctx->body,
+                                          ctx->body_len, 0);
+                if (ctx->store) {
+                    ngx_http_llmcache_store(r, ctx);
+                }
             }
 
             break;
@@ -338,11 +344,15 @@ ngx_http_llmcache_store_stream(ngx_http_request_t *r,
 
     /* one entry serves both kinds of client: store it as the JSON body */
 
+    ngx_http_llmcache_account(r, ctx, json, len, 0);
+
     ngx_str_set(&ctx->content_type, "application/json");
     ctx->body = (u_char *) json;
     ctx->body_len = len;
 
-    ngx_http_llmcache_store(r, ctx);
+    if (ctx->store) {
+        ngx_http_llmcache_store(r, ctx);
+    }
 
     ctx->body = NULL;
     free(json);
