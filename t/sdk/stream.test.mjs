@@ -77,9 +77,9 @@ describe('SDK clients through the cache', { skip: why || false }, () => {
 
     // --- OpenAI Chat Completions ----------------------------------------
 
-    async function chatStream(params) {
+    async function chatStream(params, opts) {
         const { data, response } = await openai.chat.completions
-            .create({ ...params, stream: true }).withResponse();
+            .create({ ...params, stream: true }, opts).withResponse();
         // the SDK's SSE parser (data) feeds its chat stream accumulator
         const acc = sdk.ChatCompletionStream.fromReadableStream(
             data.toReadableStream());
@@ -243,9 +243,9 @@ describe('SDK clients through the cache', { skip: why || false }, () => {
 
     // --- OpenAI Responses -----------------------------------------------
 
-    async function responsesStream(params) {
+    async function responsesStream(params, opts) {
         const { data, response } = await openai.responses
-            .create({ ...params, stream: true }).withResponse();
+            .create({ ...params, stream: true }, opts).withResponse();
         const acc = sdk.ResponseStream.fromReadableStream(data.toReadableStream());
         const events = [];
         acc.on('event', (e) => events.push(e));
@@ -356,8 +356,8 @@ describe('SDK clients through the cache', { skip: why || false }, () => {
 
     // --- Anthropic Messages ---------------------------------------------
 
-    async function messagesStream(params) {
-        const s = anthropic.messages.stream(params);
+    async function messagesStream(params, opts) {
+        const s = anthropic.messages.stream(params, opts);
         const events = [];
         let text = '';
         let json = '';
@@ -464,9 +464,140 @@ describe('SDK clients through the cache', { skip: why || false }, () => {
         }
     });
 
+
+    // --- Upstream streams that are awkward or do not finish -------------
+
+    const apis = [
+        {
+            name: 'chat',
+            params: (q) => ({ model: 'gpt-4o',
+                              messages: [{ role: 'user', content: q }] }),
+            stream: chatStream,
+            summary: (r) => chatSummary(r.final),
+        },
+        {
+            name: 'responses',
+            params: (q) => ({ model: 'gpt-4o', input: q, store: false }),
+            stream: responsesStream,
+            summary: (r) => responseSummary(r.final),
+        },
+        {
+            name: 'anthropic',
+            params: (q) => ({ model: 'claude-sonnet-4-6', max_tokens: 256,
+                              messages: [{ role: 'user', content: q }] }),
+            stream: messagesStream,
+            summary: (r) => messageSummary(r.final),
+        },
+    ];
+
+    for (const api of apis) {
+        test(`${api.name}: an upstream stream with CRLF lines, comments and `
+             + '5-byte chunks replays the same', async () => {
+            const params = api.params(`awkward bytes for ${api.name}`);
+            const headers = { 'X-Mock-Stream-CRLF': '1',
+                              'X-Mock-Stream-Comments': '1',
+                              'X-Mock-Stream-Chunk-Bytes': '5' };
+            const [miss, hit] = await oneCall(async () => [
+                await api.stream(params, { headers }),
+                await api.stream(params),
+            ]);
+            assert.deepEqual([miss.cache, hit.cache], ['MISS', 'HIT']);
+            assert.match(api.summary(miss).text,
+                         new RegExp(`^mock answer #\\d+ to: awkward bytes for ${api.name}$`));
+            assert.deepEqual(api.summary(hit), api.summary(miss));
+        });
+    }
+
     test('nginx logged no errors', () => {
         const bad = gw.errorLog().split('\n')
             .filter((l) => /\[(error|crit|alert|emerg)\]/.test(l));
         assert.deepEqual(bad, []);
     });
+});
+
+// A gateway of their own: these make nginx log upstream errors on purpose.
+describe('SDK clients: unfinished streams are not stored', { skip: why || false },
+         () => {
+    const gw = new Gateway();
+    let openai;
+    let anthropic;
+
+    before(async () => {
+        await gw.start();
+        openai = new sdk.OpenAI({ apiKey: 'sk-test', baseURL: `${gw.url}/v1`,
+                                  maxRetries: 0, timeout: 20000 });
+        anthropic = new sdk.Anthropic({ apiKey: 'sk-ant',
+                                        baseURL: `${gw.url}/anthropic`,
+                                        maxRetries: 0, timeout: 20000 });
+    });
+
+    after(async () => {
+        await gw.stop();
+    });
+
+    async function drain(api, params, opts) {
+        let cache = null;
+        let text = '';
+        if (api === 'chat') {
+            const { data, response } = await openai.chat.completions
+                .create({ ...params, stream: true }, opts).withResponse();
+            cache = response.headers.get('x-llm-cache');
+            for await (const c of data) {
+                text += c.choices[0]?.delta?.content ?? '';
+            }
+        } else if (api === 'responses') {
+            const { data, response } = await openai.responses
+                .create({ ...params, stream: true }, opts).withResponse();
+            cache = response.headers.get('x-llm-cache');
+            const acc = sdk.ResponseStream.fromReadableStream(
+                data.toReadableStream());
+            text = (await acc.finalResponse()).output_text;
+        } else {
+            const s = anthropic.messages.stream(params, opts);
+            cache = (await s.withResponse()).response.headers.get('x-llm-cache');
+            text = (await s.finalMessage()).content
+                .map((b) => b.text ?? '').join('');
+        }
+        return { cache, text };
+    }
+
+    const params = {
+        chat: (q) => ({ model: 'gpt-4o', messages: [{ role: 'user', content: q }] }),
+        responses: (q) => ({ model: 'gpt-4o', input: q, store: false }),
+        anthropic: (q) => ({ model: 'claude-sonnet-4-6', max_tokens: 256,
+                             messages: [{ role: 'user', content: q }] }),
+    };
+    const faults = [
+        // a provider error event after the 200: the SDK raises it
+        ['error event', { 'X-Mock-Stream-Error': '1' }, true],
+        // no [DONE] / response.completed / message_stop
+        ['missing end', { 'X-Mock-Stream-Truncate': '1' }, null],
+        // the upstream connection reset mid-stream: the client sees it cut
+        ['reset', { 'X-Mock-Reset-After': '400' }, true],
+    ];
+
+    for (const api of Object.keys(params)) {
+        for (const [what, headers, raises] of faults) {
+            test(`${api}: a stream with ${what} is not stored`, async () => {
+                const p = params[api](`${what} in ${api}`);
+                const before = await gw.calls();
+                // the Responses stream rejects with the error event itself
+                let threw = false;
+                try {
+                    await drain(api, p, { headers });
+                } catch {
+                    threw = true;
+                }
+                if (raises) {
+                    assert.ok(threw, `the SDK reports the ${what}`);
+                }
+                const again = await drain(api, p);
+                const third = await drain(api, p);
+                assert.deepEqual([again.cache, third.cache], ['MISS', 'HIT']);
+                assert.equal(await gw.calls() - before, 2);
+                assert.match(again.text, /^mock answer #\d+ to: /);
+                assert.equal(third.text, again.text);
+            });
+        }
+    }
 });
