@@ -1446,7 +1446,7 @@ llmc_req_rd_string(llmc_req_rd_t *rd, const char **out, char **buf)
 {
     char          *d;
     uint32_t       cp, lo;
-    const char    *p = rd->p + 1, *start = p;
+    const char    *p = rd->p + 1, *start = p, *q;
     unsigned char  c;
 
     *buf = NULL;
@@ -1469,8 +1469,14 @@ llmc_req_rd_string(llmc_req_rd_t *rd, const char **out, char **buf)
         p++;
     }
 
-    /* escapes: never longer decoded than written */
-    d = malloc(rd->end - start + 1);
+    /* escapes: never longer decoded than written, so the written length
+     * (up to the closing quote) is enough */
+    for (q = p; q < rd->end && *q != '"'; q++) {
+        if (*q == '\\' && q + 1 < rd->end) {
+            q++;
+        }
+    }
+    d = malloc(q - start + 1);
     if (d == NULL) {
         return -1;
     }
