@@ -69,7 +69,7 @@ typedef struct {
     float   *rope_sin;          /* (n_batch, rope_dim / 2) */
     void    *xq;                /* (n_batch, max_cols / 32) block_q8_0 */
     size_t   xq_stride;         /* bytes per quantized row */
-    float   *rows;              /* (n_threads, max_cols) dequantized rows */
+    float   *rows;              /* (n_threads, QUANT_GEMM_ROWS, max_cols) */
     float   *inv_freq;          /* (rope_dim / 2) */
     int32_t *pos;               /* (n_batch) */
 } runstate_t;
@@ -318,7 +318,8 @@ build_runstate(model_t *m)
     s->rope_sin = malloc(B * half * sizeof(float));
     s->xq_stride = (m->max_cols + QK8_0 - 1) / QK8_0 * sizeof(block_q8_0);
     s->xq = malloc(B * s->xq_stride);
-    s->rows = malloc((size_t) m->n_threads * m->max_cols * sizeof(float));
+    s->rows = malloc((size_t) m->n_threads * QUANT_GEMM_ROWS * m->max_cols
+                     * sizeof(float));
     s->inv_freq = malloc(half * sizeof(float));
     s->pos = malloc(B * sizeof(int32_t));
     if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb
@@ -760,7 +761,8 @@ matmul_worker(void *arg, int ith, int nth)
         }
         quant_gemm(w->type, w->data, w->stride, w->cols, x, xs, j->n,
                    j->out[i], w->rows, r0, r1,
-                   m->s.rows + (size_t) ith * m->max_cols);
+                   m->s.rows + (size_t) ith * QUANT_GEMM_ROWS
+                               * m->max_cols);
     }
 }
 

@@ -1559,14 +1559,31 @@ GEMM_DRIVER(gemm_q8_0_avx2, tile_q8_0_avx2, 2, 4, block_q8_0, block_q8_0,
 
 #endif /* QUANT_X86 */
 
+/* Q4_0 blocks as Q8_0 blocks: same scale, nibble - 8 (exact) */
+static void
+q4_0_to_q8_0(const block_q4_0 *x, block_q8_0 *y, int n)
+{
+    int  i, j;
+
+    for (i = 0; i < n / QK4_0; i++) {
+        y[i].d = x[i].d;
+        for (j = 0; j < QK4_0 / 2; j++) {
+            y[i].qs[j] = (int8_t) ((x[i].qs[j] & 0x0f) - 8);
+            y[i].qs[j + 16] = (int8_t) ((x[i].qs[j] >> 4) - 8);
+        }
+    }
+}
+
 void
 quant_gemm(uint32_t wtype, const void *w, size_t wstride, int cols,
     const void *x, size_t xstride, int n, float *out, int ldo, int r0,
     int r1, float *scratch)
 {
     const quant_kernels_t  *k = kernels();
-    int                     t0, t1, r, t, ch;
-    const char             *wr;
+    int                     t0, t1, r, t, ch, nr, i;
+    const char             *wr, *xt, *xr;
+    block_q8_0             *q8;
+    size_t                  qrow;
 
     switch (wtype) {
     case GGML_TYPE_F32:
@@ -1579,31 +1596,54 @@ quant_gemm(uint32_t wtype, const void *w, size_t wstride, int cols,
         break;
     }
 
+    /*
+     * Other types: a few rows at a time are expanded once per chunk of
+     * tokens into scratch (Q4_0 exactly into Q8_0 blocks, the rest into
+     * floats) and go through the Q8_0 / F32 tiles. One or two tokens: a
+     * direct dot where there is one.
+     */
     ch = gemm_chunk(xstride);
     for (t0 = 0; t0 < n; t0 += ch) {
         t1 = t0 + ch < n ? t0 + ch : n;
-        for (r = r0; r < r1; r++) {
+        for (r = r0; r < r1; r += nr) {
+            nr = r1 - r < QUANT_GEMM_ROWS ? r1 - r : QUANT_GEMM_ROWS;
             wr = (const char *) w + (size_t) r * wstride;
-            if (wtype == GGML_TYPE_Q4_0) {
-                for (t = t0; t < t1; t++) {
-                    out[(size_t) t * ldo + r] = k->dot_q4_0_q8_0(wr,
-                        (const char *) x + (size_t) t * xstride, cols);
+            xt = (const char *) x + (size_t) t0 * xstride;
+            if (t1 - t0 <= 2 && (wtype == GGML_TYPE_Q4_0
+                                 || wtype == GGML_TYPE_F16))
+            {
+                for (i = 0; i < nr; i++, wr += wstride) {
+                    for (t = t0; t < t1; t++) {
+                        xr = (const char *) x + (size_t) t * xstride;
+                        out[(size_t) t * ldo + r + i] =
+                            wtype == GGML_TYPE_Q4_0
+                            ? k->dot_q4_0_q8_0(wr, xr, cols)
+                            : k->dot_f16_f32((const uint16_t *) wr,
+                                             (const float *) xr, cols);
+                    }
                 }
                 continue;
             }
-            if (wtype == GGML_TYPE_F16 && t1 - t0 == 1) {
-                out[(size_t) t0 * ldo + r] = k->dot_f16_f32(
-                    (const uint16_t *) wr,
-                    (const float *) ((const char *) x + t0 * xstride), cols);
+            if (wtype == GGML_TYPE_Q4_0) {
+                q8 = (block_q8_0 *) scratch;
+                qrow = quant_row_size(GGML_TYPE_Q8_0, cols);
+                for (i = 0; i < nr; i++) {
+                    q4_0_to_q8_0((const block_q4_0 *) (wr + i * wstride),
+                                 (block_q8_0 *) ((char *) q8 + i * qrow),
+                                 cols);
+                }
+                k->gemm_q8_0(q8, qrow, cols, (const block_q8_0 *) xt,
+                             xstride, t1 - t0, out + (size_t) t0 * ldo + r,
+                             ldo, 0, nr);
                 continue;
             }
-            /* other types: dequantize the row once for the whole chunk */
-            quant_dequantize_row(wtype, wr, scratch, cols);
-            for (t = t0; t < t1; t++) {
-                out[(size_t) t * ldo + r] = k->dot_f32(scratch,
-                    (const float *) ((const char *) x + (size_t) t * xstride),
-                    cols);
+            for (i = 0; i < nr; i++) {
+                quant_dequantize_row(wtype, wr + i * wstride,
+                                     scratch + (size_t) i * cols, cols);
             }
+            k->gemm_f32(scratch, (size_t) cols * sizeof(float), cols,
+                        (const float *) xt, xstride, t1 - t0,
+                        out + (size_t) t0 * ldo + r, ldo, 0, nr);
         }
     }
 }

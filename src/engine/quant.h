@@ -117,9 +117,12 @@ uint32_t quant_vec_type(uint32_t wtype);
 /*
  * out[t * ldo + r] = dot(W row r, x row t) for r in [r0, r1), t in [0, n).
  * W: rows of wtype, wstride bytes apart; x: n rows of quant_vec_type(wtype),
- * xstride bytes apart; scratch: cols floats (for dequantize-per-row types).
- * Each weight row is read once per block of tokens.
+ * xstride bytes apart; scratch: QUANT_GEMM_ROWS * cols floats (types
+ * expanded a few rows at a time). Each weight row is read once per block
+ * of tokens.
  */
+#define QUANT_GEMM_ROWS  8
+
 void quant_gemm(uint32_t wtype, const void *w, size_t wstride, int cols,
     const void *x, size_t xstride, int n, float *out, int ldo, int r0,
     int r1, float *scratch);

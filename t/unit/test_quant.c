@@ -390,7 +390,7 @@ test_gemm(int generic)
         xd = malloc(sizeof(float) * cols * MAXN);
         xq = malloc(quant_row_size(GGML_TYPE_Q8_0, 512) * MAXN + 64);
         out = malloc(sizeof(float) * ROWS * MAXN);
-        scratch = malloc(sizeof(float) * cols);
+        scratch = malloc(sizeof(float) * cols * QUANT_GEMM_ROWS);
         vt = quant_vec_type(type);
 
         for (r = 0; r < ROWS; r++) {
