@@ -1310,8 +1310,9 @@ ngx_http_llmcache_purge_scanned(ngx_http_request_t *r, redisReply *reply)
 
         /* llmc:{scope}:e:... is a cached answer */
 
-        b = ngx_strlchr((u_char *) k, (u_char *) k + keys->element[i]->len,
-                        '}');
+        b = (char *) ngx_strlchr((u_char *) k,
+                                 (u_char *) k + keys->element[i]->len,
+                                 '}');
 
         if (pc->pass == 0 && b && b + 3 < k + keys->element[i]->len
             && ngx_strncmp(b, "}:e:", 4) == 0)
