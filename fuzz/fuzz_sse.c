@@ -113,8 +113,8 @@ round_trip(llmc_api_e api, const char *res, int include_usage,
     if (st != LLMC_STREAM_DONE) {
         abort();
     }
-    a = json_loads(res, 0, NULL);
-    b = json_loads(again, 0, NULL);
+    a = json_loads(res, JSON_ALLOW_NUL, NULL);
+    b = json_loads(again, JSON_ALLOW_NUL, NULL);
     if (!include_usage
         && (api == LLMC_API_CHAT || api == LLMC_API_COMPLETIONS))
     {

@@ -882,7 +882,8 @@ llmc_block_stop(llmc_stream_t *s, json_t *obj)
         if (s->acc.len == 0) {
             input = json_object();
         } else {
-            input = json_loadb(s->acc.p, s->acc.len, JSON_REJECT_DUPLICATES,
+            input = json_loadb(s->acc.p, s->acc.len,
+                               JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
                                &jerr);
             if (input == NULL) {
                 return llmc_stream_fail(s, "tool input not JSON: %s",
@@ -1044,7 +1045,9 @@ llmc_stream_event(void *data, const llmc_sse_event_t *ev)
         return llmc_openai_done(s);
     }
 
-    obj = json_loadb(ev->data, ev->data_len, JSON_REJECT_DUPLICATES, &jerr);
+    /* a model may well write U+0000: strings are handled with lengths */
+    obj = json_loadb(ev->data, ev->data_len,
+                     JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (obj == NULL) {
         return llmc_stream_fail(s, "data not JSON: %s", jerr.text);
     }
@@ -1243,6 +1246,158 @@ llmc_replay_piece(const llmc_replay_t *rp, const char *p, size_t len)
     return i;
 }
 
+/*
+ * The pieces of a text are many events that differ only in one string: the
+ * event is dumped once with a marker in that string's place and split
+ * around it, so each piece costs an escape and a few copies instead of
+ * building and dumping a JSON object.
+ */
+#define LLMC_MARK  "@@llmc-piece@@"
+
+typedef struct {
+    llmc_str_t   pre;           /* "event: ...\ndata: {...": up to the piece */
+    llmc_str_t   post;          /* after the piece, "\n\n" included */
+    int          seq;           /* append ,"sequence_number":N */
+} llmc_tpl_t;
+
+/* takes the reference to obj; the marker must be the last string value of
+ * obj that can equal it (the stored values come before it) */
+static int
+llmc_tpl_init(llmc_replay_t *rp, llmc_tpl_t *t, const char *event,
+    json_t *obj, int seq)
+{
+    char        *js, *m, *q;
+    const char   mark[] = "\"" LLMC_MARK "\"";
+
+    memset(t, 0, sizeof(llmc_tpl_t));
+    t->seq = seq;
+    js = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (js == NULL) {
+        rp->failed = 1;
+        return -1;
+    }
+    m = NULL;
+    for (q = js; (q = strstr(q, mark)) != NULL; q++) {
+        m = q;
+    }
+    if (m == NULL
+        || (event != NULL
+            && (llmc_str_addz(&t->pre, "event: ") != 0
+                || llmc_str_addz(&t->pre, event) != 0
+                || llmc_str_addz(&t->pre, "\n") != 0))
+        || llmc_str_addz(&t->pre, "data: ") != 0
+        || llmc_str_add(&t->pre, js, m - js) != 0
+        || llmc_str_addz(&t->post, m + sizeof(mark) - 1) != 0)
+    {
+        free(js);
+        rp->failed = 1;
+        return -1;
+    }
+    free(js);
+    if (seq) {
+        /* the object ends in '}': the sequence number goes before it */
+        t->post.len--;
+    }
+    if (llmc_str_addz(&t->post, "\n\n") != 0) {
+        rp->failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static void
+llmc_tpl_free(llmc_tpl_t *t)
+{
+    free(t->pre.p);
+    free(t->post.p);
+}
+
+/* appends p[0..n) as a JSON string */
+static int
+llmc_json_escape(llmc_str_t *out, const char *p, size_t n)
+{
+    static const char  hex[] = "0123456789abcdef";
+    const char        *start = p, *end = p + n;
+    char               esc[6];
+    unsigned char      c;
+
+    if (llmc_str_add(out, "\"", 1) != 0) {
+        return -1;
+    }
+    for ( ; p < end; p++) {
+        c = (unsigned char) *p;
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        if (llmc_str_add(out, start, p - start) != 0) {
+            return -1;
+        }
+        start = p + 1;
+        esc[0] = '\\';
+        switch (c) {
+        case '"':  esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 0xf];
+            if (llmc_str_add(out, esc, 6) != 0) {
+                return -1;
+            }
+            continue;
+        }
+        if (llmc_str_add(out, esc, 2) != 0) {
+            return -1;
+        }
+    }
+    if (llmc_str_add(out, start, p - start) != 0
+        || llmc_str_add(out, "\"", 1) != 0)
+    {
+        return -1;
+    }
+    return 0;
+}
+
+/* one event per piece of the string (p, len) */
+static void
+llmc_tpl_pieces(llmc_replay_t *rp, llmc_tpl_t *t, const char *p, size_t len)
+{
+    char    num[32];
+    size_t  n;
+
+    while (len > 0 && !rp->failed) {
+        n = llmc_replay_piece(rp, p, len);
+        if (llmc_str_add(&rp->out, t->pre.p, t->pre.len) != 0
+            || llmc_json_escape(&rp->out, p, n) != 0)
+        {
+            rp->failed = 1;
+            return;
+        }
+        if (t->seq) {
+            snprintf(num, sizeof(num), ",\"sequence_number\":%lld}",
+                     (long long) rp->seq++);
+            if (llmc_str_addz(&rp->out, num) != 0) {
+                rp->failed = 1;
+                return;
+            }
+        }
+        if (llmc_str_add(&rp->out, t->post.p, t->post.len) != 0) {
+            rp->failed = 1;
+            return;
+        }
+        p += n;
+        len -= n;
+    }
+}
+
 static json_t *
 llmc_chat_chunk(json_t *src, int include_usage)
 {
@@ -1296,22 +1451,27 @@ llmc_chat_delta_choice(json_int_t index, json_t *delta)
                      "logprobs", "finish_reason");
 }
 
-/* text of a string value in pieces: field of a delta object per piece */
+/* a string in pieces: delta holds the marker where each piece goes */
 static void
 llmc_chat_pieces(llmc_replay_t *rp, json_t *src, int include_usage,
-    json_int_t index, const char *field, json_t *str)
+    json_t *choice, json_t *str)
 {
-    const char  *p = json_string_value(str);
-    size_t       len = json_string_length(str), n;
+    llmc_tpl_t   t;
+    json_t      *c;
 
-    while (len > 0) {
-        n = llmc_replay_piece(rp, p, len);
-        llmc_chat_emit(rp, src, include_usage,
-                       llmc_chat_delta_choice(index,
-                           json_pack("{s:s%}", field, p, n)));
-        p += n;
-        len -= n;
+    c = llmc_chat_chunk(src, include_usage);
+    if (c == NULL || choice == NULL
+        || json_object_set_new(c, "choices", json_pack("[o]", choice)) != 0)
+    {
+        json_decref(c);
+        rp->failed = 1;
+        return;
     }
+    if (llmc_tpl_init(rp, &t, NULL, c, 0) != 0) {
+        return;
+    }
+    llmc_tpl_pieces(rp, &t, json_string_value(str), json_string_length(str));
+    llmc_tpl_free(&t);
 }
 
 static int
@@ -1320,8 +1480,8 @@ llmc_replay_chat(llmc_replay_t *rp, json_t *src, int include_usage,
 {
     json_t      *choices, *ch, *m, *v, *tcs, *tc, *fn, *args, *d, *last;
     json_int_t   index;
-    size_t       i, k, len, n;
-    const char  *p, *role;
+    json_t      *role;
+    size_t       i, k;
 
     choices = json_object_get(src, "choices");
     if (!json_is_array(choices)) {
@@ -1340,15 +1500,20 @@ llmc_replay_chat(llmc_replay_t *rp, json_t *src, int include_usage,
 
         /* the role chunk; content null stays null (a tool call) */
         v = json_object_get(m, "content");
-        role = json_string_value(json_object_get(m, "role"));
-        d = json_pack("{s:s,s:o,s:n}", "role", role ? role : "assistant",
+        role = json_object_get(m, "role");
+        d = json_pack("{s:s%,s:o,s:n}", "role",
+                      json_is_string(role) ? json_string_value(role)
+                                           : "assistant",
+                      json_is_string(role) ? json_string_length(role) : 9,
                       "content",
                       json_is_string(v) ? json_string("") : json_null(),
                       "refusal");
         llmc_chat_emit(rp, src, include_usage,
                        llmc_chat_delta_choice(index, d));
         if (json_is_string(v)) {
-            llmc_chat_pieces(rp, src, include_usage, index, "content", v);
+            llmc_chat_pieces(rp, src, include_usage,
+                llmc_chat_delta_choice(index,
+                    json_pack("{s:s}", "content", LLMC_MARK)), v);
         }
 
         v = json_object_get(m, "refusal");
@@ -1358,7 +1523,9 @@ llmc_replay_chat(llmc_replay_t *rp, json_t *src, int include_usage,
                     llmc_chat_delta_choice(index,
                         json_pack("{s:s}", "refusal", "")));
             }
-            llmc_chat_pieces(rp, src, include_usage, index, "refusal", v);
+            llmc_chat_pieces(rp, src, include_usage,
+                llmc_chat_delta_choice(index,
+                    json_pack("{s:s}", "refusal", LLMC_MARK)), v);
         }
 
         v = json_object_get(m, "annotations");
@@ -1390,18 +1557,11 @@ llmc_replay_chat(llmc_replay_t *rp, json_t *src, int include_usage,
                           "arguments", "");
             llmc_chat_emit(rp, src, include_usage,
                            llmc_chat_delta_choice(index, d));
-            p = json_string_value(args);
-            len = json_string_length(args);
-            while (len > 0) {
-                n = llmc_replay_piece(rp, p, len);
-                d = json_pack("{s:[{s:I,s:{s:s%}}]}", "tool_calls",
-                              "index", (json_int_t) k, "function",
-                              "arguments", p, n);
-                llmc_chat_emit(rp, src, include_usage,
-                               llmc_chat_delta_choice(index, d));
-                p += n;
-                len -= n;
-            }
+            d = json_pack("{s:[{s:I,s:{s:s}}]}", "tool_calls", "index",
+                          (json_int_t) k, "function", "arguments",
+                          LLMC_MARK);
+            llmc_chat_pieces(rp, src, include_usage,
+                             llmc_chat_delta_choice(index, d), args);
         }
 
         last = json_pack("{s:I,s:{},s:O,s:O}", "index", index, "delta",
@@ -1423,8 +1583,7 @@ llmc_replay_completions(llmc_replay_t *rp, json_t *src, int include_usage,
 {
     json_t      *choices, *ch, *v, *text;
     json_int_t   index;
-    size_t       i, len, n;
-    const char  *p;
+    size_t       i;
 
     choices = json_object_get(src, "choices");
     if (!json_is_array(choices)) {
@@ -1440,17 +1599,10 @@ llmc_replay_completions(llmc_replay_t *rp, json_t *src, int include_usage,
                      i);
             return -1;
         }
-        p = json_string_value(text);
-        len = json_string_length(text);
-        while (len > 0) {
-            n = llmc_replay_piece(rp, p, len);
-            llmc_chat_emit(rp, src, include_usage,
-                           json_pack("{s:s%,s:I,s:n,s:n}", "text", p, n,
-                                     "index", index, "logprobs",
-                                     "finish_reason"));
-            p += n;
-            len -= n;
-        }
+        llmc_chat_pieces(rp, src, include_usage,
+                         json_pack("{s:s,s:I,s:n,s:n}", "text", LLMC_MARK,
+                                   "index", index, "logprobs",
+                                   "finish_reason"), text);
         llmc_chat_emit(rp, src, include_usage,
             json_pack("{s:s,s:I,s:O,s:O}", "text", "", "index", index,
                       "logprobs", json_object_get(ch, "logprobs")
@@ -1481,23 +1633,24 @@ static void
 llmc_resp_pieces(llmc_replay_t *rp, const char *type, json_t *loc,
     json_t *str, int with_logprobs)
 {
-    const char  *p = json_string_value(str);
-    size_t       len = json_string_length(str), n;
+    llmc_tpl_t   t;
     json_t      *e;
 
-    while (len > 0) {
-        n = llmc_replay_piece(rp, p, len);
-        e = json_pack("{s:s%}", "delta", p, n);
-        if (e != NULL && with_logprobs) {
-            json_object_set_new(e, "logprobs", json_array());
-        }
-        if (e != NULL) {
-            json_object_update(e, loc);
-        }
-        llmc_resp_emit(rp, type, e);
-        p += n;
-        len -= n;
+    e = json_pack("{s:s}", "type", type);
+    if (e == NULL || json_object_update(e, loc) != 0) {
+        json_decref(e);
+        rp->failed = 1;
+        return;
     }
+    if (with_logprobs) {
+        json_object_set_new(e, "logprobs", json_array());
+    }
+    json_object_set_new(e, "delta", json_string(LLMC_MARK));
+    if (llmc_tpl_init(rp, &t, type, e, 1) != 0) {
+        return;
+    }
+    llmc_tpl_pieces(rp, &t, json_string_value(str), json_string_length(str));
+    llmc_tpl_free(&t);
 }
 
 static void
@@ -1657,16 +1810,18 @@ static void
 llmc_ant_pieces(llmc_replay_t *rp, json_int_t index, const char *dtype,
     const char *field, const char *p, size_t len)
 {
-    size_t  n;
+    llmc_tpl_t  t;
 
-    while (len > 0) {
-        n = llmc_replay_piece(rp, p, len);
-        llmc_ant_emit(rp, "content_block_delta",
-                      json_pack("{s:I,s:{s:s,s:s%}}", "index", index,
-                                "delta", "type", dtype, field, p, n));
-        p += n;
-        len -= n;
+    if (llmc_tpl_init(rp, &t, "content_block_delta",
+                      json_pack("{s:s,s:I,s:{s:s,s:s}}", "type",
+                                "content_block_delta", "index", index,
+                                "delta", "type", dtype, field, LLMC_MARK), 0)
+        != 0)
+    {
+        return;
     }
+    llmc_tpl_pieces(rp, &t, p, len);
+    llmc_tpl_free(&t);
 }
 
 static int
@@ -1798,7 +1953,8 @@ llmc_stream_replay(llmc_api_e api, const char *json, size_t len,
     if (errlen > 0) {
         err[0] = '\0';
     }
-    src = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    src = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                     &jerr);
     if (src == NULL) {
         snprintf(err, errlen, "%s: not JSON: %s", __func__, jerr.text);
         return NULL;
@@ -1893,7 +2049,7 @@ llmc_usage_parse(llmc_api_e api, const char *json, size_t len,
     int64_t        total, w;
 
     memset(u, 0, sizeof(llmc_usage_t));
-    root = json_loadb(json, len, 0, &jerr);
+    root = json_loadb(json, len, JSON_ALLOW_NUL, &jerr);
     usage = json_object_get(root, "usage");
     if (!json_is_object(usage)) {
         json_decref(root);

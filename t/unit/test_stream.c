@@ -120,7 +120,7 @@ assemble_file(llmc_api_e api, const char *name, llmc_stream_state_e *state,
 static json_t *
 load(const char *s)
 {
-    return s ? json_loads(s, 0, NULL) : NULL;
+    return s ? json_loads(s, JSON_ALLOW_NUL, NULL) : NULL;
 }
 
 /* deletes created / created_at, which differ between two calls */
@@ -920,6 +920,65 @@ test_replay_shape(void)
     }
 }
 
+/* text with every kind of escape, and the replay's own piece marker in the
+ * stored values, survive replay + assembly in every format */
+static void
+test_replay_escapes(void)
+{
+    static const struct { llmc_api_e api; const char *body, *path; } t[] = {
+        { LLMC_API_CHAT, "{\"object\":\"chat.completion\",\"id\":"
+          "\"@@llmc-piece@@\",\"model\":\"\\\"@@llmc-piece@@\\\"\","
+          "\"choices\":[{\"index\":0,\"message\":{\"role\":"
+          "\"assistant\",\"content\":\"%s\"},\"finish_reason\":"
+          "\"stop\"}]}", "choices.0.message.content" },
+        { LLMC_API_COMPLETIONS, "{\"object\":\"text_completion\",\"id\":"
+          "\"@@llmc-piece@@\",\"choices\":[{\"index\":0,\"text\":"
+          "\"%s\",\"finish_reason\":\"stop\"}]}", "choices.0.text" },
+        { LLMC_API_RESPONSES, "{\"object\":\"response\",\"id\":"
+          "\"@@llmc-piece@@\",\"status\":\"completed\",\"output\":[{"
+          "\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\","
+          "\"content\":[{\"type\":\"output_text\",\"text\":\"%s\","
+          "\"annotations\":[]}]}]}", "output.0.content.0.text" },
+        { LLMC_API_MESSAGES, "{\"type\":\"message\",\"id\":"
+          "\"@@llmc-piece@@\",\"role\":\"assistant\",\"content\":[{"
+          "\"type\":\"text\",\"text\":\"%s\"}],\"stop_reason\":"
+          "\"end_turn\"}", "content.0.text" },
+    };
+    static const char  text[] = "q\\\"b\\\\ n\\n r\\r t\\t"
+        " \\u0000 \\u0001 \\u001f / \\u2028 \\ud83d\\ude00 @@llmc-piece@@";
+    char                 body[2048], *sse, *res, err[256];
+    size_t               i, len, chunk;
+    llmc_stream_state_e  st;
+    json_t              *a, *b;
+    int                  same;
+
+    for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        snprintf(body, sizeof(body), t[i].body, text);
+        b = load(body);
+        ok(b != NULL, "escapes %zu: the stored body is JSON", i);
+        same = 1;
+        for (chunk = 1; chunk <= 40; chunk += 13) {
+            sse = llmc_stream_replay(t[i].api, body, strlen(body), 1, chunk,
+                                     &len, err, sizeof(err));
+            res = sse ? assemble(t[i].api, sse, len, 0, 0, &st, err,
+                                 sizeof(err)) : NULL;
+            a = load(res);
+            if (a == NULL || b == NULL
+                || !json_equal(jget(a, t[i].path), jget(b, t[i].path))
+                || !json_equal(jget(a, "id"), jget(b, "id")))
+            {
+                same = 0;
+                printf("#   chunk %zu: %s\n", chunk, res ? res : err);
+            }
+            json_decref(a);
+            free(res);
+            free(sse);
+        }
+        ok(same, "escapes %zu: text and ids intact at every chunk size", i);
+        json_decref(b);
+    }
+}
+
 static void
 test_usage(void)
 {
@@ -977,6 +1036,7 @@ main(int argc, char **argv)
     test_logprobs();
     test_api_misuse();
     test_replay_shape();
+    test_replay_escapes();
     test_usage();
     return done_testing();
 }
