@@ -114,7 +114,7 @@ function startMock(port, redisPort, logFile) {
     });
 }
 
-function nginxConf(dir, port, mockPort, redisPort) {
+function nginxConf(dir, port, mockPort, redisPort, fixturePort) {
     const loc = (provider) => `
             llmcache on;
             llmcache_provider ${provider};
@@ -151,14 +151,18 @@ http {
         location /anthropic/ {${loc('anthropic')}
             proxy_pass http://mock/;
         }
-    }
+${fixturePort ? `
+        location /fixture/ {${loc('auto')}
+            proxy_pass http://127.0.0.1:${fixturePort}/;
+        }
+` : ''}    }
 }
 `;
 }
 
-async function startNginx(dir, port, mockPort, redisPort) {
+async function startNginx(dir, port, mockPort, redisPort, fixturePort) {
     const conf = path.join(dir, 'nginx.conf');
-    writeFileSync(conf, nginxConf(dir, port, mockPort, redisPort));
+    writeFileSync(conf, nginxConf(dir, port, mockPort, redisPort, fixturePort));
     const child = track(spawn(nginxBinary,
         ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', conf],
         { stdio: ['ignore', 'ignore', 'pipe'] }));
@@ -185,7 +189,8 @@ function readLog(file) {
 }
 
 export class Gateway {
-    async start() {
+    // fixturePort: an upstream of the test's own behind /fixture/
+    async start({ fixturePort } = {}) {
         this.dir = mkdtempSync(path.join(os.tmpdir(), 'llmcache-sdk-'));
         // another process may take a port between the check and the bind
         for (let attempt = 1; ; attempt++) {
@@ -205,7 +210,8 @@ export class Gateway {
             this.port = await freePort();
             try {
                 this.nginx = await startNginx(this.dir, this.port,
-                                              this.mockPort, this.redisPort);
+                                              this.mockPort, this.redisPort,
+                                              fixturePort);
                 break;
             } catch (e) {
                 if (attempt === 3 || !/in use/i.test(e.message)) {
