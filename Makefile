@@ -20,7 +20,8 @@ CFLAGS_BASE := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -fPIC \
 PKGS        := jansson icu-uc icu-i18n hiredis libcurl
 PKG_CFLAGS   = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CFLAGS      += $(CFLAGS_BASE) $(PKG_CFLAGS)
+CFLAGS      += $(CFLAGS_BASE) $(PKG_CFLAGS) $(SANITIZE)
+LDFLAGS     += $(SANITIZE)
 LDLIBS      += $(PKG_LIBS) -lm -lpthread
 
 CORE_SRC    := $(wildcard src/core/*.c)
@@ -39,7 +40,7 @@ MODULE      := $(BUILD)/ngx_http_llmcache_module.so
 WORKER      := $(BUILD)/llmcache-worker
 
 .PHONY: all deps module worker tools unit test test-unit test-nginx demo bench \
-        fuzz clean
+        fuzz clean test-asan test-valgrind
 
 all: deps module worker tools
 
@@ -79,7 +80,7 @@ endef
 $(foreach f,$(BENCH_SRC),$(eval $(call bench_rule,$(f))))
 
 $(WORKER): $(BUILD)/engine/main.o $(BUILD)/libllmengine.a $(BUILD)/libllmcore.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # --- the nginx module ------------------------------------------------------
 # nginx's configure writes into the tree it runs in, so it runs in a copy.
@@ -107,7 +108,7 @@ unit: $(UNIT_BIN)
 $(BUILD)/unit/%: t/unit/%.c $(UNIT_HELPER) $(BUILD)/libllmengine.a \
                  $(BUILD)/libllmcore.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -It/unit -o $@ $< $(UNIT_HELPER) \
+	$(CC) $(CFLAGS) $(LDFLAGS) -It/unit -o $@ $< $(UNIT_HELPER) \
 	    $(BUILD)/libllmengine.a $(BUILD)/libllmcore.a $(LDLIBS)
 
 test: all unit
@@ -118,6 +119,18 @@ test-unit: unit
 
 test-nginx: all
 	@scripts/run-tests nginx
+
+# the C unit tests built with ASan + UBSan (own build tree)
+test-asan: deps
+	$(MAKE) BUILD=build/asan OPT=-O1 \
+	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+	    build/asan/llmcache-worker $(UNIT_SRC:t/unit/%.c=build/asan/unit/%)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    prove --exec '' build/asan/unit/test_*
+
+# the Test::Nginx suites with nginx under valgrind (slow)
+test-valgrind: all
+	TEST_NGINX_USE_VALGRIND=1 PROVE_FLAGS=-j1 scripts/run-tests nginx
 
 demo: all
 	@scripts/demo
