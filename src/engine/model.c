@@ -69,6 +69,8 @@ typedef struct {
     float   *rope_sin;          /* (n_batch, rope_dim / 2) */
     void    *xq;                /* (n_batch, max_cols / 32) block_q8_0 */
     size_t   xq_stride;         /* bytes per quantized row */
+    void    *xk;                /* (n_batch, max_cols / 256) block_q8_K */
+    size_t   xk_stride;
     float   *rows;              /* (n_threads, QUANT_GEMM_ROWS, max_cols) */
     float   *inv_freq;          /* (rope_dim / 2) */
     int32_t *pos;               /* (n_batch) */
@@ -285,6 +287,7 @@ free_runstate(runstate_t *s)
     free(s->rope_cos);
     free(s->rope_sin);
     free(s->xq);
+    free(s->xk);
     free(s->rows);
     free(s->inv_freq);
     free(s->pos);
@@ -318,12 +321,15 @@ build_runstate(model_t *m)
     s->rope_sin = malloc(B * half * sizeof(float));
     s->xq_stride = (m->max_cols + QK8_0 - 1) / QK8_0 * sizeof(block_q8_0);
     s->xq = malloc(B * s->xq_stride);
+    s->xk_stride = (m->max_cols + QK_K - 1) / QK_K * sizeof(block_q8_K);
+    s->xk = malloc(B * s->xk_stride);
     s->rows = malloc((size_t) m->n_threads * QUANT_GEMM_ROWS * m->max_cols
                      * sizeof(float));
     s->inv_freq = malloc(half * sizeof(float));
     s->pos = malloc(B * sizeof(int32_t));
     if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb
-        || !s->hb2 || !s->rope_cos || !s->rope_sin || !s->xq || !s->rows
+        || !s->hb2 || !s->rope_cos || !s->rope_sin || !s->xq || !s->xk
+        || !s->rows
         || !s->inv_freq || !s->pos)
     {
         return -1;
@@ -752,14 +758,15 @@ matmul_worker(void *arg, int ith, int nth)
         w = j->w[i];
         r0 = c * j->chunk[i];
         r1 = r0 + j->chunk[i] < w->rows ? r0 + j->chunk[i] : w->rows;
-        if (quant_vec_type(w->type) == GGML_TYPE_Q8_0) {
+        if (quant_vec_type(w->type) == GGML_TYPE_Q8_K) {
+            x = m->s.xk;
+            xs = m->s.xk_stride;
+        } else {
             x = m->s.xq;
             xs = m->s.xq_stride;
-        } else {
-            x = j->x;
-            xs = (size_t) w->cols * sizeof(float);
         }
-        quant_gemm(w->type, w->data, w->stride, w->cols, x, xs, j->n,
+        quant_gemm(w->type, w->data, w->stride, w->cols, j->x,
+                   (size_t) w->cols * sizeof(float), x, xs, j->n,
                    j->out[i], w->rows, r0, r1,
                    m->s.rows + (size_t) ith * QUANT_GEMM_ROWS
                                * m->max_cols);
@@ -771,6 +778,7 @@ typedef struct {
     const float  *x;
     int           cols;
     int           n;
+    int           q8_0, q8_K;   /* which formats to produce */
 } quantize_job_t;
 
 static void
@@ -780,9 +788,16 @@ quantize_worker(void *arg, int ith, int nth)
     int              t;
 
     for (t = ith; t < j->n; t += nth) {
-        quant_quantize_row_q8_0(j->x + (size_t) t * j->cols,
-                                (char *) j->s->xq + t * j->s->xq_stride,
-                                j->cols);
+        if (j->q8_0) {
+            quant_quantize_row_q8_0(j->x + (size_t) t * j->cols,
+                                    (char *) j->s->xq + t * j->s->xq_stride,
+                                    j->cols);
+        }
+        if (j->q8_K) {
+            quant_quantize_row_q8_K(j->x + (size_t) t * j->cols,
+                                    (char *) j->s->xk + t * j->s->xk_stride,
+                                    j->cols);
+        }
     }
 }
 
@@ -807,8 +822,12 @@ matmul(model_t *m, const float *x, int n, int nw, const mat_t *w0,
     j.out[1] = o1;
     j.out[2] = o2;
     atomic_init(&j.next, 0);
+    q.q8_0 = 0;
+    q.q8_K = 0;
     for (i = 0; i < nw; i++) {
-        need_q |= quant_vec_type(j.w[i]->type) == GGML_TYPE_Q8_0;
+        q.q8_0 |= quant_vec_type(j.w[i]->type) == GGML_TYPE_Q8_0;
+        q.q8_K |= quant_vec_type(j.w[i]->type) == GGML_TYPE_Q8_K;
+        need_q = q.q8_0 || q.q8_K;
         /* about six chunks per thread, in multiples of 12 rows (the SIMD
            tiles are 4 or 6 rows) */
         j.chunk[i] = (j.w[i]->rows / (m->n_threads * 6) + 11) / 12 * 12;

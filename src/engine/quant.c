@@ -220,6 +220,8 @@ struct quant_kernels_s {
     void       (*dequant_f16)(const uint16_t *, float *, int64_t);
     void       (*dequant_q4_K)(const block_q4_K *, float *, int64_t);
     void       (*dequant_q6_K)(const block_q6_K *, float *, int64_t);
+    float      (*dot_q4_K_q8_K)(const void *, const void *, int);
+    float      (*dot_q6_K_q8_K)(const void *, const void *, int);
 };
 
 static inline const quant_kernels_t *kernels(void);
@@ -408,6 +410,35 @@ quantize_row_q8_0_generic(const float *x, void *dst, int64_t n)
         y[i].d = quant_fp32_to_fp16(d);
         for (j = 0; j < QK8_0; j++) {
             y[i].qs[j] = (int8_t) roundf(x[i * QK8_0 + j] * id);
+        }
+    }
+}
+
+void
+quant_quantize_row_q8_K(const float *x, void *dst, int64_t n)
+{
+    block_q8_K  *y = dst;
+    int64_t      i;
+    int          j, g, q, sum;
+    float        amax, v, id;
+
+    for (i = 0; i < n / QK_K; i++) {
+        amax = 0.0f;
+        for (j = 0; j < QK_K; j++) {
+            v = fabsf(x[i * QK_K + j]);
+            amax = v > amax ? v : amax;
+        }
+        y[i].d = amax / 127.0f;
+        id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        for (g = 0; g < QK_K / 16; g++) {
+            sum = 0;
+            for (j = g * 16; j < g * 16 + 16; j++) {
+                q = (int) nearbyintf(x[i * QK_K + j] * id);
+                q = q < -127 ? -127 : q > 127 ? 127 : q;
+                y[i].qs[j] = (int8_t) q;
+                sum += q;
+            }
+            y[i].bsums[g] = (int16_t) sum;
         }
     }
 }
@@ -635,6 +666,83 @@ softmax_generic(float *a, int n, int n_zero, float scale)
     }
 }
 
+/*
+ * K-quants against Q8_K: integer sums per sub-block, scaled by the 6-bit
+ * (Q4_K) or 8-bit (Q6_K) sub-block scales; Q4_K's mins and Q6_K's offset
+ * of 32 come out through the activations' 16-value sums.
+ */
+static float
+dot_q4_K_q8_K_generic(const void *va, const void *vb, int n)
+{
+    const block_q4_K  *a = va;
+    const block_q8_K  *b = vb;
+    float              s = 0.0f;
+    int                i, j, l, sumi, summ, dot;
+    uint8_t            sc, m;
+    const uint8_t     *q;
+    const int8_t      *y;
+
+    for (i = 0; i < n / QK_K; i++) {
+        sumi = 0;
+        summ = 0;
+        q = a[i].qs;
+        y = b[i].qs;
+        for (j = 0; j < 8; j++) {
+            q4_K_scale_min(j, a[i].scales, &sc, &m);
+            dot = 0;
+            for (l = 0; l < 32; l++) {
+                dot += (j % 2 ? q[l] >> 4 : q[l] & 0x0f) * y[l];
+            }
+            sumi += sc * dot;
+            summ += m * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
+            y += 32;
+            if (j % 2) {
+                q += 32;
+            }
+        }
+        s += b[i].d * (quant_fp16_to_fp32(a[i].d) * sumi
+                       - quant_fp16_to_fp32(a[i].dmin) * summ);
+    }
+    return s;
+}
+
+/* the 6-bit value of element e (0..255) of a Q6_K block, offset by 32 */
+static inline int
+q6_K_u(const block_q6_K *x, int e)
+{
+    int  h = e / 128, r = e % 128, l = r % 32, qt = r / 32, lo, hi;
+
+    lo = x->ql[h * 64 + l + (qt & 1) * 32];
+    lo = qt < 2 ? lo & 0x0f : lo >> 4;
+    hi = (x->qh[h * 32 + l] >> (2 * qt)) & 3;
+    return lo | (hi << 4);
+}
+
+static float
+dot_q6_K_q8_K_generic(const void *va, const void *vb, int n)
+{
+    const block_q6_K  *a = va;
+    const block_q8_K  *b = vb;
+    float              s = 0.0f;
+    int                i, g, e, sumi, off, dot;
+
+    for (i = 0; i < n / QK_K; i++) {
+        sumi = 0;
+        off = 0;
+        /* 16 groups of 16 elements, group g has scale g (see dequant) */
+        for (g = 0; g < 16; g++) {
+            dot = 0;
+            for (e = g * 16; e < g * 16 + 16; e++) {
+                dot += q6_K_u(&a[i], e) * b[i].qs[e];
+            }
+            sumi += a[i].scales[g] * dot;
+            off += a[i].scales[g] * b[i].bsums[g];
+        }
+        s += b[i].d * quant_fp16_to_fp32(a[i].d) * (sumi - 32 * off);
+    }
+    return s;
+}
+
 /* --- x86 kernels --------------------------------------------------------- */
 
 #ifdef QUANT_X86
@@ -804,6 +912,107 @@ TARGET_AVX512 static float
 dot_q4_0_q8_0_avx512(const void *va, const void *vb, int n)
 {
     DOT_Q4_BODY(mul_i8_vnni)
+}
+
+/* --- AVX2 K-quant dots against Q8_K activations ------------------------- */
+
+TARGET_AVX2 static inline int
+hsum_epi32_avx2(__m256i v)
+{
+    __m128i  s = _mm_add_epi32(_mm256_castsi256_si128(v),
+                               _mm256_extracti128_si256(v, 1));
+
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+TARGET_AVX2 static float
+dot_q4_K_q8_K_avx2(const void *va, const void *vb, int n)
+{
+    const block_q4_K  *a = va;
+    const block_q8_K  *b = vb;
+    float              s = 0.0f;
+    int                i, g, j, summ;
+    uint8_t            sc[8], m[8];
+    __m256i            acc, q, lo, hi, mask = _mm256_set1_epi8(0x0f);
+
+    for (i = 0; i < n / QK_K; i++) {
+        summ = 0;
+        for (j = 0; j < 8; j++) {
+            q4_K_scale_min(j, a[i].scales, &sc[j], &m[j]);
+            summ += m[j] * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
+        }
+        acc = _mm256_setzero_si256();
+        for (g = 0; g < 4; g++) {
+            q = _mm256_loadu_si256((const __m256i *) (a[i].qs + 32 * g));
+            lo = _mm256_and_si256(q, mask);
+            hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
+            /* nibbles are unsigned, the activations signed: maddubs */
+            lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(
+                     (const __m256i *) (b[i].qs + 64 * g)));
+            hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256(
+                     (const __m256i *) (b[i].qs + 64 * g + 32)));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(lo,
+                      _mm256_set1_epi16(sc[2 * g])));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(hi,
+                      _mm256_set1_epi16(sc[2 * g + 1])));
+        }
+        s += b[i].d * (_cvtsh_ss(a[i].d) * hsum_epi32_avx2(acc)
+                       - _cvtsh_ss(a[i].dmin) * summ);
+    }
+    return s;
+}
+
+TARGET_AVX2 static float
+dot_q6_K_q8_K_avx2(const void *va, const void *vb, int n)
+{
+    const block_q6_K  *a = va;
+    const block_q8_K  *b = vb;
+    float              s = 0.0f;
+    int                i, h, t, g, off;
+    const int8_t      *sc;
+    __m256i            acc, l0, l1, qh, q[4], p, m4 = _mm256_set1_epi8(0x0f);
+    __m256i            m2 = _mm256_set1_epi8(3);
+
+    for (i = 0; i < n / QK_K; i++) {
+        off = 0;
+        for (g = 0; g < 16; g++) {
+            off += a[i].scales[g] * b[i].bsums[g];
+        }
+        acc = _mm256_setzero_si256();
+        for (h = 0; h < 2; h++) {
+            l0 = _mm256_loadu_si256((const __m256i *) (a[i].ql + 64 * h));
+            l1 = _mm256_loadu_si256((const __m256i *) (a[i].ql + 64 * h
+                                                       + 32));
+            qh = _mm256_loadu_si256((const __m256i *) (a[i].qh + 32 * h));
+            /* the four quarters as unsigned 6-bit values (q + 32) */
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                       _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                       _mm256_slli_epi16(_mm256_and_si256(
+                           _mm256_srli_epi16(qh, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(
+                       _mm256_srli_epi16(l0, 4), m4),
+                       _mm256_slli_epi16(_mm256_and_si256(
+                           _mm256_srli_epi16(qh, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(
+                       _mm256_srli_epi16(l1, 4), m4),
+                       _mm256_slli_epi16(_mm256_and_si256(
+                           _mm256_srli_epi16(qh, 6), m2), 4));
+            sc = a[i].scales + 8 * h;
+            for (t = 0; t < 4; t++) {
+                p = _mm256_maddubs_epi16(q[t], _mm256_loadu_si256(
+                        (const __m256i *) (b[i].qs + 128 * h + 32 * t)));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p,
+                          _mm256_set_m128i(_mm_set1_epi16(sc[2 * t + 1]),
+                                           _mm_set1_epi16(sc[2 * t]))));
+            }
+        }
+        s += b[i].d * _cvtsh_ss(a[i].d)
+             * (float) (hsum_epi32_avx2(acc) - 32 * off);
+    }
+    return s;
 }
 
 /* --- AVX2 dequantization (the per-row path of F16, Q4_K, Q6_K weights) */
@@ -1129,7 +1338,8 @@ static const quant_kernels_t  kernels_generic = {
     dot_q8_0_generic, dot_q4_0_q8_0_generic, gemm_f32_generic,
     gemm_q8_0_generic, attn_scores_generic, attn_values_generic,
     softmax_generic, quantize_row_q8_0_generic, dequantize_row_f16,
-    dequantize_row_q4_K, dequantize_row_q6_K
+    dequantize_row_q4_K, dequantize_row_q6_K, dot_q4_K_q8_K_generic,
+    dot_q6_K_q8_K_generic
 };
 
 #ifdef QUANT_X86
@@ -1138,7 +1348,8 @@ static const quant_kernels_t  kernels_avx2 = {
     dot_q4_0_q8_0_avx2, gemm_f32_avx2, gemm_q8_0_avx2,
     attn_scores_generic, attn_values_generic, softmax_generic,
     quantize_row_q8_0_generic, dequantize_row_f16_avx2,
-    dequantize_row_q4_K_avx2, dequantize_row_q6_K_avx2
+    dequantize_row_q4_K_avx2, dequantize_row_q6_K_avx2, dot_q4_K_q8_K_avx2,
+    dot_q6_K_q8_K_avx2
 };
 
 static const quant_kernels_t  kernels_avx512 = {
@@ -1146,7 +1357,8 @@ static const quant_kernels_t  kernels_avx512 = {
     dot_q8_0_avx512, dot_q4_0_q8_0_avx512, gemm_f32_avx512,
     gemm_q8_0_avx512, attn_scores_avx512, attn_values_avx512,
     softmax_avx512, quantize_row_q8_0_avx512, dequantize_row_f16_avx2,
-    dequantize_row_q4_K_avx2, dequantize_row_q6_K_avx2
+    dequantize_row_q4_K_avx2, dequantize_row_q6_K_avx2, dot_q4_K_q8_K_avx2,
+    dot_q6_K_q8_K_avx2
 };
 #endif
 
@@ -1252,11 +1464,31 @@ quant_softmax(float *a, int n, int n_zero, float scale)
     kernels()->softmax(a, n, n_zero, scale);
 }
 
+float
+quant_dot_q4_K_q8_K(const void *a, const void *b, int n)
+{
+    return kernels()->dot_q4_K_q8_K(a, b, n);
+}
+
+float
+quant_dot_q6_K_q8_K(const void *a, const void *b, int n)
+{
+    return kernels()->dot_q6_K_q8_K(a, b, n);
+}
+
 uint32_t
 quant_vec_type(uint32_t wtype)
 {
-    return (wtype == GGML_TYPE_Q8_0 || wtype == GGML_TYPE_Q4_0)
-           ? GGML_TYPE_Q8_0 : GGML_TYPE_F32;
+    switch (wtype) {
+    case GGML_TYPE_Q8_0:
+    case GGML_TYPE_Q4_0:
+        return GGML_TYPE_Q8_0;
+    case GGML_TYPE_Q4_K:
+    case GGML_TYPE_Q6_K:
+        return GGML_TYPE_Q8_K;
+    default:
+        return GGML_TYPE_F32;
+    }
 }
 
 /* --- matrix kernels ------------------------------------------------------ */
@@ -1576,50 +1808,58 @@ q4_0_to_q8_0(const block_q4_0 *x, block_q8_0 *y, int n)
 
 void
 quant_gemm(uint32_t wtype, const void *w, size_t wstride, int cols,
-    const void *x, size_t xstride, int n, float *out, int ldo, int r0,
-    int r1, float *scratch)
+    const float *xf, size_t xfstride, const void *xq, size_t xqstride, int n,
+    float *out, int ldo, int r0, int r1, float *scratch)
 {
     const quant_kernels_t  *k = kernels();
-    int                     t0, t1, r, t, ch, nr, i;
-    const char             *wr, *xt, *xr;
+    int                     t0, t1, r, t, ch, nr, i, direct;
+    const char             *wr, *xr;
     block_q8_0             *q8;
     size_t                  qrow;
 
     switch (wtype) {
     case GGML_TYPE_F32:
-        k->gemm_f32(w, wstride, cols, x, xstride, n, out, ldo, r0, r1);
+        k->gemm_f32(w, wstride, cols, xf, xfstride, n, out, ldo, r0, r1);
         return;
     case GGML_TYPE_Q8_0:
-        k->gemm_q8_0(w, wstride, cols, x, xstride, n, out, ldo, r0, r1);
+        k->gemm_q8_0(w, wstride, cols, xq, xqstride, n, out, ldo, r0, r1);
         return;
     default:
         break;
     }
 
     /*
-     * Other types: a few rows at a time are expanded once per chunk of
-     * tokens into scratch (Q4_0 exactly into Q8_0 blocks, the rest into
-     * floats) and go through the Q8_0 / F32 tiles. One or two tokens: a
-     * direct dot where there is one.
+     * Other types: with one or two tokens a direct dot where there is one
+     * (Q4_0 and the K-quants against quantized activations, F16 against
+     * floats); otherwise a few rows at a time are expanded once per chunk
+     * of tokens into scratch (Q4_0 exactly into Q8_0 blocks, the rest into
+     * floats) and go through the Q8_0 / F32 tiles.
      */
-    ch = gemm_chunk(xstride);
+    direct = wtype == GGML_TYPE_Q4_0 || wtype == GGML_TYPE_F16
+             || wtype == GGML_TYPE_Q4_K || wtype == GGML_TYPE_Q6_K;
+    ch = gemm_chunk(wtype == GGML_TYPE_Q4_0 ? xqstride : xfstride);
     for (t0 = 0; t0 < n; t0 += ch) {
         t1 = t0 + ch < n ? t0 + ch : n;
         for (r = r0; r < r1; r += nr) {
             nr = r1 - r < QUANT_GEMM_ROWS ? r1 - r : QUANT_GEMM_ROWS;
             wr = (const char *) w + (size_t) r * wstride;
-            xt = (const char *) x + (size_t) t0 * xstride;
-            if (t1 - t0 <= 2 && (wtype == GGML_TYPE_Q4_0
-                                 || wtype == GGML_TYPE_F16))
-            {
+            if (t1 - t0 <= 2 && direct) {
                 for (i = 0; i < nr; i++, wr += wstride) {
                     for (t = t0; t < t1; t++) {
-                        xr = (const char *) x + (size_t) t * xstride;
+                        if (wtype == GGML_TYPE_F16) {
+                            xr = (const char *) xf + (size_t) t * xfstride;
+                            out[(size_t) t * ldo + r + i] = k->dot_f16_f32(
+                                (const uint16_t *) wr, (const float *) xr,
+                                cols);
+                            continue;
+                        }
+                        xr = (const char *) xq + (size_t) t * xqstride;
                         out[(size_t) t * ldo + r + i] =
                             wtype == GGML_TYPE_Q4_0
                             ? k->dot_q4_0_q8_0(wr, xr, cols)
-                            : k->dot_f16_f32((const uint16_t *) wr,
-                                             (const float *) xr, cols);
+                            : wtype == GGML_TYPE_Q4_K
+                            ? k->dot_q4_K_q8_K(wr, xr, cols)
+                            : k->dot_q6_K_q8_K(wr, xr, cols);
                     }
                 }
                 continue;
@@ -1632,8 +1872,9 @@ quant_gemm(uint32_t wtype, const void *w, size_t wstride, int cols,
                                  (block_q8_0 *) ((char *) q8 + i * qrow),
                                  cols);
                 }
-                k->gemm_q8_0(q8, qrow, cols, (const block_q8_0 *) xt,
-                             xstride, t1 - t0, out + (size_t) t0 * ldo + r,
+                k->gemm_q8_0(q8, qrow, cols, (const block_q8_0 *)
+                             ((const char *) xq + (size_t) t0 * xqstride),
+                             xqstride, t1 - t0, out + (size_t) t0 * ldo + r,
                              ldo, 0, nr);
                 continue;
             }
@@ -1642,8 +1883,10 @@ quant_gemm(uint32_t wtype, const void *w, size_t wstride, int cols,
                                      scratch + (size_t) i * cols, cols);
             }
             k->gemm_f32(scratch, (size_t) cols * sizeof(float), cols,
-                        (const float *) xt, xstride, t1 - t0,
-                        out + (size_t) t0 * ldo + r, ldo, 0, nr);
+                        (const float *) ((const char *) xf
+                                         + (size_t) t0 * xfstride),
+                        xfstride, t1 - t0, out + (size_t) t0 * ldo + r, ldo,
+                        0, nr);
         }
     }
 }

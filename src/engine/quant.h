@@ -61,6 +61,14 @@ typedef struct {
     uint16_t  d;
 } block_q6_K;
 
+/* activations for K-quant weights: 256 values, one float scale, and the
+   sums of each 16 (for the K-quants' sub-block mins and offsets) */
+typedef struct {
+    float     d;
+    int8_t    qs[QK_K];
+    int16_t   bsums[QK_K / 16];
+} block_q8_K;
+
 /* 1 when the type's layout is known (sizes), 0 otherwise */
 int quant_type_known(uint32_t type);
 /* 1 when rows of this type can be dequantized / used as weights */
@@ -80,6 +88,7 @@ int quant_dequantize_row(uint32_t type, const void *src, float *dst,
     int64_t n);
 void quant_quantize_row_q8_0(const float *x, void *dst, int64_t n);
 void quant_quantize_row_q4_0(const float *x, void *dst, int64_t n);
+void quant_quantize_row_q8_K(const float *x, void *dst, int64_t n);
 void quant_quantize_row_f16(const float *x, void *dst, int64_t n);
 void quant_quantize_row_bf16(const float *x, void *dst, int64_t n);
 /* any type quant_quantize_row can produce: F32 F16 BF16 Q8_0 Q4_0 */
@@ -89,6 +98,8 @@ float quant_dot_f32(const float *a, const float *b, int n);
 float quant_dot_f16_f32(const uint16_t *a, const float *b, int n);
 float quant_dot_q8_0(const void *a, const void *b, int n);    /* q8_0 x2 */
 float quant_dot_q4_0_q8_0(const void *a, const void *b, int n);
+float quant_dot_q4_K_q8_K(const void *a, const void *b, int n);
+float quant_dot_q6_K_q8_K(const void *a, const void *b, int n);
 
 /* y[i] += a * x[i] */
 void quant_axpy(float a, const float *x, float *y, int n);
@@ -111,21 +122,23 @@ void quant_attn_values(const float *a, int lda, int nq, const float *v,
  */
 void quant_softmax(float *a, int n, int n_zero, float scale);
 
-/* the activation format a weight type is multiplied with: F32 or Q8_0 */
+/* the quantized activation format a weight type is multiplied with:
+   Q8_0 (Q8_0, Q4_0 weights), Q8_K (Q4_K, Q6_K) or F32 (none needed) */
 uint32_t quant_vec_type(uint32_t wtype);
 
 /*
  * out[t * ldo + r] = dot(W row r, x row t) for r in [r0, r1), t in [0, n).
- * W: rows of wtype, wstride bytes apart; x: n rows of quant_vec_type(wtype),
- * xstride bytes apart; scratch: QUANT_GEMM_ROWS * cols floats (types
- * expanded a few rows at a time). Each weight row is read once per block
- * of tokens.
+ * W: rows of wtype, wstride bytes apart. x: the n activation rows as
+ * floats (xf, xfstride bytes apart) and, unless quant_vec_type(wtype) is
+ * F32, quantized to it (xq, xqstride). scratch: QUANT_GEMM_ROWS * cols
+ * floats (types expanded a few rows at a time). Each weight row is read
+ * once per block of tokens.
  */
 #define QUANT_GEMM_ROWS  8
 
 void quant_gemm(uint32_t wtype, const void *w, size_t wstride, int cols,
-    const void *x, size_t xstride, int n, float *out, int ldo, int r0,
-    int r1, float *scratch);
+    const float *xf, size_t xfstride, const void *xq, size_t xqstride, int n,
+    float *out, int ldo, int r0, int r1, float *scratch);
 
 /* which kernels run here: "avx512", "avx2" or "generic" */
 const char *quant_simd_name(void);

@@ -375,7 +375,7 @@ test_gemm(int generic)
     uint32_t               type, vt;
     size_t                 rs, xs;
     uint8_t               *w, *xq;
-    float                 *x, *xd, *wd, *out, *scratch;
+    float                 *x, *xd, *xk, *wd, *out, *scratch;
     double                 want;
 
     quant_force_generic(generic);
@@ -388,7 +388,8 @@ test_gemm(int generic)
         wd = malloc(sizeof(float) * cols * ROWS);
         x = malloc(sizeof(float) * cols * MAXN);
         xd = malloc(sizeof(float) * cols * MAXN);
-        xq = malloc(quant_row_size(GGML_TYPE_Q8_0, 512) * MAXN + 64);
+        xk = malloc(sizeof(float) * cols * MAXN);
+        xq = malloc(quant_row_size(GGML_TYPE_Q8_K, 512) * MAXN + 64);
         out = malloc(sizeof(float) * ROWS * MAXN);
         scratch = malloc(sizeof(float) * cols * QUANT_GEMM_ROWS);
         vt = quant_vec_type(type);
@@ -415,8 +416,7 @@ test_gemm(int generic)
             }
             quant_dequantize_row(type, w + rs * r, row, cols);
         }
-        xs = vt == GGML_TYPE_Q8_0 ? quant_row_size(GGML_TYPE_Q8_0, cols)
-                                  : cols * sizeof(float);
+        xs = vt == GGML_TYPE_F32 ? 0 : quant_row_size(vt, cols);
         for (t = 0; t < MAXN * cols; t++) {
             x[t] = rndf();
         }
@@ -425,11 +425,19 @@ test_gemm(int generic)
                 quant_quantize_row_q8_0(x + t * cols, xq + t * xs, cols);
                 quant_dequantize_row(GGML_TYPE_Q8_0, xq + t * xs,
                                      xd + t * cols, cols);
+            } else if (vt == GGML_TYPE_Q8_K) {
+                quant_quantize_row_q8_K(x + t * cols, xq + t * xs, cols);
+                memcpy(xd + t * cols, x + t * cols, cols * sizeof(float));
+                for (r = 0; r < cols; r++) {
+                    const block_q8_K  *kb = (const block_q8_K *)
+                                            (xq + t * xs) + r / QK_K;
+
+                    xk[t * cols + r] = kb->d * kb->qs[r % QK_K];
+                }
             } else {
                 memcpy(xd + t * cols, x + t * cols, cols * sizeof(float));
             }
         }
-
         bad = 0;
         for (ni = 0; ni < (int) (sizeof(ns) / sizeof(ns[0])); ni++) {
             n = ns[ni];
@@ -439,18 +447,19 @@ test_gemm(int generic)
             for (t = 0; t < ROWS * n; t++) {
                 out[t] = -12345.0f;
             }
-            quant_gemm(type, w, rs, cols,
-                       vt == GGML_TYPE_Q8_0 ? (const void *) xq
-                                            : (const void *) x,
-                       xs, n, out, ROWS, r0, r1, scratch);
+            quant_gemm(type, w, rs, cols, x, cols * sizeof(float), xq, xs,
+                       n, out, ROWS, r0, r1, scratch);
             for (t = 0; t < n; t++) {
                 for (r = 0; r < ROWS; r++) {
                     if (r < r0 || r >= r1) {
                         bad += out[t * ROWS + r] != -12345.0f;
                         continue;
                     }
-                    want = ref_dot(wd + (size_t) r * cols, xd + t * cols,
-                                   cols);
+                    /* K-quants with one or two tokens go against the
+                       Q8_K activations, with more against the floats */
+                    want = ref_dot(wd + (size_t) r * cols,
+                                   (vt == GGML_TYPE_Q8_K && n <= 2 ? xk : xd)
+                                   + t * cols, cols);
                     if (!close_to(out[t * ROWS + r], want, 1e-4)) {
                         if (bad < 3) {
                             printf("# %s n=%d r=%d t=%d: %g vs %g\n",
@@ -469,6 +478,7 @@ test_gemm(int generic)
         free(wd);
         free(x);
         free(xd);
+        free(xk);
         free(xq);
         free(out);
         free(scratch);
