@@ -338,7 +338,7 @@ llmc_rw_content_block(llmc_rw_anth_t *a, json_t *blk, int system)
 
 /* Would the client's markers plus ours break "1h before 5m"? */
 static int
-llmc_rw_ttl_order_ok(llmc_rw_anth_t *a, size_t top_pos)
+llmc_rw_ttl_order_ok(llmc_rw_anth_t *a)
 {
     size_t  i, m = 0;
     int     seen_5m = 0;
@@ -359,7 +359,6 @@ llmc_rw_ttl_order_ok(llmc_rw_anth_t *a, size_t top_pos)
             seen_5m |= a->b[i].ours == LLMC_RW_TTL_5M;
         }
     }
-    (void) top_pos;
     return 1;
 }
 
@@ -581,7 +580,7 @@ llmc_rw_anthropic(json_t *root, const llmc_rewrite_conf_t *conf,
         }
         for (ttl = want; ttl >= LLMC_RW_TTL_5M; ttl--) {
             b->ours = ttl;
-            if (llmc_rw_ttl_order_ok(&a, a.n)) {
+            if (llmc_rw_ttl_order_ok(&a)) {
                 break;
             }
             b->ours = 0;

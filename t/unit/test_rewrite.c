@@ -158,7 +158,8 @@ test_estimate(void)
     is_int(llmc_estimate_tokens("abcdefgh", 8), 2, "estimate: latin 4/token");
     is_int(llmc_estimate_tokens(ko, strlen(ko)), 3, "estimate: hangul 1/char");
     is_int(llmc_estimate_tokens(ja, strlen(ja)), 2, "estimate: CJK 1/char");
-    is_int(llmc_estimate_tokens(ru, strlen(ru)), 2, "estimate: cyrillic 2/token");
+    is_int(llmc_estimate_tokens(ru, strlen(ru)), 2,
+           "estimate: cyrillic 2/token");
     is_int(llmc_estimate_tokens("\xed\x95", 2), 0,
            "estimate: a truncated sequence is not a character");
     is_int(llmc_estimate_tokens("\xff\xfe\xfd\xfc", 4), 1,
@@ -197,7 +198,8 @@ test_anthropic_placement(void)
 
     /* tools + system + 3 turns: tools, system, before newest, newest */
     b = anth("claude-sonnet-4-5", 3, 500, 1500, 3, 300);
-    is_int(rw(LLMC_API_MESSAGES, b, &c, &o), 1, "tools+system+turns: rewritten");
+    is_int(rw(LLMC_API_MESSAGES, b, &c, &o), 1,
+           "tools+system+turns: rewritten");
     is_str(marks(o), "tools.2:5m system.0:5m messages.1.0:5m "
            "messages.2.0:5m", "tools+system+turns: four breakpoints");
     {
@@ -345,7 +347,8 @@ test_anthropic_limits(void)
         "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":9,\"cache_control\":"
         "{\"type\":\"ephemeral\"},\"system\":[{\"type\":\"text\",\"text\":"
         "\"%s\"" CC5 "}]," MSGS(CC5, CC5, "") "}", sys, t, t, t);
-    is_int(rw(LLMC_API_MESSAGES, body, &c, &o), 0, "4 with top-level: untouched");
+    is_int(rw(LLMC_API_MESSAGES, body, &c, &o), 0,
+           "4 with top-level: untouched");
     ok(strstr(info, "4") != NULL, "4 with top-level: info says why (%s)", info);
 
     /* five already: untouched (the provider's 400 is the client's) */
@@ -388,6 +391,23 @@ test_anthropic_limits(void)
     is_int(rw(LLMC_API_MESSAGES, body, &c1, &o), 1, "ttl order 3: rewritten");
     is_str(marks(o), "system.0:1h messages.1.0:1h messages.2.0:1h",
            "ttl order 3: 1h before a client 1h");
+    free(o); o = NULL;
+
+    /* a client marker nested in a tool_result counts, and that block is
+     * the client's: ours go elsewhere */
+    snprintf(body, sizeof(body),
+        "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":9,\"system\":"
+        "\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"},"
+        "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\","
+        "\"id\":\"t1\",\"name\":\"f\",\"input\":{}}]},{\"role\":"
+        "\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":"
+        "\"t1\",\"content\":[{\"type\":\"text\",\"text\":\"r\"" CC5
+        "}]}]}]}", sys, t);
+    is_int(rw(LLMC_API_MESSAGES, body, &c, &o), 1, "nested: rewritten");
+    is_str(marks(o), "system.0:5m messages.1.0:5m",
+           "nested: not on the client's tool_result");
+    ok(o && strstr(o, "\"text\":\"r\"" CC5 "}]}") != NULL,
+       "nested: the client's marker kept as it was");
     free(o); o = NULL;
 
     /* a malformed client marker: untouched */
@@ -528,6 +548,17 @@ test_openai(void)
     json_decref(j);
     free(o); o = NULL;
 
+    /* Responses API tools: by top-level name, built-ins by type */
+    body = "{\"model\":\"gpt-4.1\",\"input\":\"q\",\"tools\":["
+        "{\"type\":\"function\",\"name\":\"b\"},{\"type\":\"web_search\"},"
+        "{\"type\":\"function\",\"name\":\"a\"}]}";
+    is_int(rw(LLMC_API_RESPONSES, body, &c, &o), 1, "responses tools: sorted");
+    is_str(o, "{\"model\":\"gpt-4.1\",\"input\":\"q\",\"tools\":["
+        "{\"type\":\"web_search\"},{\"name\":\"a\",\"type\":\"function\"},"
+        "{\"name\":\"b\",\"type\":\"function\"}]}",
+        "responses tools: unnamed first, then by name");
+    free(o); o = NULL;
+
     /* no match: untouched */
     body = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"system\","
         "\"content\":\"static\"},{\"role\":\"user\",\"content\":\"q\"}]}";
@@ -544,7 +575,8 @@ test_openai(void)
     is_int(rw(LLMC_API_RESPONSES, body, &c, &o), 1, "responses: rewritten");
     is_str(o, "{\"model\":\"gpt-4.1\",\"instructions\":\"Rules. \",\"input\":"
            "[{\"role\":\"developer\",\"content\":\"Current time: "
-           "2026-11-28T01:00:00Z\"},{\"role\":\"user\",\"content\":\"hello\"}]}",
+           "2026-11-28T01:00:00Z\"},{\"role\":\"user\",\"content\":"
+           "\"hello\"}]}",
            "responses: developer item before the input");
     free(o); o = NULL;
 }
