@@ -151,6 +151,10 @@ typedef void (*ngx_http_llmcache_reply_pt)(ngx_http_request_t *r,
 extern ngx_module_t  ngx_http_llmcache_module;
 
 
+/* ngx_http_llmcache_module.c */
+ngx_int_t ngx_http_llmcache_register_variables(ngx_conf_t *cf,
+    ngx_http_variable_t *vars);
+
 /* ngx_http_llmcache_redis.c */
 ngx_int_t ngx_http_llmcache_redis_init_process(ngx_cycle_t *cycle);
 void ngx_http_llmcache_redis_exit_process(ngx_cycle_t *cycle);

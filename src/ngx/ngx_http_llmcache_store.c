@@ -26,6 +26,7 @@ static ngx_int_t ngx_http_llmcache_capture_stream(ngx_http_request_t *r,
 static void ngx_http_llmcache_store_stream(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx);
 static void ngx_http_llmcache_stream_cleanup(void *data);
+static ngx_int_t ngx_http_llmcache_buf_copy(ngx_buf_t *b, u_char *dst);
 static ngx_int_t ngx_http_llmcache_stream_start(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx, ngx_http_llmcache_loc_conf_t *llcf);
 static void ngx_http_llmcache_store(ngx_http_request_t *r,
@@ -169,6 +170,31 @@ ngx_http_llmcache_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 }
 
 
+/* a buffer's bytes, from memory or its temporary file */
+
+static ngx_int_t
+ngx_http_llmcache_buf_copy(ngx_buf_t *b, u_char *dst)
+{
+    off_t    size;
+    ssize_t  n;
+
+    size = ngx_buf_size(b);
+
+    if (ngx_buf_in_memory(b)) {
+        ngx_memcpy(dst, b->pos, size);
+        return NGX_OK;
+    }
+
+    if (!b->in_file) {
+        return NGX_ERROR;
+    }
+
+    n = ngx_read_file(b->file, dst, size, b->file_pos);
+
+    return (n == size) ? NGX_OK : NGX_ERROR;
+}
+
+
 /* copies one buffer; upstream reuses its buffers, so a copy is a must */
 
 static ngx_int_t
@@ -178,7 +204,6 @@ ngx_http_llmcache_capture(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx,
     off_t    size;
     size_t   cap;
     u_char  *p;
-    ssize_t  n;
 
     size = ngx_buf_size(b);
 
@@ -211,19 +236,8 @@ ngx_http_llmcache_capture(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx,
         ctx->body_cap = cap;
     }
 
-    p = ctx->body + ctx->body_len;
-
-    if (ngx_buf_in_memory(b)) {
-        ngx_memcpy(p, b->pos, size);
-
-    } else if (b->in_file) {
-        n = ngx_read_file(b->file, p, size, b->file_pos);
-        if (n != size) {
-            return NGX_ERROR;
-        }
-
-    } else {
-        return NGX_OK;
+    if (ngx_http_llmcache_buf_copy(b, ctx->body + ctx->body_len) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     ctx->body_len += size;
@@ -282,7 +296,6 @@ ngx_http_llmcache_capture_stream(ngx_http_request_t *r,
 {
     off_t    size;
     u_char  *p;
-    ssize_t  n;
 
     size = ngx_buf_size(b);
 
@@ -293,21 +306,13 @@ ngx_http_llmcache_capture_stream(ngx_http_request_t *r,
     if (ngx_buf_in_memory(b)) {
         p = b->pos;
 
-    } else if (b->in_file) {
+    } else {
         /* a buffered stream that spilled to a temporary file */
 
         p = ngx_pnalloc(r->pool, size);
-        if (p == NULL) {
+        if (p == NULL || ngx_http_llmcache_buf_copy(b, p) != NGX_OK) {
             return NGX_ERROR;
         }
-
-        n = ngx_read_file(b->file, p, size, b->file_pos);
-        if (n != size) {
-            return NGX_ERROR;
-        }
-
-    } else {
-        return NGX_OK;
     }
 
     if (llmc_stream_feed(ctx->sse, (char *) p, size) != 0
