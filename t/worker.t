@@ -64,6 +64,8 @@ sub start_worker {
         last if waitpid($pid, WNOHANG) == $pid;
         sleep 0.05;
     }
+    kill 'KILL', $pid;
+    waitpid $pid, 0;
     my $log = do { local (@ARGV, $/) = "$dir/$name.log"; <> } // '';
     BAIL_OUT("the worker did not start: $log");
 }
@@ -210,6 +212,8 @@ sub metric {
 }
 
 local $SIG{ALRM} = sub { die "timed out\n" };
+# interrupted: END still stops the workers
+local $SIG{INT} = local $SIG{TERM} = sub { die "interrupted\n" };
 local $SIG{PIPE} = 'IGNORE';
 alarm 300;
 
