@@ -1194,7 +1194,7 @@ ngx_http_llmcache_purge_scan(ngx_http_request_t *r,
     argv[3] = pc->pattern;
     argvlen[3] = pc->pattern_len;
     argv[4] = "COUNT";
-    argvlen[4] = sizeof(NGX_HTTP_LLMCACHE_SCAN_COUNT) - 1;
+    argvlen[4] = 5;
     argv[5] = NGX_HTTP_LLMCACHE_SCAN_COUNT;
     argvlen[5] = sizeof(NGX_HTTP_LLMCACHE_SCAN_COUNT) - 1;
 
