@@ -23,6 +23,7 @@
 #define LLMC_STREAM_MAX_TOOLS    128
 #define LLMC_STREAM_MAX_BLOCKS   4096
 #define LLMC_STREAM_CHUNK_CHARS  16
+#define LLMC_STREAM_MAX_EXTRA    8
 
 typedef struct {
     char    *p;
@@ -38,6 +39,13 @@ typedef struct {
     llmc_str_t   args;
 } llmc_tool_t;
 
+/* a string field of the delta the format does not name, such as the
+ * reasoning_content of OpenAI-compatible servers: joined like content */
+typedef struct {
+    char        *key;
+    llmc_str_t   val;
+} llmc_extra_t;
+
 typedef struct {
     int          seen;
     int          has_content;
@@ -50,6 +58,10 @@ typedef struct {
     json_t      *finish_reason;
     llmc_tool_t *tools;             /* by tool call index */
     size_t       ntools;
+    int          has_fc;
+    llmc_tool_t  fc;                /* the legacy function_call */
+    llmc_extra_t extra[LLMC_STREAM_MAX_EXTRA];
+    size_t       nextra;
 } llmc_choice_t;
 
 typedef enum {
@@ -244,6 +256,12 @@ llmc_choice_free(llmc_choice_t *c)
         free(c->tools[i].args.p);
     }
     free(c->tools);
+    free(c->fc.name.p);
+    free(c->fc.args.p);
+    for (i = 0; i < c->nextra; i++) {
+        free(c->extra[i].key);
+        free(c->extra[i].val.p);
+    }
 }
 
 static int
@@ -287,6 +305,75 @@ llmc_chat_tool_delta(llmc_stream_t *s, llmc_choice_t *c, json_t *tc)
             && llmc_str_add(&t->args, json_string_value(v),
                             json_string_length(v)) != 0)
         {
+            return llmc_stream_fail(s, "out of memory%s", NULL);
+        }
+    }
+    return 0;
+}
+
+static int
+llmc_str_add_json(llmc_str_t *dst, json_t *v)
+{
+    return json_is_string(v) ? llmc_str_add(dst, json_string_value(v),
+                                            json_string_length(v))
+                             : 0;
+}
+
+/* the legacy function_call, and the string fields no format names; a
+ * field of another kind (audio) cannot be joined: not stored */
+static int
+llmc_chat_other_delta(llmc_stream_t *s, llmc_choice_t *c, json_t *delta)
+{
+    static const char  *known[] = { "role", "content", "refusal",
+                                    "annotations", "tool_calls" };
+    const char         *key;
+    json_t             *v;
+    llmc_extra_t       *x;
+    size_t              i;
+    char                buf[128];
+
+    json_object_foreach(delta, key, v) {
+        for (i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+            if (strcmp(key, known[i]) == 0) {
+                break;
+            }
+        }
+        if (i < sizeof(known) / sizeof(known[0]) || json_is_null(v)) {
+            continue;
+        }
+
+        if (strcmp(key, "function_call") == 0 && json_is_object(v)) {
+            c->has_fc = 1;
+            if (llmc_str_add_json(&c->fc.name, json_object_get(v, "name"))
+                || llmc_str_add_json(&c->fc.args,
+                                     json_object_get(v, "arguments")))
+            {
+                return llmc_stream_fail(s, "out of memory%s", NULL);
+            }
+            continue;
+        }
+        if (!json_is_string(v) || strcmp(key, "function_call") == 0) {
+            return llmc_stream_fail(s, "delta field \"%s\" not a string",
+                                    llmc_short(key, buf, sizeof(buf)));
+        }
+
+        for (i = 0; i < c->nextra; i++) {
+            if (strcmp(c->extra[i].key, key) == 0) {
+                break;
+            }
+        }
+        if (i == c->nextra) {
+            if (c->nextra == LLMC_STREAM_MAX_EXTRA) {
+                return llmc_stream_fail(s, "too many delta fields%s", NULL);
+            }
+            c->extra[i].key = strdup(key);
+            if (c->extra[i].key == NULL) {
+                return llmc_stream_fail(s, "out of memory%s", NULL);
+            }
+            c->nextra++;
+        }
+        x = &c->extra[i];
+        if (llmc_str_add_json(&x->val, v) != 0) {
             return llmc_stream_fail(s, "out of memory%s", NULL);
         }
     }
@@ -377,6 +464,9 @@ llmc_openai_choice(llmc_stream_t *s, json_t *ch)
                 }
             }
         }
+        if (chat && llmc_chat_other_delta(s, c, delta) != 0) {
+            return -1;
+        }
     }
 
     v = json_object_get(ch, "logprobs");
@@ -443,6 +533,17 @@ llmc_chat_message(llmc_choice_t *c)
     json_object_set_new(m, "annotations",
                         c->annotations ? json_incref(c->annotations)
                                        : json_array());
+    if (c->has_fc) {
+        json_object_set_new(m, "function_call",
+                            json_pack("{s:o,s:o}",
+                                      "name", llmc_str_json(&c->fc.name),
+                                      "arguments",
+                                      llmc_str_json(&c->fc.args)));
+    }
+    for (i = 0; i < c->nextra; i++) {
+        json_object_set_new(m, c->extra[i].key,
+                            llmc_str_json(&c->extra[i].val));
+    }
     return m;
 }
 
@@ -1474,6 +1575,51 @@ llmc_chat_pieces(llmc_replay_t *rp, json_t *src, int include_usage,
     llmc_tpl_free(&t);
 }
 
+/* the legacy function_call and the message fields no format names */
+static void
+llmc_replay_chat_other(llmc_replay_t *rp, json_t *src, int include_usage,
+    json_int_t index, json_t *m)
+{
+    static const char  *known[] = { "role", "content", "refusal",
+                                    "annotations", "tool_calls" };
+    const char         *key;
+    json_t             *v, *name, *args;
+    size_t              i;
+
+    json_object_foreach(m, key, v) {
+        for (i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+            if (strcmp(key, known[i]) == 0) {
+                break;
+            }
+        }
+        if (i < sizeof(known) / sizeof(known[0]) || json_is_null(v)) {
+            continue;
+        }
+
+        if (strcmp(key, "function_call") == 0 && json_is_object(v)) {
+            name = json_object_get(v, "name");
+            args = json_object_get(v, "arguments");
+            llmc_chat_emit(rp, src, include_usage,
+                llmc_chat_delta_choice(index,
+                    json_pack("{s:{s:O,s:s}}", "function_call", "name",
+                              json_is_string(name) ? name : json_null(),
+                              "arguments", "")));
+            if (json_is_string(args)) {
+                llmc_chat_pieces(rp, src, include_usage,
+                    llmc_chat_delta_choice(index,
+                        json_pack("{s:{s:s}}", "function_call",
+                                  "arguments", LLMC_MARK)), args);
+            }
+            continue;
+        }
+
+        /* whole, in one delta: a client that does not know the field
+         * (the openai SDK) keeps its last value, not the joined pieces */
+        llmc_chat_emit(rp, src, include_usage,
+            llmc_chat_delta_choice(index, json_pack("{s:O}", key, v)));
+    }
+}
+
 static int
 llmc_replay_chat(llmc_replay_t *rp, json_t *src, int include_usage,
     char *err, size_t errlen)
@@ -1534,6 +1680,8 @@ llmc_replay_chat(llmc_replay_t *rp, json_t *src, int include_usage,
                 llmc_chat_delta_choice(index,
                     json_pack("{s:O}", "annotations", v)));
         }
+
+        llmc_replay_chat_other(rp, src, include_usage, index, m);
 
         tcs = json_object_get(m, "tool_calls");
         json_array_foreach(tcs, k, tc) {
@@ -2028,6 +2176,20 @@ llmc_stream_replay(llmc_api_e api, const char *json, size_t len,
         *out_len = rp.out.len;
     }
     return rp.out.p;
+}
+
+int
+llmc_stream_wants_usage(const char *body, size_t len)
+{
+    json_t  *root;
+    int      yes;
+
+    root = json_loadb(body, len, 0, NULL);
+    yes = json_is_true(json_object_get(json_object_get(root,
+                                                       "stream_options"),
+                                       "include_usage"));
+    json_decref(root);
+    return yes;
 }
 
 /* --- usage --------------------------------------------------------------- */

@@ -60,6 +60,11 @@ char *llmc_stream_replay(llmc_api_e api, const char *json, size_t len,
     int include_usage, size_t chunk_chars, size_t *out_len, char *err,
     size_t errlen);
 
+/* Whether an OpenAI request body asks for the usage chunk
+ * ("stream_options": {"include_usage": true}): the include_usage argument
+ * of llmc_stream_replay().  0 for anything else, invalid JSON included. */
+int llmc_stream_wants_usage(const char *body, size_t len);
+
 /* Token usage of a non-streamed JSON response, in one shape for every api:
  * input counts every prompt token not read from or written to the
  * provider's cache (OpenAI: prompt/input tokens minus cached; Anthropic:

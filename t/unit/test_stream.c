@@ -488,6 +488,48 @@ test_hand_written(void)
 }
 
 static void
+test_other_fields(void)
+{
+    char                *res, err[256];
+    llmc_stream_state_e  st;
+    json_t              *j;
+
+    res = assemble_file(LLMC_API_CHAT, "chat-reasoning.sse", &st, err,
+                        sizeof(err));
+    is_int(st, LLMC_STREAM_DONE, "reasoning_content: DONE (%s)", err);
+    j = load(res);
+    is_str(jstr(j, "choices.0.message.reasoning_content"),
+           "9.11 vs 9.9: compare tenths.", "reasoning_content joined");
+    is_str(jstr(j, "choices.0.message.content"), "9.9 is greater.",
+           "content next to it");
+    is_int(json_integer_value(jget(j,
+           "usage.completion_tokens_details.reasoning_tokens")), 20,
+           "usage from a chunk with choices");
+    json_decref(j);
+    if (res) {
+        test_round_trip("reasoning_content", LLMC_API_CHAT, res, 1);
+    }
+    free(res);
+
+    res = assemble_file(LLMC_API_CHAT, "chat-function-call.sse", &st, err,
+                        sizeof(err));
+    is_int(st, LLMC_STREAM_DONE, "legacy function_call: DONE (%s)", err);
+    j = load(res);
+    is_str(jstr(j, "choices.0.message.function_call.name"),
+           "get_current_weather", "function_call name");
+    is_str(jstr(j, "choices.0.message.function_call.arguments"),
+           "{\n  \"location\": \"Boston, MA\"\n}",
+           "function_call arguments joined");
+    is_str(jstr(j, "choices.0.finish_reason"), "function_call",
+           "finish_reason function_call");
+    json_decref(j);
+    if (res) {
+        test_round_trip("function_call", LLMC_API_CHAT, res, 0);
+    }
+    free(res);
+}
+
+static void
 test_not_finished(void)
 {
     static const struct { const char *name; llmc_api_e api; int open; } t[] = {
@@ -654,6 +696,17 @@ test_bad_streams(void)
         "without an index");
     bad(LLMC_API_CHAT, "partial event after [DONE]",
         TEXT("a") FIN "data: [DONE]\n\ndata: {", "after the terminal");
+    bad(LLMC_API_CHAT, "audio output",
+        CHUNK("{\"index\":0,\"delta\":{\"audio\":{\"id\":\"a\","
+              "\"data\":\"AAAA\"}}}") FIN "data: [DONE]\n\n",
+        "\"audio\" not a string");
+    bad(LLMC_API_CHAT, "function_call not an object",
+        CHUNK("{\"index\":0,\"delta\":{\"function_call\":\"f\"}}") FIN
+        "data: [DONE]\n\n", "not a string");
+    bad(LLMC_API_CHAT, "too many extra fields",
+        CHUNK("{\"index\":0,\"delta\":{\"a\":\"1\",\"b\":\"1\","
+              "\"c\":\"1\",\"d\":\"1\",\"e\":\"1\",\"f\":\"1\","
+              "\"g\":\"1\",\"h\":\"1\",\"i\":\"1\"}}"), "too many");
     bad(LLMC_API_COMPLETIONS, "completions [DONE] first",
         "data: [DONE]\n\n", "without a choice");
 
@@ -985,6 +1038,16 @@ test_usage(void)
     llmc_usage_t  u;
     const char   *s;
 
+    s = "{\"stream\":true,\"stream_options\":{\"include_usage\":true}}";
+    ok(llmc_stream_wants_usage(s, strlen(s)) == 1, "include_usage: true");
+    s = "{\"stream\":true,\"stream_options\":{\"include_usage\":1}}";
+    ok(llmc_stream_wants_usage(s, strlen(s)) == 0, "include_usage: 1 is "
+       "not true");
+    s = "{\"stream\":true}";
+    ok(llmc_stream_wants_usage(s, strlen(s)) == 0, "no stream_options");
+    s = "{\"stream_options\":{\"include_usage\":true}";
+    ok(llmc_stream_wants_usage(s, strlen(s)) == 0, "invalid JSON");
+
     s = "{\"usage\":{\"prompt_tokens\":2000,\"completion_tokens\":50,"
         "\"prompt_tokens_details\":{\"cached_tokens\":1536}}}";
     ok(llmc_usage_parse(LLMC_API_CHAT, s, strlen(s), &u) == 0
@@ -1031,6 +1094,7 @@ main(int argc, char **argv)
     test_every_split();
     test_crlf_comments();
     test_hand_written();
+    test_other_fields();
     test_not_finished();
     test_bad_streams();
     test_logprobs();
