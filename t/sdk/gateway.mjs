@@ -16,6 +16,7 @@ export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)),
 export const modulePath = process.env.LLMCACHE_MODULE ||
     path.join(root, 'build', 'ngx_http_llmcache_module.so');
 export const nginxBinary = process.env.TEST_NGINX_BINARY || '/usr/sbin/nginx';
+const SETPRIV = '/usr/bin/setpriv';
 
 // Why the suite cannot run here, or null.
 export function skipReason() {
@@ -52,17 +53,31 @@ function canConnect(port) {
 }
 
 const running = new Set();
+const dirs = new Set();
 
 function killAll() {
     for (const child of running) {
         try { child.kill('SIGKILL'); } catch { /* already gone */ }
     }
     running.clear();
+    for (const dir of dirs) {
+        removeDir(dir);
+    }
+}
+
+function removeDir(dir) {
+    dirs.delete(dir);
+    if (!process.env.LLMCACHE_SDK_KEEP) {
+        rmSync(dir, { recursive: true, force: true });
+    }
 }
 
 process.once('exit', killAll);
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-    process.once(sig, () => { killAll(); process.exit(128 + os.constants.signals[sig]); });
+    process.once(sig, () => {
+        killAll();
+        process.exit(128 + os.constants.signals[sig]);
+    });
 }
 
 function track(child) {
@@ -97,7 +112,8 @@ function startMock(port, redisPort, logFile) {
     return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
             child.kill('SIGKILL');
-            reject(new Error(`the provider mock was not ready in 30 s:\n${out}`));
+            reject(new Error(
+                `the provider mock was not ready in 30 s:\n${out}`));
         }, 30000);
         child.stdout.on('data', (d) => {
             keep(d);
@@ -163,16 +179,21 @@ ${fixturePort ? `
 async function startNginx(dir, port, mockPort, redisPort, fixturePort) {
     const conf = path.join(dir, 'nginx.conf');
     writeFileSync(conf, nginxConf(dir, port, mockPort, redisPort, fixturePort));
-    const child = track(spawn(nginxBinary,
-        ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', conf],
-        { stdio: ['ignore', 'ignore', 'pipe'] }));
+    const args = ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', conf];
+    // setpriv makes the kernel kill nginx if this process dies without
+    // running its exit handlers (SIGKILL), as the mock does for itself
+    const child = track(existsSync(SETPRIV)
+        ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', nginxBinary, ...args],
+                { stdio: ['ignore', 'ignore', 'pipe'] })
+        : spawn(nginxBinary, args, { stdio: ['ignore', 'ignore', 'pipe'] }));
     let err = '';
     child.stderr.on('data', (d) => { err += d; });
     const until = Date.now() + 10000;
     while (Date.now() < until) {
         if (child.exitCode !== null || child.signalCode !== null) {
             const log = readLog(path.join(dir, 'error.log'));
-            throw new Error(`nginx exited (${child.exitCode ?? child.signalCode}):`
+            const rc = child.exitCode ?? child.signalCode;
+            throw new Error(`nginx exited (${rc}):`
                             + `\n${err}${log}`);
         }
         if (await canConnect(port)) {
@@ -192,6 +213,7 @@ export class Gateway {
     // fixturePort: an upstream of the test's own behind /fixture/
     async start({ fixturePort } = {}) {
         this.dir = mkdtempSync(path.join(os.tmpdir(), 'llmcache-sdk-'));
+        dirs.add(this.dir);
         // another process may take a port between the check and the bind
         for (let attempt = 1; ; attempt++) {
             this.mockPort = await freePort();
@@ -237,8 +259,8 @@ export class Gateway {
             }
         }
         this.nginx = this.mock = null;
-        if (this.dir && !process.env.LLMCACHE_SDK_KEEP) {
-            rmSync(this.dir, { recursive: true, force: true });
+        if (this.dir) {
+            removeDir(this.dir);
         }
     }
 
@@ -254,7 +276,8 @@ export class Gateway {
     }
 
     async requests(p) {
-        const r = await fetch(`${this.mockUrl}/__requests?path=${encodeURIComponent(p)}`);
+        const q = encodeURIComponent(p);
+        const r = await fetch(`${this.mockUrl}/__requests?path=${q}`);
         return r.json();
     }
 }

@@ -15,16 +15,17 @@ let sdk = null;
 let why = skipReason();
 if (!why) {
     try {
+        const chat = await import('openai/lib/ChatCompletionStream');
+        const responses = await import('openai/lib/responses/ResponseStream');
         sdk = {
             OpenAI: (await import('openai')).default,
-            ChatCompletionStream: (await import('openai/lib/ChatCompletionStream'))
-                .ChatCompletionStream,
-            ResponseStream: (await import('openai/lib/responses/ResponseStream'))
-                .ResponseStream,
+            ChatCompletionStream: chat.ChatCompletionStream,
+            ResponseStream: responses.ResponseStream,
             Anthropic: (await import('@anthropic-ai/sdk')).default,
         };
     } catch (e) {
-        why = `the SDKs are not installed (npm ci --prefix t/sdk): ${e.message}`;
+        why = 'the SDKs are not installed (npm ci --prefix t/sdk): '
+              + e.message;
     }
 }
 if (why) {
@@ -118,8 +119,8 @@ describe('SDK clients through the cache', { skip: why || false }, () => {
         return chunks.filter((c) => c.usage);
     }
 
-    test('chat: text stream MISS, replays with and without the usage chunk, JSON HIT',
-         async () => {
+    test('chat: text stream MISS, replays with and without the usage '
+         + 'chunk, JSON HIT', async () => {
         const params = {
             model: 'gpt-4o',
             messages: [{ role: 'user',
@@ -146,8 +147,8 @@ describe('SDK clients through the cache', { skip: why || false }, () => {
                          ['MISS', 'HIT', 'HIT', 'HIT', 'HIT']);
 
         const want = chatSummary(hitJson.final);
-        assert.match(want.text,
-                     /^mock answer #\d+ to: tell me a story about a lighthouse$/);
+        assert.match(want.text, new RegExp(
+            '^mock answer #\\d+ to: tell me a story about a lighthouse$'));
         assert.equal(want.finish, 'stop');
         assert.deepEqual(want.tools, []);
         for (const got of [miss, hitPlain, hitUsage, hitHelper]) {
@@ -235,8 +236,8 @@ describe('SDK clients through the cache', { skip: why || false }, () => {
             assert.deepEqual(chatSummary(got.final), want);
             // the upstream stream and the replay both give usage when asked
             assert.deepEqual(got.final.usage, hitJson.final.usage);
-            const argPieces = got.chunks.filter(
-                (c) => c.choices[0]?.delta?.tool_calls?.[0]?.function?.arguments);
+            const argPieces = got.chunks.filter((c) =>
+                c.choices[0]?.delta?.tool_calls?.[0]?.function?.arguments);
             assert.ok(argPieces.length >= 1);
         }
     });
@@ -246,7 +247,8 @@ describe('SDK clients through the cache', { skip: why || false }, () => {
     async function responsesStream(params, opts) {
         const { data, response } = await openai.responses
             .create({ ...params, stream: true }, opts).withResponse();
-        const acc = sdk.ResponseStream.fromReadableStream(data.toReadableStream());
+        const acc = sdk.ResponseStream.fromReadableStream(
+            data.toReadableStream());
         const events = [];
         acc.on('event', (e) => events.push(e));
         const final = await acc.finalResponse();
@@ -273,7 +275,8 @@ describe('SDK clients through the cache', { skip: why || false }, () => {
         for (let i = 1; i < seq.length; i++) {
             assert.ok(seq[i] > seq[i - 1], `sequence_number grows: ${seq}`);
         }
-        const text = events.filter((e) => e.type === 'response.output_text.delta')
+        const text = events
+            .filter((e) => e.type === 'response.output_text.delta')
             .map((e) => e.delta);
         const args = events
             .filter((e) => e.type === 'response.function_call_arguments.delta')
@@ -282,7 +285,8 @@ describe('SDK clients through the cache', { skip: why || false }, () => {
             assert.ok(args.length >= 1);
             assert.deepEqual(JSON.parse(args.join('')), summary.calls[0].args);
         } else {
-            assert.ok(text.length >= 2, `text in several deltas (${text.length})`);
+            assert.ok(text.length >= 2,
+                      `text in several deltas (${text.length})`);
             assert.equal(text.join(''), summary.text);
         }
     }
@@ -306,12 +310,14 @@ describe('SDK clients through the cache', { skip: why || false }, () => {
                          final: data };
             })(),
         ]);
-        assert.deepEqual([miss.cache, hit.cache, hitHelper.cache, hitJson.cache],
-                         ['MISS', 'HIT', 'HIT', 'HIT']);
+        assert.deepEqual(
+            [miss.cache, hit.cache, hitHelper.cache, hitJson.cache],
+            ['MISS', 'HIT', 'HIT', 'HIT']);
 
         const want = responseSummary(hitJson.final);
         assert.equal(want.status, 'completed');
-        assert.match(want.text, /^mock answer #\d+ to: describe the sea at night$/);
+        assert.match(want.text,
+                     /^mock answer #\d+ to: describe the sea at night$/);
         assert.deepEqual(want.calls, []);
         assert.ok(want.usage.output_tokens > 0);
         for (const got of [miss, hit, hitHelper]) {
@@ -419,7 +425,8 @@ describe('SDK clients through the cache', { skip: why || false }, () => {
         assert.deepEqual([miss.cache, hit.cache, hitJson.cache],
                          ['MISS', 'HIT', 'HIT']);
         const want = messageSummary(hitJson.final);
-        assert.match(want.text, /^mock answer #\d+ to: write a haiku about rain$/);
+        assert.match(want.text,
+                     /^mock answer #\d+ to: write a haiku about rain$/);
         assert.equal(want.stop, 'end_turn');
         assert.deepEqual(want.blocks, ['text']);
         assert.ok(want.usage.output_tokens > 0);
@@ -430,7 +437,8 @@ describe('SDK clients through the cache', { skip: why || false }, () => {
             const deltas = got.events.filter(
                 (e) => e.type === 'content_block_delta'
                        && e.delta.type === 'text_delta');
-            assert.ok(deltas.length >= 2, `text in several deltas (${deltas.length})`);
+            assert.ok(deltas.length >= 2,
+                      `text in several deltas (${deltas.length})`);
         }
     });
 
@@ -502,8 +510,8 @@ describe('SDK clients through the cache', { skip: why || false }, () => {
                 await api.stream(params),
             ]);
             assert.deepEqual([miss.cache, hit.cache], ['MISS', 'HIT']);
-            assert.match(api.summary(miss).text,
-                         new RegExp(`^mock answer #\\d+ to: awkward bytes for ${api.name}$`));
+            assert.match(api.summary(miss).text, new RegExp(
+                `^mock answer #\\d+ to: awkward bytes for ${api.name}$`));
             assert.deepEqual(api.summary(hit), api.summary(miss));
         });
     }
@@ -516,8 +524,8 @@ describe('SDK clients through the cache', { skip: why || false }, () => {
 });
 
 // A gateway of their own: these make nginx log upstream errors on purpose.
-describe('SDK clients: unfinished streams are not stored', { skip: why || false },
-         () => {
+describe('SDK clients: unfinished streams are not stored',
+         { skip: why || false }, () => {
     const gw = new Gateway();
     let openai;
     let anthropic;
@@ -554,7 +562,8 @@ describe('SDK clients: unfinished streams are not stored', { skip: why || false 
             text = (await acc.finalResponse()).output_text;
         } else {
             const s = anthropic.messages.stream(params, opts);
-            cache = (await s.withResponse()).response.headers.get('x-llm-cache');
+            const { response } = await s.withResponse();
+            cache = response.headers.get('x-llm-cache');
             text = (await s.finalMessage()).content
                 .map((b) => b.text ?? '').join('');
         }
@@ -562,7 +571,8 @@ describe('SDK clients: unfinished streams are not stored', { skip: why || false 
     }
 
     const params = {
-        chat: (q) => ({ model: 'gpt-4o', messages: [{ role: 'user', content: q }] }),
+        chat: (q) => ({ model: 'gpt-4o',
+                        messages: [{ role: 'user', content: q }] }),
         responses: (q) => ({ model: 'gpt-4o', input: q, store: false }),
         anthropic: (q) => ({ model: 'claude-sonnet-4-6', max_tokens: 256,
                              messages: [{ role: 'user', content: q }] }),

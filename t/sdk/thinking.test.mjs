@@ -19,7 +19,8 @@ if (!why) {
             Anthropic: (await import('@anthropic-ai/sdk')).default,
         };
     } catch (e) {
-        why = `the SDKs are not installed (npm ci --prefix t/sdk): ${e.message}`;
+        why = 'the SDKs are not installed (npm ci --prefix t/sdk): '
+              + e.message;
     }
 }
 if (why) {
@@ -30,9 +31,12 @@ const THINKING = ['The user asks about rain. ', 'A haiku has ',
                   '5-7-5 syllables; ', 'I will use the tool.'];
 const SIGNATURE = 'EqQBCkgIARABGAIiQGx1c2lnbmF0dXJlLWJ5dGVzLWZvci10ZXN0aW5n';
 const TEXT = ['Here is ', 'my answer, ', 'through the tool.'];
-const TOOL_JSON = ['{"answ', 'er": "soft rain', ' on \\u00e9t\u00e9 ', 'roofs"}'];
+// a JSON escape and a raw non-ASCII letter, split inside a key
+const TOOL_JSON = ['{"answ', 'er": "soft rain', ' on \\u00e9t\u00e9 ',
+                   'roofs"}'];
 
-const REDACTED = 'EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP';
+const REDACTED = 'EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVy'
+                 + 'IwxtE3rAFBa8cr3qpP';
 
 function anthropicEvents(id, { redacted = false } = {}) {
     const ev = [];
@@ -136,15 +140,17 @@ describe('reasoning through the cache', { skip: why || false }, () => {
     }
 
     for (const redacted of [false, true]) {
-        test(`anthropic: thinking, signature, ${redacted ? 'redacted_thinking, ' : ''}`
-             + 'text and tool_use survive the replay', async () => {
+        const also = redacted ? 'redacted_thinking, ' : '';
+        test(`anthropic: thinking, signature, ${also}text and tool_use `
+             + 'survive the replay', async () => {
             fx.events = anthropicEvents('msg_fx_think', { redacted });
             const params = {
                 model: 'claude-sonnet-4-6', max_tokens: 2048,
                 thinking: { type: 'enabled', budget_tokens: 1024 },
                 messages: [{ role: 'user',
                              content: `a haiku about rain ${redacted}` }],
-                tools: [{ name: 'give_answer', input_schema: { type: 'object' } }],
+                tools: [{ name: 'give_answer',
+                          input_schema: { type: 'object' } }],
             };
             const before = fx.calls;
             const miss = await messagesStream(params);
@@ -159,7 +165,8 @@ describe('reasoning through the cache', { skip: why || false }, () => {
             const want = [
                 { type: 'thinking', thinking: THINKING.join(''),
                   signature: SIGNATURE },
-                ...(redacted ? [{ type: 'redacted_thinking', data: REDACTED }] : []),
+                ...(redacted
+                    ? [{ type: 'redacted_thinking', data: REDACTED }] : []),
                 { type: 'text', text: TEXT.join('') },
                 { type: 'tool_use', id: 'toolu_fx_1', name: 'give_answer',
                   input: JSON.parse(TOOL_JSON.join('')) },
