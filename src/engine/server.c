@@ -42,6 +42,7 @@
 #include "tokenizer.h"
 
 #define SERVER_READ_CHUNK    65536
+#define SERVER_LINGER        2      /* seconds */
 #define SERVER_PIECE_MAX     256
 
 typedef struct conn conn_t;
@@ -73,6 +74,7 @@ struct conn {
     int              close_after;   /* close once wbuf is written */
     unsigned         events;        /* registered with epoll */
     time_t           last_read;     /* monotonic seconds */
+    time_t           lingering;     /* since when, after shutdown(WR) */
 };
 
 struct server {
@@ -763,9 +765,15 @@ conn_flush(server_t *s, conn_t *c)
     }
     if (c->wpos == c->wlen) {
         c->wpos = c->wlen = 0;
-        if (c->close_after && c->job == NULL) {
-            conn_close(s, c);
-            return -1;
+        if (c->close_after && c->job == NULL && !c->lingering) {
+            /* a close with unread input would reset a TCP connection and
+             * could destroy the response in flight: half-close, then
+             * drain until the client closes (or SERVER_LINGER passes) */
+            if (s->stopping || shutdown(c->fd, SHUT_WR) != 0) {
+                conn_close(s, c);
+                return -1;
+            }
+            c->lingering = server_mono();
         }
     }
     conn_events(s, c);
@@ -1103,6 +1111,10 @@ server_sweep(server_t *s)
 
     for (c = s->conns; c != NULL; c = next) {
         next = c->next;
+        if (c->lingering && now - c->lingering >= SERVER_LINGER) {
+            conn_close(s, c);
+            continue;
+        }
         if (c->job != NULL || c->close_after
             || !http_parser_partial(c->parser)
             || now - c->last_read <= s->cfg.request_timeout)
