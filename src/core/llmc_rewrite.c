@@ -905,7 +905,7 @@ llmc_rw_is_role(json_t *m, const char *r1, const char *r2)
  * newest user message when the list ends with one, else at the end. */
 static int
 llmc_rw_volatile(json_t *root, llmc_api_e api, const llmc_rewrite_conf_t *c,
-    int *changed)
+    int *changed, json_t **added)
 {
     size_t          i, n, at;
     int             rc = 0;
@@ -960,6 +960,7 @@ llmc_rw_volatile(json_t *root, llmc_api_e api, const llmc_rewrite_conf_t *c,
         if (arr == NULL || json_object_set_new(root, "input", arr)) {
             goto nomem;
         }
+        *added = msg;
     } else if (json_is_array(list)) {
         n = json_array_size(list);
         at = n;
@@ -971,6 +972,7 @@ llmc_rw_volatile(json_t *root, llmc_api_e api, const llmc_rewrite_conf_t *c,
         if (json_array_insert_new(list, at, msg)) {
             goto nomem;
         }
+        *added = msg;
     } else {
         json_decref(msg);
     }
@@ -1005,8 +1007,10 @@ llmc_rw_fnv(uint64_t h, const char *s, size_t n)
 }
 
 
+/* skip: the moved volatile text's message, not part of the prefix */
 static int
-llmc_rw_cache_key(json_t *root, llmc_api_e api, const char *conf_key)
+llmc_rw_cache_key(json_t *root, llmc_api_e api, const char *conf_key,
+    json_t *skip)
 {
     uint64_t     h = 0xcbf29ce484222325ULL;
     json_t      *list, *m;
@@ -1035,7 +1039,7 @@ llmc_rw_cache_key(json_t *root, llmc_api_e api, const char *conf_key)
     list = json_object_get(root, api == LLMC_API_CHAT ? "messages" : "input");
     for (i = 0; json_is_array(list) && i < json_array_size(list); i++) {
         m = json_array_get(list, i);
-        if (!llmc_rw_is_role(m, "system", "developer")) {
+        if (m == skip || !llmc_rw_is_role(m, "system", "developer")) {
             break;
         }
         s = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -1055,8 +1059,9 @@ static int
 llmc_rw_openai(json_t *root, llmc_api_e api, const llmc_rewrite_conf_t *c,
     int *changed, char *info, size_t infolen)
 {
-    int   rc, tools = 0, vol = 0, key = 0, ret = 0;
-    char  what[96];
+    int      rc, tools = 0, vol = 0, key = 0, ret = 0;
+    char     what[96];
+    json_t  *added = NULL;
 
     if (!json_is_string(json_object_get(root, "model"))
         || (api == LLMC_API_CHAT
@@ -1082,7 +1087,7 @@ llmc_rw_openai(json_t *root, llmc_api_e api, const llmc_rewrite_conf_t *c,
         }
         tools = rc;
         if (c->n_volatile > 0) {
-            if (llmc_rw_volatile(root, api, c, &vol) < 0) {
+            if (llmc_rw_volatile(root, api, c, &vol, &added) < 0) {
                 return -1;
             }
         }
@@ -1090,7 +1095,7 @@ llmc_rw_openai(json_t *root, llmc_api_e api, const llmc_rewrite_conf_t *c,
     if (c->openai_cache_key != NULL
         && json_object_get(root, "prompt_cache_key") == NULL)
     {
-        if (llmc_rw_cache_key(root, api, c->openai_cache_key) < 0) {
+        if (llmc_rw_cache_key(root, api, c->openai_cache_key, added) < 0) {
             return -1;
         }
         key = 1;

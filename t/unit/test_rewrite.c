@@ -5,12 +5,19 @@
  * and retention; the token estimate.
  */
 
+#include <netinet/in.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
 #include "tap.h"
 #include "llmc_rewrite.h"
+#include "llmc_stream.h"
 
 static char   info[128];
 
@@ -618,6 +625,27 @@ test_openai_key(void)
        "literal key: set");
     free(o); o = NULL;
 
+    /* the moved volatile message is not part of the key */
+    {
+        const char          *vol[] = { "at [0-9:]+" };
+        llmc_rewrite_conf_t  cv = { .openai_stable = 1, .volatile_res = vol,
+                                    .n_volatile = 1, .openai_cache_key = "" };
+        b1 = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"system\","
+             "\"content\":\"S at 10:01\"},{\"role\":\"user\","
+             "\"content\":\"one\"}]}";
+        b2 = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"system\","
+             "\"content\":\"S at 10:02\"},{\"role\":\"user\","
+             "\"content\":\"one\"}]}";
+        is_int(rw(LLMC_API_CHAT, b1, &cv, &o), 1, "key+volatile 1: rewritten");
+        is_int(rw(LLMC_API_CHAT, b2, &cv, &o2), 1, "key+volatile 2: rewritten");
+        j = json_loads(o, 0, NULL);
+        k1 = json_string_value(json_object_get(j, "prompt_cache_key"));
+        ok(k1 && o2 && strstr(o2, k1) != NULL,
+           "key+volatile: another time, the same key");
+        json_decref(j);
+        free(o); free(o2); o = o2 = NULL;
+    }
+
     b1 = "{\"model\":\"gpt-4o\",\"prompt_cache_key\":\"mine\","
          "\"prompt_cache_retention\":\"in_memory\",\"messages\":[]}";
     is_int(rw(LLMC_API_CHAT, b1, &c, &o), 0, "client key and retention win");
@@ -661,6 +689,199 @@ test_output(void)
     free(big);
 }
 
+/* --- against the provider mock (t/mock/provider.py) ---------------------- */
+
+static char   mock_url[64];
+
+static pid_t
+mock_start(void)
+{
+    int                 fd, p[2];
+    pid_t               pid;
+    char                port[16], line[64];
+    FILE               *f;
+    struct sockaddr_in  sa;
+    socklen_t           sl = sizeof(sa);
+
+    if (access("t/mock/provider.py", R_OK) != 0) {
+        return -1;
+    }
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0
+        || getsockname(fd, (struct sockaddr *) &sa, &sl) != 0 || pipe(p))
+    {
+        return -1;
+    }
+    close(fd);
+    snprintf(port, sizeof(port), "%d", ntohs(sa.sin_port));
+    pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        execlp("python3", "python3", "t/mock/provider.py", "--port", port,
+               (char *) NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    f = fdopen(p[0], "r");
+    if (pid < 0 || f == NULL || fgets(line, sizeof(line), f) == NULL
+        || strncmp(line, "ready", 5) != 0)
+    {
+        if (pid > 0) {
+            kill(pid, SIGTERM);
+            waitpid(pid, NULL, 0);
+        }
+        return -1;
+    }
+    fclose(f);
+    snprintf(mock_url, sizeof(mock_url), "http://127.0.0.1:%s", port);
+    return pid;
+}
+
+static size_t
+mock_write(char *d, size_t size, size_t n, void *ud)
+{
+    json_t  **acc = ud;
+    size_t    len = size * n, old = json_string_length(*acc);
+    char     *buf = malloc(old + len);
+
+    memcpy(buf, json_string_value(*acc), old);
+    memcpy(buf + old, d, len);
+    json_string_setn_nocheck(*acc, buf, old + len);
+    free(buf);
+    return len;
+}
+
+/* POSTs body; returns the status, the usage in *u */
+static long
+mock_post(const char *path, const char *body, llmc_api_e api,
+    llmc_usage_t *u)
+{
+    char                url[128];
+    long                status = 0;
+    CURL               *c = curl_easy_init();
+    json_t             *acc = json_string("");
+    struct curl_slist  *h = NULL;
+
+    snprintf(url, sizeof(url), "%s%s", mock_url, path);
+    h = curl_slist_append(h, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, mock_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &acc);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    }
+    memset(u, 0, sizeof(*u));
+    if (status == 200) {
+        llmc_usage_parse(api, json_string_value(acc), json_string_length(acc),
+                         u);
+    } else if (status != 0) {
+        printf("# %ld: %.300s\n", status, json_string_value(acc));
+    }
+    json_decref(acc);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+static void
+test_mock(void)
+{
+    llmc_rewrite_conf_t  c = { .anthropic_auto = 1 };
+    llmc_rewrite_conf_t  c1 = { .anthropic_auto = 1, .anthropic_ttl_1h = 1 };
+    const char          *vol[] = { "Current time: [0-9:]+" };
+    llmc_rewrite_conf_t  co = { .openai_stable = 1, .volatile_res = vol,
+                                .n_volatile = 1, .openai_cache_key = "" };
+    llmc_usage_t         u1, u2;
+    char                *b, *o = NULL, *o2 = NULL, *sys, body[16384];
+    char                *t = text_of(200, 't');
+    pid_t                pid;
+    int                  i;
+
+    pid = mock_start();
+    if (pid < 0) {
+        ok(1, "# SKIP mock: python3 t/mock/provider.py did not start "
+           "(run from the repository root)");
+        free(t);
+        return;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    /* a multi-turn conversation, rewritten, twice: the second reads */
+    b = anth("claude-sonnet-4-5", 3, 500, 1500, 5, 300);
+    is_int(rw(LLMC_API_MESSAGES, b, &c, &o), 1, "mock: rewritten");
+    is_int(mock_post("/v1/messages", o, LLMC_API_MESSAGES, &u1), 200,
+           "mock: accepts the rewritten body");
+    ok(u1.cache_write_5m > 0 && u1.cached == 0, "mock: first send writes "
+       "(%lld)", (long long) u1.cache_write_5m);
+    is_int(mock_post("/v1/messages", o, LLMC_API_MESSAGES, &u2), 200,
+           "mock: second send");
+    ok(u2.cached > 0 && u2.cache_write_5m == 0,
+       "mock: second send reads, cache_read_input_tokens %lld",
+       (long long) u2.cached);
+    is_int(mock_post("/v1/messages", b, LLMC_API_MESSAGES, &u2), 200,
+           "mock: the original body");
+    ok(u2.cached == 0, "mock: without markers nothing is read");
+    free(o); o = NULL;
+    free(b);
+
+    /* 1h markers are accepted, and so are client 5m + ours */
+    b = anth("claude-sonnet-4-5", 3, 500, 1500, 5, 300);
+    is_int(rw(LLMC_API_MESSAGES, b, &c1, &o), 1, "mock 1h: rewritten");
+    is_int(mock_post("/v1/messages", o, LLMC_API_MESSAGES, &u1), 200,
+           "mock 1h: accepted");
+    ok(u1.cache_write_1h > 0 || u1.cached > 0, "mock 1h: 1h entries");
+    free(o); o = NULL;
+    free(b);
+    sys = text_of(1500, 's');
+    for (i = 0; i < 2; i++) {
+        snprintf(body, sizeof(body),
+            "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":9,%s"
+            "\"system\":[{\"type\":\"text\",\"text\":\"%s\"" CC5 "}],"
+            MSGS(CC5, "", "") "}", i ? "\"cache_control\":{\"type\":"
+            "\"ephemeral\"}," : "", sys, t, t, t);
+        is_int(rw(LLMC_API_MESSAGES, body, &c1, &o), 1,
+               "mock client markers %d: rewritten", i);
+        is_int(mock_post("/v1/messages", o, LLMC_API_MESSAGES, &u1), 200,
+               "mock client markers %d: accepted (%s)", i, marks(o));
+        free(o); o = NULL;
+    }
+    free(sys);
+
+    /* OpenAI: the time moves, the rewritten prefix stays cached */
+    sys = text_of(1500, 'o');
+    for (i = 0; i < 2; i++) {
+        snprintf(body, sizeof(body),
+            "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"system\","
+            "\"content\":\"Current time: 10:0%d:00. %s\"},{\"role\":"
+            "\"user\",\"content\":\"q%d\"}]}", i, sys, i);
+        is_int(mock_post("/v1/chat/completions", body, LLMC_API_CHAT, &u1),
+               200, "mock openai %d: original accepted", i);
+        is_int(rw(LLMC_API_CHAT, body, &co, i ? &o2 : &o), 1,
+               "mock openai %d: rewritten", i);
+        is_int(mock_post("/v1/chat/completions", i ? o2 : o, LLMC_API_CHAT,
+                         &u2), 200, "mock openai %d: rewritten accepted", i);
+    }
+    ok(u1.cached == 0, "mock openai: a timestamp first: nothing cached");
+    ok(u2.cached >= 1024, "mock openai: rewritten: %lld cached",
+       (long long) u2.cached);
+    free(o);
+    free(o2);
+    free(sys);
+
+    free(t);
+    curl_global_cleanup();
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
+
 int
 main(void)
 {
@@ -673,5 +894,6 @@ main(void)
     test_untouched();
     test_openai();
     test_openai_key();
+    test_mock();
     return done_testing();
 }
