@@ -459,7 +459,7 @@ llmc_req_buf_grow(llmc_req_buf_t *b, size_t n)
     return 0;
 }
 
-static int
+static inline int
 llmc_req_buf_put(llmc_req_buf_t *b, const char *s, size_t n)
 {
     if (llmc_req_buf_grow(b, n) != 0) {
@@ -539,12 +539,35 @@ llmc_req_dump_integer(llmc_req_buf_t *b, json_int_t v)
 /* jansson's real format: "%.17g", the locale's decimal point made '.',
  * ".0" appended when neither a point nor an exponent shows, the
  * exponent's '+' and leading zeros dropped */
+/* the last reals written, per thread: snprintf() is most of a real's cost,
+ * and a few values (temperature, top_p) come back in most requests */
+#define LLMC_REQ_REALS  4
+
+typedef struct {
+    uint64_t  bits;
+    int       len;             /* 0: empty */
+    char      s[32];
+} llmc_req_real_t;
+
+static __thread llmc_req_real_t  llmc_req_reals[LLMC_REQ_REALS];
+static __thread unsigned         llmc_req_reals_next;
+
 static int
 llmc_req_dump_real(llmc_req_buf_t *b, double d)
 {
-    int     n;
-    char    buf[64], *e, *from, *to;
-    size_t  i;
+    int               n;
+    char              buf[64], *e, *from, *to;
+    size_t            i;
+    uint64_t          bits;
+    llmc_req_real_t  *r;
+
+    memcpy(&bits, &d, sizeof(bits));
+    for (i = 0; i < LLMC_REQ_REALS; i++) {
+        r = &llmc_req_reals[i];
+        if (r->len && r->bits == bits) {
+            return llmc_req_buf_put(b, r->s, r->len);
+        }
+    }
 
     n = snprintf(buf, sizeof(buf), "%.17g", d);
     if (n < 0 || (size_t) n >= sizeof(buf) - 3) {
@@ -577,6 +600,13 @@ llmc_req_dump_real(llmc_req_buf_t *b, double d)
             n -= from - to;
         }
     }
+
+    if ((size_t) n < sizeof(r->s)) {
+        r = &llmc_req_reals[llmc_req_reals_next++ % LLMC_REQ_REALS];
+        r->bits = bits;
+        r->len = n;
+        memcpy(r->s, buf, n);
+    }
     return llmc_req_buf_put(b, buf, n);
 }
 
@@ -586,6 +616,12 @@ llmc_req_member_cmp(const void *a, const void *b)
     int                       r;
     const llmc_req_member_t  *x = a, *y = b;
 
+    /* most keys differ in their first byte (an empty key's is its NUL,
+     * which sorts it first, as the lengths would) */
+    r = (unsigned char) x->key[0] - (unsigned char) y->key[0];
+    if (r) {
+        return r;
+    }
     r = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
     if (r) {
         return r;
@@ -669,8 +705,21 @@ llmc_req_dump_object(llmc_req_buf_t *b, const llmc_req_dump_t *d,
     }
 
     if (top && d->fields) {
+        size_t  body_n = n;
+
         for (f = d->fields; f->name; f++) {
-            if (f->dflt == LLMC_REQ_NONE || json_object_get(v, f->name)) {
+            if (f->dflt == LLMC_REQ_NONE) {
+                continue;
+            }
+            /* the body's members are few: a scan beats a hash lookup */
+            klen = strlen(f->name);
+            for (j = 0; j < body_n; j++) {
+                if (m[j].len == klen && memcmp(m[j].key, f->name, klen) == 0)
+                {
+                    break;
+                }
+            }
+            if (j < body_n) {
                 continue;
             }
             m[n].value = llmc_req_const(f->dflt);
@@ -678,7 +727,7 @@ llmc_req_dump_object(llmc_req_buf_t *b, const llmc_req_dump_t *d,
                 goto done;
             }
             m[n].key = f->name;
-            m[n].len = strlen(f->name);
+            m[n].len = klen;
             m[n].opaque = 0;
             n++;
         }
