@@ -1145,6 +1145,167 @@ dequantize_row_q6_K_avx2(const block_q6_K *x, float *y, int64_t n)
     }
 }
 
+/* --- AVX2 attention: as the AVX-512 kernels, 8 lanes, fmaf() tails -------- */
+
+TARGET_AVX2 static void
+attn_scores_avx2(const float *q, int ldq, int nq, const float *kt,
+    int ldk, int hd, int nk, float *s, int lds)
+{
+    __m256  acc[4], kv;
+    float   a;
+    int     k, d, t;
+
+    if (nq > 4) {
+        attn_scores_generic(q, ldq, nq, kt, ldk, hd, nk, s, lds);
+        return;
+    }
+    for (k = 0; k + 8 <= nk; k += 8) {
+        for (t = 0; t < 4; t++) {
+            acc[t] = _mm256_setzero_ps();
+        }
+        for (d = 0; d < hd; d++) {
+            kv = _mm256_loadu_ps(kt + (size_t) d * ldk + k);
+#pragma GCC unroll 4
+            for (t = 0; t < 4; t++) {
+                if (t < nq) {
+                    acc[t] = _mm256_fmadd_ps(
+                        _mm256_set1_ps(q[(size_t) t * ldq + d]), kv, acc[t]);
+                }
+            }
+        }
+        for (t = 0; t < nq; t++) {
+            _mm256_storeu_ps(s + (size_t) t * lds + k, acc[t]);
+        }
+    }
+    /* the same fused chain per key, so a key's score does not depend on
+       whether it fell in a full group of 8 */
+    for (; k < nk; k++) {
+        for (t = 0; t < nq; t++) {
+            a = 0.0f;
+            for (d = 0; d < hd; d++) {
+                a = fmaf(q[(size_t) t * ldq + d], kt[(size_t) d * ldk + k], a);
+            }
+            s[(size_t) t * lds + k] = a;
+        }
+    }
+}
+
+TARGET_AVX2 static void
+attn_values_avx2(const float *a, int lda, int nq, const float *v, int ldv,
+    int hd, int nk, float *out, int ldo)
+{
+    __m256  acc[4][4], vv[4], ab;
+    int     dc, nd, k, j, t;
+
+    if (nq > 4 || hd % 8 != 0) {
+        attn_values_generic(a, lda, nq, v, ldv, hd, nk, out, ldo);
+        return;
+    }
+    for (dc = 0; dc < hd; dc += 32) {
+        nd = (hd - dc < 32 ? hd - dc : 32) / 8;
+        for (t = 0; t < 4; t++) {
+            vv[t] = _mm256_setzero_ps();
+            for (j = 0; j < 4; j++) {
+                acc[t][j] = _mm256_setzero_ps();
+            }
+        }
+        for (k = 0; k < nk; k++) {
+#pragma GCC unroll 4
+            for (j = 0; j < 4; j++) {
+                if (j < nd) {
+                    vv[j] = _mm256_loadu_ps(v + (size_t) k * ldv + dc
+                                            + 8 * j);
+                }
+            }
+#pragma GCC unroll 4
+            for (t = 0; t < 4; t++) {
+                if (t < nq) {
+                    ab = _mm256_set1_ps(a[(size_t) t * lda + k]);
+#pragma GCC unroll 4
+                    for (j = 0; j < 4; j++) {
+                        if (j < nd) {
+                            acc[t][j] = _mm256_fmadd_ps(ab, vv[j],
+                                                        acc[t][j]);
+                        }
+                    }
+                }
+            }
+        }
+        for (t = 0; t < nq; t++) {
+            for (j = 0; j < nd; j++) {
+                _mm256_storeu_ps(out + (size_t) t * ldo + dc + 8 * j,
+                                 acc[t][j]);
+            }
+        }
+    }
+}
+
+/* exp(x) for x <= 0: 2^n * p(r) with the power of two built in the
+   exponent bits */
+TARGET_AVX2 static inline __m256
+exp_avx2(__m256 x)
+{
+    __m256   n, r, p, live;
+    __m256i  e;
+
+    /* below -87 the result is under FLT_MIN: 0, as expf flushes it */
+    live = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ);
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n),
+                                           _mm256_set1_epi32(127)), 23);
+    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), live);
+}
+
+TARGET_AVX2 static void
+softmax_avx2(float *a, int n, int n_zero, float scale)
+{
+    float   mx = -INFINITY, sum = 0.0f, buf[8];
+    __m256  mv, v, sv = _mm256_setzero_ps();
+    int     k, i;
+
+    for (k = 0; k < n; k++) {
+        a[k] *= scale;
+        mx = a[k] > mx ? a[k] : mx;
+    }
+    mv = _mm256_set1_ps(mx);
+    for (k = 0; k + 8 <= n; k += 8) {
+        v = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(a + k), mv));
+        _mm256_storeu_ps(a + k, v);
+        sv = _mm256_add_ps(sv, v);
+    }
+    if (k < n) {
+        /* the tail through the same polynomial, padded */
+        for (i = 0; i < 8; i++) {
+            buf[i] = k + i < n ? a[k + i] : mx;
+        }
+        v = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(buf), mv));
+        _mm256_storeu_ps(buf, v);
+        for (i = 0; k + i < n; i++) {
+            a[k + i] = buf[i];
+            sum += buf[i];
+        }
+    }
+    sum += hsum256(sv);
+    sum = 1.0f / sum;
+    for (k = 0; k < n; k++) {
+        a[k] *= sum;
+    }
+    for (; k < n_zero; k++) {
+        a[k] = 0.0f;
+    }
+}
+
 /* keys go across the 16 lanes: no horizontal sums; the tail is masked so
    every key sees the same sequence of FMAs */
 TARGET_AVX512 static void
@@ -1346,7 +1507,7 @@ static const quant_kernels_t  kernels_generic = {
 static const quant_kernels_t  kernels_avx2 = {
     "avx2", dot_f32_avx2, dot_f16_f32_avx2, axpy_avx2, dot_q8_0_avx2,
     dot_q4_0_q8_0_avx2, gemm_f32_avx2, gemm_q8_0_avx2,
-    attn_scores_generic, attn_values_generic, softmax_generic,
+    attn_scores_avx2, attn_values_avx2, softmax_avx2,
     quantize_row_q8_0_generic, dequantize_row_f16_avx2,
     dequantize_row_q4_K_avx2, dequantize_row_q6_K_avx2, dot_q4_K_q8_K_avx2,
     dot_q6_K_q8_K_avx2
@@ -1406,6 +1567,31 @@ quant_force_generic(int on)
 {
     kernels();
     kern = on ? &kernels_generic : kern_best;
+}
+
+int
+quant_set_kernels(const char *name)
+{
+    kernels();
+    if (name == NULL) {
+        kern = kern_best;
+        return 0;
+    }
+    if (strcmp(name, "generic") == 0) {
+        kern = &kernels_generic;
+        return 0;
+    }
+#ifdef QUANT_X86
+    if (strcmp(name, "avx2") == 0 && kern_best != &kernels_generic) {
+        kern = &kernels_avx2;
+        return 0;
+    }
+    if (strcmp(name, "avx512") == 0 && kern_best == &kernels_avx512) {
+        kern = &kernels_avx512;
+        return 0;
+    }
+#endif
+    return -1;
 }
 
 float

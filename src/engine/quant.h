@@ -144,5 +144,8 @@ void quant_gemm(uint32_t wtype, const void *w, size_t wstride, int cols,
 const char *quant_simd_name(void);
 /* force the plain C kernels (tests compare them with the SIMD ones) */
 void quant_force_generic(int on);
+/* use the "generic", "avx2" or "avx512" kernels; -1 if this CPU cannot
+   (NULL: back to the best) */
+int quant_set_kernels(const char *name);
 
 #endif /* LLMC_QUANT_H */

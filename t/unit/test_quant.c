@@ -138,7 +138,7 @@ test_fp16(void)
 }
 
 static void
-test_dequant(int generic)
+test_dequant(void)
 {
     enum { NB = 8 };
     block_q8_0  q8[NB * 8];
@@ -149,7 +149,6 @@ test_dequant(int generic)
     float       y[NB * 256];
     int         i, bad;
 
-    quant_force_generic(generic);
     rnd_bytes(q8, sizeof(q8));
     rnd_bytes(q4, sizeof(q4));
     rnd_bytes(k4, sizeof(k4));
@@ -208,7 +207,6 @@ test_dequant(int generic)
     ok(quant_type_known(GGML_TYPE_Q5_K) && !quant_type_supported(
        GGML_TYPE_Q5_K), "q5_K is known but not supported");
     ok(!quant_type_known(4), "type 4 (removed from ggml) is unknown");
-    quant_force_generic(0);
 }
 
 static void
@@ -304,7 +302,7 @@ close_to(double got, double want, double tol)
 }
 
 static void
-test_dots(int generic)
+test_dots(void)
 {
     enum { N = 4096 + 64 };
     static float     a[N], b[N], da[N], db[N];
@@ -315,7 +313,6 @@ test_dots(int generic)
     int              i, n, bad;
     static const int sizes[] = { 1, 7, 8, 31, 32, 64, 100, 172, 768, N };
 
-    quant_force_generic(generic);
     k = quant_simd_name();
     for (i = 0; i < N; i++) {
         a[i] = rndf();
@@ -358,12 +355,11 @@ test_dots(int generic)
     quant_dequantize_row(GGML_TYPE_Q8_0, qb, db, 64);
     ok(close_to(quant_dot_q8_0(qa, qb, 64), ref_dot(da, db, 64), 1e-6),
        "%s: q8_0 dot at +-127", k);
-    quant_force_generic(0);
 }
 
 /* every weight type through quant_gemm against dequantize-then-dot */
 static void
-test_gemm(int generic)
+test_gemm(void)
 {
     enum { ROWS = 37, MAXN = 19 };
     static const uint32_t  types[] = {
@@ -378,7 +374,6 @@ test_gemm(int generic)
     float                 *x, *xd, *xk, *wd, *out, *scratch;
     double                 want;
 
-    quant_force_generic(generic);
     for (ti = 0; ti < (int) (sizeof(types) / sizeof(types[0])); ti++) {
         type = types[ti];
         cols = type == GGML_TYPE_F32 ? 172
@@ -483,7 +478,6 @@ test_gemm(int generic)
         free(out);
         free(scratch);
     }
-    quant_force_generic(0);
 }
 
 static void
@@ -516,6 +510,7 @@ test_attention(void)
     static float  o1[4 * HD], o2[4 * HD], a[4 * LD];
     int           i, nq, bad = 0, bad_sm = 0;
     double        sum;
+    const char   *name = quant_simd_name();
 
     for (i = 0; i < 4 * HD; i++) {
         q[i] = rndf();
@@ -530,10 +525,10 @@ test_attention(void)
         a[i] = rndf();
     }
     for (nq = 1; nq <= 4; nq++) {
-        quant_force_generic(1);
+        quant_set_kernels("generic");
         quant_attn_scores(q, HD, nq, kt, LD, HD, NK, s1, LD);
         quant_attn_values(a, LD, nq, v, HD, HD, NK, o1, HD);
-        quant_force_generic(0);
+        quant_set_kernels(name);
         quant_attn_scores(q, HD, nq, kt, LD, HD, NK, s2, LD);
         quant_attn_values(a, LD, nq, v, HD, HD, NK, o2, HD);
         for (i = 0; i < nq * LD; i++) {
@@ -552,9 +547,9 @@ test_attention(void)
         s1[i] = s2[i] = rndf() * 30.0f;
     }
     s1[3] = s2[3] = -1e30f;
-    quant_force_generic(1);
+    quant_set_kernels("generic");
     quant_softmax(s1, NK, LD, 0.7f);
-    quant_force_generic(0);
+    quant_set_kernels(name);
     quant_softmax(s2, NK, LD, 0.7f);
     sum = 0;
     for (i = 0; i < LD; i++) {
@@ -570,16 +565,24 @@ test_attention(void)
 int
 main(void)
 {
-    printf("# kernels: %s\n", quant_simd_name());
+    static const char  *sets[] = { "generic", "avx2", "avx512" };
+    size_t              i;
+
+    printf("# best kernels here: %s\n", quant_simd_name());
     test_fp16();
-    test_dequant(1);
-    test_dequant(0);
     test_quantize();
-    test_dots(1);
-    test_dots(0);
-    test_gemm(1);
-    test_gemm(0);
     test_axpy();
-    test_attention();
+    /* every kernel set this CPU can run, against the references */
+    for (i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+        if (quant_set_kernels(sets[i]) != 0) {
+            ok(1, "# SKIP %s kernels: not supported by this CPU", sets[i]);
+            continue;
+        }
+        test_dequant();
+        test_dots();
+        test_gemm();
+        test_attention();
+    }
+    quant_set_kernels(NULL);
     return done_testing();
 }
