@@ -138,7 +138,8 @@ function nginxConf(dir, port, mockPort, redisPort, fixturePort) {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Accept-Encoding "";
-            add_header X-LLM-Cache $llmcache_status always;`;
+            add_header X-LLM-Cache $llmcache_status always;
+            add_header X-LLM-Lock-Time $llmcache_lock_time always;`;
     return `load_module ${modulePath};
 daemon off;
 master_process off;

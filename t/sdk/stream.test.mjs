@@ -594,6 +594,50 @@ describe('SDK clients through the cache', { skip: why || false }, () => {
         });
     }
 
+    // Single flight: the others wait for the first one's stream and get
+    // it replayed from the entry.
+    test('10 identical streams at once: one provider call per API, every '
+         + 'SDK gets the same answer', async () => {
+        const slow = { headers: { 'X-Mock-Stream-Delay-Ms': '30' } };
+        const chat = { model: 'gpt-4o',
+                       messages: [{ role: 'user', content: 'all at once' }] };
+        const msgs = { model: 'claude-sonnet-4-6', max_tokens: 64,
+                       messages: [{ role: 'user', content: 'all at once' }] };
+        const many = (fn) => oneCall(() => Promise.all(
+            Array.from({ length: 10 }, fn)));
+        const waited = (r) => Number(r.headers.get('x-llm-lock-time'));
+
+        const chats = await many(async () => {
+            const { data, response } = await openai.chat.completions
+                .create({ ...chat, stream: true }, slow).withResponse();
+            const final = await sdk.ChatCompletionStream
+                .fromReadableStream(data.toReadableStream())
+                .finalChatCompletion();
+            return { cache: response.headers.get('x-llm-cache'),
+                     waited: waited(response), summary: chatSummary(final) };
+        });
+        const anth = await many(async () => {
+            const s = anthropic.messages.stream(msgs, slow);
+            const { response } = await s.withResponse();
+            return { cache: response.headers.get('x-llm-cache'),
+                     waited: waited(response),
+                     summary: messageSummary(await s.finalMessage()) };
+        });
+        for (const all of [chats, anth]) {
+            const caches = all.map((r) => r.cache).sort();
+            assert.deepEqual(caches, ['HIT', 'HIT', 'HIT', 'HIT', 'HIT', 'HIT',
+                                      'HIT', 'HIT', 'HIT', 'MISS']);
+            assert.match(all[0].summary.text,
+                         /^mock answer #\d+ to: all at once$/);
+            for (const r of all) {
+                assert.deepEqual(r.summary, all[0].summary);
+            }
+            // they came together: some waited for the first stream
+            assert.ok(all.some((r) => r.cache === 'HIT' && r.waited > 0),
+                      `lock times: ${all.map((r) => r.waited)}`);
+        }
+    });
+
     test('nginx logged no errors', () => {
         const bad = gw.errorLog().split('\n')
             .filter((l) => /\[(error|crit|alert|emerg)\]/.test(l));
