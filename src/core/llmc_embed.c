@@ -42,7 +42,12 @@
 
 
 /* share of each group in the final vector (squared norms add up) */
-static const float  emb_group_weight[EMB_GROUPS] = { 0.62f, 0.62f, 0.48f };
+/* shares of the groups in the final vector; bigrams weigh most as they
+ * carry the order, raw adjacent pairs count half of content pairs, and
+ * jamo grams half of syllable grams (chosen with bench/semantic) */
+static const float  emb_group_weight[EMB_GROUPS] = { 0.8f, 1.0f, 1.2f };
+#define EMB_JAMO_WEIGHT  0.5f
+#define EMB_RAW_PAIR     0.5f
 
 /* weight damping of very common words: function words, the request
  * frames the dictionaries produce and vague evaluative modifiers.  Sorted
@@ -242,7 +247,7 @@ emb_word_grams(emb_feats_t *fs, const uint32_t *cps, int n, float damp)
             key[0] = 'j';
             key[1] = seq[i];
             key[2] = seq[i + 1];
-            if (emb_add(fs, EMB_GROUP_CHARS, 0.5f * damp, key,
+            if (emb_add(fs, EMB_GROUP_CHARS, EMB_JAMO_WEIGHT * damp, key,
                         3 * sizeof(uint32_t)) != 0)
             {
                 return -1;
@@ -250,6 +255,23 @@ emb_word_grams(emb_feats_t *fs, const uint32_t *cps, int n, float damp)
         }
     }
     return 0;
+}
+
+
+static int
+emb_pair(emb_feats_t *fs, char kind, const char *a, size_t al, const char *b,
+    size_t bl, float w)
+{
+    char  pair[512];
+
+    if (al + bl + 2 > sizeof(pair)) {
+        return 0;       /* long words: their grams and unigrams suffice */
+    }
+    pair[0] = kind;
+    memcpy(pair + 1, a, al);
+    pair[1 + al] = ' ';
+    memcpy(pair + 2 + al, b, bl);
+    return emb_add(fs, EMB_GROUP_PAIRS, w, pair, al + bl + 2);
 }
 
 
@@ -272,12 +294,11 @@ llmc_embed_builtin(const char *text, size_t len, float *out, int dim)
     const unsigned char  *p = (const unsigned char *) text;
     emb_feats_t           fs = { NULL, 0, 0 };
     uint32_t              cps[EMB_WORD_MAX];
-    size_t                i, j, k, l, ws, pws, pwl, wl;
+    size_t                i, j, k, l, ws, pws, pwl, cws, cwl, wl;
     float                 damp, pdamp, norm[EMB_GROUPS], *g[EMB_GROUPS];
     float                *acc;
     uint32_t              cp;
     int                   n, d, rc;
-    char                  pair[512];
 
     if (dim < LLMC_EMBED_DIM_MIN || dim > LLMC_EMBED_DIM_MAX
         || (text == NULL && len))
@@ -296,6 +317,8 @@ llmc_embed_builtin(const char *text, size_t len, float *out, int dim)
     rc = -1;
     pws = 0;
     pwl = 0;
+    cws = 0;
+    cwl = 0;
     pdamp = 1.0f;
     i = 0;
 
@@ -326,18 +349,22 @@ llmc_embed_builtin(const char *text, size_t len, float *out, int dim)
             goto done;
         }
 
-        if (pwl) {
-            if (pwl + wl + 2 <= sizeof(pair)) {
-                pair[0] = 'b';
-                memcpy(pair + 1, text + pws, pwl);
-                pair[1 + pwl] = ' ';
-                memcpy(pair + 2 + pwl, text + ws, wl);
-                if (emb_add(&fs, EMB_GROUP_PAIRS, sqrtf(damp * pdamp), pair,
-                            pwl + wl + 2) != 0)
-                {
-                    goto done;
-                }
+        /* adjacent words, and adjacent content words (common words
+         * skipped): "cancel my subscription" and "cancel the
+         * subscription" share "cancel subscription" */
+        if (pwl && emb_pair(&fs, 'b', text + pws, pwl, text + ws, wl,
+                            EMB_RAW_PAIR * sqrtf(damp * pdamp)) != 0)
+        {
+            goto done;
+        }
+        if (damp == 1.0f) {
+            if (cwl && emb_pair(&fs, 'B', text + cws, cwl, text + ws, wl,
+                                1.0f) != 0)
+            {
+                goto done;
             }
+            cws = ws;
+            cwl = wl;
         }
         pws = ws;
         pwl = wl;

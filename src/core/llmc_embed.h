@@ -19,7 +19,7 @@
 
 /* Cosine similarity at or above which the builtin embedding calls two
  * normalized prompts the same question (bench/semantic/README.md). */
-#define LLMC_SEMANTIC_THRESHOLD_DEFAULT  0.90
+#define LLMC_SEMANTIC_THRESHOLD_DEFAULT  0.92
 
 /* The feature hash (FNV-1a 64 over the bytes, then the splitmix64
  * finalizer); exposed so that tests and other implementations can check

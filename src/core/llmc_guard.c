@@ -10,8 +10,9 @@
  *           opposite words on the two sides (enable/disable, 켜/끄) block
  *           too: they flip the question like a negation does.
  * numbers   the words holding a digit, with a trailing Korean particle cut
- *           off ("3인분을" reads "3인분"), must be the same multiset:
- *           3인분 vs 5인분, 2fa vs 3fa, 1.5 vs 15.
+ *           off ("3인분을" reads "3인분"), must be the same and in the
+ *           same order: 3인분 vs 5인분, 2fa vs 3fa, 1.5 vs 15, and "the
+ *           2nd track of the 5th single" vs "the 5th track of the 2nd".
  * entities  the sets of listed entities (aliases count as one) mentioned
  *           on each side must be equal.
  */
@@ -312,7 +313,7 @@ guard_word_cmp(const void *x, const void *y)
 }
 
 
-/* the words with a digit, particles cut off, sorted */
+/* the words with a digit, particles cut off, in order */
 static size_t
 guard_numbers(const guard_word_t *w, size_t n, guard_word_t *out)
 {
@@ -327,11 +328,10 @@ guard_numbers(const guard_word_t *w, size_t n, guard_word_t *out)
         if (k == w[i].len) {
             continue;
         }
-        out[m] = w[i];
+            out[m] = w[i];
         out[m].len -= guard_particle(w[i].p, w[i].len);
         m++;
     }
-    qsort(out, m, sizeof(guard_word_t), guard_word_cmp);
     return m;
 }
 
