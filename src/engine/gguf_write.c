@@ -42,7 +42,7 @@ gbuf_put(gbuf_t *b, const void *p, size_t n)
     size_t   cap;
     uint8_t *np;
 
-    if (b->oom) {
+    if (b->oom || n == 0) {
         return;
     }
     if (b->len + n > b->cap) {
