@@ -4,6 +4,7 @@
 use lib 't/inc';
 use LLMCacheTest;
 use Test::Nginx::Socket 'no_plan';
+use JSON::PP ();
 
 no_shuffle();
 no_long_string();
@@ -82,6 +83,36 @@ add_response_body_check(sub {
                    $block->name . " - hit_bytes is $times hits' bodies");
 });
 
+# --- usage_statuses: the cache status of each request but the last: the
+# JSON's tokens are the usage the provider reported for the answers that
+# went upstream, and all the tokens of those served from the cache
+our @Usage;
+add_response_body_check(sub {
+    my ($block, $body, $req_idx, $repeated_req_idx, $dry_run) = @_;
+    my $st = $block->usage_statuses;
+    return if !defined $st || $dry_run;
+    my @st = split ' ', $st;
+    @Usage = () if $req_idx == 0;
+    if ($req_idx < @st) {
+        my $u = JSON::PP::decode_json($body)->{usage};
+        push @Usage, [$st[$req_idx], $u];
+        return;
+    }
+    my %want = (input => 0, output => 0, saved => 0);
+    for (@Usage) {
+        my ($s, $u) = @$_;
+        if ($s eq 'HIT' || $s eq 'SEMANTIC') {
+            $want{saved} += $u->{prompt_tokens} + $u->{completion_tokens};
+        } else {
+            $want{input} += $u->{prompt_tokens};
+            $want{output} += $u->{completion_tokens};
+        }
+    }
+    my $got = JSON::PP::decode_json($body)->{tokens};
+    Test::More::is_deeply({map { $_ => $got->{$_} } qw(input output saved)},
+                          \%want, $block->name . " - tokens add up");
+});
+
 run_tests();
 
 __DATA__
@@ -122,8 +153,10 @@ llmcache_lookup_duration_seconds_sum \d+\.\d{3}
 llmcache_lookup_duration_seconds_count 5
 .*llmcache_hit_bytes_total [1-9]\d{2,}
 .*llmcache_lock_waits_total 0
-.*llmcache_tokens_total\{kind="input"\} 0
-.*llmcache_usd_total\{kind="saved"\} 0\.000000
+.*llmcache_tokens_total\{kind="input"\} [1-9]\d*
+.*llmcache_tokens_total\{kind="saved"\} [1-9]\d*
+.*llmcache_usd_total\{kind="cost"\} (?!0\.000000\n)\d+\.\d{6}
+llmcache_usd_total\{kind="saved"\} (?!0\.000000\n)\d+\.\d{6}
 /s]
 --- no_error_log
 [error]
@@ -144,7 +177,7 @@ llmcache_lookup_duration_seconds_count 5
 
 
 
-=== TEST 3: JSON: totals, exact vs semantic hits, BYPASS, zeroed usage fields present
+=== TEST 3: JSON: totals, exact vs semantic hits, BYPASS, tokens paid and saved
 --- request eval
 [main::chat("맛있는 파스타 레시피 알려줘"),
  main::chat("파스타 레시피 좀 알려주세요"),
@@ -162,7 +195,8 @@ llmcache_lookup_duration_seconds_count 5
  "X-LLM-Cache: BYPASS", "Content-Type: application/json"]
 --- response_body_like eval
 [qr/#1/, qr/#1/, qr/#1/, qr/#2/,
- qr/\A\{"time":\d+\.\d{3},"start":\d+,"apis":\[\{"provider":"openai","api":"chat","HIT":1,"MISS":1,"BYPASS":1,"SEMANTIC":1\},\{"provider":"openai","api":"completions","HIT":0,"MISS":0,"BYPASS":0,"SEMANTIC":0\},[^\]]+\],"requests":\{"HIT":1,"MISS":1,"BYPASS":1,"SEMANTIC":1\},"hits":\{"exact":1,"semantic":1\},"redis":\{"error":0,"timeout":0,"connect":[12]\},"lookup":\{"le_ms":\[1,2,5,10,25,50,100,250,500,1000,2500,5000\],"buckets":\[(\d+,){12}\d+\],"count":3,"sum_ms":\d+\},"hit_bytes":[1-9]\d+,"lock":\{"waits":0,"wait_ms":0\},"purged":0,"tokens":\{"input":0,"cached":0,"output":0,"saved":0\},"usd":\{"cost":0\.000000,"saved":0\.000000\},"models":\[\{"model":"gpt-4o","HIT":1,"MISS":1,"BYPASS":1,"SEMANTIC":1,"hit_bytes":[1-9]\d+,"tokens":\{[^}]+\},"usd":\{[^}]+\}\}\]\}\n\z/]
+ qr/\A\{"time":\d+\.\d{3},"start":\d+,"apis":\[\{"provider":"openai","api":"chat","HIT":1,"MISS":1,"BYPASS":1,"SEMANTIC":1\},\{"provider":"openai","api":"completions","HIT":0,"MISS":0,"BYPASS":0,"SEMANTIC":0\},[^\]]+\],"requests":\{"HIT":1,"MISS":1,"BYPASS":1,"SEMANTIC":1\},"hits":\{"exact":1,"semantic":1\},"redis":\{"error":0,"timeout":0,"connect":[12]\},"lookup":\{"le_ms":\[1,2,5,10,25,50,100,250,500,1000,2500,5000\],"buckets":\[(\d+,){12}\d+\],"count":3,"sum_ms":\d+\},"hit_bytes":[1-9]\d+,"lock":\{"waits":0,"wait_ms":0\},"purged":0,"tokens":\{"input":\d+,"cached":0,"output":\d+,"saved":\d+\},"usd":\{"cost":(?!0\.000000)\d+\.\d{6},"saved":(?!0\.000000)\d+\.\d{6}\},"models":\[\{"model":"gpt-4o","HIT":1,"MISS":1,"BYPASS":1,"SEMANTIC":1,"hit_bytes":[1-9]\d+,"tokens":\{[^}]+\},"usd":\{[^}]+\}\}\]\}\n\z/]
+--- usage_statuses: MISS SEMANTIC HIT BYPASS
 --- no_error_log
 [error]
 

@@ -115,6 +115,10 @@ static char *ngx_http_llmcache_purge(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t ngx_http_llmcache_metrics_log(ngx_http_request_t *r);
 static ngx_http_llmcache_m_model_t *ngx_http_llmcache_metrics_model(
     ngx_shm_zone_t *zone, ngx_str_t *name);
+static void ngx_http_llmcache_metrics_usage(ngx_http_llmcache_m_usage_t *mu,
+    ngx_http_llmcache_ctx_t *ctx);
+static u_char *ngx_http_llmcache_metrics_usd(u_char *p, u_char *end,
+    ngx_atomic_uint_t v);
 static ngx_int_t ngx_http_llmcache_metrics_handler(ngx_http_request_t *r);
 static ngx_buf_t *ngx_http_llmcache_metrics_prometheus(ngx_http_request_t *r,
     ngx_http_llmcache_m_shm_t *sh);
@@ -471,6 +475,8 @@ ngx_http_llmcache_metrics_log(ngx_http_request_t *r)
         (void) ngx_atomic_fetch_add(&sh->lock_ms, ctx->lock_time);
     }
 
+    ngx_http_llmcache_metrics_usage(&sh->usage, ctx);
+
     if (ctx->model.len == 0) {
         return NGX_OK;
     }
@@ -483,7 +489,81 @@ ngx_http_llmcache_metrics_log(ngx_http_request_t *r)
         (void) ngx_atomic_fetch_add(&m->hit_bytes, ctx->hit_bytes);
     }
 
+    ngx_http_llmcache_metrics_usage(&m->usage, ctx);
+
     return NGX_OK;
+}
+
+
+/*
+ * The accounting of the answer: a HIT or SEMANTIC paid nothing, so all its
+ * tokens and its full price were saved; an upstream answer adds what was
+ * paid, and what the provider's own prompt cache saved (negative when its
+ * cache writes cost more than they saved so far).
+ */
+
+static void
+ngx_http_llmcache_metrics_usage(ngx_http_llmcache_m_usage_t *mu,
+    ngx_http_llmcache_ctx_t *ctx)
+{
+    int64_t        all;
+    llmc_usage_t  *u;
+
+    if (!ctx->accounted) {
+        return;
+    }
+
+    u = &ctx->usage;
+
+    if (ctx->status == NGX_HTTP_LLMCACHE_HIT
+        || ctx->status == NGX_HTTP_LLMCACHE_SEMANTIC)
+    {
+        all = u->input + u->cached + u->cache_write_5m + u->cache_write_1h
+              + u->output;
+
+        (void) ngx_atomic_fetch_add(&mu->saved_tokens, (ngx_atomic_int_t) all);
+
+        if (ctx->priced) {
+            (void) ngx_atomic_fetch_add(&mu->saved_musd,
+                                 (ngx_atomic_int_t) (ctx->saved * 1e6 + 0.5));
+        }
+
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&mu->input_tokens,
+                                (ngx_atomic_int_t) (u->input
+                                                    + u->cache_write_5m
+                                                    + u->cache_write_1h));
+    (void) ngx_atomic_fetch_add(&mu->cached_tokens,
+                                (ngx_atomic_int_t) u->cached);
+    (void) ngx_atomic_fetch_add(&mu->output_tokens,
+                                (ngx_atomic_int_t) u->output);
+
+    if (ctx->priced) {
+        (void) ngx_atomic_fetch_add(&mu->cost_musd,
+                                   (ngx_atomic_int_t) (ctx->cost * 1e6 + 0.5));
+        (void) ngx_atomic_fetch_add(&mu->saved_musd,
+                          (ngx_atomic_int_t) (ctx->saved * 1e6
+                                              + (ctx->saved < 0 ? -0.5 : 0.5)));
+    }
+}
+
+
+/* millionths of a dollar as a decimal, signed */
+
+static u_char *
+ngx_http_llmcache_metrics_usd(u_char *p, u_char *end, ngx_atomic_uint_t v)
+{
+    ngx_atomic_int_t  s = (ngx_atomic_int_t) v;
+
+    if (s < 0) {
+        p = ngx_slprintf(p, end, "-");
+        s = -s;
+    }
+
+    return ngx_slprintf(p, end, "%uA.%06uA", (ngx_atomic_uint_t) s / 1000000,
+                        (ngx_atomic_uint_t) s % 1000000);
 }
 
 
@@ -798,13 +878,14 @@ ngx_http_llmcache_metrics_prometheus(ngx_http_request_t *r,
         ngx_http_llmcache_m_get(sh->usage.saved_tokens));
 
     p = ngx_slprintf(p, end,
-        "# HELP llmcache_usd_total Provider cost paid and saved by the "
-        "cache, in US dollars.\n"
+        "# HELP llmcache_usd_total US dollars paid to the providers, and "
+        "saved by this cache and the providers' prompt caches.\n"
         "# TYPE llmcache_usd_total counter\n"
-        "llmcache_usd_total{kind=\"cost\"} %uA.%06uA\n"
-        "llmcache_usd_total{kind=\"saved\"} %uA.%06uA\n",
-        sh->usage.cost_musd / 1000000, sh->usage.cost_musd % 1000000,
-        sh->usage.saved_musd / 1000000, sh->usage.saved_musd % 1000000);
+        "llmcache_usd_total{kind=\"cost\"} ");
+    p = ngx_http_llmcache_metrics_usd(p, end, sh->usage.cost_musd);
+    p = ngx_slprintf(p, end, "\nllmcache_usd_total{kind=\"saved\"} ");
+    p = ngx_http_llmcache_metrics_usd(p, end, sh->usage.saved_musd);
+    p = ngx_slprintf(p, end, "\n");
 
     p = ngx_slprintf(p, end,
         "# HELP llmcache_purged_keys_total Redis keys removed by "
@@ -826,15 +907,18 @@ static u_char *
 ngx_http_llmcache_metrics_usage_json(u_char *p, u_char *end,
     ngx_http_llmcache_m_usage_t *u)
 {
-    return ngx_slprintf(p, end,
+    p = ngx_slprintf(p, end,
         "\"tokens\":{\"input\":%uA,\"cached\":%uA,\"output\":%uA,"
-        "\"saved\":%uA},\"usd\":{\"cost\":%uA.%06uA,\"saved\":%uA.%06uA}",
+        "\"saved\":%uA},\"usd\":{\"cost\":",
         ngx_http_llmcache_m_get(u->input_tokens),
         ngx_http_llmcache_m_get(u->cached_tokens),
         ngx_http_llmcache_m_get(u->output_tokens),
-        ngx_http_llmcache_m_get(u->saved_tokens),
-        u->cost_musd / 1000000, u->cost_musd % 1000000,
-        u->saved_musd / 1000000, u->saved_musd % 1000000);
+        ngx_http_llmcache_m_get(u->saved_tokens));
+    p = ngx_http_llmcache_metrics_usd(p, end, u->cost_musd);
+    p = ngx_slprintf(p, end, ",\"saved\":");
+    p = ngx_http_llmcache_metrics_usd(p, end, u->saved_musd);
+
+    return ngx_slprintf(p, end, "}");
 }
 
 
