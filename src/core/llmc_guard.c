@@ -9,8 +9,9 @@
  *           written apart or together ("끄지 마", "하지마").  Pairs of
  *           opposite words on the two sides (enable/disable, 켜/끄) block
  *           too: they flip the question like a negation does.
- * numbers   the words holding a digit, with a trailing Korean particle cut
- *           off ("3인분을" reads "3인분"), must be the same and in the
+ * numbers   the words holding a digit, with the unit after a bare number
+ *           ("3 인분", "50 %") and a trailing Korean particle cut off
+ *           ("3인분을" reads "3인분"), must be the same and in the
  *           same order: 3인분 vs 5인분, 2fa vs 3fa, 1.5 vs 15, and "the
  *           2nd track of the 5th single" vs "the 5th track of the 2nd".
  * entities  the sets of listed entities (aliases count as one) mentioned
@@ -30,8 +31,6 @@
 #define GUARD_WORDS_MAX   256       /* words of a prompt the guards read */
 #define GUARD_LINE_MAX    4096
 
-#define GUARD_NORM        (LLMC_NORM_NFKC | LLMC_NORM_CASEFOLD               \
-                           | LLMC_NORM_SPACE | LLMC_NORM_PUNCT)
 
 
 typedef struct {
@@ -313,23 +312,80 @@ guard_word_cmp(const void *x, const void *y)
 }
 
 
-/* the words with a digit, particles cut off, in order */
+/* Is w a unit or counter that a number written before it quantifies?
+ * The dictionary step splits "3인분" into "3 인분" and "50%" into
+ * "50 %": Hangul words (counters), short Latin words (kg, gb, ms) and
+ * lone symbols. */
+static int
+guard_unit(const guard_word_t *w)
+{
+    const unsigned char  *p = (const unsigned char *) w->p;
+    size_t                i;
+
+    /* U+AC00..U+D7A3: e0b0 80 .. ed 9e a3 in UTF-8 */
+    if (w->len >= 3 && ((p[0] == 0xea && p[1] >= 0xb0) || p[0] == 0xeb
+                        || p[0] == 0xec || (p[0] == 0xed && p[1] <= 0x9e)))
+    {
+        return 1;
+    }
+    if (w->len <= 3) {
+        for (i = 0; i < w->len; i++) {
+            if (!((p[i] >= 'a' && p[i] <= 'z') || p[i] >= 0x80
+                  || (p[i] >= '!' && p[i] <= '/' && w->len == 1)))
+            {
+                return 0;
+            }
+        }
+        return 1;
+    }
+    return 0;
+}
+
+
+static int
+guard_has_digit(const guard_word_t *w)
+{
+    size_t  k;
+
+    for (k = 0; k < w->len; k++) {
+        if (w->p[k] >= '0' && w->p[k] <= '9') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
+/* The words with a digit, in order, particles cut off.  A word of digits
+ * only ("3", "1.5", "10:30") takes the unit after it along: "3 인분".
+ * The words are spans of one buffer, so a number and its unit form one
+ * span. */
 static size_t
 guard_numbers(const guard_word_t *w, size_t n, guard_word_t *out)
 {
     size_t  i, k, m = 0;
+    int     plain;
 
     for (i = 0; i < n; i++) {
-        for (k = 0; k < w[i].len; k++) {
-            if (w[i].p[k] >= '0' && w[i].p[k] <= '9') {
-                break;
-            }
-        }
-        if (k == w[i].len) {
+        if (!guard_has_digit(&w[i])) {
             continue;
         }
-            out[m] = w[i];
-        out[m].len -= guard_particle(w[i].p, w[i].len);
+        plain = 1;
+        for (k = 0; k < w[i].len; k++) {
+            if (!((w[i].p[k] >= '0' && w[i].p[k] <= '9') || w[i].p[k] == '.'
+                  || w[i].p[k] == ',' || w[i].p[k] == ':'))
+            {
+                plain = 0;
+            }
+        }
+        out[m] = w[i];
+        if (plain && i + 1 < n && !guard_has_digit(&w[i + 1])
+            && guard_unit(&w[i + 1]))
+        {
+            i++;
+            out[m].len = (size_t) (w[i].p + w[i].len - out[m].p);
+        }
+        out[m].len -= guard_particle(out[m].p, out[m].len);
         m++;
     }
     return m;
@@ -383,14 +439,15 @@ llmc_entities_free(llmc_entities_t *e)
 
 
 static int
-guard_entity_add(llmc_entities_t *e, const char *s, size_t len, int id,
-    const char *name, unsigned line, char *err, size_t errlen)
+guard_entity_add(llmc_entities_t *e, const llmc_dict_t *words, const char *s,
+    size_t len, int id, const char *name, unsigned line, char *err,
+    size_t errlen)
 {
     guard_entity_t  *ne;
     char            *out, nerr[256];
     size_t           olen;
 
-    if (llmc_normalize(s, len, GUARD_NORM, NULL, &out, &olen, nerr,
+    if (llmc_normalize(s, len, LLMC_NORM_ALL, words, &out, &olen, nerr,
                        sizeof(nerr)) != 0)
     {
         snprintf(err, errlen, "%s:%u: %s", name, line, nerr);
@@ -425,13 +482,22 @@ int
 llmc_entities_load_buf(llmc_entities_t *e, const char *buf, size_t len,
     const char *name, char *err, size_t errlen)
 {
-    const char  *p, *end, *eol, *q, *s, *t;
-    unsigned     line = 0;
-    int          any;
+    const char   *p, *end, *eol, *q, *s, *t;
+    llmc_dict_t  *words;
+    unsigned      line = 0;
+    int           any;
 
     if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
         buf += 3;
         len -= 3;
+    }
+
+    /* an empty dictionary: entries split into words as prompts do
+     * ("c#" reads "c #", "kathy와" "kathy 와") */
+    words = llmc_dict_new();
+    if (words == NULL) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        return -1;
     }
 
     for (p = buf, end = buf + len; p < end; p = eol + 1) {
@@ -443,10 +509,12 @@ llmc_entities_load_buf(llmc_entities_t *e, const char *buf, size_t len,
         if (eol - p > GUARD_LINE_MAX) {
             snprintf(err, errlen, "%s:%u: line too long (more than %d "
                      "bytes)", name, line, GUARD_LINE_MAX);
+            llmc_dict_free(words);
             return -1;
         }
         if (memchr(p, '\0', (size_t) (eol - p))) {
             snprintf(err, errlen, "%s:%u: NUL byte", name, line);
+            llmc_dict_free(words);
             return -1;
         }
 
@@ -472,9 +540,10 @@ llmc_entities_load_buf(llmc_entities_t *e, const char *buf, size_t len,
             for (t = s; t < q && *t != '|'; t++) {
                 /* find the alias end */
             }
-            if (guard_entity_add(e, s, (size_t) (t - s), e->next_id, name,
-                                 line, err, errlen) != 0)
+            if (guard_entity_add(e, words, s, (size_t) (t - s), e->next_id,
+                                 name, line, err, errlen) != 0)
             {
+                llmc_dict_free(words);
                 return -1;
             }
             if (t == q) {
@@ -483,6 +552,7 @@ llmc_entities_load_buf(llmc_entities_t *e, const char *buf, size_t len,
         }
         e->next_id++;
     }
+    llmc_dict_free(words);
     return 0;
 }
 

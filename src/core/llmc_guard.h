@@ -26,8 +26,8 @@ unsigned llmc_guard_flag(const char *name, size_t len);
 
 /* A list of named entities.  File format: one entity per line, aliases of
  * the same entity separated by '|' ("서울 | seoul"), '#' comments, blank
- * lines ignored.  Entries are normalized like prompts (nfkc, casefold,
- * space, punct) and may be phrases.  Loads add to the list.  Returns 0, or
+ * lines ignored.  Entries are normalized like prompts (all steps, words
+ * split as the dictionary step splits them) and may be phrases.  Loads add to the list.  Returns 0, or
  * -1 with "name:line: what" in err. */
 llmc_entities_t *llmc_entities_new(void);
 void llmc_entities_free(llmc_entities_t *e);
