@@ -561,6 +561,15 @@ model_load(const char *path, int n_threads, char *err, size_t errlen)
         if (tok == NULL) {
             goto fail;
         }
+        /* ids the tokenizer can produce must have embedding rows (more
+           rows than tokens is fine: padded vocabularies) */
+        if (tokenizer_n_vocab(tok) > hp.n_vocab) {
+            model_err(err, errlen, __func__, "%s: the tokenizer has %d "
+                      "tokens, token_embd.weight only %d rows", path,
+                      tokenizer_n_vocab(tok), hp.n_vocab);
+            tokenizer_free(tok);
+            goto fail;
+        }
     }
     return model_build(&hp, gguf_find_cb, g, gguf_release_cb, tok,
                        n_threads, err, errlen);

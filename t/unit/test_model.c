@@ -652,6 +652,21 @@ test_bad_models(void)
     }
     expect_load_error(w, "has shape", "a wrong shape in another type");
 
+    /* 512 tokens in the vocab, 300 embedding rows (tied output) */
+    p.tied = 1;
+    w = gguf_random_llama_writer(&p, "token_embd.weight", err, sizeof(err));
+    {
+        float   *e = calloc(64 * 300, sizeof(float));
+        int64_t  ne2[2] = { 64, 300 };
+
+        gguf_writer_add_tensor(w, "token_embd.weight", 2, ne2,
+                               GGML_TYPE_F32, e, 64 * 300 * sizeof(float));
+        free(e);
+    }
+    expect_load_error(w, "the tokenizer has 512 tokens, token_embd.weight "
+                      "only 300 rows", "a vocab larger than the embedding");
+    p.tied = 0;
+
     w = gguf_writer_new();
     gguf_writer_add_str(w, "general.architecture", "falcon");
     expect_load_error(w, "unsupported architecture 'falcon'",
