@@ -235,6 +235,12 @@ export class Gateway {
                 this.nginx = await startNginx(this.dir, this.port,
                                               this.mockPort, this.redisPort,
                                               fixturePort);
+                // with master_process off nothing logs a crash: keep it
+                this.nginx.once('exit', (code, sig) => {
+                    if (!this.stopping) {
+                        this.nginxDied = sig || `exit ${code}`;
+                    }
+                });
                 break;
             } catch (e) {
                 if (attempt === 3 || !/in use/i.test(e.message)) {
@@ -247,7 +253,13 @@ export class Gateway {
         return this;
     }
 
+    // null while nginx runs, else how it ended before stop()
+    nginxDeath() {
+        return this.nginxDied ?? null;
+    }
+
     async stop() {
+        this.stopping = true;
         for (const child of [this.nginx, this.mock]) {
             if (!child) {
                 continue;

@@ -610,18 +610,31 @@ describe('SDK clients through the cache', { skip: why || false }, () => {
         const chats = await many(async () => {
             const { data, response } = await openai.chat.completions
                 .create({ ...chat, stream: true }, slow).withResponse();
-            const final = await sdk.ChatCompletionStream
-                .fromReadableStream(data.toReadableStream())
-                .finalChatCompletion();
-            return { cache: response.headers.get('x-llm-cache'),
-                     waited: waited(response), summary: chatSummary(final) };
+            const cache = response.headers.get('x-llm-cache');
+            try {
+                const final = await sdk.ChatCompletionStream
+                    .fromReadableStream(data.toReadableStream())
+                    .finalChatCompletion();
+                return { cache, waited: waited(response),
+                         summary: chatSummary(final) };
+            } catch (e) {
+                throw new Error(`the ${cache} stream failed: ${e.message} `
+                                + `(${e.cause?.message ?? e.cause}); `
+                                + `nginx died: ${gw.nginxDeath()}`);
+            }
         });
         const anth = await many(async () => {
             const s = anthropic.messages.stream(msgs, slow);
             const { response } = await s.withResponse();
-            return { cache: response.headers.get('x-llm-cache'),
-                     waited: waited(response),
-                     summary: messageSummary(await s.finalMessage()) };
+            const cache = response.headers.get('x-llm-cache');
+            try {
+                return { cache, waited: waited(response),
+                         summary: messageSummary(await s.finalMessage()) };
+            } catch (e) {
+                throw new Error(`the ${cache} stream failed: ${e.message} `
+                                + `(${e.cause?.message ?? e.cause}); `
+                                + `nginx died: ${gw.nginxDeath()}`);
+            }
         });
         for (const all of [chats, anth]) {
             const caches = all.map((r) => r.cache).sort();
@@ -638,7 +651,8 @@ describe('SDK clients through the cache', { skip: why || false }, () => {
         }
     });
 
-    test('nginx logged no errors', () => {
+    test('nginx did not crash and logged no errors', () => {
+        assert.equal(gw.nginxDeath(), null, 'nginx died during the tests');
         const bad = gw.errorLog().split('\n')
             .filter((l) => /\[(error|crit|alert|emerg)\]/.test(l));
         assert.deepEqual(bad, []);
@@ -732,4 +746,8 @@ describe('SDK clients: unfinished streams are not stored',
             });
         }
     }
+
+    test('nginx did not crash', () => {
+        assert.equal(gw.nginxDeath(), null, 'nginx died during the tests');
+    });
 });

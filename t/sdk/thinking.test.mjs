@@ -192,7 +192,6 @@ describe('reasoning through the cache', { skip: why || false }, () => {
     }
 
     test('chat: reasoning_content deltas survive the replay and the JSON HIT',
-         { todo: 'chat streams are assembled without reasoning_content' },
          async () => {
         fx.events = chatEvents('chatcmpl-fx-reason');
         const params = {
@@ -235,5 +234,12 @@ describe('reasoning through the cache', { skip: why || false }, () => {
                            jsonHit: json.choices[0].message.reasoning_content },
                          { streamHit: REASONING.join(''),
                            jsonHit: REASONING.join('') });
+    });
+
+    test('nginx did not crash and logged no errors', () => {
+        assert.equal(gw.nginxDeath(), null, 'nginx died during the tests');
+        const bad = gw.errorLog().split('\n')
+            .filter((l) => /\[(error|crit|alert|emerg)\]/.test(l));
+        assert.deepEqual(bad, []);
     });
 });
