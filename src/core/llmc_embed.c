@@ -371,9 +371,12 @@ llmc_embed_builtin(const char *text, size_t len, float *out, int dim)
         pdamp = damp;
     }
 
-    /* word keys are the bare words: they hold no NUL (gram keys do) and
-     * no space (pair keys do), so the kinds never share a key */
-    qsort(fs.f, fs.n, sizeof(emb_feat_t), emb_feat_cmp);
+    /* word keys are the bare words: normalized text holds no NUL (gram
+     * keys do) and words no space (pair keys do), so the kinds never
+     * share a key */
+    if (fs.n) {
+        qsort(fs.f, fs.n, sizeof(emb_feat_t), emb_feat_cmp);
+    }
 
     for (j = 0; j < fs.n; j = k) {
         for (k = j + 1; k < fs.n && fs.f[k].h == fs.f[j].h; k++) {
