@@ -427,7 +427,7 @@ static int
 parse_opts(int argc, char **argv, const char *usage, const int *allowed,
     opts_t *o)
 {
-    int  c, i, ok;
+    int  c, i, ok, idx;
 
     memset(o, 0, sizeof(opts_t));
     o->concurrency = 4;
@@ -437,7 +437,12 @@ parse_opts(int argc, char **argv, const char *usage, const int *allowed,
     optind = 1;
     opterr = 0;
 
-    while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+    for ( ;; ) {
+        idx = -1;
+        c = getopt_long(argc, argv, "h", long_opts, &idx);
+        if (c == -1) {
+            break;
+        }
 
         if (c == 'h' || c == OPT_HELP) {
             fputs(usage, stdout);
@@ -456,8 +461,8 @@ parse_opts(int argc, char **argv, const char *usage, const int *allowed,
             }
         }
         if (!ok) {
-            return usage_error(usage, "%s does not take %s", argv[0],
-                               argv[optind - 1]);
+            return usage_error(usage, "%s does not take --%s", argv[0],
+                               idx >= 0 ? long_opts[idx].name : "?");
         }
 
         switch (c) {
@@ -1755,11 +1760,14 @@ stats_print(json_t *m)
     }
 
     if (redis) {
+        /* "connect" counts connections made; the rest are failures */
         acc = 0;
         json_object_foreach(redis, k, v) {
-            acc += json_is_integer(v) ? json_integer_value(v) : 0;
+            if (strcmp(k, "connect") != 0 && json_is_integer(v)) {
+                acc += json_integer_value(v);
+            }
         }
-        printf("redis         %s ", acc ? "TROUBLE" : "healthy");
+        printf("redis         %s", acc ? "TROUBLE" : "healthy");
         stats_counts(redis, NULL);
         putchar('\n');
     }
