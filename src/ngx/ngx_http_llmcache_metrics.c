@@ -1392,26 +1392,34 @@ ngx_http_llmcache_purge_scanned(ngx_http_request_t *r, redisReply *reply)
         pc->argv[argc] = k;
         pc->argvlen[argc++] = keys->element[i]->len;
 
+        if (pc->pass != 0) {
+            continue;
+        }
+
         /* llmc:{scope}:e:... is a cached answer */
 
         b = (char *) ngx_strlchr((u_char *) k,
                                  (u_char *) k + keys->element[i]->len,
                                  '}');
+        if (b == NULL) {
+            continue;
+        }
 
-        if (pc->pass == 0 && b && b + 3 < k + keys->element[i]->len
+        if (b + 3 < k + keys->element[i]->len
             && ngx_strncmp(b, "}:e:", 4) == 0)
         {
             pc->unlinked++;
+        }
 
-            if (pc->mode == NGX_HTTP_LLMCACHE_PURGE_KEY
-                && !pc->scope_found
-                && b - k == (ssize_t) (sizeof(LLMC_KEY_PREFIX) - 1 + 1
-                                       + LLMC_SCOPE_HEX_LEN))
-            {
-                ngx_memcpy(pc->scope, k + sizeof(LLMC_KEY_PREFIX),
-                           LLMC_SCOPE_HEX_LEN);
-                pc->scope_found = 1;
-            }
+        /* any key of the entry (its vector may outlive it) names the scope */
+
+        if (pc->mode == NGX_HTTP_LLMCACHE_PURGE_KEY && !pc->scope_found
+            && b - k == (ssize_t) (sizeof(LLMC_KEY_PREFIX) - 1 + 1
+                                   + LLMC_SCOPE_HEX_LEN))
+        {
+            ngx_memcpy(pc->scope, k + sizeof(LLMC_KEY_PREFIX),
+                       LLMC_SCOPE_HEX_LEN);
+            pc->scope_found = 1;
         }
     }
 
