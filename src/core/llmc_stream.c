@@ -159,14 +159,43 @@ llmc_short(const char *s, char *buf, size_t size)
     return buf;
 }
 
-/* sets key of obj to a copy of v (v may be NULL: nothing is done) */
+/* sets key of obj to a copy of v (v may be NULL: nothing is done);
+ * 1 when that failed */
 static int
 llmc_set_copy(json_t *obj, const char *key, json_t *v)
 {
     if (v == NULL) {
         return 0;
     }
-    return json_object_set_new(obj, key, json_deep_copy(v));
+    return json_object_set_new(obj, key, json_deep_copy(v)) != 0;
+}
+
+/* json_object_set_new() and json_object_set() that record a failure in
+ * *bad; obj or v NULL (a failed allocation before) is a failure too */
+static void
+llmc_put_new(json_t *obj, const char *key, json_t *v, int *bad)
+{
+    if (json_object_set_new(obj, key, v) != 0) {
+        *bad = 1;
+    }
+}
+
+static void
+llmc_put(json_t *obj, const char *key, json_t *v, int *bad)
+{
+    if (v == NULL || json_object_set(obj, key, v) != 0) {
+        *bad = 1;
+    }
+}
+
+/* json_pack() with "O" then this: v's reference is given up whether the
+ * packing worked or not (jansson 2.14 leaks "o" arguments on some
+ * failures) */
+static json_t *
+llmc_packed(json_t *packed, json_t *v)
+{
+    json_decref(v);
+    return packed;
 }
 
 /* appends the elements of the arrays in src to those of dst, key by key */
@@ -492,20 +521,16 @@ llmc_openai_choice(llmc_stream_t *s, json_t *ch)
 static json_t *
 llmc_chat_message(llmc_choice_t *c)
 {
-    json_t       *m, *tcs, *tc, *fn;
+    json_t       *m, *tcs, *tc, *fn, *fcn, *fca;
     llmc_tool_t  *t;
     size_t        i;
+    int           bad = 0;
 
     m = json_object();
-    if (m == NULL) {
-        return NULL;
-    }
-    json_object_set_new(m, "role",
-                        c->role ? json_incref(c->role)
-                                : json_string("assistant"));
-    json_object_set_new(m, "content", c->has_content
-                                      ? llmc_str_json(&c->content)
-                                      : json_null());
+    llmc_put_new(m, "role", c->role ? json_incref(c->role)
+                                    : json_string("assistant"), &bad);
+    llmc_put_new(m, "content", c->has_content ? llmc_str_json(&c->content)
+                                              : json_null(), &bad);
     tcs = NULL;
     for (i = 0; i < c->ntools; i++) {
         t = &c->tools[i];
@@ -514,35 +539,49 @@ llmc_chat_message(llmc_choice_t *c)
         }
         if (tcs == NULL) {
             tcs = json_array();
-            json_object_set_new(m, "tool_calls", tcs);
+            if (tcs == NULL) {
+                bad = 1;
+                break;
+            }
         }
-        tc = json_object();
         fn = json_object();
-        json_object_set_new(tc, "id", t->id ? json_incref(t->id)
-                                            : json_null());
-        json_object_set_new(tc, "type", t->type ? json_incref(t->type)
-                                                : json_string("function"));
-        json_object_set_new(fn, "name", llmc_str_json(&t->name));
-        json_object_set_new(fn, "arguments", llmc_str_json(&t->args));
-        json_object_set_new(tc, "function", fn);
-        json_array_append_new(tcs, tc);
+        llmc_put_new(fn, "name", llmc_str_json(&t->name), &bad);
+        llmc_put_new(fn, "arguments", llmc_str_json(&t->args), &bad);
+        tc = json_object();
+        llmc_put_new(tc, "id", t->id ? json_incref(t->id) : json_null(),
+                     &bad);
+        llmc_put_new(tc, "type", t->type ? json_incref(t->type)
+                                         : json_string("function"), &bad);
+        llmc_put_new(tc, "function", fn, &bad);
+        if (json_array_append_new(tcs, tc) != 0) {
+            bad = 1;
+        }
     }
-    json_object_set_new(m, "refusal", c->has_refusal
-                                      ? llmc_str_json(&c->refusal)
-                                      : json_null());
-    json_object_set_new(m, "annotations",
-                        c->annotations ? json_incref(c->annotations)
-                                       : json_array());
+    if (tcs != NULL) {
+        llmc_put_new(m, "tool_calls", tcs, &bad);
+    }
+    llmc_put_new(m, "refusal", c->has_refusal ? llmc_str_json(&c->refusal)
+                                              : json_null(), &bad);
+    llmc_put_new(m, "annotations", c->annotations
+                                   ? json_incref(c->annotations)
+                                   : json_array(), &bad);
     if (c->has_fc) {
-        json_object_set_new(m, "function_call",
-                            json_pack("{s:o,s:o}",
-                                      "name", llmc_str_json(&c->fc.name),
-                                      "arguments",
-                                      llmc_str_json(&c->fc.args)));
+        fcn = llmc_str_json(&c->fc.name);
+        fca = llmc_str_json(&c->fc.args);
+        llmc_put_new(m, "function_call",
+                     llmc_packed(llmc_packed(json_pack("{s:O,s:O}",
+                                                       "name", fcn,
+                                                       "arguments", fca),
+                                             fcn), fca),
+                     &bad);
     }
     for (i = 0; i < c->nextra; i++) {
-        json_object_set_new(m, c->extra[i].key,
-                            llmc_str_json(&c->extra[i].val));
+        llmc_put_new(m, c->extra[i].key, llmc_str_json(&c->extra[i].val),
+                     &bad);
+    }
+    if (bad) {
+        json_decref(m);
+        return NULL;
     }
     return m;
 }
@@ -553,7 +592,7 @@ llmc_openai_result(llmc_stream_t *s)
     json_t         *r, *choices, *ch, *v;
     llmc_choice_t  *c;
     size_t          i;
-    int             chat = (s->api == LLMC_API_CHAT);
+    int             chat = (s->api == LLMC_API_CHAT), bad = 0;
 
     r = json_object();
     choices = json_array();
@@ -562,11 +601,11 @@ llmc_openai_result(llmc_stream_t *s)
         json_decref(choices);
         return NULL;
     }
-    llmc_set_copy(r, "id", json_object_get(s->head, "id"));
-    json_object_set_new(r, "object", json_string(chat ? "chat.completion"
-                                                      : "text_completion"));
-    llmc_set_copy(r, "created", json_object_get(s->head, "created"));
-    llmc_set_copy(r, "model", json_object_get(s->head, "model"));
+    bad |= llmc_set_copy(r, "id", json_object_get(s->head, "id"));
+    llmc_put_new(r, "object", json_string(chat ? "chat.completion"
+                                               : "text_completion"), &bad);
+    bad |= llmc_set_copy(r, "created", json_object_get(s->head, "created"));
+    bad |= llmc_set_copy(r, "model", json_object_get(s->head, "model"));
 
     for (i = 0; i < s->nchoices; i++) {
         c = &s->choices[i];
@@ -575,29 +614,34 @@ llmc_openai_result(llmc_stream_t *s)
         }
         ch = json_object();
         if (chat) {
-            json_object_set_new(ch, "index", json_integer(i));
-            json_object_set_new(ch, "message", llmc_chat_message(c));
+            llmc_put_new(ch, "index", json_integer(i), &bad);
+            llmc_put_new(ch, "message", llmc_chat_message(c), &bad);
         } else {
-            json_object_set_new(ch, "text", llmc_str_json(&c->content));
-            json_object_set_new(ch, "index", json_integer(i));
+            llmc_put_new(ch, "text", llmc_str_json(&c->content), &bad);
+            llmc_put_new(ch, "index", json_integer(i), &bad);
         }
-        json_object_set_new(ch, "logprobs", c->logprobs
-                                            ? json_incref(c->logprobs)
-                                            : json_null());
-        json_object_set(ch, "finish_reason", c->finish_reason);
-        json_array_append_new(choices, ch);
+        llmc_put_new(ch, "logprobs", c->logprobs ? json_incref(c->logprobs)
+                                                 : json_null(), &bad);
+        llmc_put(ch, "finish_reason", c->finish_reason, &bad);
+        if (json_array_append_new(choices, ch) != 0) {
+            bad = 1;
+        }
     }
-    json_object_set_new(r, "choices", choices);
+    llmc_put_new(r, "choices", choices, &bad);
 
     if (s->usage != NULL) {
-        json_object_set(r, "usage", s->usage);
+        llmc_put(r, "usage", s->usage, &bad);
     }
     v = json_object_get(s->head, "service_tier");
     if (chat && v != NULL) {
-        json_object_set(r, "service_tier", v);
+        llmc_put(r, "service_tier", v, &bad);
     }
-    llmc_set_copy(r, "system_fingerprint",
-                  json_object_get(s->head, "system_fingerprint"));
+    bad |= llmc_set_copy(r, "system_fingerprint",
+                         json_object_get(s->head, "system_fingerprint"));
+    if (bad) {
+        json_decref(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -1506,6 +1550,7 @@ llmc_chat_chunk(json_t *src, int include_usage)
                                    "service_tier", "system_fingerprint" };
     json_t             *c;
     size_t              i;
+    int                 bad = 0;
 
     c = json_object();
     if (c == NULL) {
@@ -1513,16 +1558,20 @@ llmc_chat_chunk(json_t *src, int include_usage)
     }
     for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         if (i == 1) {
-            json_object_set_new(c, "object",
+            llmc_put_new(c, "object",
                 json_string(strcmp(json_string_value(
                     json_object_get(src, "object")), "chat.completion") == 0
-                    ? "chat.completion.chunk" : "text_completion"));
+                    ? "chat.completion.chunk" : "text_completion"), &bad);
             continue;
         }
-        llmc_set_copy(c, keys[i], json_object_get(src, keys[i]));
+        bad |= llmc_set_copy(c, keys[i], json_object_get(src, keys[i]));
     }
     if (include_usage) {
-        json_object_set_new(c, "usage", json_null());
+        llmc_put_new(c, "usage", json_null(), &bad);
+    }
+    if (bad) {
+        json_decref(c);
+        return NULL;
     }
     return c;
 }
@@ -1541,15 +1590,17 @@ llmc_chat_emit(llmc_replay_t *rp, json_t *src, int include_usage,
         rp->failed = 1;
         return;
     }
-    json_object_set_new(c, "choices", json_pack("[o]", choice));
+    llmc_put_new(c, "choices", llmc_packed(json_pack("[O]", choice), choice),
+                 &rp->failed);
     llmc_replay_emit(rp, NULL, c);
 }
 
 static json_t *
 llmc_chat_delta_choice(json_int_t index, json_t *delta)
 {
-    return json_pack("{s:I,s:o,s:n,s:n}", "index", index, "delta", delta,
-                     "logprobs", "finish_reason");
+    return llmc_packed(json_pack("{s:I,s:O,s:n,s:n}", "index", index,
+                                 "delta", delta, "logprobs", "finish_reason"),
+                       delta);
 }
 
 /* a string in pieces: delta holds the marker where each piece goes */
@@ -1561,13 +1612,16 @@ llmc_chat_pieces(llmc_replay_t *rp, json_t *src, int include_usage,
     json_t      *c;
 
     c = llmc_chat_chunk(src, include_usage);
-    if (c == NULL || choice == NULL
-        || json_object_set_new(c, "choices", json_pack("[o]", choice)) != 0)
+    if (c == NULL
+        || json_object_set_new(c, "choices",
+                               json_pack("[O]", choice)) != 0)
     {
+        json_decref(choice);
         json_decref(c);
         rp->failed = 1;
         return;
     }
+    json_decref(choice);
     if (llmc_tpl_init(rp, &t, NULL, c, 0) != 0) {
         return;
     }
@@ -1647,13 +1701,12 @@ llmc_replay_chat(llmc_replay_t *rp, json_t *src, int include_usage,
         /* the role chunk; content null stays null (a tool call) */
         v = json_object_get(m, "content");
         role = json_object_get(m, "role");
-        d = json_pack("{s:s%,s:o,s:n}", "role",
+        d = json_pack(json_is_string(v) ? "{s:s%,s:s,s:n}"
+                                        : "{s:s%,s:n,s:n}", "role",
                       json_is_string(role) ? json_string_value(role)
                                            : "assistant",
                       json_is_string(role) ? json_string_length(role) : 9,
-                      "content",
-                      json_is_string(v) ? json_string("") : json_null(),
-                      "refusal");
+                      "content", "", "refusal");
         llmc_chat_emit(rp, src, include_usage,
                        llmc_chat_delta_choice(index, d));
         if (json_is_string(v)) {
@@ -1791,14 +1844,22 @@ llmc_resp_pieces(llmc_replay_t *rp, const char *type, json_t *loc,
         return;
     }
     if (with_logprobs) {
-        json_object_set_new(e, "logprobs", json_array());
+        llmc_put_new(e, "logprobs", json_array(), &rp->failed);
     }
-    json_object_set_new(e, "delta", json_string(LLMC_MARK));
+    llmc_put_new(e, "delta", json_string(LLMC_MARK), &rp->failed);
     if (llmc_tpl_init(rp, &t, type, e, 1) != 0) {
         return;
     }
     llmc_tpl_pieces(rp, &t, json_string_value(str), json_string_length(str));
     llmc_tpl_free(&t);
+}
+
+static void
+llmc_resp_update(llmc_replay_t *rp, json_t *e, json_t *loc)
+{
+    if (e == NULL || json_object_update(e, loc) != 0) {
+        rp->failed = 1;
+    }
 }
 
 static void
@@ -1816,37 +1877,39 @@ llmc_replay_resp_message(llmc_replay_t *rp, json_t *item, json_int_t oi)
                         "id") : json_null(), "output_index", oi,
                         "content_index", (json_int_t) j);
         if (loc == NULL || t == NULL) {
+            /* an untyped part is left to output_item.done */
             json_decref(loc);
-            rp->failed = (t != NULL);
+            if (t != NULL) {
+                rp->failed = 1;
+            }
             continue;
         }
         empty = json_deep_copy(part);
         if (strcmp(t, "output_text") == 0) {
-            json_object_set_new(empty, "text", json_string(""));
+            llmc_put_new(empty, "text", json_string(""), &rp->failed);
         } else if (strcmp(t, "refusal") == 0) {
-            json_object_set_new(empty, "refusal", json_string(""));
+            llmc_put_new(empty, "refusal", json_string(""), &rp->failed);
         }
-        e = json_pack("{s:o}", "part", empty);
-        json_object_update(e, loc);
+        e = llmc_packed(json_pack("{s:O}", "part", empty), empty);
+        llmc_resp_update(rp, e, loc);
         llmc_resp_emit(rp, "response.content_part.added", e);
 
         if (strcmp(t, "output_text") == 0) {
             v = json_object_get(part, "text");
             llmc_resp_pieces(rp, "response.output_text.delta", loc, v, 1);
-            e = json_pack("{s:O,s:[]}", "text", v ? v : json_string(""),
-                          "logprobs");
-            json_object_update(e, loc);
+            e = json_pack("{s:O,s:[]}", "text", v, "logprobs");
+            llmc_resp_update(rp, e, loc);
             llmc_resp_emit(rp, "response.output_text.done", e);
         } else if (strcmp(t, "refusal") == 0) {
             v = json_object_get(part, "refusal");
             llmc_resp_pieces(rp, "response.refusal.delta", loc, v, 0);
-            e = json_pack("{s:O}", "refusal", v ? v : json_string(""));
-            json_object_update(e, loc);
+            e = json_pack("{s:O}", "refusal", v);
+            llmc_resp_update(rp, e, loc);
             llmc_resp_emit(rp, "response.refusal.done", e);
         }
 
         e = json_pack("{s:O}", "part", part);
-        json_object_update(e, loc);
+        llmc_resp_update(rp, e, loc);
         llmc_resp_emit(rp, "response.content_part.done", e);
         json_decref(loc);
     }
@@ -1875,16 +1938,16 @@ llmc_replay_responses(llmc_replay_t *rp, json_t *src, char *err,
     if (r == NULL) {
         return -1;
     }
-    json_object_set_new(r, "status", json_string("in_progress"));
-    json_object_set_new(r, "output", json_array());
-    json_object_set_new(r, "usage", json_null());
+    llmc_put_new(r, "status", json_string("in_progress"), &rp->failed);
+    llmc_put_new(r, "output", json_array(), &rp->failed);
+    llmc_put_new(r, "usage", json_null(), &rp->failed);
     if (json_object_get(r, "incomplete_details") != NULL) {
-        json_object_set_new(r, "incomplete_details", json_null());
+        llmc_put_new(r, "incomplete_details", json_null(), &rp->failed);
     }
     llmc_resp_emit(rp, "response.created", json_pack("{s:O}", "response",
                                                      r));
-    llmc_resp_emit(rp, "response.in_progress", json_pack("{s:o}",
-                                                         "response", r));
+    llmc_resp_emit(rp, "response.in_progress",
+                   llmc_packed(json_pack("{s:O}", "response", r), r));
 
     json_array_foreach(output, i, item) {
         t = json_string_value(json_object_get(item, "type"));
@@ -1898,15 +1961,18 @@ llmc_replay_responses(llmc_replay_t *rp, json_t *src, char *err,
             return -1;
         }
         if (strcmp(t, "message") == 0) {
-            json_object_set_new(added, "status", json_string("in_progress"));
-            json_object_set_new(added, "content", json_array());
+            llmc_put_new(added, "status", json_string("in_progress"),
+                         &rp->failed);
+            llmc_put_new(added, "content", json_array(), &rp->failed);
         } else if (strcmp(t, "function_call") == 0) {
-            json_object_set_new(added, "status", json_string("in_progress"));
-            json_object_set_new(added, "arguments", json_string(""));
+            llmc_put_new(added, "status", json_string("in_progress"),
+                         &rp->failed);
+            llmc_put_new(added, "arguments", json_string(""), &rp->failed);
         }
         llmc_resp_emit(rp, "response.output_item.added",
-                       json_pack("{s:I,s:o}", "output_index", (json_int_t) i,
-                                 "item", added));
+                       llmc_packed(json_pack("{s:I,s:O}", "output_index",
+                                             (json_int_t) i, "item", added),
+                                   added));
 
         if (strcmp(t, "message") == 0) {
             llmc_replay_resp_message(rp, item, i);
@@ -1924,7 +1990,7 @@ llmc_replay_responses(llmc_replay_t *rp, json_t *src, char *err,
                             "output_index", (json_int_t) i);
             llmc_resp_pieces(rp, "response.function_call_arguments.delta",
                              loc, v, 0);
-            json_object_set(loc, "arguments", v);
+            llmc_put(loc, "arguments", v, &rp->failed);
             llmc_resp_emit(rp, "response.function_call_arguments.done",
                            loc);
         }
@@ -1995,12 +2061,13 @@ llmc_replay_messages(llmc_replay_t *rp, json_t *src, char *err,
     if (m == NULL) {
         return -1;
     }
-    json_object_set_new(m, "content", json_array());
-    json_object_set_new(m, "stop_reason", json_null());
+    llmc_put_new(m, "content", json_array(), &rp->failed);
+    llmc_put_new(m, "stop_reason", json_null(), &rp->failed);
     if (json_object_get(m, "stop_sequence") != NULL) {
-        json_object_set_new(m, "stop_sequence", json_null());
+        llmc_put_new(m, "stop_sequence", json_null(), &rp->failed);
     }
-    llmc_ant_emit(rp, "message_start", json_pack("{s:o}", "message", m));
+    llmc_ant_emit(rp, "message_start",
+                  llmc_packed(json_pack("{s:O}", "message", m), m));
 
     json_array_foreach(content, i, b) {
         idx = (json_int_t) i;
@@ -2015,19 +2082,19 @@ llmc_replay_messages(llmc_replay_t *rp, json_t *src, char *err,
             return -1;
         }
         if (strcmp(t, "text") == 0) {
-            json_object_set_new(start, "text", json_string(""));
+            llmc_put_new(start, "text", json_string(""), &rp->failed);
             if (json_is_array(json_object_get(start, "citations"))) {
-                json_object_set_new(start, "citations", json_array());
+                llmc_put_new(start, "citations", json_array(), &rp->failed);
             }
         } else if (strcmp(t, "thinking") == 0) {
-            json_object_set_new(start, "thinking", json_string(""));
-            json_object_set_new(start, "signature", json_string(""));
+            llmc_put_new(start, "thinking", json_string(""), &rp->failed);
+            llmc_put_new(start, "signature", json_string(""), &rp->failed);
         } else if (json_object_get(b, "input") != NULL) {
-            json_object_set_new(start, "input", json_object());
+            llmc_put_new(start, "input", json_object(), &rp->failed);
         }
         llmc_ant_emit(rp, "content_block_start",
-                      json_pack("{s:I,s:o}", "index", idx, "content_block",
-                                start));
+                      llmc_packed(json_pack("{s:I,s:O}", "index", idx,
+                                            "content_block", start), start));
         if (i == 0) {
             llmc_ant_emit(rp, "ping", json_object());
         }
@@ -2075,14 +2142,16 @@ llmc_replay_messages(llmc_replay_t *rp, json_t *src, char *err,
     delta = json_pack("{s:O}", "stop_reason",
                       json_object_get(src, "stop_reason"));
     v = json_object_get(src, "stop_sequence");
-    if (delta != NULL && v != NULL) {
-        json_object_set(delta, "stop_sequence", v);
+    if (v != NULL) {
+        llmc_put(delta, "stop_sequence", v, &rp->failed);
     }
     /* usage is cumulative in message_delta: the final counts again */
     usage = json_object_get(src, "usage");
-    llmc_ant_emit(rp, "message_delta", usage
-                  ? json_pack("{s:o,s:O}", "delta", delta, "usage", usage)
-                  : json_pack("{s:o}", "delta", delta));
+    llmc_ant_emit(rp, "message_delta",
+                  llmc_packed(usage ? json_pack("{s:O,s:O}", "delta", delta,
+                                                "usage", usage)
+                                    : json_pack("{s:O}", "delta", delta),
+                              delta));
     llmc_ant_emit(rp, "message_stop", json_object());
     return 0;
 }
@@ -2152,10 +2221,8 @@ llmc_stream_replay(llmc_api_e api, const char *json, size_t len,
         usage = json_object_get(src, "usage");
         if (include_usage && json_is_object(usage)) {
             c = llmc_chat_chunk(src, 0);
-            if (c != NULL) {
-                json_object_set_new(c, "choices", json_array());
-                json_object_set(c, "usage", usage);
-            }
+            llmc_put_new(c, "choices", json_array(), &rp.failed);
+            llmc_put(c, "usage", usage, &rp.failed);
             llmc_replay_emit(&rp, NULL, c);
         }
         if (llmc_str_addz(&rp.out, "data: [DONE]\n\n") != 0) {

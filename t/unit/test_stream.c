@@ -7,6 +7,7 @@
  * result.
  */
 
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -1032,6 +1033,148 @@ test_replay_escapes(void)
     }
 }
 
+/* jansson's n-th allocation fails (n < 0: none); counts them.  Not inside
+ * json_loadb() and json_dumps(): jansson 2.14 loses bytes there when an
+ * allocation fails and still succeeds (its lexer drops a character of a
+ * string, its dumper a quote of a key), which no caller can detect. */
+static long  alloc_fail, alloc_count;
+static int   in_parser;
+
+static void *
+failing_malloc(size_t size)
+{
+    if (in_parser) {
+        return malloc(size);
+    }
+    if (alloc_count++ == alloc_fail) {
+        return NULL;
+    }
+    return malloc(size);
+}
+
+json_t *
+json_loadb(const char *buf, size_t len, size_t flags, json_error_t *err)
+{
+    static json_t  *(*real)(const char *, size_t, size_t, json_error_t *);
+    json_t         *j;
+
+    if (real == NULL) {
+        *(void **) &real = dlsym(RTLD_NEXT, "json_loadb");
+        if (real == NULL) {
+            abort();
+        }
+    }
+    in_parser++;
+    j = real(buf, len, flags, err);
+    in_parser--;
+    return j;
+}
+
+char *
+json_dumps(const json_t *json, size_t flags)
+{
+    static char  *(*real)(const json_t *, size_t);
+    char         *out;
+
+    if (real == NULL) {
+        *(void **) &real = dlsym(RTLD_NEXT, "json_dumps");
+        if (real == NULL) {
+            abort();
+        }
+    }
+    in_parser++;
+    out = real(json, flags);
+    in_parser--;
+    return out;
+}
+
+/* one allocation failing anywhere in assembly or replay gives no result,
+ * never a wrong one, and leaks nothing (valgrind) */
+static void
+test_out_of_memory(void)
+{
+    static const struct { const char *name; llmc_api_e api; } t[] = {
+        { "chat-tools2.sse", LLMC_API_CHAT },
+        { "chat-reasoning.sse", LLMC_API_CHAT },
+        { "chat-refusal.sse", LLMC_API_CHAT },
+        { "chat-function-call.sse", LLMC_API_CHAT },
+        { "completions.sse", LLMC_API_COMPLETIONS },
+        { "responses-tool.sse", LLMC_API_RESPONSES },
+        { "responses.sse", LLMC_API_RESPONSES },
+        { "messages-thinking.sse", LLMC_API_MESSAGES },
+    };
+    char                *in, *want, *got, *sse_want, *sse, err[256];
+    size_t               i, len, slen, glen;
+    long                 n, na, nr;
+    int                  wrong, failed;
+    llmc_stream_state_e  st;
+
+    for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        in = slurp(t[i].name, &len);
+        json_set_alloc_funcs(failing_malloc, free);
+        alloc_fail = -1;
+        alloc_count = 0;
+        want = in ? assemble(t[i].api, in, len, 0, 0, &st, err, sizeof(err))
+                  : NULL;
+        na = alloc_count;
+        alloc_count = 0;
+        sse_want = want ? llmc_stream_replay(t[i].api, want, strlen(want),
+                                             1, 4, &slen, err, sizeof(err))
+                        : NULL;
+        nr = alloc_count;
+        if (sse_want == NULL) {
+            json_set_alloc_funcs(malloc, free);
+            ok(0, "%s: assembles and replays", t[i].name);
+            free(in);
+            free(want);
+            continue;
+        }
+
+        wrong = failed = 0;
+        for (n = 0; n < na || n < nr; n++) {
+            if (n < na) {
+                alloc_fail = n;
+                alloc_count = 0;
+                got = assemble(t[i].api, in, len, 0, 0, &st, err,
+                               sizeof(err));
+                if (got != NULL) {
+                    if (strcmp(got, want) != 0 && wrong++ == 0) {
+                        printf("#   allocation %ld failing, assembled: "
+                               "%s\n", n, got);
+                    }
+                } else {
+                    failed++;
+                }
+                free(got);
+            }
+            if (n < nr) {
+                alloc_fail = n;
+                alloc_count = 0;
+                sse = llmc_stream_replay(t[i].api, want, strlen(want), 1, 4,
+                                         &glen, err, sizeof(err));
+                if (sse != NULL) {
+                    if ((glen != slen || memcmp(sse, sse_want, slen) != 0)
+                        && wrong++ == 0)
+                    {
+                        printf("#   allocation %ld failing, replayed: "
+                               "%.300s\n", n, sse);
+                    }
+                } else {
+                    failed++;
+                }
+                free(sse);
+            }
+        }
+        json_set_alloc_funcs(malloc, free);
+        ok(wrong == 0 && failed > 0, "%s: each of %ld (assembly) and %ld "
+           "(replay) allocations failing in turn: %d without a result, "
+           "%d wrong", t[i].name, na, nr, failed, wrong);
+        free(in);
+        free(want);
+        free(sse_want);
+    }
+}
+
 static void
 test_usage(void)
 {
@@ -1101,6 +1244,7 @@ main(int argc, char **argv)
     test_api_misuse();
     test_replay_shape();
     test_replay_escapes();
+    test_out_of_memory();
     test_usage();
     return done_testing();
 }
