@@ -338,7 +338,7 @@ is($rc, 0, "$n - exit 0") or diag($err);
 like($out, qr/^sent 3  HIT 0  SEMANTIC 0  MISS 3  BYPASS 0  no header 0  errors 0  seconds [\d.]+$/m,
      "$n - three MISS");
 like($err, qr{^1/3 \Q$reqs\E:1 200 MISS$}m, "$n - a plain progress line per request");
-is(LLMCacheTest::mock_calls(), 3, "$n - three provider calls");
+is(LLMCacheTest::mock_calls(), 2, "$n - two provider calls");
 select(undef, undef, undef, 0.3);
 ($rc, $out, $err) = main::cli(@args, '--concurrency', '3');
 is($rc, 0, "$n - again: exit 0") or diag($err);
@@ -541,5 +541,38 @@ like($err, qr/stats does not take --key/, "$n - named");
 ($rc, $out, $err) = main::cli('warm', '/dev/null', '--gateway', main::base(),
                               '--header', 'no colon');
 is($rc, 2, "$n - bad --header");
+--- no_error_log
+[error]
+
+
+
+=== TEST 10: the examples in examples/warm load: every FAQ line stored, every request answered, then all HITs
+--- then
+my $n = $block->name;
+my $root = LLMCacheTest::repo_root();
+my $redis = "127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT}";
+my ($rc, $out, $err) = main::cli('warm', "$root/examples/warm/faq.jsonl",
+    '--faq', '--redis', $redis, main::dicts(), '--quiet',
+    '--header', 'Authorization: Bearer sk-cli-13');
+is($rc, 0, "$n - faq.jsonl: exit 0") or diag($err);
+like($out, qr/^stored 5  errors 0 /, "$n - five entries, --quiet: only the summary");
+my ($c, $b) = main::ask('/v1/chat/completions',
+    { model => 'gpt-4o-mini',
+      messages => [{ role => 'user', content => 'what are your opening hours' }] });
+is($c, 'HIT', "$n - a FAQ question: HIT");
+like($b, qr/Monday to Friday/, "$n - its answer");
+my @args = ('warm', "$root/examples/warm/requests.jsonl", '--gateway',
+            main::base(), '--path', '/v1/chat/completions', '--quiet',
+            '--header', 'Authorization: Bearer sk-cli-13');
+($rc, $out, $err) = main::cli(@args);
+is($rc, 0, "$n - requests.jsonl: exit 0") or diag($err);
+# a system prompt or another API is another scope: those two are stored
+like($out, qr/^sent 5  HIT 3  SEMANTIC 0  MISS 2  BYPASS 0  no header 0  errors 0 /,
+     "$n - the FAQ questions asked the same way hit");
+is($err, '', "$n - --quiet: no progress lines");
+is(LLMCacheTest::mock_calls(), 2, "$n - two provider calls");
+select(undef, undef, undef, 0.3);
+($rc, $out, $err) = main::cli(@args);
+like($out, qr/^sent 5  HIT 5 /, "$n - replayed again: all HIT");
 --- no_error_log
 [error]
