@@ -338,7 +338,7 @@ is($rc, 0, "$n - exit 0") or diag($err);
 like($out, qr/^sent 3  HIT 0  SEMANTIC 0  MISS 3  BYPASS 0  no header 0  errors 0  seconds [\d.]+$/m,
      "$n - three MISS");
 like($err, qr{^1/3 \Q$reqs\E:1 200 MISS$}m, "$n - a plain progress line per request");
-is(LLMCacheTest::mock_calls(), 2, "$n - two provider calls");
+is(LLMCacheTest::mock_calls(), 3, "$n - three provider calls");
 select(undef, undef, undef, 0.3);
 ($rc, $out, $err) = main::cli(@args, '--concurrency', '3');
 is($rc, 0, "$n - again: exit 0") or diag($err);
