@@ -512,6 +512,24 @@ test_other_fields(void)
     }
     free(res);
 
+    res = assemble_file(LLMC_API_RESPONSES, "responses-reasoning.sse", &st,
+                        err, sizeof(err));
+    is_int(st, LLMC_STREAM_DONE, "Responses reasoning + message: DONE (%s)",
+           err);
+    j = load(res);
+    is_str(jstr(j, "output.0.summary.0.text"), "Thinking about colours.",
+           "reasoning summary kept");
+    is_str(jstr(j, "output.1.content.0.text"), "Blue, mostly — \"sky\".",
+           "message text of the second item");
+    is_int(json_integer_value(jget(j,
+           "usage.output_tokens_details.reasoning_tokens")), 48,
+           "reasoning tokens");
+    json_decref(j);
+    if (res) {
+        test_round_trip("responses reasoning", LLMC_API_RESPONSES, res, 0);
+    }
+    free(res);
+
     res = assemble_file(LLMC_API_CHAT, "chat-function-call.sse", &st, err,
                         sizeof(err));
     is_int(st, LLMC_STREAM_DONE, "legacy function_call: DONE (%s)", err);
