@@ -36,7 +36,13 @@ our $Config = <<'_EOC_';
         llmcache_semantic on;
         llmcache_bypass $http_x_bypass;
         add_header X-LLM-Cache $llmcache_status always;
+        proxy_set_header X-Mock-Delay-Ms $http_x_delay;
         proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+    }
+
+    location /__mock/ {
+        proxy_read_timeout 60s;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/__;
     }
 
     location = /metrics {
@@ -57,6 +63,18 @@ sub messages {
     return "POST /v1/messages\n"
         . qq/{"model":"claude-sonnet-4-5","max_tokens":64,/
         . qq/"messages":[{"role":"user","content":"$text"}]}/;
+}
+
+# fanout(N, TEXT) -> a request that makes the mock send N identical chat
+# requests to this nginx at once, answered after 300 ms upstream
+sub fanout {
+    my ($n, $text) = @_;
+    my $body = qq/{"model":"gpt-4o","messages":[{"role":"user","content":"$text"}]}/;
+    $body =~ s/"/\\"/g;
+    return "POST /__mock/fanout\n"
+        . qq/{"url":"http:\/\/127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/
+        . qq/\/v1\/chat\/completions","n":$n,"body":"$body",/
+        . qq/"headers":{"X-Delay":"300","Authorization":"Bearer sk-f"}}/;
 }
 
 add_block_preprocessor(sub {
@@ -281,3 +299,17 @@ llmcache_usd_total\{kind="saved"\} (?!0\.000000\n)\d+\.\d{6}
 --- must_die
 --- error_log eval
 qr/llmcache_zone "llmcache" is too small, at least \d+k/
+
+
+
+=== TEST 10: single-flight waits and their time
+--- request eval
+[main::fanout(4, "popular question"), "GET /__mock/calls", "GET /metrics"]
+--- more_headers eval
+["Content-Type: application/json", "", ""]
+--- response_body_like eval
+[qr/"statuses":\{"200":4\}/, qr/^1$/,
+ qr/llmcache_lock_waits_total 3\n.*llmcache_lock_wait_seconds_total (?!0\.[0-2])\d+\.\d{3}\n/s]
+--- timeout: 30
+--- no_error_log
+[error]
