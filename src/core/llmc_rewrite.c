@@ -992,6 +992,24 @@ nomem:
 }
 
 
+int
+llmc_rewrite_regex_check(const char *re, char *err, size_t errlen)
+{
+    int      rc;
+    regex_t  r;
+
+    rc = regcomp(&r, re, REG_EXTENDED);
+    if (rc != 0) {
+        if (err != NULL && errlen > 0) {
+            regerror(rc, &r, err, errlen);
+        }
+        return -1;
+    }
+    regfree(&r);
+    return 0;
+}
+
+
 /* FNV-1a 64 of the model, the tools and the system text: the stable
  * prefix, which decides where a request's prefix is cached. */
 static uint64_t

@@ -44,9 +44,14 @@ int llmc_rewrite(llmc_api_e api, const char *body, size_t len,
     const llmc_rewrite_conf_t *conf, char **out, size_t *out_len,
     char *info, size_t infolen);
 
-/* A conservative (high) token estimate of UTF-8 text, per script: Hangul,
- * CJK and kana about one token per character, other non-Latin scripts
- * about two characters per token, Latin and ASCII about four bytes. */
+/* Checks a volatile-text regex the way llmc_rewrite() compiles it (POSIX
+ * extended); for configuration time.  Returns 0, or -1 with regerror()'s
+ * message in err. */
+int llmc_rewrite_regex_check(const char *re, char *err, size_t errlen);
+
+/* A token estimate of UTF-8 text that aims low, per script: Hangul, CJK
+ * and kana one token per character, other non-Latin scripts two
+ * characters per token, Latin and ASCII four bytes per token. */
 size_t llmc_estimate_tokens(const char *text, size_t len);
 
 /* The minimum cacheable prefix for an Anthropic model: the user table

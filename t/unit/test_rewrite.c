@@ -566,6 +566,29 @@ test_openai(void)
         "responses tools: unnamed first, then by name");
     free(o); o = NULL;
 
+    {
+        char e[128] = "";
+        is_int(llmc_rewrite_regex_check("Current time: [0-9:]+", e,
+                                        sizeof(e)), 0, "regex check: good");
+        is_int(llmc_rewrite_regex_check("([0-9", e, sizeof(e)), -1,
+               "regex check: bad");
+        ok(e[0] != '\0', "regex check: says why (%s)", e);
+    }
+
+    /* a regex that does not compile is skipped, the others apply */
+    {
+        const char          *v2[] = { "([0-9", "request id [a-f0-9]+" };
+        llmc_rewrite_conf_t  c2 = { .openai_stable = 1, .volatile_res = v2,
+                                    .n_volatile = 2 };
+        body = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"system\","
+            "\"content\":\"A request id 9f3a.\"},{\"role\":\"user\","
+            "\"content\":\"q\"}]}";
+        is_int(rw(LLMC_API_CHAT, body, &c2, &o), 1, "bad regex: others apply");
+        ok(o && strstr(o, "\"content\":\"A .\"") != NULL,
+           "bad regex: stripped by the good one");
+        free(o); o = NULL;
+    }
+
     /* no match: untouched */
     body = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"system\","
         "\"content\":\"static\"},{\"role\":\"user\",\"content\":\"q\"}]}";
