@@ -24,6 +24,7 @@
 #define LLMC_STREAM_MAX_BLOCKS   4096
 #define LLMC_STREAM_CHUNK_CHARS  16
 #define LLMC_STREAM_MAX_EXTRA    8
+#define LLMC_STREAM_MAX_EVENT    (16 * 1024 * 1024)
 
 typedef struct {
     char    *p;
@@ -1248,7 +1249,9 @@ llmc_stream_new(llmc_api_e api, size_t max_bytes)
     }
     s->api = api;
     s->max_bytes = max_bytes;
-    s->sse = llmc_sse_new(0);
+    /* response.completed carries the whole response (instructions and
+     * tools echoed): one event may be most of the stream */
+    s->sse = llmc_sse_new(max_bytes ? max_bytes : LLMC_STREAM_MAX_EVENT);
     s->head = json_object();
     if (s->sse == NULL || s->head == NULL) {
         llmc_stream_free(s);

@@ -23,8 +23,9 @@ typedef enum {
 
 typedef struct llmc_stream_s  llmc_stream_t;
 
-/* max_bytes bounds the raw stream (0: no bound besides the SSE parser's
- * 1 MiB per event).  NULL for an unknown api or allocation failure. */
+/* max_bytes bounds the raw stream, and so each event (0: no bound on the
+ * stream, 16 MiB per event).  NULL for an unknown api or allocation
+ * failure. */
 llmc_stream_t *llmc_stream_new(llmc_api_e api, size_t max_bytes);
 
 /* Raw upstream body bytes, in order, any split.  Returns 0, or -1 once the

@@ -801,6 +801,36 @@ test_bad_streams(void)
 
 /* logprobs arrays add up across chunks; a null in a later chunk does not
  * drop what came before */
+/* one event may be most of the stream: bounded by max_bytes, not by the
+ * SSE parser's default */
+static void
+test_big_event(void)
+{
+    char                *in, *res, err[256];
+    size_t               n = 2 * 1024 * 1024, len;
+    llmc_stream_state_e  st;
+    const char          *head = "data: {\"id\":\"c\",\"object\":"
+        "\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":"
+        "{\"content\":\"";
+    const char          *tail = "\"},\"finish_reason\":\"stop\"}]}\n\n"
+        "data: [DONE]\n\n";
+
+    in = malloc(strlen(head) + n + strlen(tail) + 1);
+    strcpy(in, head);
+    memset(in + strlen(head), 'a', n);
+    strcpy(in + strlen(head) + n, tail);
+    len = strlen(in);
+    res = assemble(LLMC_API_CHAT, in, len, 65536, 0, &st, err, sizeof(err));
+    ok(res != NULL && st == LLMC_STREAM_DONE,
+       "a 2 MiB event without max_bytes (%s)", err);
+    free(res);
+    res = assemble(LLMC_API_CHAT, in, len, 65536, len - 100, &st, err,
+                   sizeof(err));
+    ok(res == NULL && st == LLMC_STREAM_FAILED, "over max_bytes (%s)", err);
+    free(res);
+    free(in);
+}
+
 static void
 test_logprobs(void)
 {
@@ -1259,6 +1289,7 @@ main(int argc, char **argv)
     test_not_finished();
     test_bad_streams();
     test_logprobs();
+    test_big_event();
     test_api_misuse();
     test_replay_shape();
     test_replay_escapes();
