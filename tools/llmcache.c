@@ -696,6 +696,7 @@ typedef struct {
     int      tty;
     int      quiet;
     double   start;
+    double   drawn;
 } progress_t;
 
 
@@ -712,11 +713,20 @@ now_seconds(void)
 static void
 progress_show(progress_t *p)
 {
-    int  i, width, fill;
+    int     i, width, fill;
+    double  now;
 
     if (p->quiet || !p->tty) {
         return;
     }
+
+    /* a terminal redraw at most every 50 ms, and the last one */
+
+    now = now_seconds();
+    if (p->done < p->total && now - p->drawn < 0.05) {
+        return;
+    }
+    p->drawn = now;
 
     width = 30;
     fill = p->total ? (int) ((long) p->done * width / p->total) : width;
@@ -1544,7 +1554,7 @@ warm_faq(const opts_t *o, const char *file)
     char        *line, *end, *s;
     buf_t        in;
     faq_t        f;
-    double       start;
+    double       start, drawn;
 
     memset(&in, 0, sizeof(buf_t));
     if (read_file(file, &in) != 0) {
@@ -1566,6 +1576,7 @@ warm_faq(const opts_t *o, const char *file)
 
     tty = isatty(STDERR_FILENO) && !o->quiet;
     start = now_seconds();
+    drawn = 0;
     stored = errors = 0;
     line = in.data;
 
@@ -1595,15 +1606,19 @@ warm_faq(const opts_t *o, const char *file)
         stored++;
 
         if (tty) {
-            fprintf(stderr, "\r%d/%d stored  errors %d ", lineno, total,
-                    errors);
+            if (now_seconds() - drawn >= 0.05) {
+                drawn = now_seconds();
+                fprintf(stderr, "\r%d/%d lines  stored %d  errors %d ",
+                        lineno, total, stored, errors);
+            }
         } else if (!o->quiet) {
             printf("stored %s (%s)\n", rkey, where);
         }
     }
 
     if (tty) {
-        fputc('\n', stderr);
+        fprintf(stderr, "\r%d/%d lines  stored %d  errors %d\n", total,
+                total, stored, errors);
     }
 
     printf("stored %d  errors %d  seconds %.2f\n", stored, errors,
