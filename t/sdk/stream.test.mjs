@@ -29,7 +29,7 @@ if (!why) {
     }
 }
 if (why) {
-    console.log(`# SKIP t/sdk: ${why}`);
+    console.log(`t/sdk skipped: ${why}`);
 }
 
 const TOOL_PARAMS = {

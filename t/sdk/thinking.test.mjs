@@ -24,7 +24,7 @@ if (!why) {
     }
 }
 if (why) {
-    console.log(`# SKIP t/sdk: ${why}`);
+    console.log(`t/sdk skipped: ${why}`);
 }
 
 const THINKING = ['The user asks about rain. ', 'A haiku has ',
