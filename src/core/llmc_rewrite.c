@@ -153,19 +153,205 @@ llmc_rw_info(char *info, size_t infolen, const char *fmt, const char *a)
 }
 
 
-static size_t
-llmc_rw_json_tokens(json_t *v)
-{
-    char    *s;
-    size_t   n;
+/* --- output -------------------------------------------------------------- */
 
-    s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-    if (s == NULL) {
-        return 0;
+/*
+ * The body is written back compact, in the received key order, with each
+ * real in its shortest form that reads back as the same double (jansson
+ * writes 0.7 as 0.69999999999999996).
+ */
+typedef struct {
+    char    *p;
+    size_t   n, cap;
+    int      nomem;
+} llmc_rw_out_t;
+
+
+static void
+llmc_rw_put(llmc_rw_out_t *o, const char *s, size_t n)
+{
+    char    *p;
+    size_t   cap;
+
+    if (o->nomem) {
+        return;
     }
-    n = llmc_estimate_tokens(s, strlen(s));
+    if (o->n + n + 1 > o->cap) {
+        cap = o->cap ? o->cap : 4096;
+        while (cap < o->n + n + 1) {
+            cap *= 2;
+        }
+        p = realloc(o->p, cap);
+        if (p == NULL) {
+            o->nomem = 1;
+            return;
+        }
+        o->p = p;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->n, s, n);
+    o->n += n;
+    o->p[o->n] = '\0';
+}
+
+
+static void
+llmc_rw_put_str(llmc_rw_out_t *o, const char *s, size_t n)
+{
+    size_t  i, run = 0;
+    char    esc[8];
+
+    llmc_rw_put(o, "\"", 1);
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char) s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        llmc_rw_put(o, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"':
+        case '\\':
+            esc[0] = '\\';
+            esc[1] = (char) c;
+            break;
+        case '\n':
+            memcpy(esc, "\\n", 2);
+            break;
+        case '\r':
+            memcpy(esc, "\\r", 2);
+            break;
+        case '\t':
+            memcpy(esc, "\\t", 2);
+            break;
+        case '\b':
+            memcpy(esc, "\\b", 2);
+            break;
+        case '\f':
+            memcpy(esc, "\\f", 2);
+            break;
+        default:
+            snprintf(esc, sizeof(esc), "\\u%04x", c);
+            llmc_rw_put(o, esc, 6);
+            continue;
+        }
+        llmc_rw_put(o, esc, 2);
+    }
+    llmc_rw_put(o, s + run, n - run);
+    llmc_rw_put(o, "\"", 1);
+}
+
+
+static void
+llmc_rw_put_real(llmc_rw_out_t *o, double d)
+{
+    char   buf[40], *c;
+    int    prec, n = 0;
+
+    for (prec = 15; prec <= 17; prec++) {
+        n = snprintf(buf, sizeof(buf), "%.*g", prec, d);
+        if ((c = strchr(buf, ',')) != NULL) {
+            *c = '.';                     /* a locale's decimal comma */
+        }
+        if (strtod(buf, NULL) == d) {
+            break;
+        }
+    }
+    if (strpbrk(buf, ".eEn") == NULL) {
+        buf[n++] = '.';                   /* still a real: 1.0, not 1 */
+        buf[n++] = '0';
+        buf[n] = '\0';
+    }
+    llmc_rw_put(o, buf, (size_t) n);
+}
+
+
+static void
+llmc_rw_put_json(llmc_rw_out_t *o, json_t *v)
+{
+    char         buf[32];
+    const char  *key;
+    json_t      *val;
+    size_t       i;
+    int          first = 1;
+
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        llmc_rw_put(o, "{", 1);
+        json_object_foreach(v, key, val) {
+            if (!first) {
+                llmc_rw_put(o, ",", 1);
+            }
+            first = 0;
+            llmc_rw_put_str(o, key, strlen(key));
+            llmc_rw_put(o, ":", 1);
+            llmc_rw_put_json(o, val);
+        }
+        llmc_rw_put(o, "}", 1);
+        break;
+    case JSON_ARRAY:
+        llmc_rw_put(o, "[", 1);
+        for (i = 0; i < json_array_size(v); i++) {
+            if (i) {
+                llmc_rw_put(o, ",", 1);
+            }
+            llmc_rw_put_json(o, json_array_get(v, i));
+        }
+        llmc_rw_put(o, "]", 1);
+        break;
+    case JSON_STRING:
+        llmc_rw_put_str(o, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT,
+                 json_integer_value(v));
+        llmc_rw_put(o, buf, strlen(buf));
+        break;
+    case JSON_REAL:
+        llmc_rw_put_real(o, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        llmc_rw_put(o, "true", 4);
+        break;
+    case JSON_FALSE:
+        llmc_rw_put(o, "false", 5);
+        break;
+    default:
+        llmc_rw_put(o, "null", 4);
+    }
+}
+
+
+/* v as compact JSON (malloc()ed), or NULL when memory ran out; unlike
+ * json_dumps(), which can drop bytes silently when an allocation fails */
+static char *
+llmc_rw_dump(json_t *v)
+{
+    llmc_rw_out_t  o;
+
+    memset(&o, 0, sizeof(o));
+    llmc_rw_put_json(&o, v);
+    if (o.nomem || o.p == NULL) {
+        free(o.p);
+        return NULL;
+    }
+    return o.p;
+}
+
+
+/* -1 when memory ran out */
+static int
+llmc_rw_json_tokens(json_t *v, size_t *n)
+{
+    char  *s;
+
+    s = llmc_rw_dump(v);
+    if (s == NULL) {
+        return -1;
+    }
+    *n = llmc_estimate_tokens(s, strlen(s));
     free(s);
-    return n;
+    return 0;
 }
 
 
@@ -302,8 +488,8 @@ llmc_rw_content_block(llmc_rw_anth_t *a, json_t *blk, int system)
         }
         tokens = llmc_estimate_tokens(json_string_value(t),
                                       json_string_length(t));
-    } else {
-        tokens = llmc_rw_json_tokens(blk);
+    } else if (llmc_rw_json_tokens(blk, &tokens) != 0) {
+        return -1;
     }
     b = llmc_rw_push(a, tokens);
     if (b == NULL) {
@@ -434,11 +620,15 @@ llmc_rw_anthropic(json_t *root, const llmc_rewrite_conf_t *conf,
     if (tools != NULL) {
         for (i = 0; i < json_array_size(tools); i++) {
             json_t *t = json_array_get(tools, i);
+            size_t  n;
             if (!json_is_object(t)) {
                 a.bad = 1;
                 break;
             }
-            b = llmc_rw_push(&a, llmc_rw_json_tokens(t));
+            if (llmc_rw_json_tokens(t, &n) != 0) {
+                goto nomem;
+            }
+            b = llmc_rw_push(&a, n);
             if (b == NULL) {
                 goto nomem;
             }
@@ -753,8 +943,8 @@ llmc_rw_tools(json_t *root)
     if (sorted == NULL) {
         return -1;
     }
-    before = json_dumps(tools, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    after = json_dumps(sorted, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    before = llmc_rw_dump(tools);
+    after = llmc_rw_dump(sorted);
     if (before == NULL || after == NULL) {
         rc = -1;
     } else if (strcmp(before, after) == 0) {
@@ -1046,8 +1236,7 @@ llmc_rw_cache_key(json_t *root, llmc_api_e api, const char *conf_key,
             h = llmc_rw_fnv(h, "", 0);
             continue;
         }
-        s = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER
-                          | JSON_ENCODE_ANY);
+        s = llmc_rw_dump(m);
         if (s == NULL) {
             return -1;
         }
@@ -1060,7 +1249,7 @@ llmc_rw_cache_key(json_t *root, llmc_api_e api, const char *conf_key,
         if (m == skip || !llmc_rw_is_role(m, "system", "developer")) {
             break;
         }
-        s = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        s = llmc_rw_dump(m);
         if (s == NULL) {
             return -1;
         }
@@ -1137,175 +1326,6 @@ llmc_rw_openai(json_t *root, llmc_api_e api, const llmc_rewrite_conf_t *c,
     return 0;
 }
 
-/* --- output -------------------------------------------------------------- */
-
-/*
- * The body is written back compact, in the received key order, with each
- * real in its shortest form that reads back as the same double (jansson
- * writes 0.7 as 0.69999999999999996).
- */
-typedef struct {
-    char    *p;
-    size_t   n, cap;
-    int      nomem;
-} llmc_rw_out_t;
-
-
-static void
-llmc_rw_put(llmc_rw_out_t *o, const char *s, size_t n)
-{
-    char    *p;
-    size_t   cap;
-
-    if (o->nomem) {
-        return;
-    }
-    if (o->n + n + 1 > o->cap) {
-        cap = o->cap ? o->cap : 4096;
-        while (cap < o->n + n + 1) {
-            cap *= 2;
-        }
-        p = realloc(o->p, cap);
-        if (p == NULL) {
-            o->nomem = 1;
-            return;
-        }
-        o->p = p;
-        o->cap = cap;
-    }
-    memcpy(o->p + o->n, s, n);
-    o->n += n;
-    o->p[o->n] = '\0';
-}
-
-
-static void
-llmc_rw_put_str(llmc_rw_out_t *o, const char *s, size_t n)
-{
-    size_t  i, run = 0;
-    char    esc[8];
-
-    llmc_rw_put(o, "\"", 1);
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char) s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            continue;
-        }
-        llmc_rw_put(o, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"':
-        case '\\':
-            esc[0] = '\\';
-            esc[1] = (char) c;
-            break;
-        case '\n':
-            memcpy(esc, "\\n", 2);
-            break;
-        case '\r':
-            memcpy(esc, "\\r", 2);
-            break;
-        case '\t':
-            memcpy(esc, "\\t", 2);
-            break;
-        case '\b':
-            memcpy(esc, "\\b", 2);
-            break;
-        case '\f':
-            memcpy(esc, "\\f", 2);
-            break;
-        default:
-            snprintf(esc, sizeof(esc), "\\u%04x", c);
-            llmc_rw_put(o, esc, 6);
-            continue;
-        }
-        llmc_rw_put(o, esc, 2);
-    }
-    llmc_rw_put(o, s + run, n - run);
-    llmc_rw_put(o, "\"", 1);
-}
-
-
-static void
-llmc_rw_put_real(llmc_rw_out_t *o, double d)
-{
-    char   buf[40], *c;
-    int    prec, n = 0;
-
-    for (prec = 15; prec <= 17; prec++) {
-        n = snprintf(buf, sizeof(buf), "%.*g", prec, d);
-        if ((c = strchr(buf, ',')) != NULL) {
-            *c = '.';                     /* a locale's decimal comma */
-        }
-        if (strtod(buf, NULL) == d) {
-            break;
-        }
-    }
-    if (strpbrk(buf, ".eEn") == NULL) {
-        buf[n++] = '.';                   /* still a real: 1.0, not 1 */
-        buf[n++] = '0';
-        buf[n] = '\0';
-    }
-    llmc_rw_put(o, buf, (size_t) n);
-}
-
-
-static void
-llmc_rw_put_json(llmc_rw_out_t *o, json_t *v)
-{
-    char         buf[32];
-    const char  *key;
-    json_t      *val;
-    size_t       i;
-    int          first = 1;
-
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        llmc_rw_put(o, "{", 1);
-        json_object_foreach(v, key, val) {
-            if (!first) {
-                llmc_rw_put(o, ",", 1);
-            }
-            first = 0;
-            llmc_rw_put_str(o, key, strlen(key));
-            llmc_rw_put(o, ":", 1);
-            llmc_rw_put_json(o, val);
-        }
-        llmc_rw_put(o, "}", 1);
-        break;
-    case JSON_ARRAY:
-        llmc_rw_put(o, "[", 1);
-        for (i = 0; i < json_array_size(v); i++) {
-            if (i) {
-                llmc_rw_put(o, ",", 1);
-            }
-            llmc_rw_put_json(o, json_array_get(v, i));
-        }
-        llmc_rw_put(o, "]", 1);
-        break;
-    case JSON_STRING:
-        llmc_rw_put_str(o, json_string_value(v), json_string_length(v));
-        break;
-    case JSON_INTEGER:
-        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT,
-                 json_integer_value(v));
-        llmc_rw_put(o, buf, strlen(buf));
-        break;
-    case JSON_REAL:
-        llmc_rw_put_real(o, json_real_value(v));
-        break;
-    case JSON_TRUE:
-        llmc_rw_put(o, "true", 4);
-        break;
-    case JSON_FALSE:
-        llmc_rw_put(o, "false", 5);
-        break;
-    default:
-        llmc_rw_put(o, "null", 4);
-    }
-}
-
-
 int
 llmc_rewrite(llmc_api_e api, const char *body, size_t len,
     const llmc_rewrite_conf_t *conf, char **out, size_t *out_len,
@@ -1314,7 +1334,7 @@ llmc_rewrite(llmc_api_e api, const char *body, size_t len,
     int            rc, changed = 0;
     json_t        *root;
     json_error_t   e;
-    llmc_rw_out_t  o;
+    char          *s;
 
     *out = NULL;
     *out_len = 0;
@@ -1353,14 +1373,12 @@ llmc_rewrite(llmc_api_e api, const char *body, size_t len,
         return rc < 0 ? -1 : 0;
     }
 
-    memset(&o, 0, sizeof(o));
-    llmc_rw_put_json(&o, root);
+    s = llmc_rw_dump(root);
     json_decref(root);
-    if (o.nomem || o.p == NULL) {
-        free(o.p);
+    if (s == NULL) {
         return -1;
     }
-    *out = o.p;
-    *out_len = o.n;
+    *out = s;
+    *out_len = strlen(s);
     return 1;
 }

@@ -905,6 +905,73 @@ test_mock(void)
     waitpid(pid, NULL, 0);
 }
 
+/* every jansson allocation failing in turn: 0 or -1, never a crash, a
+ * wrong body or a leak (valgrind).  This found json_dumps() dropping bytes
+ * when an allocation fails. */
+static long  fail_at, n_alloc;
+
+static void *
+fail_malloc(size_t n)
+{
+    return ++n_alloc == fail_at ? NULL : malloc(n);
+}
+
+static void
+test_alloc_failures(void)
+{
+    const char          *vol[] = { "at [0-9:]+" };
+    llmc_min_tokens_t    one[] = { { "*", 1 } };
+    llmc_rewrite_conf_t  c = { .anthropic_auto = 1, .openai_stable = 1,
+                               .volatile_res = vol, .n_volatile = 1,
+                               .openai_cache_key = "", .min_tokens = one,
+                               .n_min_tokens = 1 };
+    const char          *bodies[2], *want[2];
+    llmc_api_e           apis[2] = { LLMC_API_MESSAGES, LLMC_API_CHAT };
+    char                *o, *good;
+    int                  i, rc, bad = 0, steps = 0;
+
+    bodies[0] = "{\"model\":\"m\",\"tools\":[{\"name\":\"t\"}],"
+        "\"system\":\"sys\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"one\"},{\"role\":\"assistant\",\"content\":"
+        "\"two\"},{\"role\":\"user\",\"content\":\"three\"}]}";
+    bodies[1] = "{\"model\":\"m\",\"tools\":[{\"type\":\"function\","
+        "\"function\":{\"name\":\"b\",\"parameters\":{\"type\":\"object\","
+        "\"properties\":{\"x\":{}}}}},{\"type\":\"function\",\"function\":"
+        "{\"name\":\"a\"}}],\"messages\":[{\"role\":\"system\","
+        "\"content\":\"S at 10:00\"},{\"role\":\"user\",\"content\":"
+        "\"q\"}]}";
+    for (i = 0; i < 2; i++) {
+        rc = rw(apis[i], bodies[i], &c, &o);
+        is_int(rc, 1, "alloc %d: rewritten without failures", i);
+        want[i] = o;
+        for (fail_at = 1; ; fail_at++) {
+            n_alloc = 0;
+            json_set_alloc_funcs(fail_malloc, free);
+            rc = rw(apis[i], bodies[i], &c, &o);
+            json_set_alloc_funcs(malloc, free);
+            steps++;
+            if (n_alloc < fail_at) {
+                break;                    /* no failure left to inject */
+            }
+            /* a failed estimate only lowers a count: the same body */
+            if ((rc == 1 && strcmp(o, want[i]) != 0)
+                || (rc != 1 && (o != NULL || (rc != 0 && rc != -1))))
+            {
+                printf("# fail_at %ld: %d %s\n", fail_at, rc, o ? o : "");
+                bad++;
+            }
+            free(o);
+        }
+        good = o;
+        ok(rc == 1 && good && strcmp(good, want[i]) == 0,
+           "alloc %d: the same body once nothing fails", i);
+        free(good);
+        free((char *) want[i]);
+    }
+    is_int(bad, 0, "alloc: %d failures, each 0 or -1 with no body, or the "
+           "right body", steps);
+}
+
 int
 main(void)
 {
@@ -917,6 +984,7 @@ main(void)
     test_untouched();
     test_openai();
     test_openai_key();
+    test_alloc_failures();
     test_mock();
     return done_testing();
 }
