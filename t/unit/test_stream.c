@@ -341,6 +341,11 @@ test_captures(void)
         test_round_trip(c->name, c->api, res, 1);
         test_round_trip(c->name, c->api, res, 0);
 
+        /* an entry stored from a non-streamed answer, hit by a streaming
+         * request */
+        snprintf(fname, sizeof(fname), "%s (non-streamed body)", c->name);
+        test_round_trip(fname, c->api, want, 1);
+
         json_decref(got);
         json_decref(exp);
         free(res);
