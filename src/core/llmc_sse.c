@@ -26,6 +26,7 @@ struct llmc_sse_s {
     llmc_sse_buf_t  data;
     llmc_sse_buf_t  event;
     unsigned        ndata;          /* data: lines in the current event */
+    unsigned        nfields;        /* field lines in it, comments not */
     unsigned        bom;            /* BOM bytes matched so far */
     unsigned        started:1;      /* past the BOM check */
     unsigned        last_cr:1;      /* previous feed ended in CR */
@@ -96,7 +97,7 @@ llmc_sse_error(const llmc_sse_t *p)
 int
 llmc_sse_pending(const llmc_sse_t *p)
 {
-    return p->event_bytes > 0 || p->line.len > 0;
+    return p->nfields > 0 || p->line.len > 0;
 }
 
 static int
@@ -126,6 +127,7 @@ llmc_sse_dispatch(llmc_sse_t *p, llmc_sse_handler_pt h, void *data)
         rc = h(data, &ev);
     }
     p->ndata = 0;
+    p->nfields = 0;
     p->data.len = 0;
     p->event.len = 0;
     p->event_bytes = 0;
@@ -148,6 +150,7 @@ llmc_sse_line(llmc_sse_t *p, const char *s, size_t n, llmc_sse_handler_pt h,
     if (s[0] == ':') {
         return 0;
     }
+    p->nfields++;
 
     colon = memchr(s, ':', n);
     if (colon != NULL) {

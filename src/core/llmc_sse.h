@@ -43,7 +43,8 @@ int llmc_sse_feed(llmc_sse_t *p, const char *buf, size_t len,
 /* Why the last llmc_sse_feed() failed ("" if it did not). */
 const char *llmc_sse_error(const llmc_sse_t *p);
 
-/* Whether bytes of an unfinished event (or line) are pending. */
+/* Whether an unfinished event (a field line without its blank line) or
+ * an unfinished line is pending; comment lines alone are not. */
 int llmc_sse_pending(const llmc_sse_t *p);
 
 void llmc_sse_free(llmc_sse_t *p);

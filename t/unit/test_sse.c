@@ -206,6 +206,10 @@ test_pending(void)
     ok(llmc_sse_pending(p), "an event without its blank line is pending");
     llmc_sse_feed(p, "\n", 1, collect, &s);
     ok(!llmc_sse_pending(p) && s.n == 1, "nothing after the dispatch");
+    llmc_sse_feed(p, ": bye\n", 6, collect, &s);
+    ok(!llmc_sse_pending(p), "a comment line is not pending");
+    llmc_sse_feed(p, "id: 3\n", 6, collect, &s);
+    ok(llmc_sse_pending(p), "an id line is");
     llmc_sse_free(p);
 }
 

@@ -718,6 +718,15 @@ test_bad_streams(void)
     bad(LLMC_API_CHAT, "tool call without index",
         CHUNK("{\"index\":0,\"delta\":{\"tool_calls\":[{\"id\":\"x\"}]}}"),
         "without an index");
+    {
+        const char *in = TEXT("a") FIN "data: [DONE]\n\n: bye\n\n: end\n";
+
+        res = assemble(LLMC_API_CHAT, in, strlen(in), 0, 0, &st, err,
+                       sizeof(err));
+        ok(res != NULL && st == LLMC_STREAM_DONE,
+           "comments after [DONE] are fine (%s)", err);
+        free(res);
+    }
     bad(LLMC_API_CHAT, "partial event after [DONE]",
         TEXT("a") FIN "data: [DONE]\n\ndata: {", "after the terminal");
     bad(LLMC_API_CHAT, "audio output",
