@@ -264,14 +264,16 @@ llmcache_usd_total\{kind="saved"\} (?!0\.000000\n)\d+\.\d{6}
 
 
 
-=== TEST 7: ?format=prometheus, a bad format, a POST
+=== TEST 7: ?format=prometheus, a bad format, a POST, a HEAD
 --- request eval
 ["GET /metrics?format=prometheus", "GET /metrics?format=xml",
- "POST /metrics\n{}"]
+ "POST /metrics\n{}", "HEAD /metrics?format=json"]
 --- error_code eval
-[200, 400, 405]
+[200, 400, 405, 200]
+--- response_headers eval
+["", "", "", "Content-Type: application/json"]
 --- response_body_like eval
-[qr/^# HELP llmcache_requests_total/, qr/"error":"format is prometheus, json or html"/, qr/405/]
+[qr/^# HELP llmcache_requests_total/, qr/"error":"format is prometheus, json or html"/, qr/405/, qr/^$/]
 
 
 
@@ -311,5 +313,19 @@ qr/llmcache_zone "llmcache" is too small, at least \d+k/
 [qr/"statuses":\{"200":4\}/, qr/^1$/,
  qr/llmcache_lock_waits_total 3\n.*llmcache_lock_wait_seconds_total (?!0\.[0-2])\d+\.\d{3}\n/s]
 --- timeout: 30
+--- no_error_log
+[error]
+
+
+
+=== TEST 11: the model table is bounded: past 32 models the rest count as "other"
+--- request eval
+[(map { main::chat("Question $_", sprintf("model-%02d", $_)) } 0 .. 33),
+ "GET /metrics?format=prometheus"]
+--- error_code eval
+[(200) x 35]
+--- response_body_like eval
+[(qr/#\d+/) x 34,
+ qr/\{model="model-31",status="MISS"\} 1\n(?!.*model-32).*\{model="other",status="MISS"\} 2\n/s]
 --- no_error_log
 [error]
