@@ -27,8 +27,9 @@ unsigned llmc_guard_flag(const char *name, size_t len);
 /* A list of named entities.  File format: one entity per line, aliases of
  * the same entity separated by '|' ("서울 | seoul"), '#' comments, blank
  * lines ignored.  Entries are normalized like prompts (all steps, words
- * split as the dictionary step splits them) and may be phrases.  Loads add to the list.  Returns 0, or
- * -1 with "name:line: what" in err. */
+ * split as the dictionary step splits them) and may be phrases.  Loads
+ * add to the list.  Returns 0, or -1 with "name:line: what" in err.  The
+ * list is read-only once loaded. */
 llmc_entities_t *llmc_entities_new(void);
 void llmc_entities_free(llmc_entities_t *e);
 int llmc_entities_load_buf(llmc_entities_t *e, const char *buf, size_t len,

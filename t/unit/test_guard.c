@@ -171,8 +171,8 @@ test_negation(void)
     passes("open and close the door", "close and open the door");
 
     ok(check("how to enable 2FA", "how to not enable 2FA", NULL,
-                 LLMC_GUARD_NUMBERS | LLMC_GUARD_ENTITIES) == NULL,
-           "the negation guard off lets a negation through");
+             LLMC_GUARD_NUMBERS | LLMC_GUARD_ENTITIES) == NULL,
+       "the negation guard off lets a negation through");
 }
 
 
@@ -198,8 +198,8 @@ test_numbers(void)
     passes("1,000 won", "1000 won");
 
     ok(check("3인분 파스타 레시피", "5인분 파스타 레시피", NULL,
-                 LLMC_GUARD_NEGATION) == NULL,
-           "the numbers guard off lets other numbers through");
+             LLMC_GUARD_NEGATION) == NULL,
+       "the numbers guard off lets other numbers through");
 }
 
 
@@ -223,19 +223,20 @@ test_entities(void)
     is_str(check("서울 날씨 알려줘", "부산 날씨 알려줘", e, LLMC_GUARD_ALL),
            "entities", "different cities blocked");
     ok(check("서울 날씨", "seoul 날씨", e, LLMC_GUARD_ALL) == NULL,
-           "aliases are one entity");
+       "aliases are one entity");
     ok(check("서울에서 맛집", "서울 맛집", e, LLMC_GUARD_ALL) == NULL,
-           "a particle after the entity");
+       "a particle after the entity");
     ok(check("weather in new york", "weather in NYC", e,
-                 LLMC_GUARD_ALL) == NULL, "a phrase entity and its alias");
+             LLMC_GUARD_ALL) == NULL, "a phrase entity and its alias");
     is_str(check("weather in new york", "weather in york", e,
                  LLMC_GUARD_ALL), "entities", "a part of a phrase is not it");
     is_str(check("서울 맛집", "맛집", e, LLMC_GUARD_ALL), "entities",
            "an entity on one side only");
-    ok(check("c# tutorial", "c sharp tutorial", e, LLMC_GUARD_ALL) == NULL, "an entry with '#' is not a comment");
+    ok(check("c# tutorial", "c sharp tutorial", e, LLMC_GUARD_ALL) == NULL,
+       "an entry with '#' is not a comment");
     ok(check("서울 날씨 알려줘", "부산 날씨 알려줘", e,
-                 LLMC_GUARD_NEGATION | LLMC_GUARD_NUMBERS) == NULL,
-           "the entities guard off");
+             LLMC_GUARD_NEGATION | LLMC_GUARD_NUMBERS) == NULL,
+       "the entities guard off");
     is_int(llmc_guard_check(S("서울 날씨"), S("부산 날씨"), dict,
                             LLMC_GUARD_ALL, &why), 0,
            "no list: the entities guard does not block");
