@@ -1070,6 +1070,7 @@ static ngx_int_t
 ngx_http_llmcache_send(ngx_http_request_t *r, ngx_uint_t status,
     const char *type, ngx_buf_t *b)
 {
+    u_char           *p;
     ngx_int_t         rc;
     ngx_chain_t       out;
     ngx_table_elt_t  *h;
@@ -1081,7 +1082,10 @@ ngx_http_llmcache_send(ngx_http_request_t *r, ngx_uint_t status,
     r->headers_out.status = status;
     r->headers_out.content_type.data = (u_char *) type;
     r->headers_out.content_type.len = ngx_strlen(type);
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    /* the type without its parameters, as the charset filter expects */
+    p = (u_char *) ngx_strchr(type, ';');
+    r->headers_out.content_type_len = p ? (size_t) (p - (u_char *) type)
+                                        : r->headers_out.content_type.len;
     r->headers_out.content_length_n = b->last - b->pos;
 
     /* live numbers, and purge answers: never from a cache on the way */
@@ -1098,8 +1102,8 @@ ngx_http_llmcache_send(ngx_http_request_t *r, ngx_uint_t status,
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
-    if (r->method == NGX_HTTP_HEAD || b->last == b->pos) {
-        r->header_only = (r->method == NGX_HTTP_HEAD);
+    if (r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
     }
 
     rc = ngx_http_send_header(r);
