@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LLMC_LSH_BANDS_DEFAULT  16
-#define LLMC_LSH_BITS_DEFAULT   12
+#define LLMC_LSH_BANDS_DEFAULT  20
+#define LLMC_LSH_BITS_DEFAULT   14
 #define LLMC_LSH_SEED_DEFAULT   0x6c6c6d6361636865ULL   /* "llmcache" */
 #define LLMC_LSH_BANDS_MAX      64
 #define LLMC_LSH_BITS_MAX       32
