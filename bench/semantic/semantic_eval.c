@@ -9,7 +9,8 @@
  *   build/bench/semantic_eval [-t THRESHOLD] [-d DIM] [-b BANDS] [-k BITS]
  *
  * Data: $LLMCACHE_SHARED/datasets (default ../shared from the repository
- * root); dictionaries: examples/dict/{ko,en}.dict.  Pairs:
+ * root, found from the binary's path when not run there); dictionaries:
+ * examples/dict/{ko,en}.dict.  Pairs:
  *   ko-parakqc   every pair inside a set of 10 paraphrases should hit;
  *                each sentence against its most similar sentence of
  *                another set must miss (the hardest stored neighbour)
@@ -835,6 +836,23 @@ main(int argc, char **argv)
             fprintf(stderr, "usage: semantic_eval [-t THRESHOLD] [-d DIM] "
                     "[-b BANDS] [-k BITS] [-v] [-p TEXT TEXT]\n");
             return 2;
+        }
+    }
+
+    /* paths are relative to the repository root: from elsewhere, find
+     * it from build/bench/semantic_eval */
+    if (access("examples/dict/ko.dict", R_OK) != 0) {
+        char  root[PATH_MAX], *slash;
+
+        snprintf(root, sizeof(root), "%s", argv[0]);
+        slash = strrchr(root, '/');
+        if (slash) {
+            snprintf(slash, sizeof(root) - (size_t) (slash - root),
+                     "/../..");
+            if (chdir(root) != 0) {
+                fprintf(stderr, "semantic_eval: %s: %s\n", root,
+                        strerror(errno));
+            }
         }
     }
 
