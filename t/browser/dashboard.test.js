@@ -207,6 +207,11 @@ async function main() {
     ok(/^\d+(\.\d)?%$/.test(await text('hit-ratio')), 'a hit ratio',
        await text('hit-ratio'));
     ok(await text('hit-bytes') !== '0 B', 'bytes served from cache move');
+    // the accounting: the hits' tokens and price were saved
+    ok(/^[1-9][\d,]*$/.test(await text('tokens-saved')), 'tokens saved move',
+       await text('tokens-saved'));
+    ok(/^\$0\.\d*[1-9]/.test(await text('usd-saved')), 'dollars saved move',
+       await text('usd-saved'));
     ok(await text('redis-state') === 'healthy', 'Redis healthy',
        await text('redis-state'));
     ok(/ms$/.test(await text('lookup-p50')), 'lookup p50 from the histogram',
