@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "llmc_embed.h"
+#include "llmc_guard.h"
 #include "llmc_lsh.h"
 
 
@@ -228,4 +229,81 @@ llmc_vec_decode(const char *buf, size_t len, float *v, int dim,
         *text_len = tl;
     }
     return 0;
+}
+
+
+int
+llmc_semantic_pick(const float *q, int dim, const char *text,
+    size_t text_len, const char *const *bufs, const size_t *lens, size_t n,
+    float threshold, const struct llmc_dict_s *dict,
+    const struct llmc_entities_s *ents, unsigned guards, float *cos,
+    const char **why)
+{
+    const char  *st, *w, *first_why = NULL;
+    size_t       i, stl;
+    float       *v, *c, best, seen = -2.0f;
+    int          k, found = -1, tried = 0;
+
+    if (why) {
+        *why = NULL;
+    }
+    if (cos) {
+        *cos = 0.0f;
+    }
+    if (n == 0 || dim < 1) {
+        return -1;
+    }
+
+    v = malloc(((size_t) dim + n) * sizeof(float));
+    if (v == NULL) {
+        return -1;
+    }
+    c = v + dim;
+
+    for (i = 0; i < n; i++) {
+        c[i] = -2.0f;       /* below any cosine: skipped */
+        if (bufs[i] && llmc_vec_decode(bufs[i], lens[i], v, dim, NULL,
+                                       NULL) == 0)
+        {
+            c[i] = llmc_cosine(q, v, dim);
+            if (c[i] > seen) {
+                seen = c[i];
+            }
+        }
+    }
+
+    /* best first; a blocked candidate is marked and the next one tried */
+    for ( ;; ) {
+        best = threshold;
+        k = -1;
+        for (i = 0; i < n; i++) {
+            if (c[i] >= best && c[i] > -2.0f) {
+                best = c[i];
+                k = (int) i;
+            }
+        }
+        if (k < 0) {
+            break;
+        }
+        llmc_vec_decode(bufs[k], lens[k], v, dim, &st, &stl);
+        if (!llmc_guard_check_ex(text, text_len, st, stl, dict, ents,
+                                 guards, &w))
+        {
+            found = k;
+            break;
+        }
+        if (!tried++) {
+            first_why = w;
+        }
+        c[k] = -2.0f;
+    }
+
+    if (cos) {
+        *cos = found >= 0 ? best : (seen > -2.0f ? seen : 0.0f);
+    }
+    if (why && found < 0) {
+        *why = first_why;
+    }
+    free(v);
+    return found;
 }

@@ -55,4 +55,21 @@ char *llmc_vec_encode(const float *v, int dim, const char *text,
 int llmc_vec_decode(const char *buf, size_t len, float *v, int dim,
     const char **text, size_t *text_len);
 
+/* Re-ranks the candidates of a lookup: decodes each stored vector in
+ * bufs[i] / lens[i] (a buffer that does not decode at this dim is
+ * skipped), and returns the index of the most similar one at or above
+ * threshold whose stored prompt the guards let through (the next one when
+ * a guard blocks the best), or -1.  *cos gets the similarity of the
+ * returned candidate (or of the best one seen); *why names the guard that
+ * blocked the best candidate when none passed, NULL otherwise.  text is
+ * the query's normalized prompt; dict and ents may be NULL. */
+struct llmc_dict_s;
+struct llmc_entities_s;
+
+int llmc_semantic_pick(const float *q, int dim, const char *text,
+    size_t text_len, const char *const *bufs, const size_t *lens, size_t n,
+    float threshold, const struct llmc_dict_s *dict,
+    const struct llmc_entities_s *ents, unsigned guards, float *cos,
+    const char **why);
+
 #endif /* LLMC_LSH_H */

@@ -11,6 +11,7 @@
 
 #include "tap.h"
 #include "llmc_embed.h"
+#include "llmc_guard.h"
 #include "llmc_lsh.h"
 
 #define DIM     LLMC_EMBED_DIM_DEFAULT
@@ -262,6 +263,69 @@ test_vec(void)
 }
 
 
+static void
+test_pick(void)
+{
+    static const char  *texts[] = {
+        "how do i not enable 2fa on my phone",
+        "how do i enable 2fa on my phone now",
+        "what is the capital of france",
+    };
+    const char   *bufs[4], *why;
+    size_t        lens[4], i;
+    float         q[DIM], v[DIM], c[3], got;
+    const char   *qt = "how do i enable 2fa on my phone";
+    int           k;
+
+    llmc_embed_builtin(qt, strlen(qt), q, DIM);
+    bufs[0] = "garbage";
+    lens[0] = 7;
+    for (i = 0; i < 3; i++) {
+        llmc_embed_builtin(texts[i], strlen(texts[i]), v, DIM);
+        c[i] = llmc_cosine(q, v, DIM);
+        bufs[i + 1] = llmc_vec_encode(v, DIM, texts[i], strlen(texts[i]),
+                                      &lens[i + 1]);
+    }
+    ok(c[0] > 0.5f && c[1] > 0.5f && c[2] < 0.5f,
+       "candidates: %.3f %.3f %.3f", c[0], c[1], c[2]);
+
+    k = llmc_semantic_pick(q, DIM, qt, strlen(qt), bufs, lens, 4, 0.5f,
+                           NULL, NULL, 0, &got, &why);
+    is_int(k, c[0] > c[1] ? 1 : 2, "no guards: the most similar wins");
+    ok(fabsf(got - (c[0] > c[1] ? c[0] : c[1])) < 0.01f,
+       "with its similarity (%.3f)", got);
+    ok(why == NULL, "nothing blocked");
+
+    k = llmc_semantic_pick(q, DIM, qt, strlen(qt), bufs, lens, 4, 0.5f,
+                           NULL, NULL, LLMC_GUARD_ALL, &got, &why);
+    is_int(k, 2, "guards: the negated candidate is passed over");
+    ok(fabsf(got - c[1]) < 0.01f, "the pick's similarity (%.3f)", got);
+
+    k = llmc_semantic_pick(q, DIM, qt, strlen(qt), bufs, lens, 2, 0.5f,
+                           NULL, NULL, LLMC_GUARD_ALL, &got, &why);
+    is_int(k, -1, "only the negated candidate: no pick");
+    is_str(why, "negation", "and the guard is named");
+
+    k = llmc_semantic_pick(q, DIM, qt, strlen(qt), bufs, lens, 4, 0.999f,
+                           NULL, NULL, LLMC_GUARD_ALL, &got, &why);
+    is_int(k, -1, "nothing above the threshold: no pick");
+    ok(why == NULL, "no guard named");
+    ok(fabsf(got - (c[0] > c[1] ? c[0] : c[1])) < 0.01f,
+       "the best similarity seen is reported (%.3f)", got);
+
+    k = llmc_semantic_pick(q, DIM, qt, strlen(qt), bufs, lens, 1, 0.0f,
+                           NULL, NULL, LLMC_GUARD_ALL, &got, &why);
+    is_int(k, -1, "undecodable candidates are skipped");
+    is_int(llmc_semantic_pick(q, DIM / 2, qt, strlen(qt), bufs, lens, 4,
+                              0.0f, NULL, NULL, 0, &got, &why), -1,
+           "vectors of another dim are skipped");
+
+    for (i = 1; i < 4; i++) {
+        free((char *) bufs[i]);
+    }
+}
+
+
 int
 main(void)
 {
@@ -269,5 +333,6 @@ main(void)
     test_sign();
     test_bucket();
     test_vec();
+    test_pick();
     return done_testing();
 }
