@@ -29,11 +29,16 @@ uint64_t llmc_embed_hash(const void *data, size_t len);
 /* Builtin embedding of NORMALIZED text (the output of llmc_normalize):
  * character 2- and 3-grams inside words (code points, so Hangul syllables
  * and CJK characters count as one; Hangul syllables also as their initial
- * and medial jamo), word unigrams and bigrams of the space-separated
- * words, sublinear tf, a built-in damping of very common tokens, signed
- * feature hashing, L2-normalized.  dim is LLMC_EMBED_DIM_MIN..MAX.  Text
- * without any feature (empty) gives a zero vector.  Returns 0, or -1 for a
- * bad dim or invalid UTF-8. */
+ * and medial jamo), word unigrams, bigrams of adjacent words and of
+ * adjacent content words (common words skipped), sublinear tf, a built-in
+ * damping of very common tokens, signed feature hashing (a feature with
+ * hash h adds to dimension (h >> 32) % dim, negated when h is odd), each
+ * group scaled to a fixed share, L2-normalized.  dim is
+ * LLMC_EMBED_DIM_MIN..MAX.  Text without any feature (empty) gives a zero
+ * vector.  Returns 0, or -1 for a bad dim, invalid UTF-8 or no memory.
+ * Changing any of this changes stored vectors: entries written before
+ * would no longer be found, so the scope should carry a version. */
+#define LLMC_EMBED_BUILTIN_VERSION  1
 int llmc_embed_builtin(const char *text, size_t len, float *out, int dim);
 
 /* Dot product; the cosine when both inputs are L2-normalized. */
