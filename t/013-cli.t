@@ -465,7 +465,9 @@ my $xml = main::lines_file('schema.xml', '<schema name="faq"><module name="a">x<
 my $srv = IO::Socket::UNIX->new(Local => $sock, Listen => 1) or die "$sock: $!";
 my $pid = fork // die "fork: $!";
 if ($pid == 0) {
-    # one fake worker answer per connection: 201 then 400
+    # one fake worker answer per connection: 201 then 400; never outlives
+    # a client that did not come
+    alarm 30;
     for my $answer ('201 Created', '400 Bad Request') {
         my $c = $srv->accept or POSIX::_exit(1);
         my ($req, $len) = ('', undef);
