@@ -99,7 +99,9 @@ $(BUILD)/nginx/src/objs/Makefile: config $(BUILD)/nginx/.sources
 $(MODULE): $(BUILD)/nginx/src/objs/Makefile $(CORE_SRC) $(NGX_SRC) \
            $(wildcard src/core/*.h)
 	$(MAKE) -C $(BUILD)/nginx/src -f objs/Makefile modules
-	cp $(BUILD)/nginx/src/objs/ngx_http_llmcache_module.so $@
+	@# a new inode: nginx processes running the old object keep it
+	cp $(BUILD)/nginx/src/objs/ngx_http_llmcache_module.so $@.tmp
+	mv -f $@.tmp $@
 
 # --- tests -----------------------------------------------------------------
 

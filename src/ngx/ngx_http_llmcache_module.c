@@ -806,62 +806,40 @@ ngx_http_llmcache_dict_cleanup(void *data)
 }
 
 
+/*
+ * llmcache_redis host:port | unix:/path [db=n] [password=p];
+ * llmcache_redis host:port [host:port ...] cluster [password=p];
+ */
+
 static char *
 ngx_http_llmcache_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_llmcache_main_conf_t *lmcf = conf;
 
-    u_char      *p, *last;
-    ngx_str_t   *value, addr;
-    ngx_int_t    n;
-    ngx_uint_t   i;
+    u_char                    *p, *last;
+    ngx_str_t                 *value;
+    ngx_int_t                  n;
+    ngx_uint_t                 i;
+    ngx_http_llmcache_addr_t  *a;
 
     if (lmcf->configured) {
         return "is duplicate";
     }
 
-    value = cf->args->elts;
-    addr = value[1];
-    lmcf->addr = addr;
-
-    if (addr.len > 5 && ngx_strncmp(addr.data, "unix:", 5) == 0) {
-        lmcf->unix_path.len = addr.len - 5;
-        lmcf->unix_path.data = ngx_pnalloc(cf->pool, addr.len - 4);
-        if (lmcf->unix_path.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_cpystrn(lmcf->unix_path.data, addr.data + 5, addr.len - 4);
-
-    } else {
-        last = addr.data + addr.len;
-        p = ngx_strlchr(addr.data, last, ':');
-
-        if (p == NULL || p == addr.data) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid redis address \"%V\": expected "
-                               "host:port or unix:/path", &addr);
-            return NGX_CONF_ERROR;
-        }
-
-        n = ngx_atoi(p + 1, last - p - 1);
-        if (n < 1 || n > 65535) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid port in redis address \"%V\"", &addr);
-            return NGX_CONF_ERROR;
-        }
-
-        lmcf->port = n;
-        lmcf->host.len = p - addr.data;
-        lmcf->host.data = ngx_pnalloc(cf->pool, lmcf->host.len + 1);
-        if (lmcf->host.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_cpystrn(lmcf->host.data, addr.data, lmcf->host.len + 1);
+    lmcf->addrs = ngx_array_create(cf->pool, 2,
+                                   sizeof(ngx_http_llmcache_addr_t));
+    if (lmcf->addrs == NULL) {
+        return NGX_CONF_ERROR;
     }
 
-    for (i = 2; i < cf->args->nelts; i++) {
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "cluster") == 0) {
+            lmcf->cluster = 1;
+            continue;
+        }
 
         if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
             n = ngx_atoi(value[i].data + 3, value[i].len - 3);
@@ -888,9 +866,75 @@ ngx_http_llmcache_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
-        return NGX_CONF_ERROR;
+        a = ngx_array_push(lmcf->addrs);
+        if (a == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(a, sizeof(ngx_http_llmcache_addr_t));
+        a->name = value[i];
+
+        if (value[i].len > 5 && ngx_strncmp(value[i].data, "unix:", 5) == 0) {
+            a->unix_path.len = value[i].len - 5;
+            a->unix_path.data = value[i].data + 5;  /* NUL-terminated */
+            continue;
+        }
+
+        last = value[i].data + value[i].len;
+
+        for (p = last - 1; p > value[i].data && *p != ':'; p--) {
+            /* void */
+        }
+
+        if (p == value[i].data) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid redis address or parameter \"%V\": "
+                               "host:port, unix:/path, cluster, db= or "
+                               "password= is expected", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        n = ngx_atoi(p + 1, last - p - 1);
+        if (n < 1 || n > 65535) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid port in redis address \"%V\"",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        a->port = n;
+        a->host.len = p - value[i].data;
+        a->host.data = ngx_pnalloc(cf->pool, a->host.len + 1);
+        if (a->host.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_cpystrn(a->host.data, value[i].data, a->host.len + 1);
+    }
+
+    if (lmcf->addrs->nelts == 0) {
+        return "needs an address";
+    }
+
+    if (!lmcf->cluster && lmcf->addrs->nelts > 1) {
+        return "takes one address, or several with \"cluster\"";
+    }
+
+    if (lmcf->cluster && lmcf->db != NGX_CONF_UNSET && lmcf->db != 0) {
+        return "with \"cluster\" cannot select a database";
+    }
+
+    if (lmcf->cluster) {
+        a = lmcf->addrs->elts;
+
+        for (i = 0; i < lmcf->addrs->nelts; i++) {
+            if (a[i].port == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "cluster nodes are host:port, not "
+                                   "\"%V\"", &a[i].name);
+                return NGX_CONF_ERROR;
+            }
+        }
     }
 
     lmcf->configured = 1;

@@ -31,10 +31,16 @@
 
 
 typedef struct {
-    ngx_str_t                   addr;        /* as written, for logs */
+    ngx_str_t                   name;        /* as written, for logs */
     ngx_str_t                   host;        /* NUL-terminated */
     ngx_int_t                   port;        /* 0 for unix sockets */
     ngx_str_t                   unix_path;   /* NUL-terminated */
+} ngx_http_llmcache_addr_t;
+
+
+typedef struct {
+    ngx_array_t                *addrs;       /* ngx_http_llmcache_addr_t */
+    ngx_flag_t                  cluster;
     ngx_int_t                   db;
     ngx_str_t                   password;
     ngx_msec_t                  timeout;

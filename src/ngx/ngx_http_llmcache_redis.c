@@ -1,17 +1,26 @@
 /*
  * Copyright (C) the ngx_http_llmcache_module authors
  *
- * hiredis' async API on nginx events: one connection per worker process,
- * shared by all requests (hiredis pipelines their commands), reconnected
- * with backoff.  Debian's hiredis 0.14 has no timer hook, so per-command
- * timeouts are nginx timers in the request context; a reply arriving after
- * its request timed out or went away finds its operation detached and is
- * dropped.  Trouble is logged once per incident: the first failure after a
+ * hiredis' async API on nginx events.  Each worker process keeps one
+ * connection per Redis node, shared by all requests (hiredis pipelines
+ * their commands), reconnected with backoff.  With "cluster", the slot map
+ * comes from CLUSTER SLOTS, each command goes to the node of its key's slot
+ * (every key of a scope carries the scope's hash tag), MOVED updates the
+ * map and resends, ASK resends once after ASKING, and the map is refreshed
+ * in the background, at most once a second, never per request.  A node
+ * that is down makes only its slots MISS.
+ *
+ * Debian's hiredis 0.14 has no timer hook, so per-command timeouts are
+ * nginx timers in the request context; a reply arriving after its request
+ * timed out or went away finds its operation detached and is dropped.
+ * Trouble is logged once per incident and node: the first failure after a
  * success at "error", the rest at "debug", and the recovery at "notice".
  */
 
 
 #include "ngx_http_llmcache_module.h"
+
+#include "llmc_slot.h"
 
 
 #define NGX_HTTP_LLMCACHE_REDIS_DOWN        0
@@ -20,30 +29,66 @@
 
 #define NGX_HTTP_LLMCACHE_BACKOFF_MIN       50
 #define NGX_HTTP_LLMCACHE_BACKOFF_MAX       1000
+#define NGX_HTTP_LLMCACHE_MAX_NODES         64
+#define NGX_HTTP_LLMCACHE_MAX_REDIRECTS     3
+#define NGX_HTTP_LLMCACHE_REFRESH_EVERY     1000
+
+
+typedef struct {
+    u_char                          name[NGX_SOCKADDR_STRLEN + 8];
+    u_char                          host[NGX_SOCKADDR_STRLEN];
+    ngx_int_t                       port;       /* 0: unix socket */
+    u_char                         *unix_path;
+    redisAsyncContext              *ac;
+    ngx_connection_t               *conn;
+    ngx_uint_t                      state;
+    ngx_uint_t                      failing;    /* an incident is open */
+    ngx_msec_t                      backoff;
+    ngx_msec_t                      retry_at;
+} ngx_http_llmcache_node_t;
 
 
 struct ngx_http_llmcache_op_s {
-    ngx_http_request_t             *request;   /* NULL once detached */
-    ngx_http_llmcache_reply_pt      handler;
+    ngx_http_request_t             *request;    /* NULL once detached */
+    ngx_http_llmcache_reply_pt      handler;    /* NULL: nobody waits */
+    char                           *cmd;        /* formatted, for resends */
+    int                             len;
+    ngx_uint_t                      redirects;
+    ngx_http_llmcache_node_t       *node;
 };
 
 
 typedef struct {
-    redisAsyncContext              *ac;
-    ngx_connection_t               *conn;
-    ngx_uint_t                      state;
-    ngx_msec_t                      backoff;
-    ngx_msec_t                      retry_at;
-    ngx_uint_t                      failing;   /* an incident is open */
+    ngx_http_llmcache_node_t        nodes[NGX_HTTP_LLMCACHE_MAX_NODES];
+    ngx_uint_t                      n_nodes;
+    ngx_uint_t                      n_seeds;
+    int8_t                          slots[LLMC_SLOTS];  /* node, -1 none */
+    ngx_msec_t                      refresh_at;
+    ngx_uint_t                      refreshing;
     ngx_log_t                      *log;
     ngx_http_llmcache_main_conf_t  *lmcf;
 } ngx_http_llmcache_redis_t;
 
 
-static ngx_int_t ngx_http_llmcache_redis_connect(void);
-static void ngx_http_llmcache_redis_failed(ngx_log_t *log,
-    const char *what, const char *detail);
-static void ngx_http_llmcache_redis_ok(void);
+static ngx_int_t ngx_http_llmcache_redis_dispatch(
+    ngx_http_llmcache_op_t *op, int slot);
+static int ngx_http_llmcache_redis_slot(int argc, const char **argv,
+    const size_t *argvlen);
+static ngx_http_llmcache_op_t *ngx_http_llmcache_redis_op(ngx_log_t *log,
+    int argc, const char **argv, const size_t *argvlen);
+static void ngx_http_llmcache_redis_op_free(ngx_http_llmcache_op_t *op);
+static ngx_int_t ngx_http_llmcache_redis_redirect(ngx_http_llmcache_op_t *op,
+    redisReply *reply);
+static ngx_http_llmcache_node_t *ngx_http_llmcache_redis_node(u_char *host,
+    size_t len, ngx_int_t port);
+static void ngx_http_llmcache_redis_refresh(void);
+static void ngx_http_llmcache_redis_slots(redisAsyncContext *ac, void *r,
+    void *privdata);
+static ngx_int_t ngx_http_llmcache_redis_connect(
+    ngx_http_llmcache_node_t *node);
+static void ngx_http_llmcache_redis_failed(ngx_http_llmcache_node_t *node,
+    ngx_log_t *log, const char *what, const char *detail);
+static void ngx_http_llmcache_redis_ok(ngx_http_llmcache_node_t *node);
 static void ngx_http_llmcache_redis_connected(const redisAsyncContext *ac,
     int status);
 static void ngx_http_llmcache_redis_disconnected(const redisAsyncContext *ac,
@@ -52,8 +97,6 @@ static void ngx_http_llmcache_redis_setup_reply(redisAsyncContext *ac,
     void *r, void *privdata);
 static void ngx_http_llmcache_redis_reply(redisAsyncContext *ac, void *r,
     void *privdata);
-static void ngx_http_llmcache_redis_send_reply(redisAsyncContext *ac,
-    void *r, void *privdata);
 static void ngx_http_llmcache_redis_timeout(ngx_event_t *ev);
 static void ngx_http_llmcache_redis_cleanup_request(void *data);
 static void ngx_http_llmcache_redis_read_handler(ngx_event_t *ev);
@@ -72,6 +115,10 @@ static ngx_log_t                  ngx_http_llmcache_redis_log;
 ngx_int_t
 ngx_http_llmcache_redis_init_process(ngx_cycle_t *cycle)
 {
+    ngx_uint_t                      i;
+    ngx_http_llmcache_node_t       *node;
+    ngx_http_llmcache_addr_t       *addr;
+    ngx_http_llmcache_redis_t      *rd = &ngx_http_llmcache_redis;
     ngx_http_llmcache_main_conf_t  *lmcf;
 
     if (ngx_process != NGX_PROCESS_WORKER
@@ -86,20 +133,40 @@ ngx_http_llmcache_redis_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    ngx_memzero(&ngx_http_llmcache_redis, sizeof(ngx_http_llmcache_redis_t));
+    ngx_memzero(rd, sizeof(ngx_http_llmcache_redis_t));
+    ngx_memset(rd->slots, 0xff, sizeof(rd->slots));
 
-    /* the connection's own log, so its action does not leak elsewhere */
+    /* the connections' own log, so their action does not leak elsewhere */
 
     ngx_http_llmcache_redis_log = *cycle->log;
     ngx_http_llmcache_redis_log.action = "talking to llmcache redis";
 
-    ngx_http_llmcache_redis.lmcf = lmcf;
-    ngx_http_llmcache_redis.log = &ngx_http_llmcache_redis_log;
-    ngx_http_llmcache_redis.backoff = NGX_HTTP_LLMCACHE_BACKOFF_MIN;
+    rd->lmcf = lmcf;
+    rd->log = &ngx_http_llmcache_redis_log;
+
+    addr = lmcf->addrs->elts;
+
+    for (i = 0; i < lmcf->addrs->nelts; i++) {
+        node = &rd->nodes[rd->n_nodes++];
+
+        ngx_cpystrn(node->name, addr[i].name.data,
+                    ngx_min(addr[i].name.len + 1, sizeof(node->name)));
+        ngx_cpystrn(node->host, addr[i].host.data,
+                    ngx_min(addr[i].host.len + 1, sizeof(node->host)));
+        node->port = addr[i].port;
+        node->unix_path = addr[i].unix_path.data;
+        node->backoff = NGX_HTTP_LLMCACHE_BACKOFF_MIN;
+    }
+
+    rd->n_seeds = rd->n_nodes;
 
     /* a connection refused at start-up is retried on the first request */
 
-    (void) ngx_http_llmcache_redis_connect();
+    (void) ngx_http_llmcache_redis_connect(&rd->nodes[0]);
+
+    if (lmcf->cluster) {
+        ngx_http_llmcache_redis_refresh();
+    }
 
     return NGX_OK;
 }
@@ -108,9 +175,14 @@ ngx_http_llmcache_redis_init_process(ngx_cycle_t *cycle)
 void
 ngx_http_llmcache_redis_exit_process(ngx_cycle_t *cycle)
 {
-    if (ngx_http_llmcache_redis.ac) {
-        redisAsyncFree(ngx_http_llmcache_redis.ac);
-        ngx_http_llmcache_redis.ac = NULL;
+    ngx_uint_t                  i;
+    ngx_http_llmcache_redis_t  *rd = &ngx_http_llmcache_redis;
+
+    for (i = 0; i < rd->n_nodes; i++) {
+        if (rd->nodes[i].ac) {
+            redisAsyncFree(rd->nodes[i].ac);
+            rd->nodes[i].ac = NULL;
+        }
     }
 }
 
@@ -126,38 +198,12 @@ ngx_http_llmcache_redis_request(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx, ngx_http_llmcache_reply_pt handler,
     int argc, const char **argv, const size_t *argvlen)
 {
-    ngx_pool_cleanup_t             *cln;
-    ngx_http_llmcache_op_t         *op;
-    ngx_http_llmcache_main_conf_t  *lmcf;
-
-    if (ngx_http_llmcache_redis_connect() != NGX_OK) {
-        return NGX_DECLINED;
-    }
-
-    op = ngx_alloc(sizeof(ngx_http_llmcache_op_t), r->connection->log);
-    if (op == NULL) {
-        return NGX_DECLINED;
-    }
-
-    op->request = r;
-    op->handler = handler;
-
-    if (redisAsyncCommandArgv(ngx_http_llmcache_redis.ac,
-                              ngx_http_llmcache_redis_reply, op,
-                              argc, argv, argvlen)
-        != REDIS_OK)
-    {
-        ngx_free(op);
-        ngx_http_llmcache_redis_failed(r->connection->log,
-                                       "command failed", "");
-        return NGX_DECLINED;
-    }
+    ngx_pool_cleanup_t      *cln;
+    ngx_http_llmcache_op_t  *op;
 
     if (ctx->timer.handler == NULL) {
         cln = ngx_pool_cleanup_add(r->pool, 0);
         if (cln == NULL) {
-            /* the op stays attached; harmless only with a cleanup: detach */
-            op->request = NULL;
             return NGX_DECLINED;
         }
 
@@ -169,10 +215,24 @@ ngx_http_llmcache_redis_request(ngx_http_request_t *r,
         ctx->timer.log = r->connection->log;
     }
 
-    lmcf = ngx_http_llmcache_redis.lmcf;
+    op = ngx_http_llmcache_redis_op(r->connection->log, argc, argv, argvlen);
+    if (op == NULL) {
+        return NGX_DECLINED;
+    }
+
+    op->request = r;
+    op->handler = handler;
+
+    if (ngx_http_llmcache_redis_dispatch(op,
+            ngx_http_llmcache_redis_slot(argc, argv, argvlen))
+        != NGX_OK)
+    {
+        ngx_http_llmcache_redis_op_free(op);
+        return NGX_DECLINED;
+    }
 
     ctx->op = op;
-    ngx_add_timer(&ctx->timer, lmcf->timeout);
+    ngx_add_timer(&ctx->timer, ngx_http_llmcache_redis.lmcf->timeout);
 
     return NGX_OK;
 }
@@ -184,17 +244,19 @@ ngx_int_t
 ngx_http_llmcache_redis_send(ngx_log_t *log, int argc, const char **argv,
     const size_t *argvlen)
 {
-    if (ngx_http_llmcache_redis_connect() != NGX_OK) {
-        return NGX_DECLINED;
+    ngx_http_llmcache_op_t  *op;
+
+    op = ngx_http_llmcache_redis_op(log, argc, argv, argvlen);
+    if (op == NULL) {
+        return NGX_ERROR;
     }
 
-    if (redisAsyncCommandArgv(ngx_http_llmcache_redis.ac,
-                              ngx_http_llmcache_redis_send_reply, NULL,
-                              argc, argv, argvlen)
-        != REDIS_OK)
+    if (ngx_http_llmcache_redis_dispatch(op,
+            ngx_http_llmcache_redis_slot(argc, argv, argvlen))
+        != NGX_OK)
     {
-        ngx_http_llmcache_redis_failed(log, "command failed", "");
-        return NGX_ERROR;
+        ngx_http_llmcache_redis_op_free(op);
+        return NGX_DECLINED;
     }
 
     return NGX_OK;
@@ -215,6 +277,110 @@ ngx_http_llmcache_redis_detach(ngx_http_llmcache_ctx_t *ctx)
 }
 
 
+static ngx_http_llmcache_op_t *
+ngx_http_llmcache_redis_op(ngx_log_t *log, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    ngx_http_llmcache_op_t  *op;
+
+    op = ngx_calloc(sizeof(ngx_http_llmcache_op_t), log);
+    if (op == NULL) {
+        return NULL;
+    }
+
+    /* kept formatted: a redirected command is sent again as it is */
+
+    op->len = redisFormatCommandArgv(&op->cmd, argc, argv, argvlen);
+    if (op->len < 0) {
+        ngx_free(op);
+        return NULL;
+    }
+
+    return op;
+}
+
+
+static void
+ngx_http_llmcache_redis_op_free(ngx_http_llmcache_op_t *op)
+{
+    free(op->cmd);
+    ngx_free(op);
+}
+
+
+/* the slot of the first key-like argument (they all carry a hash tag) */
+
+static int
+ngx_http_llmcache_redis_slot(int argc, const char **argv,
+    const size_t *argvlen)
+{
+    int  i;
+
+    if (!ngx_http_llmcache_redis.lmcf->cluster) {
+        return -1;
+    }
+
+    for (i = 1; i < argc; i++) {
+        if (argvlen[i] > sizeof(LLMC_KEY_PREFIX)
+            && ngx_strncmp(argv[i], LLMC_KEY_PREFIX "{",
+                           sizeof(LLMC_KEY_PREFIX)) == 0)
+        {
+            return (int) llmc_key_slot(argv[i], argvlen[i]);
+        }
+    }
+
+    return -1;
+}
+
+
+static ngx_int_t
+ngx_http_llmcache_redis_dispatch(ngx_http_llmcache_op_t *op, int slot)
+{
+    ngx_uint_t                  i;
+    ngx_http_llmcache_node_t   *node;
+    ngx_http_llmcache_redis_t  *rd = &ngx_http_llmcache_redis;
+
+    if (rd->lmcf == NULL) {
+        return NGX_DECLINED;
+    }
+
+    node = NULL;
+
+    if (slot >= 0 && rd->slots[slot] >= 0) {
+        node = &rd->nodes[(int) rd->slots[slot]];
+
+    } else {
+        /* any node answers; a wrong one redirects */
+        for (i = 0; i < rd->n_nodes; i++) {
+            if (rd->nodes[i].state != NGX_HTTP_LLMCACHE_REDIS_DOWN) {
+                node = &rd->nodes[i];
+                break;
+            }
+        }
+
+        if (node == NULL) {
+            node = &rd->nodes[0];
+        }
+    }
+
+    if (ngx_http_llmcache_redis_connect(node) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    op->node = node;
+
+    if (redisAsyncFormattedCommand(node->ac, ngx_http_llmcache_redis_reply,
+                                   op, op->cmd, op->len)
+        != REDIS_OK)
+    {
+        ngx_http_llmcache_redis_failed(node, rd->log, "command failed", "");
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_llmcache_redis_cleanup_request(void *data)
 {
@@ -226,8 +392,8 @@ static void
 ngx_http_llmcache_redis_timeout(ngx_event_t *ev)
 {
     ngx_http_request_t       *r;
-    ngx_http_llmcache_ctx_t  *ctx;
     ngx_http_llmcache_op_t   *op;
+    ngx_http_llmcache_ctx_t  *ctx;
 
     r = ev->data;
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmcache_module);
@@ -238,7 +404,8 @@ ngx_http_llmcache_redis_timeout(ngx_event_t *ev)
     }
 
     ngx_http_llmcache_metrics_redis(NGX_HTTP_LLMCACHE_M_REDIS_TIMEOUT);
-    ngx_http_llmcache_redis_failed(r->connection->log, "timed out", "");
+    ngx_http_llmcache_redis_failed(op->node, r->connection->log, "timed out",
+                                   "");
 
     ngx_http_llmcache_redis_detach(ctx);
 
@@ -250,27 +417,32 @@ static void
 ngx_http_llmcache_redis_reply(redisAsyncContext *ac, void *rep,
     void *privdata)
 {
-    redisReply              *reply = rep;
-    ngx_http_request_t      *r;
-    ngx_http_llmcache_op_t  *op = privdata;
-    ngx_http_llmcache_ctx_t *ctx;
+    redisReply               *reply = rep;
+    ngx_log_t                *log;
+    ngx_http_request_t       *r;
+    ngx_http_llmcache_op_t   *op = privdata;
+    ngx_http_llmcache_ctx_t  *ctx;
 
     r = op->request;
-    op->request = NULL;
+    log = r ? r->connection->log : ngx_http_llmcache_redis.log;
 
-    if (reply != NULL) {
-        if (reply->type == REDIS_REPLY_ERROR) {
-            ngx_http_llmcache_redis_failed(r ? r->connection->log
-                                             : ngx_http_llmcache_redis.log,
-                                           "answered", reply->str);
-            reply = NULL;
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
 
-        } else {
-            ngx_http_llmcache_redis_ok();
+        if (ngx_http_llmcache_redis_redirect(op, reply) == NGX_OK) {
+            /* sent again to the node that owns the slot */
+            return;
         }
+
+        ngx_http_llmcache_redis_failed(op->node, log, "answered", reply->str);
+        reply = NULL;
+
+    } else if (reply != NULL) {
+        ngx_http_llmcache_redis_ok(op->node);
     }
 
-    if (r != NULL) {
+    if (r != NULL && op->handler) {
+        op->request = NULL;
+
         ctx = ngx_http_get_module_ctx(r, ngx_http_llmcache_module);
         ctx->op = NULL;
 
@@ -281,73 +453,279 @@ ngx_http_llmcache_redis_reply(redisAsyncContext *ac, void *rep,
         op->handler(r, reply);
     }
 
-    ngx_free(op);
+    ngx_http_llmcache_redis_op_free(op);
+}
+
+
+/* MOVED <slot> <host>:<port> and ASK <slot> <host>:<port> */
+
+static ngx_int_t
+ngx_http_llmcache_redis_redirect(ngx_http_llmcache_op_t *op,
+    redisReply *reply)
+{
+    u_char                     *p, *last, *host, *colon;
+    ngx_int_t                   slot, port;
+    ngx_uint_t                  ask;
+    ngx_http_llmcache_node_t   *node;
+    ngx_http_llmcache_redis_t  *rd = &ngx_http_llmcache_redis;
+
+    p = (u_char *) reply->str;
+    last = p + reply->len;
+
+    if (reply->len > 6 && ngx_strncmp(p, "MOVED ", 6) == 0) {
+        ask = 0;
+        p += 6;
+
+    } else if (reply->len > 4 && ngx_strncmp(p, "ASK ", 4) == 0) {
+        ask = 1;
+        p += 4;
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    if (!rd->lmcf->cluster
+        || op->redirects++ >= NGX_HTTP_LLMCACHE_MAX_REDIRECTS)
+    {
+        return NGX_DECLINED;
+    }
+
+    host = ngx_strlchr(p, last, ' ');
+    if (host == NULL) {
+        return NGX_DECLINED;
+    }
+
+    slot = ngx_atoi(p, host - p);
+    host++;
+
+    colon = NULL;
+    for (p = host; p < last; p++) {
+        if (*p == ':') {
+            colon = p;      /* the last one: IPv6 addresses have more */
+        }
+    }
+
+    if (slot < 0 || slot >= LLMC_SLOTS || colon == NULL) {
+        return NGX_DECLINED;
+    }
+
+    port = ngx_atoi(colon + 1, last - colon - 1);
+    if (port < 1 || port > 65535) {
+        return NGX_DECLINED;
+    }
+
+    node = ngx_http_llmcache_redis_node(host, colon - host, port);
+    if (node == NULL || ngx_http_llmcache_redis_connect(node) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    if (ask) {
+        if (redisAsyncCommand(node->ac, NULL, NULL, "ASKING") != REDIS_OK) {
+            return NGX_DECLINED;
+        }
+
+    } else {
+        rd->slots[slot] = (int8_t) (node - rd->nodes);
+        ngx_http_llmcache_redis_refresh();
+    }
+
+    op->node = node;
+
+    if (redisAsyncFormattedCommand(node->ac, ngx_http_llmcache_redis_reply,
+                                   op, op->cmd, op->len)
+        != REDIS_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a node by address, added when new */
+
+static ngx_http_llmcache_node_t *
+ngx_http_llmcache_redis_node(u_char *host, size_t len, ngx_int_t port)
+{
+    ngx_uint_t                  i;
+    ngx_http_llmcache_node_t   *node;
+    ngx_http_llmcache_redis_t  *rd = &ngx_http_llmcache_redis;
+
+    if (len == 0 || len >= sizeof(node->host)) {
+        return NULL;
+    }
+
+    for (i = 0; i < rd->n_nodes; i++) {
+        node = &rd->nodes[i];
+
+        if (node->port == port && ngx_strlen(node->host) == len
+            && ngx_strncmp(node->host, host, len) == 0)
+        {
+            return node;
+        }
+    }
+
+    if (rd->n_nodes == NGX_HTTP_LLMCACHE_MAX_NODES) {
+        return NULL;
+    }
+
+    node = &rd->nodes[rd->n_nodes++];
+    ngx_memzero(node, sizeof(ngx_http_llmcache_node_t));
+
+    ngx_cpystrn(node->host, host, len + 1);
+    ngx_snprintf(node->name, sizeof(node->name) - 1, "%*s:%i%Z",
+                 len, host, port);
+    node->port = port;
+    node->backoff = NGX_HTTP_LLMCACHE_BACKOFF_MIN;
+
+    return node;
+}
+
+
+/* the slot map from CLUSTER SLOTS, in the background, at most once a second */
+
+static void
+ngx_http_llmcache_redis_refresh(void)
+{
+    ngx_uint_t                  i, n;
+    ngx_http_llmcache_node_t   *node;
+    ngx_http_llmcache_redis_t  *rd = &ngx_http_llmcache_redis;
+
+    if (!rd->lmcf->cluster || rd->refreshing
+        || (rd->refresh_at
+            && (ngx_msec_int_t) (ngx_current_msec - rd->refresh_at) < 0))
+    {
+        return;
+    }
+
+    rd->refresh_at = ngx_current_msec + NGX_HTTP_LLMCACHE_REFRESH_EVERY;
+
+    /* ask a node that is up, starting with a different one each time */
+
+    for (n = 0; n < rd->n_nodes; n++) {
+        i = (ngx_current_msec / NGX_HTTP_LLMCACHE_REFRESH_EVERY + n)
+            % rd->n_nodes;
+        node = &rd->nodes[i];
+
+        if (ngx_http_llmcache_redis_connect(node) != NGX_OK) {
+            continue;
+        }
+
+        if (redisAsyncCommand(node->ac, ngx_http_llmcache_redis_slots, node,
+                              "CLUSTER SLOTS")
+            == REDIS_OK)
+        {
+            rd->refreshing = 1;
+            return;
+        }
+    }
 }
 
 
 static void
-ngx_http_llmcache_redis_send_reply(redisAsyncContext *ac, void *rep,
+ngx_http_llmcache_redis_slots(redisAsyncContext *ac, void *rep,
     void *privdata)
 {
-    redisReply  *reply = rep;
+    size_t                      i;
+    ngx_int_t                   start, end, s;
+    redisReply                 *reply = rep, *range, *master;
+    ngx_http_llmcache_node_t   *node;
+    ngx_http_llmcache_redis_t  *rd = &ngx_http_llmcache_redis;
 
-    if (reply == NULL) {
+    rd->refreshing = 0;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            ngx_http_llmcache_redis_failed(privdata, rd->log,
+                                           "answered CLUSTER SLOTS",
+                                           reply->str);
+        }
+
         return;
     }
 
-    if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_http_llmcache_redis_failed(ngx_http_llmcache_redis.log,
-                                       "answered", reply->str);
-        return;
+    for (i = 0; i < reply->elements; i++) {
+        range = reply->element[i];
+
+        if (range->type != REDIS_REPLY_ARRAY || range->elements < 3
+            || range->element[0]->type != REDIS_REPLY_INTEGER
+            || range->element[1]->type != REDIS_REPLY_INTEGER
+            || range->element[2]->type != REDIS_REPLY_ARRAY
+            || range->element[2]->elements < 2
+            || range->element[2]->element[0]->type != REDIS_REPLY_STRING
+            || range->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
+        {
+            continue;
+        }
+
+        start = range->element[0]->integer;
+        end = range->element[1]->integer;
+        master = range->element[2];
+
+        if (start < 0 || end >= LLMC_SLOTS || start > end) {
+            continue;
+        }
+
+        node = ngx_http_llmcache_redis_node(
+                   (u_char *) master->element[0]->str,
+                   master->element[0]->len, master->element[1]->integer);
+        if (node == NULL) {
+            continue;
+        }
+
+        for (s = start; s <= end; s++) {
+            rd->slots[s] = (int8_t) (node - rd->nodes);
+        }
     }
 
-    ngx_http_llmcache_redis_ok();
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                   "llmcache: redis cluster map: %ui nodes", rd->n_nodes);
 }
 
 
 static void
-ngx_http_llmcache_redis_failed(ngx_log_t *log, const char *what,
-    const char *detail)
+ngx_http_llmcache_redis_failed(ngx_http_llmcache_node_t *node, ngx_log_t *log,
+    const char *what, const char *detail)
 {
-    ngx_http_llmcache_main_conf_t  *lmcf = ngx_http_llmcache_redis.lmcf;
-
     if (ngx_strcmp(what, "timed out") != 0) {
         ngx_http_llmcache_metrics_redis(NGX_HTTP_LLMCACHE_M_REDIS_ERROR);
     }
 
-    if (ngx_http_llmcache_redis.failing) {
+    if (node->failing) {
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
-                       "llmcache: redis %V still failing: %s %s",
-                       &lmcf->addr, what, detail);
+                       "llmcache: redis %s still failing: %s %s",
+                       node->name, what, detail);
         return;
     }
 
-    ngx_http_llmcache_redis.failing = 1;
+    node->failing = 1;
 
     ngx_log_error(NGX_LOG_ERR, log, 0,
-                  "llmcache: redis %V %s%s%s; requests go upstream "
+                  "llmcache: redis %s %s%s%s; requests go upstream "
                   "uncached until it recovers",
-                  &lmcf->addr, what, detail[0] ? ": " : "", detail);
+                  node->name, what, detail[0] ? ": " : "", detail);
+
+    /* a failed-over cluster has a new map */
+    ngx_http_llmcache_redis_refresh();
 }
 
 
 static void
-ngx_http_llmcache_redis_ok(void)
+ngx_http_llmcache_redis_ok(ngx_http_llmcache_node_t *node)
 {
-    if (!ngx_http_llmcache_redis.failing) {
+    if (!node->failing) {
         return;
     }
 
-    ngx_http_llmcache_redis.failing = 0;
+    node->failing = 0;
 
     ngx_log_error(NGX_LOG_NOTICE, ngx_http_llmcache_redis.log, 0,
-                  "llmcache: redis %V is answering again",
-                  &ngx_http_llmcache_redis.lmcf->addr);
+                  "llmcache: redis %s is answering again", node->name);
 }
 
 
 static ngx_int_t
-ngx_http_llmcache_redis_connect(void)
+ngx_http_llmcache_redis_connect(ngx_http_llmcache_node_t *node)
 {
     int                             argc;
     char                            db[NGX_INT_T_LEN];
@@ -357,44 +735,41 @@ ngx_http_llmcache_redis_connect(void)
     ngx_connection_t               *c;
     redisAsyncContext              *ac;
     ngx_http_llmcache_main_conf_t  *lmcf;
-    ngx_http_llmcache_redis_t      *rd = &ngx_http_llmcache_redis;
 
-    if (rd->state != NGX_HTTP_LLMCACHE_REDIS_DOWN) {
+    if (node->state != NGX_HTTP_LLMCACHE_REDIS_DOWN) {
         return NGX_OK;
     }
 
-    lmcf = rd->lmcf;
-    if (lmcf == NULL) {
-        return NGX_DECLINED;
-    }
+    lmcf = ngx_http_llmcache_redis.lmcf;
+    log = ngx_http_llmcache_redis.log;
 
-    if (rd->retry_at && (ngx_msec_int_t) (ngx_current_msec - rd->retry_at) < 0)
+    if (node->retry_at
+        && (ngx_msec_int_t) (ngx_current_msec - node->retry_at) < 0)
     {
         return NGX_DECLINED;
     }
 
-    log = rd->log;
-
     /* the next attempt, should this one fail */
 
-    rd->retry_at = ngx_current_msec + rd->backoff;
-    rd->backoff = ngx_min(rd->backoff * 2, NGX_HTTP_LLMCACHE_BACKOFF_MAX);
+    node->retry_at = ngx_current_msec + node->backoff;
+    node->backoff = ngx_min(node->backoff * 2, NGX_HTTP_LLMCACHE_BACKOFF_MAX);
 
-    if (lmcf->port) {
-        ac = redisAsyncConnect((char *) lmcf->host.data, (int) lmcf->port);
+    if (node->port) {
+        ac = redisAsyncConnect((char *) node->host, (int) node->port);
 
     } else {
-        ac = redisAsyncConnectUnix((char *) lmcf->unix_path.data);
+        ac = redisAsyncConnectUnix((char *) node->unix_path);
     }
 
     if (ac == NULL) {
-        ngx_http_llmcache_redis_failed(log, "connect failed",
+        ngx_http_llmcache_redis_failed(node, log, "connect failed",
                                        "out of memory");
         return NGX_DECLINED;
     }
 
     if (ac->err) {
-        ngx_http_llmcache_redis_failed(log, "connect failed", ac->errstr);
+        ngx_http_llmcache_redis_failed(node, log, "connect failed",
+                                       ac->errstr);
         redisAsyncFree(ac);
         return NGX_DECLINED;
     }
@@ -412,7 +787,7 @@ ngx_http_llmcache_redis_connect(void)
     c->read->log = log;
     c->write->log = log;
 
-    ac->data = rd;
+    ac->data = node;
     ac->ev.data = c;
     ac->ev.addRead = ngx_http_llmcache_redis_add_read;
     ac->ev.delRead = ngx_http_llmcache_redis_del_read;
@@ -423,9 +798,9 @@ ngx_http_llmcache_redis_connect(void)
     redisAsyncSetConnectCallback(ac, ngx_http_llmcache_redis_connected);
     redisAsyncSetDisconnectCallback(ac, ngx_http_llmcache_redis_disconnected);
 
-    rd->ac = ac;
-    rd->conn = c;
-    rd->state = NGX_HTTP_LLMCACHE_REDIS_CONNECTING;
+    node->ac = ac;
+    node->conn = c;
+    node->state = NGX_HTTP_LLMCACHE_REDIS_CONNECTING;
 
     /* AUTH and SELECT go first; requests' commands queue behind them */
 
@@ -459,26 +834,26 @@ ngx_http_llmcache_redis_connect(void)
 static void
 ngx_http_llmcache_redis_connected(const redisAsyncContext *ac, int status)
 {
-    ngx_http_llmcache_redis_t  *rd = &ngx_http_llmcache_redis;
+    ngx_http_llmcache_node_t  *node = ac->data;
 
     if (status != REDIS_OK) {
         /* hiredis frees the context after this callback */
-        ngx_http_llmcache_redis_failed(rd->log, "connect failed",
-                                       ac->errstr);
-        rd->ac = NULL;
-        rd->conn = NULL;
-        rd->state = NGX_HTTP_LLMCACHE_REDIS_DOWN;
+        ngx_http_llmcache_redis_failed(node, ngx_http_llmcache_redis.log,
+                                       "connect failed", ac->errstr);
+        node->ac = NULL;
+        node->conn = NULL;
+        node->state = NGX_HTTP_LLMCACHE_REDIS_DOWN;
         return;
     }
 
-    rd->state = NGX_HTTP_LLMCACHE_REDIS_READY;
-    rd->backoff = NGX_HTTP_LLMCACHE_BACKOFF_MIN;
+    node->state = NGX_HTTP_LLMCACHE_REDIS_READY;
+    node->backoff = NGX_HTTP_LLMCACHE_BACKOFF_MIN;
+    node->retry_at = 0;
 
     ngx_http_llmcache_metrics_redis(NGX_HTTP_LLMCACHE_M_REDIS_RECONNECT);
-    rd->retry_at = 0;
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rd->log, 0,
-                   "llmcache: redis %V connected", &rd->lmcf->addr);
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_http_llmcache_redis.log, 0,
+                   "llmcache: redis %s connected", node->name);
 }
 
 
@@ -486,16 +861,17 @@ static void
 ngx_http_llmcache_redis_disconnected(const redisAsyncContext *ac,
     int status)
 {
-    ngx_http_llmcache_redis_t  *rd = &ngx_http_llmcache_redis;
+    ngx_http_llmcache_node_t  *node = ac->data;
 
     if (status != REDIS_OK) {
-        ngx_http_llmcache_redis_failed(rd->log, "connection lost",
+        ngx_http_llmcache_redis_failed(node, ngx_http_llmcache_redis.log,
+                                       "connection lost",
                                        ac->errstr ? ac->errstr : "");
     }
 
-    rd->ac = NULL;
-    rd->conn = NULL;
-    rd->state = NGX_HTTP_LLMCACHE_REDIS_DOWN;
+    node->ac = NULL;
+    node->conn = NULL;
+    node->state = NGX_HTTP_LLMCACHE_REDIS_DOWN;
 }
 
 
@@ -509,7 +885,7 @@ ngx_http_llmcache_redis_setup_reply(redisAsyncContext *ac, void *rep,
         return;
     }
 
-    ngx_http_llmcache_redis_failed(ngx_http_llmcache_redis.log,
+    ngx_http_llmcache_redis_failed(ac->data, ngx_http_llmcache_redis.log,
                                    privdata, reply->str);
 
     redisAsyncDisconnect(ac);
@@ -590,6 +966,9 @@ ngx_http_llmcache_redis_cleanup(void *data)
 {
     ngx_connection_t  *c = data;
 
+    ngx_uint_t                  i;
+    ngx_http_llmcache_redis_t  *rd = &ngx_http_llmcache_redis;
+
     if (c->read->active) {
         (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
     }
@@ -609,9 +988,11 @@ ngx_http_llmcache_redis_cleanup(void *data)
     c->fd = (ngx_socket_t) -1;
     ngx_free_connection(c);
 
-    if (ngx_http_llmcache_redis.conn == c) {
-        ngx_http_llmcache_redis.conn = NULL;
-        ngx_http_llmcache_redis.ac = NULL;
-        ngx_http_llmcache_redis.state = NGX_HTTP_LLMCACHE_REDIS_DOWN;
+    for (i = 0; i < rd->n_nodes; i++) {
+        if (rd->nodes[i].conn == c) {
+            rd->nodes[i].conn = NULL;
+            rd->nodes[i].ac = NULL;
+            rd->nodes[i].state = NGX_HTTP_LLMCACHE_REDIS_DOWN;
+        }
     }
 }
