@@ -1,0 +1,136 @@
+# Redis Cluster: three masters on loopback, nginx given one seed.  The slot
+# map comes from CLUSTER SLOTS, every scope's keys go to the node of its
+# hash tag, and a master that is down makes only its slots MISS.
+
+use lib 't/inc';
+use LLMCacheTest;
+use Test::Nginx::Socket 'no_plan';
+use File::Temp qw(tempdir);
+
+no_shuffle();
+
+our (@Ports, @Pids, $Dir);
+
+sub start_cluster {
+    $Dir = tempdir(CLEANUP => 1);
+    for my $i (0 .. 2) {
+        my $port = LLMCacheTest::free_port();
+        my $pid = fork();
+        die "fork: $!" unless defined $pid;
+        if ($pid == 0) {
+            open STDOUT, '>', "$Dir/redis-$i.log";
+            open STDERR, '>&', \*STDOUT;
+            exec 'redis-server', '--port', $port, '--bind', '127.0.0.1',
+                 '--cluster-enabled', 'yes',
+                 '--cluster-config-file', "$Dir/nodes-$i.conf",
+                 '--save', '', '--appendonly', 'no', '--dir', $Dir;
+            exit 127;
+        }
+        push @Ports, $port;
+        push @Pids, $pid;
+    }
+    for my $port (@Ports) {
+        for (1 .. 100) {
+            last if `redis-cli -p $port ping 2>/dev/null` =~ /PONG/;
+            select undef, undef, undef, 0.05;
+        }
+    }
+    my $nodes = join ' ', map { "127.0.0.1:$_" } @Ports;
+    system("redis-cli --cluster create $nodes --cluster-yes >$Dir/create.log 2>&1") == 0
+        or die "redis-cli --cluster create failed: " . `cat $Dir/create.log`;
+    for (1 .. 100) {
+        last if `redis-cli -p $Ports[0] cluster info` =~ /cluster_state:ok/;
+        select undef, undef, undef, 0.1;
+    }
+    $ENV{TEST_NGINX_CLUSTER_SEED} = "127.0.0.1:$Ports[0]";
+}
+
+sub keys_on ($) {
+    my $port = shift;
+    return scalar grep { /^llmc:/ } split /\n/, `redis-cli -p $port --scan --pattern 'llmc:*'`;
+}
+
+END { kill 'TERM', @Pids if @Pids }
+
+BEGIN {
+    if (system('redis-cli --version >/dev/null 2>&1') != 0) {
+        print "1..0 # SKIP redis-cli is missing\n";
+        exit 0;
+    }
+}
+
+start_cluster();
+
+our $HttpConfig = <<'_EOC_';
+    llmcache_redis $TEST_NGINX_CLUSTER_SEED cluster;
+_EOC_
+
+our $Config = <<'_EOC_';
+    location /v1/ {
+        llmcache on;
+        llmcache_key $http_x_tenant;
+        add_header X-LLM-Cache $llmcache_status always;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+    }
+
+    location /__mock/ {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/__;
+    }
+_EOC_
+
+# twelve tenants: twelve scopes, spread over the three masters' slots
+our @Tenants = map { "tenant-$_" } 1 .. 12;
+our $Body = "POST /v1/chat/completions\n"
+    . '{"model":"gpt-4o","messages":[{"role":"user","content":"cluster?"}]}';
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value("http_config", $HttpConfig)
+        unless defined $block->http_config;
+    $block->set_value("config", $Config) unless defined $block->config;
+    if (defined $block->kill_master) {
+        my $i = $block->kill_master;
+        # the tenants whose entries live on that master
+        $main::OnKilled = keys_on($Ports[$i]);
+        kill 'KILL', $Pids[$i];
+        waitpid $Pids[$i], 0;
+    }
+});
+
+run_tests();
+
+# the twelve scopes were spread over the masters
+ok($main::OnKilled > 0 && $main::OnKilled < 12,
+   "the killed master held some scopes, not all ($main::OnKilled of 12)");
+
+# with it down, exactly its scopes went to the provider, both times
+is(LLMCacheTest::mock_calls(), 2 * $main::OnKilled,
+   "only the killed master's scopes reached the provider");
+
+__DATA__
+
+=== TEST 1: every scope misses, then hits, wherever its slot lives
+--- request eval
+[(($main::Body) x 12), (($main::Body) x 12)]
+--- more_headers eval
+[(map { "Content-Type: application/json\nX-Tenant: $_" } @main::Tenants) x 2]
+--- response_headers eval
+[(("X-LLM-Cache: MISS") x 12), (("X-LLM-Cache: HIT") x 12)]
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: a master down: its slots MISS (twice), the others keep hitting
+--- kill_master: 2
+--- request eval
+[(($main::Body) x 12), (($main::Body) x 12), "GET /__mock/calls"]
+--- more_headers eval
+[(map { "Content-Type: application/json\nX-Tenant: $_" } @main::Tenants) x 2, ""]
+--- response_body_like eval
+[(qr/mock answer/) x 24, qr/^([2468]|1[02468]|2[02])$/]
+--- response_headers_like eval
+[(("X-LLM-Cache: (MISS|HIT)") x 24), ""]
+--- grep_error_log eval: qr/llmcache: redis \S+ (connect failed|connection lost)/
+--- grep_error_log_out eval
+qr/\A(llmcache: redis 127\.0\.0\.1:\d+ (connect failed|connection lost)\n)?\z/
