@@ -636,66 +636,59 @@ static ngx_int_t
 ngx_http_llmcache_tenant(ngx_http_request_t *r,
     ngx_http_llmcache_loc_conf_t *llcf, llmc_api_e api, ngx_str_t *tenant)
 {
-    u_char           *p;
-    size_t            len;
-    ngx_str_t         key;
-    ngx_uint_t        i;
-    ngx_table_elt_t  *h;
-    const char      **name;
-
-    static const char  *anthropic[] = {
-        "anthropic-version", "anthropic-beta", NULL
-    };
-    static const char  *openai[] = {
-        "OpenAI-Organization", "OpenAI-Project", NULL
-    };
+    size_t               len;
+    ngx_str_t            key;
+    ngx_uint_t           i;
+    ngx_array_t         *headers;
+    llmc_header_t       *hd;
+    llmc_provider_e      provider;
+    ngx_table_elt_t     *h;
+    const char *const   *name;
 
     if (ngx_http_complex_value(r, llcf->key, &key) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    name = (llmc_api_provider(api) == LLMC_PROVIDER_ANTHROPIC)
-           ? anthropic : openai;
+    provider = llmc_api_provider(api);
+    name = llmc_tenant_header_names(provider);
 
-    len = key.len + sizeof("\0norm:ff:ffffffffffffffff") - 1;
-
-    for (i = 0; name[i]; i++) {
-        h = NULL;
-        while ((h = ngx_http_llmcache_header(r, h, name[i],
-                                             ngx_strlen(name[i]))))
-        {
-            len += ngx_strlen(name[i]) + h->value.len + 3;
-        }
-    }
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
+    headers = ngx_array_create(r->pool, 2, sizeof(llmc_header_t));
+    if (headers == NULL) {
         return NGX_ERROR;
     }
 
-    tenant->data = p;
-    p = ngx_cpymem(p, key.data, key.len);
-
     for (i = 0; name[i]; i++) {
-        h = NULL;
-        while ((h = ngx_http_llmcache_header(r, h, name[i],
-                                             ngx_strlen(name[i]))))
+        for (h = ngx_http_llmcache_header(r, NULL, name[i],
+                                          ngx_strlen(name[i]));
+             h;
+             h = ngx_http_llmcache_header(r, h, name[i],
+                                          ngx_strlen(name[i])))
         {
-            *p++ = '\0';
-            p = ngx_cpymem(p, name[i], ngx_strlen(name[i]));
-            *p++ = ':';
-            p = ngx_cpymem(p, h->value.data, h->value.len);
-            *p++ = '\0';
+            hd = ngx_array_push(headers);
+            if (hd == NULL) {
+                return NGX_ERROR;
+            }
+
+            hd->name = (char *) h->key.data;
+            hd->name_len = h->key.len;
+            hd->value = (char *) h->value.data;
+            hd->value_len = h->value.len;
         }
     }
 
-    p = ngx_sprintf(p, "%cnorm:%02xi:%016uxL", '\0', llcf->normalize,
-                    (uint64_t) (llcf->dict ? llmc_dict_fingerprint(llcf->dict)
-                                           : 0));
+    len = llmc_tenant_size(key.len, provider, headers->elts, headers->nelts);
 
-    tenant->len = p - tenant->data;
+    tenant->data = ngx_pnalloc(r->pool, len);
+    if (tenant->data == NULL) {
+        return NGX_ERROR;
+    }
 
-    return NGX_OK;
+    tenant->len = llmc_tenant_write((char *) tenant->data, len,
+                                    (char *) key.data, key.len, provider,
+                                    headers->elts, headers->nelts,
+                                    llcf->normalize, llcf->dict);
+
+    return tenant->len ? NGX_OK : NGX_ERROR;
 }
 
 

@@ -22,6 +22,7 @@
 #include "llmc_entry.h"
 #include "llmc_guard.h"
 #include "llmc_stream.h"
+#include "llmc_tenant.h"
 
 
 #define NGX_HTTP_LLMCACHE_HIT     1
