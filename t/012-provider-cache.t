@@ -125,6 +125,7 @@ my $b = qq/{"model":"claude-sonnet-4-5","max_tokens":100,"system":[{"type":"text
 --- request eval
 "POST /v1/messages\n" . main::messages("first question")
 --- response_body_like: "type":"message"
+--- wait: 0.3
 --- access_log eval
 qr/^- in=\d+ cached=0 write=[1-9]\d* out=\d+ cost=0\.\d{6} saved=-\d\.\d{6}$/
 --- no_error_log
@@ -136,6 +137,7 @@ qr/^- in=\d+ cached=0 write=[1-9]\d* out=\d+ cost=0\.\d{6} saved=-\d\.\d{6}$/
 --- request eval
 "POST /v1/messages\n" . main::messages("first question", ',"stream":true')
 --- response_body_like: event: message_stop
+--- wait: 0.3
 --- access_log eval
 qr/^- in=\d+ cached=0 write=[1-9]\d* out=\d+ cost=0\.\d{6} saved=-\d\.\d{6}$/
 --- no_error_log
@@ -147,6 +149,7 @@ qr/^- in=\d+ cached=0 write=[1-9]\d* out=\d+ cost=0\.\d{6} saved=-\d\.\d{6}$/
 --- request eval
 "POST /v1/chat/completions\n" . '{"model":"gpt-4o","messages":[{"role":"user","content":"hello"}]}'
 --- response_body_like: chat\.completion
+--- wait: 0.3
 --- access_log eval
 qr/^- in=\d+ cached=0 write=0 out=\d+ cost=0\.\d{6} saved=0\.000000$/
 --- no_error_log
@@ -177,6 +180,7 @@ qr/^- in=\d+ cached=0 write=0 out=\d+ cost=0\.\d{6} saved=0\.000000$/
     }
 --- request eval
 "POST /v1/chat/completions\n" . '{"model":"gpt-4o","messages":[{"role":"user","content":"hello"}]}'
+--- wait: 0.3
 --- access_log eval
 qr/ cost=[1-9]\d*\.000000 /
 --- no_error_log

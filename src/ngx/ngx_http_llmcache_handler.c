@@ -496,7 +496,8 @@ ngx_http_llmcache_send_hit(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
     r->headers_out.content_length_n = len;
     ctx->hit_bytes = len;
 
-    ngx_http_llmcache_account(r, ctx, entry->body, entry->body_len, 1);
+    /* parsed only if a variable or the metrics ask: HITs stay cheap */
+    ctx->account_hit = 1;
 
     rc = ngx_http_send_header(r);
 

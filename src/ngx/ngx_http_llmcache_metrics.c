@@ -475,6 +475,7 @@ ngx_http_llmcache_metrics_log(ngx_http_request_t *r)
         (void) ngx_atomic_fetch_add(&sh->lock_ms, ctx->lock_time);
     }
 
+    ngx_http_llmcache_account_hit(r, ctx);
     ngx_http_llmcache_metrics_usage(&sh->usage, ctx);
 
     if (ctx->model.len == 0) {

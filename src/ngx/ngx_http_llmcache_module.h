@@ -106,6 +106,7 @@ typedef struct {
     unsigned                    rewritten:1;
     unsigned                    accounted:1; /* usage known */
     unsigned                    priced:1;    /* and its price */
+    unsigned                    account_hit:1; /* a HIT not yet accounted */
 
     llmc_key_t                  key;
     ngx_str_t                   key_hex;     /* $llmcache_key */
@@ -206,6 +207,8 @@ void ngx_http_llmcache_rewrite(ngx_http_request_t *r,
 void ngx_http_llmcache_account(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx, const char *json, size_t len,
     ngx_uint_t hit);
+void ngx_http_llmcache_account_hit(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx);
 
 /* ngx_http_llmcache_metrics.c */
 #define NGX_HTTP_LLMCACHE_M_REDIS_ERROR      1

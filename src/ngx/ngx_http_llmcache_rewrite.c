@@ -334,6 +334,23 @@ ngx_http_llmcache_account(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx,
 }
 
 
+/* a HIT's usage, from the stored answer, when something needs it */
+
+void
+ngx_http_llmcache_account_hit(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx)
+{
+    if (!ctx->account_hit) {
+        return;
+    }
+
+    ctx->account_hit = 0;
+
+    ngx_http_llmcache_account(r, ctx, ctx->entry.body, ctx->entry.body_len,
+                              1);
+}
+
+
 static ngx_int_t
 ngx_http_llmcache_usage_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
@@ -343,6 +360,10 @@ ngx_http_llmcache_usage_variable(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_llmcache_module);
+
+    if (ctx) {
+        ngx_http_llmcache_account_hit(r->main, ctx);
+    }
 
     if (ctx == NULL || !ctx->accounted || (data >= 4 && !ctx->priced)) {
         v->not_found = 1;
