@@ -90,10 +90,26 @@ llmc_lsh_sign(const llmc_lsh_t *l, const float *v, uint32_t *sig)
     for (b = 0; b < l->bands; b++) {
         s = 0;
         for (k = 0; k < l->bits; k++) {
-            dot = 0.0f;
-            for (i = 0; i < l->dim; i++) {
+            /* eight fixed partial sums: the compiler vectorizes them, and
+             * the order of the additions, so the result, is the same on
+             * every machine */
+            float  acc[8] = { 0 };
+
+            for (i = 0; i + 8 <= l->dim; i += 8) {
+                int  j;
+
+                for (j = 0; j < 8; j++) {
+                    acc[j] += p[i + j] * v[i + j];
+                }
+            }
+
+            dot = ((acc[0] + acc[1]) + (acc[2] + acc[3]))
+                  + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+
+            for ( /* void */ ; i < l->dim; i++) {
                 dot += p[i] * v[i];
             }
+
             p += l->dim;
             if (dot > 0.0f) {
                 s |= 1u << k;
