@@ -197,7 +197,7 @@ __DATA__
 ["X-LLM-Cache: MISS", "", "", "", "X-LLM-Cache: MISS", ""]
 --- response_body_like eval
 [qr/#1/, qr/^llmc:\{[0-9a-f]{32}\}:v:h256:[0-9a-f]{64}\t1\t/,
- qr/^(llmc:\{[0-9a-f]{32}\}:b:h256:\d+:[0-9a-f]+\t1\t[0-9a-f]{64}\n){16}$/,
+ qr/^(llmc:\{[0-9a-f]{32}\}:b:h256:\d+:[0-9a-f]+\t1\t[0-9a-f]{64}\n){20}$/,
  qr/ok/, qr/#2/, qr/./]
 --- no_error_log
 [error]
