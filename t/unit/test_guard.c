@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "testutil.h"
 #include "llmc_embed.h"
 #include "llmc_guard.h"
 #include "llmc_normalize.h"
@@ -20,39 +21,6 @@
 static llmc_dict_t  *dict;
 
 
-static void
-load_dicts(const char *argv0)
-{
-    char         dir[4096], path[4200], err[256];
-    const char  *root = getenv("LLMCACHE_ROOT");
-    char        *slash;
-
-    if (root) {
-        snprintf(dir, sizeof(dir), "%s/examples/dict", root);
-    } else if (access("examples/dict/ko.dict", R_OK) == 0) {
-        snprintf(dir, sizeof(dir), "examples/dict");
-    } else {
-        /* build/unit/test_guard -> examples/dict */
-        snprintf(dir, sizeof(dir), "%s", argv0);
-        slash = strrchr(dir, '/');
-        if (slash) {
-            snprintf(slash, sizeof(dir) - (size_t) (slash - dir),
-                     "/../../examples/dict");
-        }
-    }
-
-    dict = llmc_dict_new();
-    snprintf(path, sizeof(path), "%s/ko.dict", dir);
-    if (llmc_dict_load_file(dict, path, err, sizeof(err)) != 0) {
-        printf("# %s\n", err);
-        skip_all("the shipped dictionaries cannot be read");
-    }
-    snprintf(path, sizeof(path), "%s/en.dict", dir);
-    if (llmc_dict_load_file(dict, path, err, sizeof(err)) != 0) {
-        printf("# %s\n", err);
-        skip_all("the shipped dictionaries cannot be read");
-    }
-}
 
 
 static char *
@@ -292,7 +260,7 @@ int
 main(int argc, char **argv)
 {
     (void) argc;
-    load_dicts(argv[0]);
+    dict = test_load_dicts(argv[0]);
     test_flags();
     test_issue_pairs();
     test_negation();
