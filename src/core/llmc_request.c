@@ -1004,11 +1004,30 @@ llmc_req_tools(json_t *root, llmc_req_const_e dflt)
     return 0;
 }
 
+
+/* [obj], taking obj's reference; NULL (obj released) without memory */
+static json_t *
+llmc_req_array_of(json_t *obj)
+{
+    json_t  *a;
+
+    a = json_array();
+    if (a == NULL) {
+        json_decref(obj);
+        return NULL;
+    }
+    if (json_array_append_new(a, obj) != 0) {
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
 /* [{"type": type, "text": text}] (text borrowed), or NULL */
 static json_t *
 llmc_req_one_part(const char *type, json_t *text)
 {
-    json_t  *t, *part, *parts;
+    json_t  *t, *part;
 
     t = llmc_req_const_type(type);
     part = json_object();
@@ -1019,16 +1038,7 @@ llmc_req_one_part(const char *type, json_t *text)
         json_decref(part);
         return NULL;
     }
-    parts = json_array();
-    if (parts == NULL) {
-        json_decref(part);
-        return NULL;
-    }
-    if (json_array_append_new(parts, part) != 0) {
-        json_decref(parts);
-        return NULL;
-    }
-    return parts;
+    return llmc_req_array_of(part);
 }
 
 /* A string content is one text part of type `type`. */
@@ -1261,7 +1271,7 @@ llmc_req_completions(llmc_req_ctx_t *ctx, json_t *root)
 static json_t *
 llmc_req_user_message(json_t *content)
 {
-    json_t  *type, *role, *msg, *in;
+    json_t  *type, *role, *msg;
 
     type = llmc_req_const(LLMC_REQ_S_MESSAGE);
     role = llmc_req_const(LLMC_REQ_S_USER);
@@ -1274,16 +1284,7 @@ llmc_req_user_message(json_t *content)
         json_decref(msg);
         return NULL;
     }
-    in = json_array();
-    if (in == NULL) {
-        json_decref(msg);
-        return NULL;
-    }
-    if (json_array_append_new(in, msg) != 0) {
-        json_decref(in);
-        return NULL;
-    }
-    return in;
+    return llmc_req_array_of(msg);
 }
 
 /*
