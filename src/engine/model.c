@@ -100,6 +100,8 @@ struct kv_cache {
     float          *k;          /* (n_layers, n_kv_heads, head_dim, n_ctx) */
     float          *v;          /* (n_layers, n_ctx, kv_dim) */
     float          *att;        /* (n_threads, ATT_Q, n_ctx) scores */
+    int32_t        *seg;        /* (n_ctx) segment of each entry, 0: none */
+    int             has_seg;    /* some entry may have a segment */
 };
 
 static void
@@ -646,7 +648,9 @@ kv_cache_new(const model_t *m, int n_ctx)
     kv->k = malloc(n * sizeof(float));
     kv->v = malloc(n * sizeof(float));
     kv->att = malloc((size_t) m->n_threads * ATT_Q * n_ctx * sizeof(float));
-    if (kv->k == NULL || kv->v == NULL || kv->att == NULL) {
+    kv->seg = calloc(n_ctx, sizeof(int32_t));
+    if (kv->k == NULL || kv->v == NULL || kv->att == NULL || kv->seg == NULL)
+    {
         kv_cache_free(kv);
         return NULL;
     }
@@ -662,6 +666,7 @@ kv_cache_free(kv_cache_t *kv)
     free(kv->k);
     free(kv->v);
     free(kv->att);
+    free(kv->seg);
     free(kv);
 }
 
@@ -676,6 +681,9 @@ kv_cache_truncate(kv_cache_t *kv, int n)
 {
     if (n >= 0 && n < kv->len) {
         kv->len = n;
+    }
+    if (kv->len == 0) {
+        kv->has_seg = 0;
     }
 }
 
@@ -707,6 +715,8 @@ kv_cache_append(kv_cache_t *dst, const kv_cache_t *src, int from, int n)
                src->v + (l * src->n_ctx + from) * kv_dim,
                (size_t) n * kv_dim * sizeof(float));
     }
+    memcpy(dst->seg + dst->len, src->seg + from, (size_t) n * sizeof(int32_t));
+    dst->has_seg |= src->has_seg;
     dst->len += n;
     return 0;
 }
@@ -897,8 +907,34 @@ typedef struct {
     int          layer;
     int          n;             /* tokens in the batch */
     int          base;          /* cache index of the first of them */
+    int          masked;        /* some entry or query has a segment */
     atomic_int   next;          /* next (head, query block) item */
 } attn_job_t;
+
+/*
+ * Segments: a query of segment s != 0 sees only the entries of segment s
+ * (a stored prompt module evaluated on its own); segment 0 sees all.
+ */
+static void
+attn_mask(const kv_cache_t *kv, float *att, int q0, int nq)
+{
+    int      t, k;
+    int32_t  s;
+    float   *row;
+
+    for (t = 0; t < nq; t++) {
+        s = kv->seg[q0 + t];
+        if (s == 0) {
+            continue;
+        }
+        row = att + (size_t) t * kv->n_ctx;
+        for (k = 0; k <= q0 + t; k++) {
+            if (kv->seg[k] != s) {
+                row[k] = -INFINITY;
+            }
+        }
+    }
+}
 
 static void
 attn_worker(void *arg, int ith, int nth)
@@ -941,6 +977,9 @@ attn_worker(void *arg, int ith, int nth)
         nk = j->base + t0 + nq;
         quant_attn_scores(q, q_dim, nq, kt, kv->n_ctx, hd, nk, att,
                           kv->n_ctx);
+        if (j->masked) {
+            attn_mask(kv, att, j->base + t0, nq);
+        }
         for (t = 0; t < nq; t++) {
             quant_softmax(att + (size_t) t * kv->n_ctx, j->base + t0 + t + 1,
                           nk, scale);
@@ -958,7 +997,7 @@ attn_worker(void *arg, int ith, int nth)
  */
 static void
 forward_batch(model_t *m, kv_cache_t *kv, const int32_t *tokens,
-    const int32_t *pos, int n, float *out, int want)
+    const int32_t *pos, const int32_t *seg, int n, float *out, int want)
 {
     model_hparams_t  *hp = &m->hp;
     runstate_t       *s = &m->s;
@@ -979,6 +1018,8 @@ forward_batch(model_t *m, kv_cache_t *kv, const int32_t *tokens,
                 + (size_t) tokens[t] * w->tok_embd.stride,
             s->x + (size_t) t * dim, dim);
         s->pos[t] = pos ? pos[t] : base + t;
+        kv->seg[base + t] = seg ? seg[t] : 0;
+        kv->has_seg |= kv->seg[base + t] != 0;
         for (i = 0; i < half; i++) {
             a = (float) s->pos[t] * s->inv_freq[i];
             s->rope_cos[t * half + i] = cosf(a);
@@ -1017,6 +1058,7 @@ forward_batch(model_t *m, kv_cache_t *kv, const int32_t *tokens,
         aj.layer = l;
         aj.n = n;
         aj.base = base;
+        aj.masked = kv->has_seg;
         atomic_init(&aj.next, 0);
         if ((double) n * hp->n_heads * (base + n) * hd < MODEL_MIN_PARALLEL) {
             attn_worker(&aj, 0, 1);
@@ -1098,6 +1140,15 @@ model_eval(model_t *m, kv_cache_t *kv, const int32_t *tokens,
     const int32_t *pos, int n, float *logits, int logits_all, char *err,
     size_t errlen)
 {
+    return model_eval_seg(m, kv, tokens, pos, NULL, n, logits, logits_all,
+                          err, errlen);
+}
+
+int
+model_eval_seg(model_t *m, kv_cache_t *kv, const int32_t *tokens,
+    const int32_t *pos, const int32_t *seg, int n, float *logits,
+    int logits_all, char *err, size_t errlen)
+{
     int  c0, nb, B = m->s.n_batch;
 
     if (eval_check(m, kv, tokens, pos, n, err, errlen) != 0) {
@@ -1106,10 +1157,12 @@ model_eval(model_t *m, kv_cache_t *kv, const int32_t *tokens,
     for (c0 = 0; c0 < n; c0 += nb) {
         nb = n - c0 < B ? n - c0 : B;
         if (logits && logits_all) {
-            forward_batch(m, kv, tokens + c0, pos ? pos + c0 : NULL, nb,
+            forward_batch(m, kv, tokens + c0, pos ? pos + c0 : NULL,
+                          seg ? seg + c0 : NULL, nb,
                           logits + (size_t) c0 * m->hp.n_vocab, 2);
         } else {
-            forward_batch(m, kv, tokens + c0, pos ? pos + c0 : NULL, nb,
+            forward_batch(m, kv, tokens + c0, pos ? pos + c0 : NULL,
+                          seg ? seg + c0 : NULL, nb,
                           c0 + nb == n ? logits : NULL, 1);
         }
     }
@@ -1145,7 +1198,7 @@ model_embed(model_t *m, const int32_t *tokens, int n, float *out,
     memset(out, 0, dim * sizeof(float));
     for (c0 = 0; c0 < n; c0 += nb) {
         nb = n - c0 < B ? n - c0 : B;
-        forward_batch(m, kv, tokens + c0, NULL, nb, h, 3);
+        forward_batch(m, kv, tokens + c0, NULL, NULL, nb, h, 3);
         for (t = 0; t < nb; t++) {
             for (i = 0; i < dim; i++) {
                 out[i] += h[(size_t) t * dim + i];

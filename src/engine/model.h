@@ -63,6 +63,18 @@ int model_eval(model_t *m, kv_cache_t *kv, const int32_t *tokens,
     const int32_t *pos, int n, float *logits, int logits_all, char *err,
     size_t errlen);
 
+/*
+ * model_eval with attention segments: seg[i] != 0 makes token i attend
+ * only to the cache entries of the same segment (and itself); 0 attends to
+ * everything before it. Entries keep their segment when appended to
+ * another cache, so a module evaluated alone can be reproduced in one pass
+ * with a block-diagonal mask (the reference for Prompt Cache's independent
+ * mode). seg NULL: all 0, as model_eval.
+ */
+int model_eval_seg(model_t *m, kv_cache_t *kv, const int32_t *tokens,
+    const int32_t *pos, const int32_t *seg, int n, float *logits,
+    int logits_all, char *err, size_t errlen);
+
 /* mean-pooled final hidden state (after the final norm), L2-normalized */
 int model_embed(model_t *m, const int32_t *tokens, int n, float *out,
     char *err, size_t errlen);

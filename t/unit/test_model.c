@@ -510,6 +510,78 @@ test_kv_append(void)
     unlink(path);
 }
 
+/*
+ * Segments: modules evaluated alone at their positions and appended equal
+ * one pass with the block-diagonal mask (each module sees itself, the new
+ * tokens see everything), across batch boundaries and with gaps.
+ */
+static void
+test_segments(void)
+{
+    char         path[PATH_MAX];
+    model_t     *m;
+    kv_cache_t  *a, *b, *c;
+    int32_t      toks[12] = { 1, 300, 301, 302, 303, 310, 311, 312, 313,
+                              319, 320, 321 };
+    /* module 1: 0..3, module 2: 6..9 (a gap of 2), new tokens: 12.. */
+    int32_t      pos[12] = { 0, 1, 2, 3, 6, 7, 8, 9, 12, 13, 14, 15 };
+    int32_t      seg[12] = { 1, 1, 1, 1, 2, 2, 2, 2, 0, 0, 0, 0 };
+    float       *l1, *l2, *l3;
+    int          nv;
+
+    make_model("seg.gguf", GGML_TYPE_F32, 0, path, sizeof(path));
+    m = model_load(path, 2, err, sizeof(err));
+    if (!ok(m != NULL, "model for segments loads")) {
+        return;
+    }
+    nv = model_hparams(m)->n_vocab;
+    l1 = malloc((size_t) 4 * nv * sizeof(float));
+    l2 = malloc((size_t) 12 * nv * sizeof(float));
+    l3 = malloc((size_t) 12 * nv * sizeof(float));
+    a = kv_cache_new(m, 16);
+    b = kv_cache_new(m, 16);
+    c = kv_cache_new(m, 16);
+
+    /* reference: one masked pass; logits of the 4 new tokens */
+    ok(model_eval_seg(m, a, toks, pos, seg, 8, NULL, 0, err, sizeof(err))
+       == 0 && model_eval_seg(m, a, toks + 8, pos + 8, seg + 8, 4, l1, 1,
+                              err, sizeof(err)) == 0, "masked pass");
+
+    /* modules alone, appended, then the new tokens */
+    model_eval(m, b, toks, pos, 4, NULL, 0, err, sizeof(err));
+    kv_cache_append(c, b, 0, 4);
+    kv_cache_truncate(b, 0);
+    model_eval(m, b, toks + 4, pos + 4, 4, NULL, 0, err, sizeof(err));
+    kv_cache_append(c, b, 0, 4);
+    ok(model_eval(m, c, toks + 8, pos + 8, 4, l2, 1, err, sizeof(err)) == 0,
+       "new tokens after two modules evaluated alone");
+    ok(max_rel_diff(l2, l1, 4 * nv) <= 1e-4,
+       "modules alone == one pass with the block-diagonal mask");
+
+    /* without the mask the second module sees the first: different */
+    kv_cache_truncate(a, 0);
+    model_eval(m, a, toks, pos, 12, l3, 1, err, sizeof(err));
+    ok(max_rel_diff(l3 + (size_t) 8 * nv, l1, 4 * nv) > 1e-4,
+       "the mask changes the result");
+
+    /* truncating to 0 clears the segments: plain evaluation again */
+    kv_cache_truncate(a, 0);
+    model_eval_seg(m, a, toks, pos, seg, 12, l2, 1, err, sizeof(err));
+    kv_cache_truncate(a, 0);
+    model_eval(m, a, toks, pos, 12, l2, 1, err, sizeof(err));
+    ok(max_rel_diff(l2 + (size_t) 8 * nv, l3 + (size_t) 8 * nv, 4 * nv)
+       <= 1e-6, "segments do not outlive a reset");
+
+    kv_cache_free(a);
+    kv_cache_free(b);
+    kv_cache_free(c);
+    free(l1);
+    free(l2);
+    free(l3);
+    model_free(m);
+    unlink(path);
+}
+
 /* generated models: same seed, same bytes; the vocab works end to end */
 static void
 test_generated(void)
@@ -752,6 +824,7 @@ main(void)
     quant_set_kernels(NULL);
     test_positions_and_cache();
     test_kv_append();
+    test_segments();
     test_generated();
     test_bad_models();
     rmdir(tmpdir);
