@@ -721,6 +721,71 @@ kv_cache_append(kv_cache_t *dst, const kv_cache_t *src, int from, int n)
     return 0;
 }
 
+size_t
+kv_cache_entry_bytes(const model_t *m)
+{
+    return (size_t) 2 * m->hp.n_layers * m->hp.n_kv_heads * m->hp.head_dim
+           * sizeof(float) + sizeof(int32_t);
+}
+
+/* buf: per layer K then V (n * kv_dim floats each, token-major), then the
+   n segments */
+int
+kv_cache_export(const kv_cache_t *kv, int from, int n, void *buf)
+{
+    const model_hparams_t  *hp = &kv->m->hp;
+    size_t                  kv_dim, l, i, t;
+    float                  *o = buf;
+
+    if (from < 0 || n < 0 || from > kv->len - n) {
+        return -1;
+    }
+    kv_dim = (size_t) hp->n_kv_heads * hp->head_dim;
+    for (l = 0; l < (size_t) hp->n_layers; l++) {
+        for (t = 0; t < (size_t) n; t++) {
+            for (i = 0; i < kv_dim; i++) {
+                *o++ = kv->k[(l * kv_dim + i) * kv->n_ctx + from + t];
+            }
+        }
+        memcpy(o, kv->v + (l * kv->n_ctx + from) * kv_dim,
+               (size_t) n * kv_dim * sizeof(float));
+        o += (size_t) n * kv_dim;
+    }
+    memcpy(o, kv->seg + from, (size_t) n * sizeof(int32_t));
+    return 0;
+}
+
+int
+kv_cache_import(kv_cache_t *kv, const void *buf, int n)
+{
+    const model_hparams_t  *hp = &kv->m->hp;
+    size_t                  kv_dim, l, i, t;
+    const float            *p = buf;
+    const int32_t          *seg;
+
+    if (n < 0 || n > kv->n_ctx - kv->len) {
+        return -1;
+    }
+    kv_dim = (size_t) hp->n_kv_heads * hp->head_dim;
+    for (l = 0; l < (size_t) hp->n_layers; l++) {
+        for (t = 0; t < (size_t) n; t++) {
+            for (i = 0; i < kv_dim; i++) {
+                kv->k[(l * kv_dim + i) * kv->n_ctx + kv->len + t] = *p++;
+            }
+        }
+        memcpy(kv->v + (l * kv->n_ctx + kv->len) * kv_dim, p,
+               (size_t) n * kv_dim * sizeof(float));
+        p += (size_t) n * kv_dim;
+    }
+    seg = (const int32_t *) p;
+    for (t = 0; t < (size_t) n; t++) {
+        kv->seg[kv->len + t] = seg[t];
+        kv->has_seg |= seg[t] != 0;
+    }
+    kv->len += n;
+    return 0;
+}
+
 /* --- the forward pass ---------------------------------------------------- */
 
 static void

@@ -53,6 +53,17 @@ int kv_cache_append(kv_cache_t *dst, const kv_cache_t *src, int from,
     int n);
 
 /*
+ * Entries as bytes, for storing them elsewhere (a file): entry_bytes per
+ * entry (K and V of every layer, F32, and the segment; for scale, a
+ * Llama2-7B shape takes 0.5 MB). export writes entries [from, from + n)
+ * to buf, import appends n entries read from buf; 0 or -1 (bad range,
+ * full). The bytes are for the same model on the same machine.
+ */
+size_t kv_cache_entry_bytes(const model_t *m);
+int kv_cache_export(const kv_cache_t *kv, int from, int n, void *buf);
+int kv_cache_import(kv_cache_t *kv, const void *buf, int n);
+
+/*
  * Evaluates n tokens appended to kv (one model_eval at a time per model:
  * the scratch buffers are the model's). pos: absolute position of each token
  * (NULL = kv_len, kv_len + 1, ...). logits: n_vocab floats for the last

@@ -564,6 +564,24 @@ test_segments(void)
     ok(max_rel_diff(l3 + (size_t) 8 * nv, l1, 4 * nv) > 1e-4,
        "the mask changes the result");
 
+    /* exported and imported entries behave as the original ones */
+    {
+        void  *buf = malloc(8 * kv_cache_entry_bytes(m));
+
+        kv_cache_truncate(b, 0);
+        ok(kv_cache_export(c, 0, 8, buf) == 0
+           && kv_cache_import(b, buf, 8) == 0 && kv_cache_len(b) == 8,
+           "export 8 entries, import them into another cache");
+        model_eval(m, b, toks + 8, pos + 8, 4, l3, 1, err, sizeof(err));
+        ok(max_rel_diff(l3, l1, 4 * nv) <= 1e-6,
+           "imported entries give the same logits (segments kept)");
+        ok(kv_cache_export(c, 10, 4, buf) == -1, "export past the end "
+           "is refused");
+        ok(kv_cache_import(c, buf, 8) == -1, "import past n_ctx is "
+           "refused");
+        free(buf);
+    }
+
     /* truncating to 0 clears the segments: plain evaluation again */
     kv_cache_truncate(a, 0);
     model_eval_seg(m, a, toks, pos, seg, 12, l2, 1, err, sizeof(err));
