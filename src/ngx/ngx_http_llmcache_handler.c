@@ -226,6 +226,38 @@ ngx_http_llmcache_body_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * A PML prompt for llmcache-worker: its schema is $llmcache_schema, and its
+ * text is keyed as it is, since its tags mean more than their words.
+ */
+
+static ngx_int_t
+ngx_http_llmcache_pml(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx,
+    llmc_request_t *req)
+{
+    size_t       len;
+    const char  *name;
+
+    if (req->prompt == NULL
+        || !llmc_pml_schema(req->prompt, req->prompt_len, &name, &len))
+    {
+        return NGX_OK;
+    }
+
+    ctx->pml = 1;
+
+    ctx->schema.data = ngx_pnalloc(r->pool, len);
+    if (ctx->schema.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ctx->schema.data, name, len);
+    ctx->schema.len = len;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_llmcache_lookup(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
 {
@@ -285,6 +317,11 @@ ngx_http_llmcache_lookup(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
 
     ngx_cpystrn(ctx->model.data, (u_char *) req.model, ctx->model.len + 1);
 
+    if (ngx_http_llmcache_pml(r, ctx, &req) != NGX_OK) {
+        llmc_request_free(&req);
+        return ngx_http_llmcache_bypass(r, ctx, "out of memory");
+    }
+
     if (!llcf->enable) {
         llmc_request_free(&req);
         return NGX_OK;
@@ -294,7 +331,7 @@ ngx_http_llmcache_lookup(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
     norm_len = 0;
 
     if (llmc_normalize(req.prompt ? req.prompt : "", req.prompt_len,
-                       llcf->normalize,
+                       ctx->pml ? 0 : llcf->normalize,
                        llcf->dict, &norm, &norm_len, err, sizeof(err))
         != 0)
     {

@@ -22,6 +22,8 @@
 static ngx_int_t ngx_http_llmcache_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_llmcache_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_llmcache_schema_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_llmcache_key_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_llmcache_lock_time_variable(ngx_http_request_t *r,
@@ -364,6 +366,10 @@ static ngx_http_variable_t  ngx_http_llmcache_vars[] = {
       ngx_http_llmcache_key_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("llmcache_schema"), NULL,
+      ngx_http_llmcache_schema_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("llmcache_similarity"), NULL,
       ngx_http_llmcache_similarity_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -460,6 +466,31 @@ ngx_http_llmcache_key_variable(ngx_http_request_t *r,
 
     v->len = ctx->key_hex.len;
     v->data = ctx->key_hex.data;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* the schema a PML prompt names, empty otherwise */
+
+static ngx_int_t
+ngx_http_llmcache_schema_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_llmcache_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_llmcache_module);
+
+    if (ctx == NULL || ctx->schema.len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ctx->schema.len;
+    v->data = ctx->schema.data;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;

@@ -23,6 +23,7 @@
 #include "llmc_guard.h"
 #include "llmc_stream.h"
 #include "llmc_tenant.h"
+#include "llmc_pml.h"
 
 
 #define NGX_HTTP_LLMCACHE_HIT     1
@@ -107,6 +108,7 @@ typedef struct {
     unsigned                    accounted:1; /* usage known */
     unsigned                    priced:1;    /* and its price */
     unsigned                    account_hit:1; /* a HIT not yet accounted */
+    unsigned                    pml:1;       /* a PML prompt: kept exact */
 
     llmc_key_t                  key;
     ngx_str_t                   key_hex;     /* $llmcache_key */
@@ -115,6 +117,7 @@ typedef struct {
     ngx_str_t                   api;
     llmc_api_e                  api_id;
     ngx_str_t                   model;
+    ngx_str_t                   schema;      /* $llmcache_schema */
 
     ngx_str_t                   hit;         /* the stored entry */
     llmc_entry_t                entry;       /* decoded, points into hit */

@@ -91,7 +91,7 @@ ngx_http_llmcache_semantic(ngx_http_request_t *r,
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmcache_module);
 
-    if (!llcf->semantic || ctx->norm.len == 0) {
+    if (!llcf->semantic || ctx->norm.len == 0 || ctx->pml) {
         return NGX_DECLINED;
     }
 
@@ -326,6 +326,10 @@ ngx_http_llmcache_semantic_store(ngx_http_request_t *r,
     ngx_http_llmcache_loc_conf_t  *llcf;
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmcache_module);
+
+    if (ctx->pml) {
+        return;                 /* PML prompts match exactly only */
+    }
 
     if (ctx->vec == NULL && llcf->semantic && llcf->embedding.len == 0
         && ctx->norm.len)
