@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 
 VERBOSE = False
 HISTORY_MAX = 200
+SENT_MAX = 1000
 RESPONSES_MAX = 10000   # stored Responses conversations (oldest dropped)
 
 # ---------------------------------------------------------------------------
@@ -119,6 +120,26 @@ class State:
             self.anthropic_prefixes = {}
             # Responses API: id -> serialized conversation (store: true)
             self.responses = {}
+            # call number -> the response body bytes sent for it
+            self.sent = {}
+
+    def add_sent(self, n, data):
+        """Remember what went out as call n's body (the last SENT_MAX
+        calls), so a suite can compare what a client got with it."""
+        if n is None or not data:
+            return
+        with self.lock:
+            if n not in self.sent:
+                self.sent[n] = bytearray()
+                for old in sorted(self.sent)[:-SENT_MAX]:
+                    del self.sent[old]
+            if n in self.sent:
+                self.sent[n] += data
+
+    def get_sent(self, n):
+        with self.lock:
+            b = self.sent.get(n)
+            return None if b is None else bytes(b)
 
     def begin_call(self, record, raw):
         with self.lock:
@@ -2108,6 +2129,18 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/__reset":
                 STATE.reset()
                 return self.send_simple(200, "ok")
+            if path == "/__sent":
+                # the body bytes sent for provider call n, de-chunked: up
+                # to the reset for X-Mock-Reset-After, the SSE text as it
+                # went out for streams
+                try:
+                    n = int(query.get("n", [""])[0])
+                except ValueError:
+                    return self.send_simple(400, "n must be a number\n")
+                b = STATE.get_sent(n)
+                if b is None:
+                    return self.send_simple(404, "")
+                return self.send_simple(200, b, "application/octet-stream")
             if path == "/__calls":
                 p = query.get("path", [None])[0]
                 return self.send_simple(200, "%d" % STATE.count(p))
@@ -2170,7 +2203,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def provider(self, path, kind, body):
         headers = self.header_map()
-        n = STATE.begin_call({
+        self.call_n = n = STATE.begin_call({
             "method": self.command, "path": self.path, "headers": headers,
             "body": body.decode("utf-8", "replace")}, body)
         knobs = Knobs(headers)
@@ -2281,14 +2314,17 @@ class Handler(BaseHTTPRequestHandler):
         if knobs.reset_after is not None:
             self.start(status, ctype, len(data), extra, knobs.gzip)
             self.wfile.write(data[:max(knobs.reset_after, 0)])
+            STATE.add_sent(self.call_n, data[:max(knobs.reset_after, 0)])
             return self.reset_connection()
         self.start(status, ctype, len(data), extra, knobs.gzip)
         self.wfile.write(data)
+        STATE.add_sent(self.call_n, data)
         self.wfile.flush()
 
     def write_chunk(self, data):
         if not data:
             return
+        STATE.add_sent(getattr(self, "call_n", None), data)
         if self.chunked():
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         else:

@@ -13,6 +13,7 @@ import http.client
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -1115,6 +1116,41 @@ class MockTest(unittest.TestCase):
         # the server keeps serving
         r, b = self.chat([{"role": "user", "content": "still there"}])
         self.assertEqual(r.status, 200)
+
+    def test_sent_bytes(self):
+        # /__sent?n=N: the body bytes that went out for call N
+        body = {"model": "m", "messages": [{"role": "user",
+                                            "content": "what was sent"}]}
+        r, data = self.post("/v1/chat/completions", body, raw=True)
+        n = int(r.getheader("X-Mock-Call"))
+        self.assertEqual(self.ctl_bytes("/__sent?n=%d" % n), (200, data))
+        body["stream"] = True
+        head, data, err = raw_request(self.port, "/v1/chat/completions",
+                                      body, {"X-Mock-Stream-Chunk-Bytes": "7"})
+        n = int(re.search(r"X-Mock-Call: (\d+)", head).group(1))
+        payload, chunks, complete = dechunk(data)
+        self.assertTrue(complete)
+        self.assertGreater(chunks, 3)
+        self.assertEqual(self.ctl_bytes("/__sent?n=%d" % n), (200, payload))
+        head, data, err = raw_request(self.port, "/v1/chat/completions",
+                                      body, {"X-Mock-Reset-After": "33"})
+        n = int(re.search(r"X-Mock-Call: (\d+)", head).group(1))
+        status, sent = self.ctl_bytes("/__sent?n=%d" % n)
+        self.assertEqual(status, 200)
+        self.assertEqual(len(sent), 33)
+        self.assertEqual(dechunk(data)[0], sent)
+        self.assertEqual(self.ctl_bytes("/__sent?n=%d" % (n + 1))[0], 404)
+        self.assertEqual(self.ctl_bytes("/__sent?n=x")[0], 400)
+        self.ctl("POST", "/__reset")
+        self.assertEqual(self.ctl_bytes("/__sent?n=%d" % n)[0], 404)
+
+    def ctl_bytes(self, path):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r.status, body
 
     def test_body_size_and_content_type(self):
         msgs = [{"role": "user", "content": "pad"}]
