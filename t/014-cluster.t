@@ -99,6 +99,10 @@ our $Config = <<'_EOC_';
         proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
     }
 
+    location /purge {
+        llmcache_purge;
+    }
+
     location /__mock/ {
         proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/__;
     }
@@ -147,7 +151,22 @@ __DATA__
 
 
 
-=== TEST 2: a master down: its slots MISS (twice), the others keep hitting
+=== TEST 2: a purge scans every master, one UNLINK per hash slot
+All twelve entries are gone, wherever they lived, and come back.
+--- request eval
+["DELETE /purge?all=1", (($main::Body) x 12), (($main::Body) x 12)]
+--- more_headers eval
+["", (map { "Content-Type: application/json\nX-Tenant: $_" } @main::Tenants) x 2]
+--- response_body_like eval
+[qr/^\{"deleted":\d+,"entries":12\}$/, (qr/mock answer/) x 24]
+--- response_headers_like eval
+["", (("X-LLM-Cache: MISS") x 12), (("X-LLM-Cache: HIT") x 12)]
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: a master down: its slots MISS (twice), the others keep hitting
 --- kill_master: 2
 --- request eval
 [(($main::Body) x 12), (($main::Body) x 12), "GET /__mock/calls"]

@@ -12,14 +12,17 @@
  * share the "other" row.
  *
  * A purge is a chain of Redis round trips on the module's connection: SCAN
- * with MATCH on the hash-tagged pattern, UNLINK what the batch found, SCAN
- * on from the cursor, until the cursor is 0; the request is kept alive by
- * its count until the last reply answers it.
+ * with MATCH on the hash-tagged pattern, UNLINK what the batch found (one
+ * UNLINK per hash slot, as a cluster wants), SCAN on from the cursor until
+ * it is 0, then the same on the next master of a cluster; the request is
+ * kept alive by its count until the last reply answers it.
  */
 
 
 #include "ngx_http_llmcache_module.h"
 #include "ngx_http_llmcache_dashboard.h"
+
+#include "llmc_slot.h"
 
 
 #define NGX_HTTP_LLMCACHE_M_STATUSES   5    /* NGX_HTTP_LLMCACHE_*, 0 unused */
@@ -32,6 +35,8 @@
 #define NGX_HTTP_LLMCACHE_PURGE_KEY    1
 #define NGX_HTTP_LLMCACHE_PURGE_SCOPE  2
 #define NGX_HTTP_LLMCACHE_PURGE_ALL    3
+#define NGX_HTTP_LLMCACHE_PURGE_WAIT   50
+#define NGX_HTTP_LLMCACHE_PURGE_WAIT_MAX  2000
 
 #define NGX_HTTP_LLMCACHE_SCAN_COUNT   "1000"
 
@@ -82,6 +87,13 @@ typedef struct {
 
 
 typedef struct {
+    u_char                     *data;
+    size_t                      len;
+    ngx_uint_t                  slot;
+} ngx_http_llmcache_purge_key_t;
+
+
+typedef struct {
     ngx_http_llmcache_ctx_t    *lctx;        /* for the Redis calls */
     ngx_uint_t                  mode;
     ngx_uint_t                  pass;        /* key: 0 entries, 1 buckets */
@@ -98,6 +110,14 @@ typedef struct {
     const char                **argv;
     size_t                     *argvlen;
     ngx_uint_t                  nargv;
+    ngx_int_t                   nodes[64];   /* the nodes to scan */
+    ngx_uint_t                  n_nodes;
+    ngx_uint_t                  node;        /* the one scanned now */
+    ngx_http_llmcache_purge_key_t *keys;     /* the batch, by slot */
+    ngx_uint_t                  nkeys;
+    ngx_uint_t                  next;        /* first key not sent yet */
+    ngx_event_t                 wait;        /* for the cluster's map */
+    ngx_msec_t                  waited;
 } ngx_http_llmcache_purge_ctx_t;
 
 
@@ -133,6 +153,12 @@ static ngx_int_t ngx_http_llmcache_purge_scan(ngx_http_request_t *r,
     ngx_http_llmcache_purge_ctx_t *pc);
 static void ngx_http_llmcache_purge_scanned(ngx_http_request_t *r,
     redisReply *reply);
+static void ngx_http_llmcache_purge_batch(ngx_http_request_t *r,
+    ngx_http_llmcache_purge_ctx_t *pc);
+static int ngx_libc_cdecl ngx_http_llmcache_purge_cmp(const void *a,
+    const void *b);
+static void ngx_http_llmcache_purge_free(void *data);
+static void ngx_http_llmcache_purge_wait(ngx_event_t *ev);
 static void ngx_http_llmcache_purge_removed(ngx_http_request_t *r,
     redisReply *reply);
 static void ngx_http_llmcache_purge_next(ngx_http_request_t *r,
@@ -1150,6 +1176,7 @@ ngx_http_llmcache_purge_handler(ngx_http_request_t *r)
     ngx_int_t                       rc;
     ngx_str_t                       key, scope, all;
     ngx_uint_t                      n;
+    ngx_pool_cleanup_t             *cln;
     ngx_http_llmcache_ctx_t        *lctx;
     ngx_http_llmcache_purge_ctx_t  *pc;
 
@@ -1253,8 +1280,30 @@ ngx_http_llmcache_purge_handler(ngx_http_request_t *r)
     pc->lctx = lctx;
     pc->cursor[0] = '0';
     pc->cursor_len = 1;
+    pc->n_nodes = ngx_http_llmcache_redis_scan_nodes(pc->nodes, 64);
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_llmcache_purge_free;
+    cln->data = pc;
 
     ngx_http_set_ctx(r, pc, ngx_http_llmcache_metrics_module);
+
+    if (pc->n_nodes == 0) {
+        /* a cluster whose slot map is on its way */
+
+        pc->wait.handler = ngx_http_llmcache_purge_wait;
+        pc->wait.data = r;
+        pc->wait.log = r->connection->log;
+        ngx_add_timer(&pc->wait, NGX_HTTP_LLMCACHE_PURGE_WAIT);
+
+        r->main->count++;
+
+        return NGX_DONE;
+    }
 
     if (ngx_http_llmcache_purge_scan(r, pc) != NGX_OK) {
         return ngx_http_llmcache_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -1264,6 +1313,35 @@ ngx_http_llmcache_purge_handler(ngx_http_request_t *r)
     r->main->count++;
 
     return NGX_DONE;
+}
+
+
+static void
+ngx_http_llmcache_purge_wait(ngx_event_t *ev)
+{
+    ngx_http_request_t             *r;
+    ngx_http_llmcache_purge_ctx_t  *pc;
+
+    r = ev->data;
+    pc = ngx_http_get_module_ctx(r, ngx_http_llmcache_metrics_module);
+
+    pc->n_nodes = ngx_http_llmcache_redis_scan_nodes(pc->nodes, 64);
+
+    if (pc->n_nodes == 0) {
+        pc->waited += NGX_HTTP_LLMCACHE_PURGE_WAIT;
+
+        if (pc->waited >= NGX_HTTP_LLMCACHE_PURGE_WAIT_MAX) {
+            ngx_http_llmcache_purge_done(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+            return;
+        }
+
+        ngx_add_timer(&pc->wait, NGX_HTTP_LLMCACHE_PURGE_WAIT);
+        return;
+    }
+
+    if (ngx_http_llmcache_purge_scan(r, pc) != NGX_OK) {
+        ngx_http_llmcache_purge_done(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+    }
 }
 
 
@@ -1287,9 +1365,10 @@ ngx_http_llmcache_purge_scan(ngx_http_request_t *r,
     argv[5] = NGX_HTTP_LLMCACHE_SCAN_COUNT;
     argvlen[5] = sizeof(NGX_HTTP_LLMCACHE_SCAN_COUNT) - 1;
 
-    return ngx_http_llmcache_redis_request(r, pc->lctx,
-                                           ngx_http_llmcache_purge_scanned,
-                                           6, argv, argvlen);
+    return ngx_http_llmcache_redis_request_node(r, pc->lctx,
+                                                pc->nodes[pc->node],
+                                                ngx_http_llmcache_purge_scanned,
+                                                6, argv, argvlen);
 }
 
 
@@ -1322,7 +1401,8 @@ static void
 ngx_http_llmcache_purge_scanned(ngx_http_request_t *r, redisReply *reply)
 {
     char                           *k, *b;
-    size_t                          i, n, argc;
+    u_char                         *p;
+    size_t                          i, n, len, klen;
     redisReply                     *cursor, *keys;
     ngx_http_llmcache_purge_ctx_t  *pc;
 
@@ -1355,13 +1435,97 @@ ngx_http_llmcache_purge_scanned(ngx_http_request_t *r, redisReply *reply)
         return;
     }
 
+    /* the reply goes away with this callback: keep the names */
+
+    len = 0;
+
+    for (i = 0; i < n; i++) {
+        if (keys->element[i]->type != REDIS_REPLY_STRING) {
+            ngx_http_llmcache_purge_done(r, NGX_HTTP_BAD_GATEWAY);
+            return;
+        }
+
+        len += keys->element[i]->len;
+    }
+
+    ngx_http_llmcache_purge_free(pc);
+
+    pc->keys = ngx_alloc(n * sizeof(ngx_http_llmcache_purge_key_t) + len,
+                         r->connection->log);
+    if (pc->keys == NULL) {
+        ngx_http_llmcache_purge_done(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    p = (u_char *) (pc->keys + n);
+
+    for (i = 0; i < n; i++) {
+        k = keys->element[i]->str;
+        klen = keys->element[i]->len;
+
+        pc->keys[i].data = p;
+        pc->keys[i].len = klen;
+        pc->keys[i].slot = llmc_key_slot(k, klen);
+        p = ngx_cpymem(p, k, klen);
+
+        if (pc->pass != 0 || pc->mode != NGX_HTTP_LLMCACHE_PURGE_KEY
+            || pc->scope_found)
+        {
+            continue;
+        }
+
+        /* any key of the entry (its vector may outlive it) names the scope */
+
+        b = (char *) ngx_strlchr((u_char *) k, (u_char *) k + klen, '}');
+
+        if (b && b - k == (ssize_t) (sizeof(LLMC_KEY_PREFIX) - 1 + 1
+                                     + LLMC_SCOPE_HEX_LEN))
+        {
+            ngx_memcpy(pc->scope, k + sizeof(LLMC_KEY_PREFIX),
+                       LLMC_SCOPE_HEX_LEN);
+            pc->scope_found = 1;
+        }
+    }
+
+    ngx_qsort(pc->keys, n, sizeof(ngx_http_llmcache_purge_key_t),
+              ngx_http_llmcache_purge_cmp);
+
+    pc->nkeys = n;
+    pc->next = 0;
+
     if (ngx_http_llmcache_purge_argv(r, pc, n + 4) != NGX_OK) {
         ngx_http_llmcache_purge_done(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
+    ngx_http_llmcache_purge_batch(r, pc);
+}
+
+
+/* the next keys of one hash slot: UNLINK them, or (pass 1) SREM the key */
+
+static void
+ngx_http_llmcache_purge_batch(ngx_http_request_t *r,
+    ngx_http_llmcache_purge_ctx_t *pc)
+{
+    char                           *b;
+    size_t                          argc, nk;
+    ngx_uint_t                      i, first;
+    ngx_http_llmcache_purge_key_t  *key;
+
     argc = 0;
     pc->unlinked = 0;
+
+    first = pc->next;
+
+    for (i = first; i < pc->nkeys; i++) {
+        if (pc->keys[i].slot != pc->keys[first].slot) {
+            break;
+        }
+    }
+
+    nk = i - first;
+    pc->next = i;
 
     if (pc->pass == 1) {
         /* the buckets of the key's scope: take it out of each */
@@ -1378,7 +1542,7 @@ ngx_http_llmcache_purge_scanned(ngx_http_request_t *r, redisReply *reply)
         }
 
         pc->argv[argc] = b;
-        pc->argvlen[argc++] = ngx_sprintf((u_char *) b, "%uz", n)
+        pc->argvlen[argc++] = ngx_sprintf((u_char *) b, "%uz", nk)
                               - (u_char *) b;
 
     } else {
@@ -1386,45 +1550,20 @@ ngx_http_llmcache_purge_scanned(ngx_http_request_t *r, redisReply *reply)
         pc->argvlen[argc++] = 6;
     }
 
-    for (i = 0; i < n; i++) {
-        if (keys->element[i]->type != REDIS_REPLY_STRING) {
-            ngx_http_llmcache_purge_done(r, NGX_HTTP_BAD_GATEWAY);
-            return;
-        }
+    for (i = first; i < pc->next; i++) {
+        key = &pc->keys[i];
 
-        k = keys->element[i]->str;
-
-        pc->argv[argc] = k;
-        pc->argvlen[argc++] = keys->element[i]->len;
-
-        if (pc->pass != 0) {
-            continue;
-        }
+        pc->argv[argc] = (char *) key->data;
+        pc->argvlen[argc++] = key->len;
 
         /* llmc:{scope}:e:... is a cached answer */
 
-        b = (char *) ngx_strlchr((u_char *) k,
-                                 (u_char *) k + keys->element[i]->len,
-                                 '}');
-        if (b == NULL) {
-            continue;
-        }
+        b = (char *) ngx_strlchr(key->data, key->data + key->len, '}');
 
-        if (b + 3 < k + keys->element[i]->len
+        if (pc->pass == 0 && b && b + 3 < (char *) key->data + key->len
             && ngx_strncmp(b, "}:e:", 4) == 0)
         {
             pc->unlinked++;
-        }
-
-        /* any key of the entry (its vector may outlive it) names the scope */
-
-        if (pc->mode == NGX_HTTP_LLMCACHE_PURGE_KEY && !pc->scope_found
-            && b - k == (ssize_t) (sizeof(LLMC_KEY_PREFIX) - 1 + 1
-                                   + LLMC_SCOPE_HEX_LEN))
-        {
-            ngx_memcpy(pc->scope, k + sizeof(LLMC_KEY_PREFIX),
-                       LLMC_SCOPE_HEX_LEN);
-            pc->scope_found = 1;
         }
     }
 
@@ -1440,6 +1579,34 @@ ngx_http_llmcache_purge_scanned(ngx_http_request_t *r, redisReply *reply)
     {
         ngx_http_llmcache_purge_done(r, NGX_HTTP_SERVICE_UNAVAILABLE);
     }
+}
+
+
+static int ngx_libc_cdecl
+ngx_http_llmcache_purge_cmp(const void *a, const void *b)
+{
+    const ngx_http_llmcache_purge_key_t  *x = a, *y = b;
+
+    return (int) x->slot - (int) y->slot;
+}
+
+
+static void
+ngx_http_llmcache_purge_free(void *data)
+{
+    ngx_http_llmcache_purge_ctx_t  *pc = data;
+
+    if (pc->wait.timer_set) {
+        ngx_del_timer(&pc->wait);
+    }
+
+    if (pc->keys) {
+        ngx_free(pc->keys);
+        pc->keys = NULL;
+    }
+
+    pc->nkeys = 0;
+    pc->next = 0;
 }
 
 
@@ -1467,6 +1634,11 @@ ngx_http_llmcache_purge_removed(ngx_http_request_t *r, redisReply *reply)
         pc->entries += pc->unlinked;
     }
 
+    if (pc->next < pc->nkeys) {
+        ngx_http_llmcache_purge_batch(r, pc);
+        return;
+    }
+
     ngx_http_llmcache_purge_next(r, pc);
 }
 
@@ -1479,7 +1651,14 @@ ngx_http_llmcache_purge_next(ngx_http_request_t *r,
 {
     pc->unlinked = 0;
 
-    if (pc->cursor_len == 1 && pc->cursor[0] == '0') {
+    if (pc->cursor_len == 1 && pc->cursor[0] == '0'
+        && pc->node + 1 < pc->n_nodes)
+    {
+        pc->node++;         /* the next master of the cluster */
+
+    } else if (pc->cursor_len == 1 && pc->cursor[0] == '0') {
+
+        pc->node = 0;
 
         if (pc->pass == 0 && pc->scope_found) {
             /* the key's LSH bucket memberships, in its own scope */

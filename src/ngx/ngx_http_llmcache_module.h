@@ -172,6 +172,12 @@ void ngx_http_llmcache_redis_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_llmcache_redis_request(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx, ngx_http_llmcache_reply_pt handler,
     int argc, const char **argv, const size_t *argvlen);
+ngx_int_t ngx_http_llmcache_redis_request_node(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx, ngx_int_t n,
+    ngx_http_llmcache_reply_pt handler, int argc, const char **argv,
+    const size_t *argvlen);
+ngx_uint_t ngx_http_llmcache_redis_scan_nodes(ngx_int_t *nodes,
+    ngx_uint_t max);
 ngx_int_t ngx_http_llmcache_redis_send(ngx_log_t *log, int argc,
     const char **argv, const size_t *argvlen);
 void ngx_http_llmcache_redis_detach(ngx_http_llmcache_ctx_t *ctx);

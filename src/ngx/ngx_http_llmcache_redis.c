@@ -71,7 +71,7 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_llmcache_redis_dispatch(
-    ngx_http_llmcache_op_t *op, int slot);
+    ngx_http_llmcache_op_t *op, int slot, ngx_int_t node_index);
 static int ngx_http_llmcache_redis_slot(int argc, const char **argv,
     const size_t *argvlen);
 static ngx_http_llmcache_op_t *ngx_http_llmcache_redis_op(ngx_log_t *log,
@@ -198,6 +198,19 @@ ngx_http_llmcache_redis_request(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx, ngx_http_llmcache_reply_pt handler,
     int argc, const char **argv, const size_t *argvlen)
 {
+    return ngx_http_llmcache_redis_request_node(r, ctx, -1, handler, argc,
+                                                argv, argvlen);
+}
+
+
+/* the same, to node n of ngx_http_llmcache_redis_scan_nodes() */
+
+ngx_int_t
+ngx_http_llmcache_redis_request_node(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx, ngx_int_t n,
+    ngx_http_llmcache_reply_pt handler, int argc, const char **argv,
+    const size_t *argvlen)
+{
     ngx_pool_cleanup_t      *cln;
     ngx_http_llmcache_op_t  *op;
 
@@ -224,7 +237,7 @@ ngx_http_llmcache_redis_request(ngx_http_request_t *r,
     op->handler = handler;
 
     if (ngx_http_llmcache_redis_dispatch(op,
-            ngx_http_llmcache_redis_slot(argc, argv, argvlen))
+            ngx_http_llmcache_redis_slot(argc, argv, argvlen), n)
         != NGX_OK)
     {
         ngx_http_llmcache_redis_op_free(op);
@@ -252,7 +265,7 @@ ngx_http_llmcache_redis_send(ngx_log_t *log, int argc, const char **argv,
     }
 
     if (ngx_http_llmcache_redis_dispatch(op,
-            ngx_http_llmcache_redis_slot(argc, argv, argvlen))
+            ngx_http_llmcache_redis_slot(argc, argv, argvlen), -1)
         != NGX_OK)
     {
         ngx_http_llmcache_redis_op_free(op);
@@ -260,6 +273,50 @@ ngx_http_llmcache_redis_send(ngx_log_t *log, int argc, const char **argv,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The nodes a SCAN must visit to see every key: the masters of the slot
+ * map in cluster mode, else the one node, as -1.  Writes up to max
+ * indices; returns how many, 0 while the slot map is not known yet (it is
+ * asked for: try again shortly).
+ */
+
+ngx_uint_t
+ngx_http_llmcache_redis_scan_nodes(ngx_int_t *nodes, ngx_uint_t max)
+{
+    ngx_uint_t                  i, n, s;
+    u_char                      master[NGX_HTTP_LLMCACHE_MAX_NODES];
+    ngx_http_llmcache_redis_t  *rd = &ngx_http_llmcache_redis;
+
+    if (rd->lmcf == NULL || !rd->lmcf->cluster) {
+        nodes[0] = -1;
+        return 1;
+    }
+
+    ngx_memzero(master, sizeof(master));
+    n = 0;
+
+    for (s = 0; s < LLMC_SLOTS; s++) {
+        if (rd->slots[s] >= 0 && !master[(int) rd->slots[s]]) {
+            master[(int) rd->slots[s]] = 1;
+            n++;
+        }
+    }
+
+    if (n == 0) {
+        ngx_http_llmcache_redis_refresh();
+        return 0;
+    }
+
+    for (i = 0, s = 0; i < rd->n_nodes && s < max; i++) {
+        if (master[i]) {
+            nodes[s++] = (ngx_int_t) i;
+        }
+    }
+
+    return s;
 }
 
 
@@ -334,7 +391,8 @@ ngx_http_llmcache_redis_slot(int argc, const char **argv,
 
 
 static ngx_int_t
-ngx_http_llmcache_redis_dispatch(ngx_http_llmcache_op_t *op, int slot)
+ngx_http_llmcache_redis_dispatch(ngx_http_llmcache_op_t *op, int slot,
+    ngx_int_t node_index)
 {
     ngx_uint_t                  i;
     ngx_http_llmcache_node_t   *node;
@@ -346,7 +404,10 @@ ngx_http_llmcache_redis_dispatch(ngx_http_llmcache_op_t *op, int slot)
 
     node = NULL;
 
-    if (slot >= 0 && rd->slots[slot] >= 0) {
+    if (node_index >= 0 && (ngx_uint_t) node_index < rd->n_nodes) {
+        node = &rd->nodes[node_index];
+
+    } else if (slot >= 0 && rd->slots[slot] >= 0) {
         node = &rd->nodes[(int) rd->slots[slot]];
 
     } else {
