@@ -31,6 +31,7 @@ static const int api_statuses[API_N_STATUS - 1] = {
 
 static json_t *api_text(const char *s, size_t n);
 static json_t *api_usage_obj(const api_usage_t *u);
+static json_t *api_timings_obj(const api_usage_t *u);
 static char *api_dump(json_t *root);
 
 void
@@ -52,7 +53,29 @@ int
 api_route(const char *method, const char *path, api_endpoint_e *ep,
     api_error_t *err)
 {
-    size_t  i;
+    size_t       i;
+    const char  *allow = NULL;
+
+    /* the schema store: two methods on one path */
+    if (strcmp(path, "/v1/schemas") == 0) {
+        *ep = API_EP_SCHEMAS;
+        allow = "GET, POST";
+    } else if (api_schema_name(path) != NULL) {
+        *ep = API_EP_SCHEMA;
+        allow = "GET, DELETE";
+    }
+    if (allow != NULL) {
+        if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0
+            || strcmp(method, *ep == API_EP_SCHEMAS ? "POST" : "DELETE")
+               == 0)
+        {
+            return 0;
+        }
+        api_error_set(err, 405, "invalid_request_error", NULL,
+                      "method_not_allowed", "%s is not allowed on %s: use "
+                      "%s", method, path, allow);
+        return 405;
+    }
 
     for (i = 0; i < sizeof(api_routes) / sizeof(api_routes[0]); i++) {
         if (strcmp(path, api_routes[i].path) != 0) {
@@ -78,9 +101,30 @@ api_route(const char *method, const char *path, api_endpoint_e *ep,
 }
 
 const char *
+api_schema_name(const char *path)
+{
+    static const char  pre[] = "/v1/schemas/";
+
+    if (strncmp(path, pre, sizeof(pre) - 1) != 0
+        || path[sizeof(pre) - 1] == '\0'
+        || strchr(path + sizeof(pre) - 1, '/') != NULL)
+    {
+        return NULL;
+    }
+    return path + sizeof(pre) - 1;
+}
+
+const char *
 api_endpoint_name(api_endpoint_e ep)
 {
     size_t  i;
+
+    if (ep == API_EP_SCHEMAS) {
+        return "/v1/schemas";
+    }
+    if (ep == API_EP_SCHEMA) {
+        return "/v1/schemas/{name}";
+    }
 
     for (i = 0; i < sizeof(api_routes) / sizeof(api_routes[0]); i++) {
         if (api_routes[i].ep == ep) {
@@ -467,6 +511,7 @@ api_request_parse(api_endpoint_e ep, const char *body, size_t len,
     req->max_tokens = -1;
     req->temperature = 1.0f;
     req->top_p = 1.0f;
+    req->cache = 1;
 
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
@@ -538,7 +583,8 @@ api_request_parse(api_endpoint_e ep, const char *body, size_t len,
         req->has_seed = 1;
     }
     if (api_parse_stop(root, req, err) != 0
-        || api_get_bool(root, "stream", &req->stream, err) != 0)
+        || api_get_bool(root, "stream", &req->stream, err) != 0
+        || api_get_bool(root, "cache", &req->cache, err) != 0)
     {
         goto done;
     }
@@ -719,6 +765,25 @@ api_usage_obj(const api_usage_t *u)
         "prompt_tokens_details", "cached_tokens", u->cached_tokens);
 }
 
+static json_t *
+api_timings_obj(const api_usage_t *u)
+{
+    return json_pack("{s:f, s:f, s:i, s:i}",
+        "prefill_ms", u->prefill_ms, "ttft_ms", u->ttft_ms,
+        "cached_tokens", u->cached_tokens,
+        "prompt_tokens", u->prompt_tokens);
+}
+
+/* adds "timings" to a response object when the usage has them */
+static json_t *
+api_with_timings(json_t *root, const api_usage_t *u)
+{
+    if (root != NULL && u != NULL && u->has_timings) {
+        json_object_set_new(root, "timings", api_timings_obj(u));
+    }
+    return root;
+}
+
 char *
 api_completion_json(api_endpoint_e ep, const char *id, long created,
     const char *model, const char *text, size_t len,
@@ -735,15 +800,37 @@ api_completion_json(api_endpoint_e ep, const char *id, long created,
             "text", api_text(text, len), "index", 0, "logprobs",
             "finish_reason", finish_reason);
     }
-    return api_dump(json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}",
+    return api_dump(api_with_timings(json_pack(
+        "{s:s, s:s, s:I, s:s, s:[o], s:o}",
         "id", id,
         "object", ep == API_EP_CHAT ? "chat.completion" : "text_completion",
         "created", (json_int_t) created, "model", model,
-        "choices", choice, "usage", api_usage_obj(usage)));
+        "choices", choice, "usage", api_usage_obj(usage)), usage));
 }
+
+static json_t *api_chunk_obj(api_endpoint_e ep, const char *id,
+    long created, const char *model, const char *role, const char *text,
+    size_t len, const char *finish_reason);
 
 char *
 api_chunk_json(api_endpoint_e ep, const char *id, long created,
+    const char *model, const char *role, const char *text, size_t len,
+    const char *finish_reason)
+{
+    return api_dump(api_chunk_obj(ep, id, created, model, role, text, len,
+                                  finish_reason));
+}
+
+char *
+api_finish_chunk_json(api_endpoint_e ep, const char *id, long created,
+    const char *model, const char *finish_reason, const api_usage_t *usage)
+{
+    return api_dump(api_with_timings(api_chunk_obj(ep, id, created, model,
+                    NULL, NULL, 0, finish_reason), usage));
+}
+
+static json_t *
+api_chunk_obj(api_endpoint_e ep, const char *id, long created,
     const char *model, const char *role, const char *text, size_t len,
     const char *finish_reason)
 {
@@ -766,24 +853,25 @@ api_chunk_json(api_endpoint_e ep, const char *id, long created,
             "index", 0, "logprobs", "finish_reason",
             finish_reason ? json_string(finish_reason) : json_null());
     }
-    return api_dump(json_pack("{s:s, s:s, s:I, s:s, s:[o]}",
+    return json_pack("{s:s, s:s, s:I, s:s, s:[o]}",
         "id", id,
         "object", ep == API_EP_CHAT ? "chat.completion.chunk"
                                     : "text_completion",
         "created", (json_int_t) created, "model", model,
-        "choices", choice));
+        "choices", choice);
 }
 
 char *
 api_usage_chunk_json(api_endpoint_e ep, const char *id, long created,
     const char *model, const api_usage_t *usage)
 {
-    return api_dump(json_pack("{s:s, s:s, s:I, s:s, s:[], s:o}",
+    return api_dump(api_with_timings(json_pack(
+        "{s:s, s:s, s:I, s:s, s:[], s:o}",
         "id", id,
         "object", ep == API_EP_CHAT ? "chat.completion.chunk"
                                     : "text_completion",
         "created", (json_int_t) created, "model", model,
-        "choices", "usage", api_usage_obj(usage)));
+        "choices", "usage", api_usage_obj(usage)), usage));
 }
 
 char *
@@ -819,6 +907,51 @@ api_models_json(const char *model, long created, int n_ctx)
         "object", "list", "data", "id", model, "object", "model",
         "created", (json_int_t) created, "owned_by", "llmcache",
         "context_length", n_ctx));
+}
+
+static json_t *
+api_schema_obj(const api_schema_t *s)
+{
+    json_t  *mods;
+    int      k;
+
+    mods = json_array();
+    for (k = 0; k < s->n_mods; k++) {
+        json_array_append_new(mods, json_pack(
+            "{s:s, s:i, s:i, s:i, s:I, s:b}",
+            "name", s->mods[k].name, "tokens", s->mods[k].tokens,
+            "start", s->mods[k].start, "end", s->mods[k].end,
+            "bytes", (json_int_t) s->mods[k].bytes,
+            "resident", s->mods[k].resident));
+    }
+    return json_pack("{s:s, s:s, s:o, s:i, s:I, s:f, s:b}",
+        "name", s->name, "mode", s->mode, "modules", mods,
+        "tokens", s->tokens, "bytes", (json_int_t) s->bytes,
+        "encode_ms", s->encode_ms, "loaded", s->loaded);
+}
+
+char *
+api_schema_json(const api_schema_t *s)
+{
+    return api_dump(api_schema_obj(s));
+}
+
+char *
+api_schemas_json(const api_schema_t *s, int n, size_t budget, size_t used,
+    size_t bytes_per_token)
+{
+    json_t  *data;
+    int      i;
+
+    data = json_array();
+    for (i = 0; i < n; i++) {
+        json_array_append_new(data, api_schema_obj(&s[i]));
+    }
+    return api_dump(json_pack("{s:s, s:o, s:{s:I, s:I, s:I}}",
+        "object", "list", "data", data, "kv",
+        "budget_bytes", (json_int_t) budget,
+        "used_bytes", (json_int_t) used,
+        "bytes_per_token", (json_int_t) bytes_per_token));
 }
 
 /* --- the outgoing text filter -------------------------------------------- */
@@ -928,7 +1061,7 @@ char *
 api_metrics_text(const api_metrics_t *m)
 {
     char    *buf;
-    size_t   cap = 16384, o = 0;
+    size_t   cap = 32768, o = 0;
     int      e, i;
 
 #define API_OUT(...)                                                         \
@@ -1002,6 +1135,55 @@ api_metrics_text(const api_metrics_t *m)
             (unsigned long long) m->queue_depth,
             (unsigned long long) m->queue_rejected,
             (unsigned long long) m->client_aborts);
+    API_OUT("# HELP llmcache_worker_pcache_schemas Prompt Cache schemas "
+            "stored.\n"
+            "# TYPE llmcache_worker_pcache_schemas gauge\n"
+            "llmcache_worker_pcache_schemas %llu\n"
+            "# HELP llmcache_worker_pcache_modules Prompt Cache modules "
+            "stored, and of them resident (not evicted).\n"
+            "# TYPE llmcache_worker_pcache_modules gauge\n"
+            "llmcache_worker_pcache_modules %llu\n"
+            "llmcache_worker_pcache_modules{state=\"resident\"} %llu\n"
+            "# HELP llmcache_worker_pcache_bytes K/V bytes of resident "
+            "modules, and the budget.\n"
+            "# TYPE llmcache_worker_pcache_bytes gauge\n"
+            "llmcache_worker_pcache_bytes %llu\n"
+            "llmcache_worker_pcache_bytes{kind=\"budget\"} %llu\n",
+            (unsigned long long) m->pc_schemas,
+            (unsigned long long) m->pc_modules,
+            (unsigned long long) m->pc_resident,
+            (unsigned long long) m->pc_bytes,
+            (unsigned long long) m->pc_budget);
+    API_OUT("# HELP llmcache_worker_pcache_hits_total Modules gathered as "
+            "stored.\n"
+            "# TYPE llmcache_worker_pcache_hits_total counter\n"
+            "llmcache_worker_pcache_hits_total %llu\n"
+            "# HELP llmcache_worker_pcache_misses_total Evicted modules "
+            "encoded again for a prompt.\n"
+            "# TYPE llmcache_worker_pcache_misses_total counter\n"
+            "llmcache_worker_pcache_misses_total %llu\n"
+            "# HELP llmcache_worker_pcache_evictions_total Modules evicted "
+            "to stay within the budget.\n"
+            "# TYPE llmcache_worker_pcache_evictions_total counter\n"
+            "llmcache_worker_pcache_evictions_total %llu\n"
+            "# HELP llmcache_worker_pcache_encode_passes_total Model passes "
+            "spent encoding modules.\n"
+            "# TYPE llmcache_worker_pcache_encode_passes_total counter\n"
+            "llmcache_worker_pcache_encode_passes_total %llu\n",
+            (unsigned long long) m->pc_hits,
+            (unsigned long long) m->pc_misses,
+            (unsigned long long) m->pc_evictions,
+            (unsigned long long) m->pc_encode_passes);
+    API_OUT("# HELP llmcache_worker_pcache_cached_tokens_total Prompt "
+            "tokens taken from stored modules.\n"
+            "# TYPE llmcache_worker_pcache_cached_tokens_total counter\n"
+            "llmcache_worker_pcache_cached_tokens_total %llu\n"
+            "# HELP llmcache_worker_prefix_reused_tokens_total Prompt "
+            "tokens reused from the previous prompt's K/V.\n"
+            "# TYPE llmcache_worker_prefix_reused_tokens_total counter\n"
+            "llmcache_worker_prefix_reused_tokens_total %llu\n",
+            (unsigned long long) m->pc_cached_tokens,
+            (unsigned long long) m->pc_prefix_tokens);
 #undef API_OUT
 
     if (o >= cap) {

@@ -32,6 +32,8 @@ typedef enum {
     API_EP_MODELS,
     API_EP_HEALTH,
     API_EP_METRICS,
+    API_EP_SCHEMAS,             /* GET, POST /v1/schemas */
+    API_EP_SCHEMA,              /* GET, DELETE /v1/schemas/{name} */
     API_EP_OTHER,               /* unknown path: counted together */
     API_EP_COUNT
 } api_endpoint_e;
@@ -61,18 +63,29 @@ typedef struct {
     int             n_stop;
     int             stream;
     int             include_usage;
+    int             cache;          /* "cache": false turns off the
+                                       prompt cache (default 1) */
 } api_request_t;
 
 typedef struct {
     int    prompt_tokens;
     int    completion_tokens;
-    int    cached_tokens;
+    int    cached_tokens;       /* from stored modules or a prefix */
+    int    has_timings;         /* add "timings" beside "usage" */
+    double prefill_ms;          /* gathering + evaluating the prompt */
+    double ttft_ms;             /* the job's start to its first token */
 } api_usage_t;
 
-/* 0 and *ep, or 404 (unknown path) / 405 (wrong method) with err set */
+/*
+ * 0 and *ep, or 404 (unknown path) / 405 (wrong method) with err set.
+ * /v1/schemas/{name} routes to API_EP_SCHEMA (api_schema_name gives the
+ * name).
+ */
 int api_route(const char *method, const char *path, api_endpoint_e *ep,
     api_error_t *err);
 const char *api_endpoint_name(api_endpoint_e ep);  /* "/v1/completions" */
+/* the {name} of /v1/schemas/{name}, NULL for another path */
+const char *api_schema_name(const char *path);
 
 /* decodes a POST body for ep; 0, or -1 with err (status 400) */
 int api_request_parse(api_endpoint_e ep, const char *body, size_t len,
@@ -103,6 +116,32 @@ char *api_usage_chunk_json(api_endpoint_e ep, const char *id, long created,
 char *api_embeddings_json(const char *model, const float *vecs, size_t n,
     int dim, int prompt_tokens);
 char *api_models_json(const char *model, long created, int n_ctx);
+/* the finish chunk with "timings" (and no usage) */
+char *api_finish_chunk_json(api_endpoint_e ep, const char *id, long created,
+    const char *model, const char *finish_reason, const api_usage_t *usage);
+
+/* stored Prompt Cache schemas, for /v1/schemas */
+typedef struct {
+    const char  *name;
+    int          tokens, start, end;
+    size_t       bytes;
+    int          resident;
+} api_schema_mod_t;
+
+typedef struct {
+    const char        *name;
+    const char        *mode;    /* "scaffold", "independent" */
+    api_schema_mod_t  *mods;
+    int                n_mods;
+    int                tokens;
+    size_t             bytes;
+    double             encode_ms;
+    int                loaded;  /* read from the kv directory */
+} api_schema_t;
+
+char *api_schema_json(const api_schema_t *s);
+char *api_schemas_json(const api_schema_t *s, int n, size_t budget,
+    size_t used, size_t bytes_per_token);
 
 /* the length of s[0, n) without a trailing incomplete UTF-8 sequence */
 size_t api_utf8_complete(const char *s, size_t n);
@@ -139,6 +178,10 @@ typedef struct {
     double    prefill_seconds, decode_seconds;
     double    last_prefill_tps, last_decode_tps;
     uint64_t  queue_depth, queue_rejected, client_aborts;
+    /* the prompt cache */
+    uint64_t  pc_schemas, pc_modules, pc_resident, pc_bytes, pc_budget;
+    uint64_t  pc_hits, pc_misses, pc_evictions, pc_encode_passes;
+    uint64_t  pc_cached_tokens, pc_prefix_tokens;
 } api_metrics_t;
 
 void api_metrics_count(api_metrics_t *m, api_endpoint_e ep, int status);

@@ -442,7 +442,7 @@ server_generate(server_t *s, job_t *j)
     api_request_t    *r = &j->req;
     api_endpoint_e    ep = r->endpoint;
     api_textout_t     to;
-    api_usage_t       usage = { 0, 0, 0 };
+    api_usage_t       usage = { 0, 0, 0, 0, 0, 0 };
     sampler_params_t  sp;
     sampler_t        *smp = NULL;
     char             *prompt, *text = NULL, err[256], piece[SERVER_PIECE_MAX];

@@ -50,6 +50,24 @@ test_route(void)
     is_int(api_route("GET", "/v1/completion", &ep, &err), 404, "404");
     is_int(ep, API_EP_OTHER, "404 endpoint other");
     is_str(api_endpoint_name(API_EP_CHAT), "/v1/chat/completions", "name");
+
+    is_int(api_route("POST", "/v1/schemas", &ep, &err), 0, "POST schemas");
+    is_int(ep, API_EP_SCHEMAS, "route: schemas");
+    is_int(api_route("GET", "/v1/schemas", &ep, &err), 0, "GET schemas");
+    is_int(api_route("DELETE", "/v1/schemas", &ep, &err), 405,
+           "DELETE on the list: 405");
+    is_int(api_route("DELETE", "/v1/schemas/doc-qa", &ep, &err), 0,
+           "DELETE one schema");
+    is_int(ep, API_EP_SCHEMA, "route: one schema");
+    is_str(api_schema_name("/v1/schemas/doc-qa"), "doc-qa", "schema name");
+    is_int(api_route("POST", "/v1/schemas/doc-qa", &ep, &err), 405,
+           "POST on one schema: 405");
+    ok(api_schema_name("/v1/schemas/") == NULL
+       && api_schema_name("/v1/schemas/a/b") == NULL
+       && api_schema_name("/v1/schemasx") == NULL, "no schema name in bad "
+       "paths");
+    is_int(api_route("DELETE", "/v1/schemas/a/b", &ep, &err), 404,
+           "a nested path is 404");
 }
 
 static void
@@ -65,7 +83,15 @@ test_completions(void)
     ok(req.temperature == 1.0f && req.top_p == 1.0f && req.top_k == 0,
        "sampling defaults");
     ok(!req.stream && !req.include_usage && !req.has_seed, "flags off");
+    is_int(req.cache, 1, "the prompt cache is on by default");
     api_request_free(&req);
+
+    is_int(parse(API_EP_COMPLETIONS, "{\"prompt\":\"hi\",\"cache\":false}",
+                 &req, &err), 0, "cache: false");
+    is_int(req.cache, 0, "the prompt cache is off");
+    api_request_free(&req);
+    bad(API_EP_COMPLETIONS, "{\"prompt\":\"hi\",\"cache\":\"no\"}",
+        "cache", "cache not a boolean");
 
     is_int(parse(API_EP_COMPLETIONS,
                  "{\"model\":\"m\",\"prompt\":[\"a\\u00e9\"],\"max_tokens\":7,"
@@ -220,7 +246,7 @@ test_embeddings(void)
 static void
 test_responses(void)
 {
-    api_usage_t   u = { 3, 2, 0 };
+    api_usage_t   u = { 3, 2, 0, 0, 0, 0 };
     api_error_t   e;
     char         *s;
     json_t       *j;
@@ -259,6 +285,65 @@ test_responses(void)
     ok(strstr(s, "\"choices\":[]") && strstr(s, "\"completion_tokens\":2"),
        "usage chunk: %s", s);
     free(s);
+
+    s = api_finish_chunk_json(API_EP_COMPLETIONS, "c", 1, "m", "stop", &u);
+    ok(strstr(s, "\"finish_reason\":\"stop\"") && !strstr(s, "timings"),
+       "finish chunk without timings: %s", s);
+    free(s);
+
+    u.has_timings = 1;
+    u.cached_tokens = 2;
+    u.prefill_ms = 1.5;
+    u.ttft_ms = 2.25;
+    s = api_completion_json(API_EP_COMPLETIONS, "c", 1, "m", "x", 1, "stop",
+                            &u);
+    j = json_loads(s, 0, NULL);
+    ok(json_real_value(json_object_get(json_object_get(j, "timings"),
+       "ttft_ms")) == 2.25, "timings.ttft_ms: %s", s);
+    is_int(json_integer_value(json_object_get(json_object_get(j, "timings"),
+           "cached_tokens")), 2, "timings.cached_tokens");
+    is_int(json_integer_value(json_object_get(json_object_get(
+           json_object_get(j, "usage"), "prompt_tokens_details"),
+           "cached_tokens")), 2, "usage cached tokens");
+    json_decref(j);
+    free(s);
+    s = api_finish_chunk_json(API_EP_CHAT, "c", 1, "m", "stop", &u);
+    ok(strstr(s, "\"timings\":{") && strstr(s, "\"prefill_ms\":1.5"),
+       "finish chunk with timings: %s", s);
+    free(s);
+    s = api_usage_chunk_json(API_EP_CHAT, "c", 1, "m", &u);
+    ok(strstr(s, "\"timings\":{") && strstr(s, "\"prompt_tokens\":3"),
+       "usage chunk with timings: %s", s);
+    free(s);
+
+    {
+        api_schema_mod_t  mods[2] = { { "", 3, 0, 10, 300, 1 },
+                                      { "doc1", 7, 3, 10, 700, 0 } };
+        api_schema_t      sc = { "qa", "scaffold", mods, 2, 10, 1000, 4.5,
+                                 0 };
+
+        s = api_schema_json(&sc);
+        j = json_loads(s, 0, NULL);
+        is_str(json_string_value(json_object_get(j, "name")), "qa",
+               "schema name");
+        is_str(json_string_value(json_object_get(json_array_get(
+               json_object_get(j, "modules"), 1), "name")), "doc1",
+               "module name");
+        is_int(json_integer_value(json_object_get(json_array_get(
+               json_object_get(j, "modules"), 1), "bytes")), 700,
+               "module bytes");
+        ok(json_is_false(json_object_get(json_array_get(
+           json_object_get(j, "modules"), 1), "resident")), "evicted");
+        json_decref(j);
+        free(s);
+        s = api_schemas_json(&sc, 1, 1 << 20, 1000, 100);
+        j = json_loads(s, 0, NULL);
+        is_int(json_integer_value(json_object_get(json_object_get(j, "kv"),
+               "bytes_per_token")), 100, "bytes per token");
+        is_int(json_array_size(json_object_get(j, "data")), 1, "one schema");
+        json_decref(j);
+        free(s);
+    }
 
     s = api_embeddings_json("m", v, 1, 4, 3);
     j = json_loads(s, 0, NULL);
@@ -355,7 +440,16 @@ test_metrics(void)
     api_metrics_count(&m, API_EP_OTHER, 404);
     api_metrics_count(&m, API_EP_COMPLETIONS, 418);
     m.generated_tokens = 12;
+    m.pc_hits = 5;
+    m.pc_prefix_tokens = 77;
+    api_metrics_count(&m, API_EP_SCHEMA, 404);
     s = api_metrics_text(&m);
+    ok(strstr(s, "llmcache_worker_pcache_hits_total 5\n") != NULL,
+       "prompt cache hits");
+    ok(strstr(s, "llmcache_worker_prefix_reused_tokens_total 77\n") != NULL,
+       "prefix tokens");
+    ok(strstr(s, "endpoint=\"/v1/schemas/{name}\",status=\"404\"} 1\n")
+       != NULL, "schema endpoint counted");
     ok(strstr(s, "llmcache_worker_requests_total{endpoint=\"/v1/chat/"
               "completions\",status=\"200\"} 2\n") != NULL, "chat 200 x2");
     ok(strstr(s, "endpoint=\"other\",status=\"404\"} 1\n") != NULL,
