@@ -35,9 +35,12 @@ use POSIX ();
 use Time::HiRes qw(sleep time);
 
 our @HELPERS = qw(redis_cmd redis_cmd_at redis_keys mock_get mock_post
-                  mock_calls mock_last mock_reset redis_ctl repo_root);
+                  mock_calls mock_last mock_reset redis_ctl repo_root
+                  start_worker stop_worker worker_request worker_metric
+                  worker_calls worker_model);
 
 our ($Root, $MockPort, $RedisPort, $BadRedisPort, $MockPid, $TmpDir);
+our (%Workers, $WorkerModel);
 our $ReadyTimeout = $ENV{LLMCACHE_MOCK_TIMEOUT} || 30;
 my $OwnerPid = $$;
 my $Started;
@@ -185,6 +188,7 @@ sub stop_mock () {
 END {
     if ($$ == $OwnerPid) {
         local $?;
+        stop_worker($_, 'KILL') for keys %Workers;
         stop_mock();
         if ($TmpDir && -d $TmpDir) {
             if ($ENV{LLMCACHE_KEEP_MOCK_LOG}) {
@@ -224,6 +228,8 @@ sub prepare_block {
         die "LLMCacheTest: " . $block->name . ": --- redis must be running, "
             . "stopped or paused, not \"$want\"\n";
     }
+
+    prepare_workers($block) if %Workers;
 }
 
 # --- HTTP to the mock ---------------------------------------------------
@@ -376,6 +382,185 @@ sub resp_read {
 sub redis_keys (;$) {
     my $keys = redis_cmd('KEYS', shift // '*');
     return ref $keys ? sort @$keys : ();
+}
+
+# --- llmcache-worker ----------------------------------------------------
+#
+# start_worker($name, @args) runs build/llmcache-worker on the unix socket
+# $TmpDir/$name.sock, on a tiny model generated once per suite with
+# build/llmcache-mkmodel unless @args give a --model, and exports the
+# socket's path as TEST_NGINX_WORKER_<NAME> for the blocks
+# (`proxy_pass http://unix:$TEST_NGINX_WORKER_A:;`).  It returns the path.
+# A block with `--- worker: stopped` (SIGTERM: the worker removes its
+# socket) or `--- worker: killed` (SIGKILL: a stale socket file stays),
+# optionally followed by names, runs with those workers down; every other
+# block gets all of them running again, with the arguments they were first
+# started with.
+
+sub worker_bin () { "$Root/build/llmcache-worker" }
+
+# The suite's tiny model (made on first use), for worker_request's model.
+sub worker_model () {
+    return $WorkerModel if $WorkerModel;
+    my $mk = "$Root/build/llmcache-mkmodel";
+    die "LLMCacheTest: $mk is not built (make tools)\n" unless -x $mk;
+    my $out = "$TmpDir/tiny.gguf";
+    system($mk, '--out', $out, '--seed', '7', '--dim', '64', '--layers',
+           '2', '--heads', '4', '--kv-heads', '2', '--ffn', '128',
+           '--ctx', '512', '--name', 'tiny') == 0
+        or die "LLMCacheTest: llmcache-mkmodel failed ($?)\n";
+    return $WorkerModel = $out;
+}
+
+sub start_worker ($;@) {
+    my ($name, @args) = @_;
+    die "LLMCacheTest: worker names are letters, digits and _\n"
+        unless $name =~ /^\w+$/;
+    my $w = $Workers{$name};
+    if (!$w) {
+        unshift @args, '--model', worker_model()
+            unless grep { $_ eq '--model' || $_ eq '-m' } @args;
+        $w = $Workers{$name} = { sock => "$TmpDir/$name.sock",
+                                 log => "$TmpDir/worker-$name.log",
+                                 args => [@args] };
+        $ENV{'TEST_NGINX_WORKER_' . uc $name} = $w->{sock};
+    }
+    return $w->{sock} if $w->{pid};
+
+    # nginx's workers may run as another user: 0666
+    my @cmd = (worker_bin(), '--listen', "unix:$w->{sock}", '--threads',
+               '1', '--socket-mode', '0666', @{ $w->{args} });
+    my $pid = fork;
+    die "LLMCacheTest: fork failed: $!\n" unless defined $pid;
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $w->{log};
+        open STDERR, '>&', \*STDOUT;
+        exec @cmd or POSIX::_exit(127);
+    }
+    $w->{pid} = $pid;
+
+    my $until = time + $ReadyTimeout;
+    while (time < $until) {
+        my ($status) = worker_request($name, 'GET', '/health');
+        return $w->{sock} if $status == 200;
+        if (waitpid($pid, POSIX::WNOHANG()) == $pid) {
+            undef $w->{pid};
+            die "LLMCacheTest: llmcache-worker $name exited ($?): @cmd\n"
+                . slurp($w->{log});
+        }
+        sleep 0.02;
+    }
+    stop_worker($name, 'KILL');
+    die "LLMCacheTest: llmcache-worker $name did not answer /health after "
+        . "${ReadyTimeout}s: @cmd\n" . slurp($w->{log});
+}
+
+# stop_worker($name [, 'TERM' | 'KILL']): the worker is gone on return.
+sub stop_worker ($;$) {
+    my ($name, $sig) = @_;
+    my $w = $Workers{$name} or die "LLMCacheTest: no worker \"$name\"\n";
+    my $pid = delete $w->{pid} or return;
+    kill $sig // 'TERM', $pid;
+    my $until = time + 10;
+    while (time < $until) {
+        return if waitpid($pid, POSIX::WNOHANG()) == $pid;
+        sleep 0.02;
+    }
+    kill 'KILL', $pid;
+    waitpid($pid, 0);
+}
+
+sub prepare_workers ($) {
+    my $block = shift;
+    my $want = $block->worker // 'running';
+    $want =~ s/^\s+|\s+$//g;
+    my ($state, @names) = split /\s+/, $want eq '' ? 'running' : $want;
+    @names = sort keys %Workers unless @names;
+    my %down;
+    if ($state eq 'stopped' || $state eq 'killed') {
+        for my $n (@names) {
+            die "LLMCacheTest: " . $block->name . ": no worker \"$n\"\n"
+                unless $Workers{$n};
+            $down{$n} = 1;
+        }
+    } elsif ($state ne 'running') {
+        die "LLMCacheTest: " . $block->name . ": --- worker must be running, "
+            . "stopped or killed (and names), not \"$want\"\n";
+    }
+    for my $n (sort keys %Workers) {
+        if ($down{$n}) {
+            # killed leaves its socket file: it must have been running
+            start_worker($n) if $state eq 'killed';
+            stop_worker($n, $state eq 'killed' ? 'KILL' : 'TERM');
+            $Workers{$n}{base} = 0;
+        } else {
+            start_worker($n);
+            $Workers{$n}{base} = worker_calls_total($n);
+        }
+    }
+}
+
+my $CallsRe = 'llmcache_worker_requests_total\{endpoint="/v1/'
+              . '(?:chat/)?completions"[^}]*\}';
+
+sub worker_calls_total ($;$) {
+    my ($name, $text) = @_;
+    return worker_metric($name, $CallsRe) unless defined $text;
+    my $sum = 0;
+    for (split /\n/, $text) {
+        $sum += $1 if /^(?:$CallsRe)\s+(\S+)$/;
+    }
+    return $sum;
+}
+
+# Completions and chat completions the worker answered (any status) since
+# the block began, like mock_calls for the provider mock; from its /metrics
+# text when given (a block can fetch it through nginx), else asked.
+sub worker_calls ($;$) {
+    my ($name, $text) = @_;
+    my $w = $Workers{$name} or die "LLMCacheTest: no worker \"$name\"\n";
+    return worker_calls_total($name, $text) - ($w->{base} // 0);
+}
+
+# worker_request($name, $method, $path [, $body]): (status, body) in list
+# context, the body in scalar context; status 0 when the worker cannot be
+# reached.
+sub worker_request ($$$;$) {
+    my ($name, $method, $path, $body) = @_;
+    my $w = $Workers{$name} or die "LLMCacheTest: no worker \"$name\"\n";
+    require IO::Socket::UNIX;
+    my $sock = IO::Socket::UNIX->new(Type => Socket::SOCK_STREAM(),
+                                     Peer => $w->{sock});
+    return wantarray ? (0, "connect: $!") : undef unless $sock;
+    $body //= '';
+    my $req = "$method $path HTTP/1.0\r\nHost: worker\r\n"
+              . "Content-Type: application/json\r\n"
+              . "Content-Length: " . length($body) . "\r\n\r\n$body";
+    local $SIG{PIPE} = 'IGNORE';
+    print {$sock} $req;
+    my $resp = read_all($sock, 60);
+    close $sock;
+    my ($head, $rbody) = $resp =~ /\A(.*?)\r\n\r\n(.*)\z/s
+                         ? ($1, $2) : ($resp, '');
+    my ($status) = $head =~ m{^HTTP/\d\.\d (\d+)};
+    return wantarray ? ($status // 0, $rbody) : $rbody;
+}
+
+# The sum of the worker's /metrics samples whose name and labels match
+# $re, e.g. worker_metric('a', 'llmcache_worker_requests_total\{[^}]*'
+# . 'status="200"\}').
+sub worker_metric ($$) {
+    my ($name, $re) = @_;
+    my ($status, $body) = worker_request($name, 'GET', '/metrics');
+    die "LLMCacheTest: worker $name: GET /metrics answered $status\n"
+        unless $status == 200;
+    my $sum = 0;
+    for (split /\n/, $body) {
+        next if /^#/;
+        $sum += $1 if /^(?:$re)\s+(\S+)$/;
+    }
+    return $sum;
 }
 
 1;
