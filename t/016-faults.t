@@ -154,7 +154,7 @@ if (-x "$root/build/llmcache-worker" && -x "$root/build/llmcache-mkmodel") {
 }
 $ENV{TEST_NGINX_WORKER_SOCK} = ($WorkerDir // '/nonexistent') . '/w.sock';
 
-sub start_worker {
+sub run_worker {
     return unless $WorkerDir;
     my $sock = $ENV{TEST_NGINX_WORKER_SOCK};
     my $pid = fork // die "fork: $!";
@@ -176,7 +176,7 @@ sub start_worker {
     die "llmcache-worker did not start\n";
 }
 
-sub kill_worker {
+sub stop_worker {
     return unless $WorkerPid;
     kill 'KILL', $WorkerPid;
     waitpid $WorkerPid, 0;
@@ -186,7 +186,7 @@ sub kill_worker {
 END {
     local $?;
     kill_relay();
-    kill_worker();
+    stop_worker();
 }
 
 # --- a concurrent HTTP/1.0 client -----------------------------------------
@@ -576,7 +576,7 @@ sub worker_killed {
     my $n = 'llmcache-worker killed mid-burst';
     SKIP: {
         skip "$n: build/llmcache-worker is not built", 6 unless $WorkerDir;
-        start_worker();
+        run_worker();
         my $req = sub {
             $Json->encode({ model => 'tiny', prompt => shift,
                             max_tokens => 16, temperature => 0 });
@@ -604,7 +604,7 @@ sub worker_killed {
                           return if $killed || $body{ $texts[$i] }
                                     || $res->{status} != 200;
                           if (++$answered == 3) {
-                              kill_worker();
+                              stop_worker();
                               $killed = 1;
                           }
                       });
