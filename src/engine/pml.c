@@ -1971,7 +1971,10 @@ pml_bind(const pml_layout_t *l, const pml_prompt_t *p,
         }
     }
     /* slots in position order, so the new tokens' positions ascend */
-    qsort(c.pieces, (size_t) c.n_pieces, sizeof(pml_piece_t), pml_piece_cmp);
+    if (c.n_pieces > 1) {
+        qsort(c.pieces, (size_t) c.n_pieces, sizeof(pml_piece_t),
+              pml_piece_cmp);
+    }
     for (k = 0; k < c.n_pieces; k++) {
         for (j = 0; j < c.pieces[k].n; j++) {
             out->tokens[out->n] = c.pieces[k].ids[j];
