@@ -638,3 +638,218 @@ gguf_write_random_llama(const gguf_random_llama_t *p, const char *path,
     gguf_writer_free(w);
     return rc;
 }
+
+/* --- random Falcon, MPT and BERT models ---------------------------------- */
+
+void
+gguf_random_arch_defaults(gguf_random_arch_t *p, const char *arch)
+{
+    memset(p, 0, sizeof(*p));
+    gguf_random_llama_defaults(&p->base);
+    p->arch = arch ? arch : "llama";
+    if (strcmp(p->arch, "falcon") == 0) {
+        p->base.n_kv_heads = 1;
+        p->base.name = "random-falcon";
+    } else if (strcmp(p->arch, "mpt") == 0) {
+        p->base.n_kv_heads = p->base.n_heads;
+        p->alibi_bias = 8.0f;
+        p->base.name = "random-mpt";
+    } else if (strcmp(p->arch, "bert") == 0) {
+        p->base.n_kv_heads = p->base.n_heads;
+        p->pooling = 1;
+        p->base.name = "random-bert";
+    }
+}
+
+static int
+random_arch_keys(gguf_writer_t *w, const gguf_random_arch_t *p)
+{
+    const gguf_random_llama_t  *b = &p->base;
+    const char                 *a = p->arch;
+    char                        key[96];
+    int                         rc = 0;
+
+#define KEY(s)  (snprintf(key, sizeof(key), "%s." s, a), key)
+
+    rc |= gguf_writer_add_str(w, "general.architecture", a);
+    rc |= gguf_writer_add_str(w, "general.name", b->name ? b->name : a);
+    rc |= gguf_writer_add_u32(w, KEY("context_length"), b->n_ctx);
+    rc |= gguf_writer_add_u32(w, KEY("embedding_length"), b->dim);
+    rc |= gguf_writer_add_u32(w, KEY("block_count"), b->n_layers);
+    rc |= gguf_writer_add_u32(w, KEY("feed_forward_length"), b->ffn_dim);
+    rc |= gguf_writer_add_u32(w, KEY("attention.head_count"), b->n_heads);
+    rc |= gguf_writer_add_u32(w, KEY("attention.head_count_kv"),
+                              b->n_kv_heads);
+    rc |= gguf_writer_add_f32(w, KEY("attention.layer_norm_epsilon"),
+                              1e-5f);
+    if (strcmp(a, "falcon") == 0 && b->rope_base > 0.0f) {
+        rc |= gguf_writer_add_f32(w, KEY("rope.freq_base"), b->rope_base);
+    }
+    if (strcmp(a, "mpt") == 0) {
+        rc |= gguf_writer_add_f32(w, KEY("attention.max_alibi_bias"),
+                                  p->alibi_bias);
+        if (p->clamp_kqv > 0.0f) {
+            rc |= gguf_writer_add_f32(w, KEY("attention.clamp_kqv"),
+                                      p->clamp_kqv);
+        }
+    }
+    if (strcmp(a, "bert") == 0) {
+        rc |= gguf_writer_add_bool(w, KEY("attention.causal"), p->causal);
+        rc |= gguf_writer_add_u32(w, KEY("pooling_type"), p->pooling);
+    }
+    rc |= gguf_writer_add_u32(w, "general.file_type", b->wtype);
+
+#undef KEY
+
+    return rc;
+}
+
+gguf_writer_t *
+gguf_random_arch_writer(const gguf_random_arch_t *p,
+    const char *skip_tensor, char *err, size_t errlen)
+{
+    const gguf_random_llama_t  *b = &p->base;
+    gguf_writer_t              *w;
+    uint64_t                    rng;
+    int                         l, hd, kvd, falcon, mpt, bert, bias;
+    char                        name[64];
+    float                       sd, sf;
+
+    if (p->arch == NULL || strcmp(p->arch, "llama") == 0) {
+        return gguf_random_llama_writer(b, skip_tensor, err, errlen);
+    }
+    falcon = strcmp(p->arch, "falcon") == 0;
+    mpt = strcmp(p->arch, "mpt") == 0;
+    bert = strcmp(p->arch, "bert") == 0;
+    if (!falcon && !mpt && !bert) {
+        snprintf(err, errlen, "%s: unknown architecture '%s'", __func__,
+                 p->arch);
+        return NULL;
+    }
+    if (b->dim <= 0 || b->n_heads <= 0 || b->dim % b->n_heads != 0
+        || b->n_kv_heads <= 0 || b->n_heads % b->n_kv_heads != 0
+        || b->n_layers <= 0 || b->ffn_dim <= 0 || b->n_vocab < 262
+        || b->n_ctx <= 0)
+    {
+        snprintf(err, errlen, "%s: bad shape (vocab must be >= 262, heads "
+                 "must divide dim, kv heads must divide heads)", __func__);
+        return NULL;
+    }
+    w = gguf_writer_new();
+    if (w == NULL) {
+        snprintf(err, errlen, "%s: out of memory", __func__);
+        return NULL;
+    }
+    rng = b->seed * 0x9e3779b97f4a7c15ULL + 0x7654321ULL;
+    hd = b->dim / b->n_heads;
+    kvd = hd * b->n_kv_heads;
+    sd = 1.0f / sqrtf((float) b->dim);
+    sf = 1.0f / sqrtf((float) b->ffn_dim);
+    bias = bert || p->biases;
+
+    if (random_arch_keys(w, p) != 0 || random_vocab(w, b->n_vocab) != 0) {
+        snprintf(err, errlen, "%s: out of memory", __func__);
+        goto fail;
+    }
+
+#define T(nm, cols, rows, type, scale, off)                                  \
+    if ((skip_tensor == NULL || strcmp(skip_tensor, nm) != 0)                \
+        && add_random_tensor(w, nm, cols, rows, type, scale, off, &rng, err, \
+                             errlen) != 0)                                   \
+    {                                                                        \
+        goto fail;                                                           \
+    }
+#define N(s) (snprintf(name, sizeof(name), "blk.%d." s, l), name)
+/* a LayerNorm: weight around 1, bias around 0 */
+#define NORM(s, with_bias)                                                   \
+    T(N(s ".weight"), b->dim, 1, GGML_TYPE_F32, 0.1f, 1.0f)                  \
+    if (with_bias) {                                                         \
+        T(N(s ".bias"), b->dim, 1, GGML_TYPE_F32, 0.1f, 0.0f)                \
+    }
+#define BIAS(s, n)                                                           \
+    if (bias) {                                                              \
+        T(N(s ".bias"), n, 1, GGML_TYPE_F32, 0.1f, 0.0f)                     \
+    }
+
+    T("token_embd.weight", b->dim, b->n_vocab, b->wtype, 1.0f, 0.0f)
+    if (bert) {
+        T("token_types.weight", b->dim, 2, GGML_TYPE_F32, 0.1f, 0.0f)
+    }
+    if (bert || (mpt && p->pos_embd)) {
+        T("position_embd.weight", b->dim, b->n_ctx, GGML_TYPE_F32, 0.1f,
+          0.0f)
+    }
+    if (bert) {
+        T("token_embd_norm.weight", b->dim, 1, GGML_TYPE_F32, 0.1f, 1.0f)
+        T("token_embd_norm.bias", b->dim, 1, GGML_TYPE_F32, 0.1f, 0.0f)
+    }
+    for (l = 0; l < b->n_layers; l++) {
+        if (bert) {
+            T(N("attn_q.weight"), b->dim, b->dim, b->wtype, sd, 0.0f)
+            BIAS("attn_q", b->dim)
+            T(N("attn_k.weight"), b->dim, kvd, b->wtype, sd, 0.0f)
+            BIAS("attn_k", kvd)
+            T(N("attn_v.weight"), b->dim, kvd, b->wtype, sd, 0.0f)
+            BIAS("attn_v", kvd)
+        } else {
+            NORM("attn_norm", falcon || bias)
+            if (falcon && p->norm_2) {
+                NORM("attn_norm_2", 1)
+            }
+            T(N("attn_qkv.weight"), b->dim, b->dim + 2 * kvd, b->wtype, sd,
+              0.0f)
+            BIAS("attn_qkv", b->dim + 2 * kvd)
+        }
+        T(N("attn_output.weight"), b->dim, b->dim, b->wtype, sd, 0.0f)
+        BIAS("attn_output", b->dim)
+        if (bert) {
+            NORM("attn_output_norm", 1)
+        }
+        if (mpt) {
+            NORM("ffn_norm", bias)
+        }
+        T(N("ffn_up.weight"), b->dim, b->ffn_dim, b->wtype, sd, 0.0f)
+        BIAS("ffn_up", b->ffn_dim)
+        T(N("ffn_down.weight"), b->ffn_dim, b->dim, b->wtype, sf, 0.0f)
+        BIAS("ffn_down", b->dim)
+        if (bert) {
+            NORM("layer_output_norm", 1)
+        }
+    }
+    if (!bert) {
+        T("output_norm.weight", b->dim, 1, GGML_TYPE_F32, 0.1f, 1.0f)
+        if (falcon || bias) {
+            T("output_norm.bias", b->dim, 1, GGML_TYPE_F32, 0.1f, 0.0f)
+        }
+        if (!b->tied) {
+            T("output.weight", b->dim, b->n_vocab, b->wtype, sd * 4.0f,
+              0.0f)
+        }
+    }
+
+#undef BIAS
+#undef NORM
+#undef N
+#undef T
+
+    return w;
+
+fail:
+    gguf_writer_free(w);
+    return NULL;
+}
+
+int
+gguf_write_random_arch(const gguf_random_arch_t *p, const char *path,
+    char *err, size_t errlen)
+{
+    gguf_writer_t  *w = gguf_random_arch_writer(p, NULL, err, errlen);
+    int             rc;
+
+    if (w == NULL) {
+        return -1;
+    }
+    rc = gguf_writer_write(w, path, err, errlen);
+    gguf_writer_free(w);
+    return rc;
+}

@@ -69,4 +69,31 @@ int gguf_write_random_llama(const gguf_random_llama_t *p, const char *path,
 gguf_writer_t *gguf_random_llama_writer(const gguf_random_llama_t *p,
     const char *skip_tensor, char *err, size_t errlen);
 
+/*
+ * Random Falcon, MPT and BERT models in the tensor layout and keys
+ * llama.cpp's converter writes (the vocab is the Llama writer's): for
+ * fixtures and benchmarks of those forward passes. arch "llama" gives the
+ * Llama writer's model. Norm weights and biases are F32, matrices and the
+ * embeddings base.wtype.
+ */
+typedef struct {
+    gguf_random_llama_t  base;      /* shape, type, seed, tied, name */
+    const char          *arch;      /* "llama", "falcon", "mpt", "bert" */
+    int                  biases;    /* Falcon, MPT: the optional biases */
+    int                  norm_2;    /* Falcon: attn_norm_2 (40B layout) */
+    int                  pos_embd;  /* MPT: learned positions as well */
+    float                alibi_bias;    /* MPT: max_alibi_bias */
+    float                clamp_kqv;     /* MPT: 0 leaves the key out */
+    int                  pooling;   /* BERT: 1 mean, 2 cls, 3 last */
+    int                  causal;    /* BERT: attention.causal = true (a
+                                       file the loader must refuse) */
+} gguf_random_arch_t;
+
+/* the Llama defaults; Falcon: 1 KV head; MPT: ALiBi bias 8; BERT: mean */
+void gguf_random_arch_defaults(gguf_random_arch_t *p, const char *arch);
+int gguf_write_random_arch(const gguf_random_arch_t *p, const char *path,
+    char *err, size_t errlen);
+gguf_writer_t *gguf_random_arch_writer(const gguf_random_arch_t *p,
+    const char *skip_tensor, char *err, size_t errlen);
+
 #endif /* LLMC_GGUF_WRITE_H */

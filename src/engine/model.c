@@ -1,11 +1,17 @@
 /*
- * The Llama forward pass. Organised like llama2.c's run.c: hparams
- * (Config), weights pointing into the read-only mapping (Weights), scratch
- * buffers allocated once at load (RunState), build_ / free_ pairs. The
+ * The forward passes: Llama, Falcon, MPT (decoders) and BERT (encoder).
+ * Organised like llama2.c's run.c: hparams (Config), weights pointing into
+ * the read-only mapping (Weights), scratch buffers allocated once at load
+ * (RunState), build_ / free_ pairs. The
  * differences: a batch of tokens goes through each layer together (each
  * weight row is loaded once per block of tokens), weights stay in their
  * file type (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K), positions are
  * explicit, and matrix rows are split across a persistent thread pool.
+ * The architectures share the layer loop; they differ in the norm
+ * (RMSNorm or LayerNorm with bias), fused or separate Q/K/V, the position
+ * scheme (RoPE, NEOX RoPE, ALiBi, learned), the MLP (SwiGLU or GELU) and
+ * where the residual adds and norms go (pre-norm, Falcon's parallel block,
+ * BERT's post-norm).
  */
 
 #include <math.h>
@@ -35,22 +41,43 @@ typedef struct {
     size_t       stride;        /* bytes per row */
 } mat_t;
 
+/* NULL vectors and matrices with NULL data are absent (optional) */
 typedef struct {
-    const float  *attn_norm;    /* (dim) */
+    const float  *attn_norm;    /* (dim) pre-attention norm (Falcon: the
+                                   MLP's too) */
+    const float  *attn_norm_b;  /* (dim) LayerNorm bias */
+    const float  *attn_norm_2;  /* (dim) Falcon-40B: the attention's norm */
+    const float  *attn_norm_2_b;
+    mat_t         wqkv;         /* (q_dim + 2 * kv_dim, dim) fused Q, K, V */
+    const float  *bqkv;         /* (q_dim + 2 * kv_dim) */
     mat_t         wq;           /* (n_heads * head_dim, dim) */
     mat_t         wk;           /* (n_kv_heads * head_dim, dim) */
     mat_t         wv;           /* (n_kv_heads * head_dim, dim) */
+    const float  *bq, *bk, *bv; /* (q_dim), (kv_dim), (kv_dim) */
     mat_t         wo;           /* (dim, n_heads * head_dim) */
+    const float  *bo;           /* (dim) */
+    const float  *attn_out_norm;   /* (dim) BERT: after attention + x */
+    const float  *attn_out_norm_b;
     const float  *ffn_norm;     /* (dim) */
-    mat_t         w1;           /* gate (ffn_dim, dim) */
+    const float  *ffn_norm_b;
+    mat_t         w1;           /* gate (ffn_dim, dim), SwiGLU only */
     mat_t         w3;           /* up (ffn_dim, dim) */
+    const float  *b3;           /* (ffn_dim) */
     mat_t         w2;           /* down (dim, ffn_dim) */
+    const float  *b2;           /* (dim) */
+    const float  *out_norm;     /* (dim) BERT: after the MLP + x */
+    const float  *out_norm_b;
 } layer_t;
 
 typedef struct {
     mat_t         tok_embd;     /* (n_vocab, dim) */
+    mat_t         pos_embd;     /* (n_pos, dim) learned positions */
+    const float  *type_embd;    /* (dim) BERT: token type 0 */
+    const float  *tok_norm;     /* (dim) BERT: norm of the embeddings */
+    const float  *tok_norm_b;
     layer_t      *layers;       /* (n_layers) */
-    const float  *out_norm;     /* (dim) */
+    const float  *out_norm;     /* (dim), NULL for BERT */
+    const float  *out_norm_b;   /* (dim) */
     mat_t         output;       /* (n_vocab, dim), the embedding if tied */
 } weights_t;
 
@@ -65,6 +92,8 @@ typedef struct {
     float   *v;                 /* (n_batch, kv_dim) */
     float   *hb;                /* (n_batch, ffn_dim) */
     float   *hb2;               /* (n_batch, ffn_dim) */
+    float   *qkv;               /* (n_batch, q_dim + 2 * kv_dim) fused */
+    float   *alibi;             /* (n_heads) ALiBi slopes */
     float   *rope_cos;          /* (n_batch, rope_dim / 2) */
     float   *rope_sin;          /* (n_batch, rope_dim / 2) */
     void    *xq;                /* (n_batch, max_cols / 32) block_q8_0 */
@@ -101,6 +130,7 @@ struct kv_cache {
     float          *v;          /* (n_layers, n_ctx, kv_dim) */
     float          *att;        /* (n_threads, ATT_Q, n_ctx) scores */
     int32_t        *seg;        /* (n_ctx) segment of each entry, 0: none */
+    int32_t        *pos;        /* (n_ctx) position of each entry */
     int             has_seg;    /* some entry may have a segment */
 };
 
@@ -132,27 +162,56 @@ typedef struct {
     size_t           errlen;
 } build_ctx_t;
 
+/* "[a, b]": the dims a tensor has (at least one) */
+static const char *
+shape_str(const gguf_tensor_t *t, char *buf, size_t size)
+{
+    uint32_t  d, nd = t->n_dims < 1 ? 1 : t->n_dims;
+    size_t    len = 0;
+
+    for (d = 0; d < nd && d < 4 && len < size; d++) {
+        len += snprintf(buf + len, size - len, "%s%lld", d ? ", " : "[",
+                        (long long) t->ne[d]);
+    }
+    if (len < size) {
+        snprintf(buf + len, size - len, "]");
+    }
+    return buf;
+}
+
+/*
+ * A tensor of ne[0] = cols and ne[1] = rows (rows 0: any number, reported
+ * in *rows_out). 0, 1 (absent and optional) or -1 (err names the tensor
+ * and both shapes).
+ */
 static int
-build_mat(build_ctx_t *b, const char *name, int cols, int rows, mat_t *out,
-    int optional)
+build_find(build_ctx_t *b, const char *name, int cols, int rows,
+    int optional, const gguf_tensor_t **out)
 {
     const gguf_tensor_t  *t = b->find(b->ud, name);
+    char                  want[48], have[96];
 
+    if (rows > 1) {
+        snprintf(want, sizeof(want), "[%d, %d]", cols, rows);
+    } else if (rows == 1) {
+        snprintf(want, sizeof(want), "[%d]", cols);
+    } else {
+        snprintf(want, sizeof(want), "[%d, N]", cols);
+    }
     if (t == NULL) {
         if (optional) {
             return 1;
         }
-        model_err(b->err, b->errlen, "model_load", "missing tensor '%s'",
-                  name);
+        model_err(b->err, b->errlen, "model_load", "missing tensor '%s' "
+                  "(want %s)", name, want);
         return -1;
     }
-    if (t->ne[0] != cols || t->ne[1] != rows || t->ne[2] != 1
-        || t->ne[3] != 1)
+    if (t->ne[0] != cols || (rows > 0 && t->ne[1] != rows) || t->ne[1] < 1
+        || t->ne[1] > INT32_MAX || t->ne[2] != 1 || t->ne[3] != 1)
     {
         model_err(b->err, b->errlen, "model_load", "tensor '%s' has shape "
-                  "[%lld, %lld, %lld, %lld], want [%d, %d]", name,
-                  (long long) t->ne[0], (long long) t->ne[1],
-                  (long long) t->ne[2], (long long) t->ne[3], cols, rows);
+                  "%s, want %s", name, shape_str(t, have, sizeof(have)),
+                  want);
         return -1;
     }
     if (!quant_type_supported(t->type)) {
@@ -160,40 +219,58 @@ build_mat(build_ctx_t *b, const char *name, int cols, int rows, mat_t *out,
                   "is not supported", name, quant_type_name(t->type));
         return -1;
     }
+    *out = t;
+    return 0;
+}
+
+static int
+build_mat(build_ctx_t *b, const char *name, int cols, int rows, mat_t *out,
+    int optional)
+{
+    const gguf_tensor_t  *t;
+    int                   rc;
+
+    memset(out, 0, sizeof(*out));
+    rc = build_find(b, name, cols, rows, optional, &t);
+    if (rc != 0) {
+        return rc;
+    }
     out->type = t->type;
     out->data = t->data;
-    out->rows = rows;
+    out->rows = (int) t->ne[1];
     out->cols = cols;
     out->stride = quant_row_size(t->type, cols);
     return 0;
 }
 
-/* a vector of n floats: in place when F32, converted otherwise */
-static const float *
-build_vec(build_ctx_t *b, const char *name, int n)
+/*
+ * Row `row` of a tensor of n columns as floats: in place when F32 (rows
+ * 1, row 0), converted otherwise. 0, 1 (absent, optional) or -1.
+ */
+static int
+build_vec_row(build_ctx_t *b, const char *name, int n, int rows, int row,
+    int optional, const float **out)
 {
-    const gguf_tensor_t  *t = b->find(b->ud, name);
+    const gguf_tensor_t  *t;
     model_t              *m = b->m;
     float                *f, **o;
+    int                   rc;
 
-    if (t == NULL) {
-        model_err(b->err, b->errlen, "model_load", "missing tensor '%s'",
-                  name);
-        return NULL;
+    *out = NULL;
+    rc = build_find(b, name, n, rows, optional, &t);
+    if (rc != 0) {
+        return rc;
     }
-    if (t->ne[0] != n || t->ne[1] != 1 || t->ne[2] != 1 || t->ne[3] != 1) {
-        model_err(b->err, b->errlen, "model_load", "tensor '%s' has shape "
-                  "[%lld, %lld], want [%d]", name, (long long) t->ne[0],
-                  (long long) t->ne[1], n);
-        return NULL;
+    if (row >= t->ne[1]) {
+        model_err(b->err, b->errlen, "model_load", "tensor '%s' has no row "
+                  "%d", name, row);
+        return -1;
     }
-    if (t->type == GGML_TYPE_F32 && ((uintptr_t) t->data & 3) == 0) {
-        return t->data;
-    }
-    if (!quant_type_supported(t->type)) {
-        model_err(b->err, b->errlen, "model_load", "tensor '%s': type %s "
-                  "is not supported", name, quant_type_name(t->type));
-        return NULL;
+    if (row == 0 && t->type == GGML_TYPE_F32
+        && ((uintptr_t) t->data & 3) == 0)
+    {
+        *out = t->data;
+        return 0;
     }
     f = malloc((size_t) n * sizeof(float));
     o = realloc(m->owned, (m->n_owned + 1) * sizeof(float *));
@@ -203,13 +280,158 @@ build_vec(build_ctx_t *b, const char *name, int n)
             m->owned = o;
         }
         model_err(b->err, b->errlen, "model_load", "out of memory");
-        return NULL;
+        return -1;
     }
     m->owned = o;
     m->owned[m->n_owned++] = f;
-    quant_dequantize_row(t->type, t->data, f, n);
-    return f;
+    quant_dequantize_row(t->type, (const char *) t->data
+                         + (size_t) row * quant_row_size(t->type, n), f, n);
+    *out = f;
+    return 0;
 }
+
+/* a vector of n floats; NULL on error */
+static const float *
+build_vec(build_ctx_t *b, const char *name, int n)
+{
+    const float  *v;
+
+    return build_vec_row(b, name, n, 1, 0, 0, &v) == 0 ? v : NULL;
+}
+
+/* an optional vector: 0 (*out NULL when absent) or -1 */
+static int
+build_vec_opt(build_ctx_t *b, const char *name, int n, const float **out)
+{
+    return build_vec_row(b, name, n, 1, 0, 1, out) < 0 ? -1 : 0;
+}
+
+static int
+build_layer_llama(build_ctx_t *b, layer_t *L, int l)
+{
+    model_hparams_t  *hp = &b->m->hp;
+    char              name[96];
+    int               q_dim, kv_dim;
+
+    q_dim = hp->n_heads * hp->head_dim;
+    kv_dim = hp->n_kv_heads * hp->head_dim;
+
+#define BLK(s)  (snprintf(name, sizeof(name), "blk.%d." s, l), name)
+
+    if ((L->attn_norm = build_vec(b, BLK("attn_norm.weight"), hp->dim))
+            == NULL
+        || (L->ffn_norm = build_vec(b, BLK("ffn_norm.weight"), hp->dim))
+            == NULL
+        || build_mat(b, BLK("attn_q.weight"), hp->dim, q_dim, &L->wq, 0)
+        || build_mat(b, BLK("attn_k.weight"), hp->dim, kv_dim, &L->wk, 0)
+        || build_mat(b, BLK("attn_v.weight"), hp->dim, kv_dim, &L->wv, 0)
+        || build_mat(b, BLK("attn_output.weight"), q_dim, hp->dim, &L->wo,
+                     0)
+        || build_mat(b, BLK("ffn_gate.weight"), hp->dim, hp->ffn_dim,
+                     &L->w1, 0)
+        || build_mat(b, BLK("ffn_up.weight"), hp->dim, hp->ffn_dim, &L->w3,
+                     0)
+        || build_mat(b, BLK("ffn_down.weight"), hp->ffn_dim, hp->dim,
+                     &L->w2, 0))
+    {
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Falcon and MPT: fused QKV, LayerNorm, GELU MLP; biases optional (the
+ * 7B checkpoints have none). Falcon has no ffn_norm (the parallel block
+ * reuses attn_norm) and may have attn_norm_2 (40B).
+ */
+static int
+build_layer_fused(build_ctx_t *b, layer_t *L, int l)
+{
+    model_hparams_t  *hp = &b->m->hp;
+    char              name[96];
+    int               q_dim, qkv_dim, falcon;
+
+    q_dim = hp->n_heads * hp->head_dim;
+    qkv_dim = q_dim + 2 * hp->n_kv_heads * hp->head_dim;
+    falcon = hp->arch == MODEL_ARCH_FALCON;
+
+    if ((L->attn_norm = build_vec(b, BLK("attn_norm.weight"), hp->dim))
+            == NULL
+        || build_vec_opt(b, BLK("attn_norm.bias"), hp->dim, &L->attn_norm_b)
+        || build_mat(b, BLK("attn_qkv.weight"), hp->dim, qkv_dim, &L->wqkv,
+                     0)
+        || build_vec_opt(b, BLK("attn_qkv.bias"), qkv_dim, &L->bqkv)
+        || build_mat(b, BLK("attn_output.weight"), q_dim, hp->dim, &L->wo,
+                     0)
+        || build_vec_opt(b, BLK("attn_output.bias"), hp->dim, &L->bo)
+        || build_mat(b, BLK("ffn_up.weight"), hp->dim, hp->ffn_dim, &L->w3,
+                     0)
+        || build_vec_opt(b, BLK("ffn_up.bias"), hp->ffn_dim, &L->b3)
+        || build_mat(b, BLK("ffn_down.weight"), hp->ffn_dim, hp->dim,
+                     &L->w2, 0)
+        || build_vec_opt(b, BLK("ffn_down.bias"), hp->dim, &L->b2))
+    {
+        return -1;
+    }
+    if (falcon) {
+        if (build_vec_opt(b, BLK("attn_norm_2.weight"), hp->dim,
+                          &L->attn_norm_2)
+            || build_vec_opt(b, BLK("attn_norm_2.bias"), hp->dim,
+                             &L->attn_norm_2_b))
+        {
+            return -1;
+        }
+        return 0;
+    }
+    if ((L->ffn_norm = build_vec(b, BLK("ffn_norm.weight"), hp->dim)) == NULL
+        || build_vec_opt(b, BLK("ffn_norm.bias"), hp->dim, &L->ffn_norm_b))
+    {
+        return -1;
+    }
+    return 0;
+}
+
+/* BERT: separate Q/K/V, biases and norms with biases everywhere */
+static int
+build_layer_bert(build_ctx_t *b, layer_t *L, int l)
+{
+    model_hparams_t  *hp = &b->m->hp;
+    char              name[96];
+    int               q_dim, kv_dim;
+
+    q_dim = hp->n_heads * hp->head_dim;
+    kv_dim = hp->n_kv_heads * hp->head_dim;
+
+    if (build_mat(b, BLK("attn_q.weight"), hp->dim, q_dim, &L->wq, 0)
+        || (L->bq = build_vec(b, BLK("attn_q.bias"), q_dim)) == NULL
+        || build_mat(b, BLK("attn_k.weight"), hp->dim, kv_dim, &L->wk, 0)
+        || (L->bk = build_vec(b, BLK("attn_k.bias"), kv_dim)) == NULL
+        || build_mat(b, BLK("attn_v.weight"), hp->dim, kv_dim, &L->wv, 0)
+        || (L->bv = build_vec(b, BLK("attn_v.bias"), kv_dim)) == NULL
+        || build_mat(b, BLK("attn_output.weight"), q_dim, hp->dim, &L->wo,
+                     0)
+        || (L->bo = build_vec(b, BLK("attn_output.bias"), hp->dim)) == NULL
+        || (L->attn_out_norm = build_vec(b, BLK("attn_output_norm.weight"),
+                                         hp->dim)) == NULL
+        || (L->attn_out_norm_b = build_vec(b, BLK("attn_output_norm.bias"),
+                                           hp->dim)) == NULL
+        || build_mat(b, BLK("ffn_up.weight"), hp->dim, hp->ffn_dim, &L->w3,
+                     0)
+        || (L->b3 = build_vec(b, BLK("ffn_up.bias"), hp->ffn_dim)) == NULL
+        || build_mat(b, BLK("ffn_down.weight"), hp->ffn_dim, hp->dim,
+                     &L->w2, 0)
+        || (L->b2 = build_vec(b, BLK("ffn_down.bias"), hp->dim)) == NULL
+        || (L->out_norm = build_vec(b, BLK("layer_output_norm.weight"),
+                                    hp->dim)) == NULL
+        || (L->out_norm_b = build_vec(b, BLK("layer_output_norm.bias"),
+                                      hp->dim)) == NULL)
+    {
+        return -1;
+    }
+    return 0;
+}
+
+#undef BLK
 
 static int
 build_weights(build_ctx_t *b)
@@ -217,61 +439,78 @@ build_weights(build_ctx_t *b)
     model_t          *m = b->m;
     model_hparams_t  *hp = &m->hp;
     weights_t        *w = &m->w;
-    layer_t          *L;
-    char              name[96];
-    int               l, rc, q_dim, kv_dim;
-
-    q_dim = hp->n_heads * hp->head_dim;
-    kv_dim = hp->n_kv_heads * hp->head_dim;
+    int               l, rc;
 
     if (build_mat(b, "token_embd.weight", hp->dim, hp->n_vocab,
                   &w->tok_embd, 0) != 0)
     {
         return -1;
     }
-    w->out_norm = build_vec(b, "output_norm.weight", hp->dim);
-    if (w->out_norm == NULL) {
-        return -1;
-    }
-    rc = build_mat(b, "output.weight", hp->dim, hp->n_vocab, &w->output, 1);
-    if (rc < 0) {
-        return -1;
-    }
-    if (rc == 1) {
-        w->output = w->tok_embd;            /* tied */
+    if (hp->arch == MODEL_ARCH_BERT) {
+        /* learned positions: one row per trained position */
+        if (build_mat(b, "position_embd.weight", hp->dim, 0, &w->pos_embd,
+                      0)
+            || build_vec_row(b, "token_types.weight", hp->dim, 0, 0, 0,
+                             &w->type_embd)
+            || (w->tok_norm = build_vec(b, "token_embd_norm.weight",
+                                        hp->dim)) == NULL
+            || (w->tok_norm_b = build_vec(b, "token_embd_norm.bias",
+                                          hp->dim)) == NULL)
+        {
+            return -1;
+        }
+    } else {
+        if (hp->arch == MODEL_ARCH_MPT
+            && build_mat(b, "position_embd.weight", hp->dim, 0,
+                         &w->pos_embd, 1) < 0)
+        {
+            return -1;
+        }
+        w->out_norm = build_vec(b, "output_norm.weight", hp->dim);
+        if (w->out_norm == NULL) {
+            return -1;
+        }
+        if (hp->arch == MODEL_ARCH_FALCON) {
+            w->out_norm_b = build_vec(b, "output_norm.bias", hp->dim);
+            if (w->out_norm_b == NULL) {
+                return -1;
+            }
+        } else if (hp->arch == MODEL_ARCH_MPT
+                   && build_vec_opt(b, "output_norm.bias", hp->dim,
+                                    &w->out_norm_b) != 0)
+        {
+            return -1;
+        }
+        rc = build_mat(b, "output.weight", hp->dim, hp->n_vocab, &w->output,
+                       1);
+        if (rc < 0) {
+            return -1;
+        }
+        if (rc == 1) {
+            w->output = w->tok_embd;        /* tied */
+        }
     }
     w->layers = calloc(hp->n_layers, sizeof(layer_t));
     if (w->layers == NULL) {
         model_err(b->err, b->errlen, "model_load", "out of memory");
         return -1;
     }
-
-#define BLK(s)  (snprintf(name, sizeof(name), "blk.%d." s, l), name)
-
     for (l = 0; l < hp->n_layers; l++) {
-        L = &w->layers[l];
-        if ((L->attn_norm = build_vec(b, BLK("attn_norm.weight"), hp->dim))
-                == NULL
-            || (L->ffn_norm = build_vec(b, BLK("ffn_norm.weight"), hp->dim))
-                == NULL
-            || build_mat(b, BLK("attn_q.weight"), hp->dim, q_dim, &L->wq, 0)
-            || build_mat(b, BLK("attn_k.weight"), hp->dim, kv_dim, &L->wk, 0)
-            || build_mat(b, BLK("attn_v.weight"), hp->dim, kv_dim, &L->wv, 0)
-            || build_mat(b, BLK("attn_output.weight"), q_dim, hp->dim,
-                         &L->wo, 0)
-            || build_mat(b, BLK("ffn_gate.weight"), hp->dim, hp->ffn_dim,
-                         &L->w1, 0)
-            || build_mat(b, BLK("ffn_up.weight"), hp->dim, hp->ffn_dim,
-                         &L->w3, 0)
-            || build_mat(b, BLK("ffn_down.weight"), hp->ffn_dim, hp->dim,
-                         &L->w2, 0))
-        {
+        switch (hp->arch) {
+        case MODEL_ARCH_FALCON:
+        case MODEL_ARCH_MPT:
+            rc = build_layer_fused(b, &w->layers[l], l);
+            break;
+        case MODEL_ARCH_BERT:
+            rc = build_layer_bert(b, &w->layers[l], l);
+            break;
+        default:
+            rc = build_layer_llama(b, &w->layers[l], l);
+        }
+        if (rc != 0) {
             return -1;
         }
     }
-
-#undef BLK
-
     return 0;
 }
 
@@ -286,6 +525,8 @@ free_runstate(runstate_t *s)
     free(s->v);
     free(s->hb);
     free(s->hb2);
+    free(s->qkv);
+    free(s->alibi);
     free(s->rope_cos);
     free(s->rope_sin);
     free(s->xq);
@@ -302,15 +543,21 @@ build_runstate(model_t *m)
     model_hparams_t  *hp = &m->hp;
     runstate_t       *s = &m->s;
     size_t            B = MODEL_BATCH, q_dim, kv_dim, xbw, half;
-    int               i;
+    int               i, nh2;
+    float             m0, m1;
 
     q_dim = (size_t) hp->n_heads * hp->head_dim;
     kv_dim = (size_t) hp->n_kv_heads * hp->head_dim;
     xbw = q_dim > (size_t) hp->dim ? q_dim : (size_t) hp->dim;
     half = hp->rope_dim / 2 ? hp->rope_dim / 2 : 1;
     m->max_cols = hp->ffn_dim > (int) xbw ? hp->ffn_dim : (int) xbw;
+    /* an encoder sees the whole input at once: one batch holds it */
+    if (hp->non_causal) {
+        B = hp->n_ctx_train < 8 ? 8 : hp->n_ctx_train > 8192
+            ? 8192 : (size_t) hp->n_ctx_train;
+    }
 
-    s->n_batch = MODEL_BATCH;
+    s->n_batch = (int) B;
     s->x = malloc(B * hp->dim * sizeof(float));
     s->xb = malloc(B * xbw * sizeof(float));
     s->xb2 = malloc(B * hp->dim * sizeof(float));
@@ -319,6 +566,13 @@ build_runstate(model_t *m)
     s->v = malloc(B * kv_dim * sizeof(float));
     s->hb = malloc(B * hp->ffn_dim * sizeof(float));
     s->hb2 = malloc(B * hp->ffn_dim * sizeof(float));
+    if (hp->arch == MODEL_ARCH_FALCON || hp->arch == MODEL_ARCH_MPT) {
+        s->qkv = malloc(B * (q_dim + 2 * kv_dim) * sizeof(float));
+        if (s->qkv == NULL) {
+            return -1;
+        }
+    }
+    s->alibi = malloc(hp->n_heads * sizeof(float));
     s->rope_cos = malloc(B * half * sizeof(float));
     s->rope_sin = malloc(B * half * sizeof(float));
     s->xq_stride = (m->max_cols + QK8_0 - 1) / QK8_0 * sizeof(block_q8_0);
@@ -330,15 +584,33 @@ build_runstate(model_t *m)
     s->inv_freq = malloc(half * sizeof(float));
     s->pos = malloc(B * sizeof(int32_t));
     if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb
-        || !s->hb2 || !s->rope_cos || !s->rope_sin || !s->xq || !s->xk
-        || !s->rows
-        || !s->inv_freq || !s->pos)
+        || !s->hb2 || !s->alibi || !s->rope_cos || !s->rope_sin || !s->xq
+        || !s->xk || !s->rows || !s->inv_freq || !s->pos)
     {
         return -1;
     }
     for (i = 0; i < hp->rope_dim / 2; i++) {
         s->inv_freq[i] = (float) pow(hp->rope_base,
                                      -2.0 * i / (double) hp->rope_dim);
+    }
+    /*
+     * ALiBi slopes as llama.cpp computes them for a head count that need
+     * not be a power of two: the first 2^floor(log2(n)) heads get
+     * m0^(h+1), the others the odd powers of m1 in between.
+     */
+    for (nh2 = 1; nh2 * 2 <= hp->n_heads; nh2 *= 2) {
+        /* void */
+    }
+    m0 = powf(2.0f, -hp->alibi_bias / nh2);
+    m1 = powf(2.0f, -hp->alibi_bias / 2.0f / nh2);
+    for (i = 0; i < hp->n_heads; i++) {
+        if (hp->alibi_bias <= 0.0f) {
+            s->alibi[i] = 1.0f;
+        } else if (i < nh2) {
+            s->alibi[i] = powf(m0, (float) (i + 1));
+        } else {
+            s->alibi[i] = powf(m1, (float) (2 * (i - nh2) + 1));
+        }
     }
     return 0;
 }
@@ -367,6 +639,19 @@ check_hparams(const model_hparams_t *hp, char *err, size_t errlen)
     {
         model_err(err, errlen, "model_load", "rope dimension %d does not "
                   "fit head size %d", hp->rope_dim, hp->head_dim);
+        return -1;
+    }
+    if (hp->non_causal && hp->pooling != MODEL_POOLING_MEAN
+        && hp->pooling != MODEL_POOLING_CLS
+        && hp->pooling != MODEL_POOLING_LAST)
+    {
+        model_err(err, errlen, "model_load", "pooling type %d is not "
+                  "supported (1 mean, 2 cls, 3 last)", hp->pooling);
+        return -1;
+    }
+    if (hp->alibi_bias < 0.0f || hp->clamp_kqv < 0.0f) {
+        model_err(err, errlen, "model_load", "negative max_alibi_bias or "
+                  "clamp_kqv");
         return -1;
     }
     if (hp->dim > (1 << 20) || hp->ffn_dim > (1 << 22)
@@ -427,6 +712,22 @@ model_build(const model_hparams_t *hp, model_tensor_fn find, void *ud,
 fail:
     model_free(m);
     return NULL;
+}
+
+/* indexed by model_arch_e */
+static const char  *model_archs[] = { "llama", "falcon", "mpt", "bert" };
+
+const char *
+model_arch_name(model_arch_e arch)
+{
+    return (unsigned) arch < sizeof(model_archs) / sizeof(model_archs[0])
+           ? model_archs[arch] : "unknown";
+}
+
+int
+model_is_encoder(const model_t *m)
+{
+    return m->hp.non_causal;
 }
 
 static const gguf_tensor_t *
@@ -495,7 +796,9 @@ model_load(const char *path, int n_threads, char *err, size_t errlen)
     tokenizer_t          *tok = NULL;
     const char           *s;
     size_t                len;
-    char                  arch[32];
+    char                  arch[32], key[96];
+    size_t                i;
+    int                   causal;
 
     g = gguf_open(path, err, errlen);
     if (g == NULL) {
@@ -507,14 +810,22 @@ model_load(const char *path, int n_threads, char *err, size_t errlen)
                   "missing", path);
         goto fail;
     }
-    if (len != 5 || memcmp(s, "llama", 5) != 0) {
+    for (i = 0; i < sizeof(model_archs) / sizeof(model_archs[0]); i++) {
+        if (len == strlen(model_archs[i])
+            && memcmp(s, model_archs[i], len) == 0)
+        {
+            break;
+        }
+    }
+    if (i == sizeof(model_archs) / sizeof(model_archs[0])) {
         model_err(err, errlen, __func__, "%s: unsupported architecture "
-                  "'%.*s'", path, (int) (len > 32 ? 32 : len), s);
+                  "'%.*s' (supported: llama, falcon, mpt, bert)", path,
+                  (int) (len > 32 ? 32 : len), s);
         goto fail;
     }
     snprintf(arch, sizeof(arch), "%.*s", (int) len, s);
-    hp.arch = MODEL_ARCH_LLAMA;
-    hp.rope_neox = 0;
+    hp.arch = (model_arch_e) i;
+    hp.rope_neox = hp.arch == MODEL_ARCH_FALCON;
     if (gguf_get_str(g, "general.name", &s, &len) == 0) {
         snprintf(hp.name, sizeof(hp.name), "%.*s",
                  (int) (len < sizeof(hp.name) ? len : sizeof(hp.name) - 1),
@@ -545,10 +856,40 @@ model_load(const char *path, int n_threads, char *err, size_t errlen)
                   &hp.rope_dim, err, errlen)
         || hp_float(g, arch, "rope.freq_base", 10000.0f, &hp.rope_base,
                     err, errlen)
-        || hp_float(g, arch, "attention.layer_norm_rms_epsilon", 1e-5f,
+        || hp_float(g, arch, hp.arch == MODEL_ARCH_LLAMA
+                             ? "attention.layer_norm_rms_epsilon"
+                             : "attention.layer_norm_epsilon", 1e-5f,
                     &hp.norm_eps, err, errlen))
     {
         goto fail;
+    }
+    if (hp.arch == MODEL_ARCH_MPT || hp.arch == MODEL_ARCH_BERT) {
+        hp.rope_dim = 0;                    /* ALiBi or learned */
+    }
+    if (hp.arch == MODEL_ARCH_MPT) {
+        hp.alibi = 1;
+        if (hp_float(g, arch, "attention.max_alibi_bias", 0.0f,
+                     &hp.alibi_bias, err, errlen)
+            || hp_float(g, arch, "attention.clamp_kqv", 0.0f, &hp.clamp_kqv,
+                        err, errlen))
+        {
+            goto fail;
+        }
+    }
+    if (hp.arch == MODEL_ARCH_BERT) {
+        snprintf(key, sizeof(key), "%s.attention.causal", arch);
+        causal = 0;
+        if (gguf_get_bool(g, key, &causal) == -2 || causal) {
+            model_err(err, errlen, __func__, "%s: %s must be false for an "
+                      "encoder", path, key);
+            goto fail;
+        }
+        hp.non_causal = 1;
+        if (hp_int(g, arch, "pooling_type", MODEL_POOLING_MEAN, &hp.pooling,
+                   err, errlen))
+        {
+            goto fail;
+        }
     }
     emb = gguf_find_tensor(g, "token_embd.weight");
     if (emb == NULL) {
@@ -649,7 +990,9 @@ kv_cache_new(const model_t *m, int n_ctx)
     kv->v = malloc(n * sizeof(float));
     kv->att = malloc((size_t) m->n_threads * ATT_Q * n_ctx * sizeof(float));
     kv->seg = calloc(n_ctx, sizeof(int32_t));
-    if (kv->k == NULL || kv->v == NULL || kv->att == NULL || kv->seg == NULL)
+    kv->pos = calloc(n_ctx, sizeof(int32_t));
+    if (kv->k == NULL || kv->v == NULL || kv->att == NULL || kv->seg == NULL
+        || kv->pos == NULL)
     {
         kv_cache_free(kv);
         return NULL;
@@ -667,6 +1010,7 @@ kv_cache_free(kv_cache_t *kv)
     free(kv->v);
     free(kv->att);
     free(kv->seg);
+    free(kv->pos);
     free(kv);
 }
 
@@ -716,6 +1060,7 @@ kv_cache_append(kv_cache_t *dst, const kv_cache_t *src, int from, int n)
                (size_t) n * kv_dim * sizeof(float));
     }
     memcpy(dst->seg + dst->len, src->seg + from, (size_t) n * sizeof(int32_t));
+    memcpy(dst->pos + dst->len, src->pos + from, (size_t) n * sizeof(int32_t));
     dst->has_seg |= src->has_seg;
     dst->len += n;
     return 0;
@@ -725,11 +1070,11 @@ size_t
 kv_cache_entry_bytes(const model_t *m)
 {
     return (size_t) 2 * m->hp.n_layers * m->hp.n_kv_heads * m->hp.head_dim
-           * sizeof(float) + sizeof(int32_t);
+           * sizeof(float) + 2 * sizeof(int32_t);
 }
 
 /* buf: per layer K then V (n * kv_dim floats each, token-major), then the
-   n segments */
+   n segments, then the n positions */
 int
 kv_cache_export(const kv_cache_t *kv, int from, int n, void *buf)
 {
@@ -752,6 +1097,7 @@ kv_cache_export(const kv_cache_t *kv, int from, int n, void *buf)
         o += (size_t) n * kv_dim;
     }
     memcpy(o, kv->seg + from, (size_t) n * sizeof(int32_t));
+    memcpy((int32_t *) o + n, kv->pos + from, (size_t) n * sizeof(int32_t));
     return 0;
 }
 
@@ -782,6 +1128,7 @@ kv_cache_import(kv_cache_t *kv, const void *buf, int n)
         kv->seg[kv->len + t] = seg[t];
         kv->has_seg |= seg[t] != 0;
     }
+    memcpy(kv->pos + kv->len, seg + n, (size_t) n * sizeof(int32_t));
     kv->len += n;
     return 0;
 }
@@ -801,6 +1148,70 @@ rmsnorm(float *o, const float *x, const float *w, int n, float eps)
     for (i = 0; i < n; i++) {
         o[i] = w[i] * (ss * x[i]);
     }
+}
+
+/* o may be x */
+static void
+layernorm(float *o, const float *x, const float *w, const float *b, int n,
+    float eps)
+{
+    double  sum = 0.0, var = 0.0, d;
+    float   mean, scale;
+    int     i;
+
+    for (i = 0; i < n; i++) {
+        sum += x[i];
+    }
+    mean = (float) (sum / n);
+    for (i = 0; i < n; i++) {
+        d = x[i] - mean;
+        var += d * d;
+    }
+    scale = (float) (1.0 / sqrt(var / n + eps));
+    for (i = 0; i < n; i++) {
+        o[i] = (x[i] - mean) * scale * w[i] + (b ? b[i] : 0.0f);
+    }
+}
+
+/* n rows of dim: the model's norm (RMSNorm for Llama, else LayerNorm) */
+static void
+norm_rows(const model_t *m, float *o, const float *x, const float *w,
+    const float *b, int n)
+{
+    int  t, dim = m->hp.dim;
+
+    for (t = 0; t < n; t++) {
+        if (m->hp.arch == MODEL_ARCH_LLAMA) {
+            rmsnorm(o + (size_t) t * dim, x + (size_t) t * dim, w, dim,
+                    m->hp.norm_eps);
+        } else {
+            layernorm(o + (size_t) t * dim, x + (size_t) t * dim, w, b, dim,
+                      m->hp.norm_eps);
+        }
+    }
+}
+
+static void
+add_bias(float *x, const float *b, int n, int d)
+{
+    int  t, i;
+
+    if (b == NULL) {
+        return;
+    }
+    for (t = 0; t < n; t++) {
+        for (i = 0; i < d; i++) {
+            x[(size_t) t * d + i] += b[i];
+        }
+    }
+}
+
+/* the tanh approximation, as ggml and GPT-2 use */
+static float
+gelu(float x)
+{
+    return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * x
+                                    * (1.0f + 0.044715f * x * x)));
 }
 
 /*
@@ -1001,6 +1412,28 @@ attn_mask(const kv_cache_t *kv, float *att, int q0, int nq)
     }
 }
 
+/*
+ * ALiBi: scale the scores here and add slope * (pos_k - pos_q), from the
+ * positions the entries were evaluated at, so stored modules at absolute
+ * positions compose as RoPE's do.
+ */
+static void
+attn_alibi(const kv_cache_t *kv, float *att, int q0, int nq, float slope,
+    float scale)
+{
+    int      t, k;
+    int32_t  pq;
+    float   *row;
+
+    for (t = 0; t < nq; t++) {
+        pq = kv->pos[q0 + t];
+        row = att + (size_t) t * kv->n_ctx;
+        for (k = 0; k <= q0 + t; k++) {
+            row[k] = row[k] * scale + slope * (float) (kv->pos[k] - pq);
+        }
+    }
+}
+
 static void
 attn_worker(void *arg, int ith, int nth)
 {
@@ -1038,16 +1471,21 @@ attn_worker(void *arg, int ith, int nth)
                      * kv->n_ctx;
         vl = kv->v + (size_t) j->layer * kv->n_ctx * kv_dim
                    + (size_t) kvh * hd;
-        /* causal over cache order: everything before, and itself */
-        nk = j->base + t0 + nq;
+        /* causal over cache order: everything before, and itself; an
+           encoder sees the whole batch */
+        nk = hp->non_causal ? j->base + j->n : j->base + t0 + nq;
         quant_attn_scores(q, q_dim, nq, kt, kv->n_ctx, hd, nk, att,
                           kv->n_ctx);
+        if (hp->alibi) {
+            attn_alibi(kv, att, j->base + t0, nq, m->s.alibi[h], scale);
+        }
         if (j->masked) {
             attn_mask(kv, att, j->base + t0, nq);
         }
         for (t = 0; t < nq; t++) {
-            quant_softmax(att + (size_t) t * kv->n_ctx, j->base + t0 + t + 1,
-                          nk, scale);
+            quant_softmax(att + (size_t) t * kv->n_ctx,
+                          hp->non_causal ? nk : j->base + t0 + t + 1, nk,
+                          hp->alibi ? 1.0f : scale);
         }
         out = m->s.xb + (size_t) t0 * q_dim + (size_t) h * hd;
         quant_attn_values(att, kv->n_ctx, nq, vl, kv_dim, hd, nk, out,
@@ -1055,10 +1493,179 @@ attn_worker(void *arg, int ith, int nth)
     }
 }
 
+/* s->q, s->k, s->v (n tokens) from in: fused or separate, with biases */
+static void
+layer_qkv(model_t *m, const layer_t *L, const float *in, int n)
+{
+    model_hparams_t  *hp = &m->hp;
+    runstate_t       *s = &m->s;
+    size_t            q_dim, kv_dim, qkv_dim, t, i;
+    float             c = hp->clamp_kqv, *r;
+
+    q_dim = (size_t) hp->n_heads * hp->head_dim;
+    kv_dim = (size_t) hp->n_kv_heads * hp->head_dim;
+    qkv_dim = q_dim + 2 * kv_dim;
+    if (L->wqkv.data == NULL) {
+        matmul(m, in, n, 3, &L->wq, s->q, &L->wk, s->k, &L->wv, s->v);
+        add_bias(s->q, L->bq, n, q_dim);
+        add_bias(s->k, L->bk, n, kv_dim);
+        add_bias(s->v, L->bv, n, kv_dim);
+        return;
+    }
+    matmul(m, in, n, 1, &L->wqkv, s->qkv, NULL, NULL, NULL, NULL);
+    add_bias(s->qkv, L->bqkv, n, qkv_dim);
+    for (t = 0; t < (size_t) n; t++) {
+        r = s->qkv + t * qkv_dim;
+        if (c > 0.0f) {
+            for (i = 0; i < qkv_dim; i++) {
+                r[i] = r[i] < -c ? -c : r[i] > c ? c : r[i];
+            }
+        }
+        memcpy(s->q + t * q_dim, r, q_dim * sizeof(float));
+        memcpy(s->k + t * kv_dim, r + q_dim, kv_dim * sizeof(float));
+        memcpy(s->v + t * kv_dim, r + q_dim + kv_dim,
+               kv_dim * sizeof(float));
+    }
+}
+
+/* RoPE (when the model has it), then K and V of the batch into the cache */
+static void
+layer_kv_store(model_t *m, kv_cache_t *kv, int l, int base, int n)
+{
+    model_hparams_t  *hp = &m->hp;
+    runstate_t       *s = &m->s;
+    int               hd = hp->head_dim, half = hp->rope_dim / 2, t, i;
+    int               q_dim, kv_dim;
+    float            *kt;
+
+    q_dim = hp->n_heads * hd;
+    kv_dim = hp->n_kv_heads * hd;
+    for (t = 0; t < n && half > 0; t++) {
+        rope(s->q + (size_t) t * q_dim, hp->n_heads, hd, hp->rope_dim,
+             hp->rope_neox, s->rope_cos + t * half, s->rope_sin + t * half);
+        rope(s->k + (size_t) t * kv_dim, hp->n_kv_heads, hd, hp->rope_dim,
+             hp->rope_neox, s->rope_cos + t * half, s->rope_sin + t * half);
+    }
+    kt = kv->k + (size_t) l * kv_dim * kv->n_ctx + base;
+    for (t = 0; t < n; t++) {
+        for (i = 0; i < kv_dim; i++) {
+            kt[(size_t) i * kv->n_ctx + t] = s->k[(size_t) t * kv_dim + i];
+        }
+    }
+    memcpy(kv->v + ((size_t) l * kv->n_ctx + base) * kv_dim, s->v,
+           (size_t) n * kv_dim * sizeof(float));
+}
+
+/* attention of the batch's queries over the cache, into s->xb */
+static void
+layer_attention(model_t *m, kv_cache_t *kv, int l, int base, int n)
+{
+    model_hparams_t  *hp = &m->hp;
+    attn_job_t        aj;
+    int               nk = base + n;
+
+    aj.m = m;
+    aj.kv = kv;
+    aj.layer = l;
+    aj.n = n;
+    aj.base = base;
+    aj.masked = kv->has_seg;
+    atomic_init(&aj.next, 0);
+    if ((double) n * hp->n_heads * nk * hp->head_dim < MODEL_MIN_PARALLEL) {
+        attn_worker(&aj, 0, 1);
+    } else {
+        threadpool_run(m->pool, attn_worker, &aj);
+    }
+}
+
+/* s->xb2 = MLP(in): SwiGLU when there is a gate, else GELU */
+static void
+layer_mlp(model_t *m, const layer_t *L, const float *in, int n)
+{
+    runstate_t  *s = &m->s;
+    size_t       i, nf = (size_t) n * m->hp.ffn_dim;
+    float        g;
+
+    if (L->w1.data != NULL) {
+        matmul(m, in, n, 2, &L->w1, s->hb, &L->w3, s->hb2, NULL, NULL);
+        for (i = 0; i < nf; i++) {
+            g = s->hb[i];
+            s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
+        }
+    } else {
+        matmul(m, in, n, 1, &L->w3, s->hb, NULL, NULL, NULL, NULL);
+        add_bias(s->hb, L->b3, n, m->hp.ffn_dim);
+        for (i = 0; i < nf; i++) {
+            s->hb[i] = gelu(s->hb[i]);
+        }
+    }
+    matmul(m, s->hb, n, 1, &L->w2, s->xb2, NULL, NULL, NULL, NULL);
+    add_bias(s->xb2, L->b2, n, m->hp.dim);
+}
+
+/* s->xb2 = attention output projection of s->xb */
+static void
+layer_out_proj(model_t *m, const layer_t *L, int n)
+{
+    matmul(m, m->s.xb, n, 1, &L->wo, m->s.xb2, NULL, NULL, NULL, NULL);
+    add_bias(m->s.xb2, L->bo, n, m->hp.dim);
+}
+
+static void
+residual_add(float *x, const float *y, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        x[i] += y[i];
+    }
+}
+
+/* token (+ learned position, + token type 0, normed) embeddings into s->x */
+static void
+forward_embed(model_t *m, const int32_t *tokens, int n)
+{
+    runstate_t  *s = &m->s;
+    weights_t   *w = &m->w;
+    int          dim = m->hp.dim, t;
+    float       *x, *pe = s->xb;
+
+    for (t = 0; t < n; t++) {
+        x = s->x + (size_t) t * dim;
+        quant_dequantize_row(w->tok_embd.type,
+            (const char *) w->tok_embd.data
+                + (size_t) tokens[t] * w->tok_embd.stride, x, dim);
+        if (w->pos_embd.data != NULL) {
+            quant_dequantize_row(w->pos_embd.type,
+                (const char *) w->pos_embd.data
+                    + (size_t) s->pos[t] * w->pos_embd.stride, pe, dim);
+            residual_add(x, pe, dim);
+        }
+        if (w->type_embd != NULL) {
+            residual_add(x, w->type_embd, dim);
+        }
+        if (w->tok_norm != NULL) {
+            layernorm(x, x, w->tok_norm, w->tok_norm_b, dim,
+                      m->hp.norm_eps);
+        }
+    }
+}
+
+/* the final norm of n hidden states (BERT: none, the blocks end normed) */
+static void
+forward_final_norm(model_t *m, float *o, const float *x, int n)
+{
+    if (m->w.out_norm == NULL) {
+        memcpy(o, x, (size_t) n * m->hp.dim * sizeof(float));
+        return;
+    }
+    norm_rows(m, o, x, m->w.out_norm, m->w.out_norm_b, n);
+}
+
 /*
  * One batch of n <= n_batch tokens appended to kv. out (may be NULL)
  * receives logits (want 1: last token, 2: all) or, for want 3, the final
- * normed hidden states of all tokens.
+ * hidden states of all tokens (after the final norm, when there is one).
  */
 static void
 forward_batch(model_t *m, kv_cache_t *kv, const int32_t *tokens,
@@ -1068,21 +1675,15 @@ forward_batch(model_t *m, kv_cache_t *kv, const int32_t *tokens,
     runstate_t       *s = &m->s;
     weights_t        *w = &m->w;
     layer_t          *L;
-    attn_job_t        aj;
-    int               dim = hp->dim, hd = hp->head_dim, half, t, l, i;
-    int               q_dim, kv_dim, ffn = hp->ffn_dim, base = kv->len;
-    float            *kt, a, g;
+    int               dim = hp->dim, half, t, l, i, base = kv->len;
+    size_t            nd = (size_t) n * dim;
+    float             a;
 
-    q_dim = hp->n_heads * hd;
-    kv_dim = hp->n_kv_heads * hd;
     half = hp->rope_dim / 2;
 
     for (t = 0; t < n; t++) {
-        quant_dequantize_row(w->tok_embd.type,
-            (const char *) w->tok_embd.data
-                + (size_t) tokens[t] * w->tok_embd.stride,
-            s->x + (size_t) t * dim, dim);
         s->pos[t] = pos ? pos[t] : base + t;
+        kv->pos[base + t] = s->pos[t];
         kv->seg[base + t] = seg ? seg[t] : 0;
         kv->has_seg |= kv->seg[base + t] != 0;
         for (i = 0; i < half; i++) {
@@ -1091,63 +1692,59 @@ forward_batch(model_t *m, kv_cache_t *kv, const int32_t *tokens,
             s->rope_sin[t * half + i] = sinf(a);
         }
     }
+    forward_embed(m, tokens, n);
 
     for (l = 0; l < hp->n_layers; l++) {
         L = &w->layers[l];
 
-        for (t = 0; t < n; t++) {
-            rmsnorm(s->xb + (size_t) t * dim, s->x + (size_t) t * dim,
-                    L->attn_norm, dim, hp->norm_eps);
-        }
-        matmul(m, s->xb, n, 3, &L->wq, s->q, &L->wk, s->k, &L->wv, s->v);
+        switch (hp->arch) {
 
-        for (t = 0; t < n; t++) {
-            rope(s->q + (size_t) t * q_dim, hp->n_heads, hd, hp->rope_dim,
-                 hp->rope_neox, s->rope_cos + t * half,
-                 s->rope_sin + t * half);
-            rope(s->k + (size_t) t * kv_dim, hp->n_kv_heads, hd,
-                 hp->rope_dim, hp->rope_neox, s->rope_cos + t * half,
-                 s->rope_sin + t * half);
-        }
-        kt = kv->k + (size_t) l * kv_dim * kv->n_ctx + base;
-        for (t = 0; t < n; t++) {
-            for (i = 0; i < kv_dim; i++) {
-                kt[(size_t) i * kv->n_ctx + t] = s->k[(size_t) t * kv_dim + i];
+        case MODEL_ARCH_FALCON:
+            /* parallel: x += attn(LN(x)) + mlp(LN(x)); with attn_norm_2
+               (40B) the attention has a norm of its own */
+            if (L->attn_norm_2 != NULL) {
+                norm_rows(m, s->xb, s->x, L->attn_norm_2, L->attn_norm_2_b,
+                          n);
+                layer_qkv(m, L, s->xb, n);
+                norm_rows(m, s->xb, s->x, L->attn_norm, L->attn_norm_b, n);
+            } else {
+                norm_rows(m, s->xb, s->x, L->attn_norm, L->attn_norm_b, n);
+                layer_qkv(m, L, s->xb, n);
             }
-        }
-        memcpy(kv->v + ((size_t) l * kv->n_ctx + base) * kv_dim, s->v,
-               (size_t) n * kv_dim * sizeof(float));
+            layer_kv_store(m, kv, l, base, n);
+            /* the MLP reads s->xb before the attention overwrites it */
+            layer_mlp(m, L, s->xb, n);
+            residual_add(s->x, s->xb2, nd);
+            layer_attention(m, kv, l, base, n);
+            layer_out_proj(m, L, n);
+            residual_add(s->x, s->xb2, nd);
+            break;
 
-        aj.m = m;
-        aj.kv = kv;
-        aj.layer = l;
-        aj.n = n;
-        aj.base = base;
-        aj.masked = kv->has_seg;
-        atomic_init(&aj.next, 0);
-        if ((double) n * hp->n_heads * (base + n) * hd < MODEL_MIN_PARALLEL) {
-            attn_worker(&aj, 0, 1);
-        } else {
-            threadpool_run(m->pool, attn_worker, &aj);
-        }
+        case MODEL_ARCH_BERT:
+            /* post-norm: x = LN(x + attn(x)); x = LN(x + mlp(x)) */
+            layer_qkv(m, L, s->x, n);
+            layer_kv_store(m, kv, l, base, n);
+            layer_attention(m, kv, l, base, n);
+            layer_out_proj(m, L, n);
+            residual_add(s->x, s->xb2, nd);
+            norm_rows(m, s->x, s->x, L->attn_out_norm, L->attn_out_norm_b,
+                      n);
+            layer_mlp(m, L, s->x, n);
+            residual_add(s->x, s->xb2, nd);
+            norm_rows(m, s->x, s->x, L->out_norm, L->out_norm_b, n);
+            break;
 
-        matmul(m, s->xb, n, 1, &L->wo, s->xb2, NULL, NULL, NULL, NULL);
-        for (i = 0; i < n * dim; i++) {
-            s->x[i] += s->xb2[i];
-        }
-
-        for (t = 0; t < n; t++) {
-            rmsnorm(s->xb + (size_t) t * dim, s->x + (size_t) t * dim,
-                    L->ffn_norm, dim, hp->norm_eps);
-        }
-        matmul(m, s->xb, n, 2, &L->w1, s->hb, &L->w3, s->hb2, NULL, NULL);
-        for (i = 0; i < n * ffn; i++) {
-            g = s->hb[i];
-            s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
-        }
-        matmul(m, s->hb, n, 1, &L->w2, s->xb2, NULL, NULL, NULL, NULL);
-        for (i = 0; i < n * dim; i++) {
-            s->x[i] += s->xb2[i];
+        default:
+            /* Llama and MPT: pre-norm, sequential */
+            norm_rows(m, s->xb, s->x, L->attn_norm, L->attn_norm_b, n);
+            layer_qkv(m, L, s->xb, n);
+            layer_kv_store(m, kv, l, base, n);
+            layer_attention(m, kv, l, base, n);
+            layer_out_proj(m, L, n);
+            residual_add(s->x, s->xb2, nd);
+            norm_rows(m, s->xb, s->x, L->ffn_norm, L->ffn_norm_b, n);
+            layer_mlp(m, L, s->xb, n);
+            residual_add(s->x, s->xb2, nd);
         }
     }
     kv->len = base + n;
@@ -1156,15 +1753,11 @@ forward_batch(model_t *m, kv_cache_t *kv, const int32_t *tokens,
         return;
     }
     if (want == 1) {
-        rmsnorm(s->xb, s->x + (size_t) (n - 1) * dim, w->out_norm, dim,
-                hp->norm_eps);
+        forward_final_norm(m, s->xb, s->x + (size_t) (n - 1) * dim, 1);
         matmul(m, s->xb, 1, 1, &w->output, out, NULL, NULL, NULL, NULL);
         return;
     }
-    for (t = 0; t < n; t++) {
-        rmsnorm((want == 3 ? out : s->xb) + (size_t) t * dim,
-                s->x + (size_t) t * dim, w->out_norm, dim, hp->norm_eps);
-    }
+    forward_final_norm(m, want == 3 ? out : s->xb, s->x, n);
     if (want == 2) {
         matmul(m, s->xb, n, 1, &w->output, out, NULL, NULL, NULL, NULL);
     }
@@ -1174,7 +1767,8 @@ static int
 eval_check(model_t *m, kv_cache_t *kv, const int32_t *tokens,
     const int32_t *pos, int n, char *err, size_t errlen)
 {
-    int  i;
+    int      i;
+    int32_t  p;
 
     if (kv == NULL || kv->m != m || tokens == NULL || n <= 0) {
         model_err(err, errlen, "model_eval", "bad arguments");
@@ -1191,9 +1785,15 @@ eval_check(model_t *m, kv_cache_t *kv, const int32_t *tokens,
                       "[0, %d)", tokens[i], m->hp.n_vocab);
             return -1;
         }
-        if (pos && pos[i] < 0) {
-            model_err(err, errlen, "model_eval", "negative position %d",
-                      pos[i]);
+        p = pos ? pos[i] : kv->len + i;
+        if (p < 0) {
+            model_err(err, errlen, "model_eval", "negative position %d", p);
+            return -1;
+        }
+        /* learned position embeddings end at the trained context */
+        if (m->w.pos_embd.data != NULL && p >= m->w.pos_embd.rows) {
+            model_err(err, errlen, "model_eval", "position %d past the %d "
+                      "learned positions", p, m->w.pos_embd.rows);
             return -1;
         }
     }
@@ -1216,6 +1816,12 @@ model_eval_seg(model_t *m, kv_cache_t *kv, const int32_t *tokens,
 {
     int  c0, nb, B = m->s.n_batch;
 
+    if (m->hp.non_causal) {
+        model_err(err, errlen, "model_eval", "%s is an encoder (%s): it has "
+                  "no logits; use model_embed", m->hp.name[0] ? m->hp.name
+                  : "the model", model_arch_name(m->hp.arch));
+        return -1;
+    }
     if (eval_check(m, kv, tokens, pos, n, err, errlen) != 0) {
         return -1;
     }
@@ -1241,14 +1847,20 @@ model_embed(model_t *m, const int32_t *tokens, int n, float *out,
     kv_cache_t  *kv;
     float       *h;
     double       norm = 0.0;
-    int          c0, nb, t, i, dim = m->hp.dim, B = m->s.n_batch;
+    int          c0, nb, t, i, dim = m->hp.dim, B = m->s.n_batch, enc;
 
     if (n <= 0 || out == NULL) {
         model_err(err, errlen, __func__, "no tokens");
         return -1;
     }
+    enc = m->hp.non_causal;
+    if (enc && n > B) {
+        model_err(err, errlen, __func__, "%d tokens: an encoder takes at "
+                  "most %d", n, B);
+        return -1;
+    }
     kv = kv_cache_new(m, n);
-    h = malloc((size_t) B * dim * sizeof(float));
+    h = malloc((size_t) (enc ? n : B) * dim * sizeof(float));
     if (kv == NULL || h == NULL) {
         kv_cache_free(kv);
         free(h);
@@ -1261,17 +1873,34 @@ model_embed(model_t *m, const int32_t *tokens, int n, float *out,
         return -1;
     }
     memset(out, 0, dim * sizeof(float));
-    for (c0 = 0; c0 < n; c0 += nb) {
-        nb = n - c0 < B ? n - c0 : B;
-        forward_batch(m, kv, tokens + c0, NULL, NULL, nb, h, 3);
-        for (t = 0; t < nb; t++) {
-            for (i = 0; i < dim; i++) {
-                out[i] += h[(size_t) t * dim + i];
+    if (enc) {
+        forward_batch(m, kv, tokens, NULL, NULL, n, h, 3);
+        if (m->hp.pooling == MODEL_POOLING_MEAN) {
+            for (t = 0; t < n; t++) {
+                residual_add(out, h + (size_t) t * dim, dim);
             }
+            for (i = 0; i < dim; i++) {
+                out[i] /= n;
+            }
+        } else {
+            t = m->hp.pooling == MODEL_POOLING_CLS ? 0 : n - 1;
+            memcpy(out, h + (size_t) t * dim, dim * sizeof(float));
+        }
+    } else {
+        for (c0 = 0; c0 < n; c0 += nb) {
+            nb = n - c0 < B ? n - c0 : B;
+            forward_batch(m, kv, tokens + c0, NULL, NULL, nb, h, 3);
+            for (t = 0; t < nb; t++) {
+                for (i = 0; i < dim; i++) {
+                    out[i] += h[(size_t) t * dim + i];
+                }
+            }
+        }
+        for (i = 0; i < dim; i++) {
+            out[i] /= n;
         }
     }
     for (i = 0; i < dim; i++) {
-        out[i] /= n;
         norm += (double) out[i] * out[i];
     }
     norm = sqrt(norm);

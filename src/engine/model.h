@@ -1,7 +1,7 @@
 /*
- * Llama-family forward pass over GGUF (or llama2.c) weights: hparams,
- * weights mmapped read-only, a per-sequence KV cache, batched evaluation
- * with explicit positions.
+ * Forward passes over GGUF (or llama2.c) weights: Llama-family, Falcon and
+ * MPT decoders and BERT encoders. Hparams, weights mmapped read-only, a
+ * per-sequence KV cache, batched evaluation with explicit positions.
  */
 
 #ifndef LLMC_MODEL_H
@@ -15,8 +15,19 @@
 typedef struct tokenizer tokenizer_t;
 
 typedef enum {
-    MODEL_ARCH_LLAMA = 0
+    MODEL_ARCH_LLAMA = 0,       /* RMSNorm, RoPE, SwiGLU */
+    MODEL_ARCH_FALCON,          /* parallel block, LayerNorm, NEOX RoPE,
+                                   GELU */
+    MODEL_ARCH_MPT,             /* LayerNorm, ALiBi, GELU */
+    MODEL_ARCH_BERT             /* encoder: post-LayerNorm, GELU, pooling */
 } model_arch_e;
+
+typedef enum {
+    MODEL_POOLING_NONE = 0,     /* decoders */
+    MODEL_POOLING_MEAN = 1,
+    MODEL_POOLING_CLS = 2,
+    MODEL_POOLING_LAST = 3
+} model_pooling_e;
 
 typedef struct {
     model_arch_e  arch;
@@ -24,6 +35,12 @@ typedef struct {
                   head_dim, ffn_dim, rope_dim, rope_neox;
     float         rope_base, norm_eps;
     char          name[128];
+    /* llama2.c and Llama loaders may leave these 0 (llama defaults) */
+    int           non_causal;   /* BERT: every token sees every token */
+    int           pooling;      /* model_pooling_e, encoders */
+    int           alibi;        /* MPT: ALiBi instead of RoPE */
+    float         alibi_bias;   /* max_alibi_bias (0: slope 1 everywhere) */
+    float         clamp_kqv;    /* MPT: clamp fused QKV to +-this, 0: no */
 } model_hparams_t;
 
 typedef struct model model_t;
@@ -36,6 +53,14 @@ model_t *model_load_llama2c(const char *ckpt, const char *tok_path,
 void model_free(model_t *m);
 
 const model_hparams_t *model_hparams(const model_t *m);
+/* "llama", "falcon", "mpt", "bert" */
+const char *model_arch_name(model_arch_e arch);
+/*
+ * 1 for encoders (BERT): no logits, so model_eval and model_eval_seg fail;
+ * model_embed gives the pooled sentence embedding. Servers refuse
+ * completions on them and serve only embeddings.
+ */
+int model_is_encoder(const model_t *m);
 const tokenizer_t *model_tokenizer(const model_t *m);
 const gguf_ctx_t *model_gguf(const model_t *m);         /* NULL: llama2.c */
 
@@ -54,10 +79,13 @@ int kv_cache_append(kv_cache_t *dst, const kv_cache_t *src, int from,
 
 /*
  * Entries as bytes, for storing them elsewhere (a file): entry_bytes per
- * entry (K and V of every layer, F32, and the segment; for scale, a
- * Llama2-7B shape takes 0.5 MB). export writes entries [from, from + n)
- * to buf, import appends n entries read from buf; 0 or -1 (bad range,
- * full). The bytes are for the same model on the same machine.
+ * entry (K and V of every layer, F32, the segment and the position; for
+ * scale, a Llama2-7B shape takes 0.5 MB). export writes entries
+ * [from, from + n) to buf, import appends n entries read from buf; 0 or -1
+ * (bad range, full). The bytes are for the same model on the same machine.
+ * Layout of n entries: for each layer, K (n x kv_dim floats, entry-major)
+ * then V (the same); then n int32 segments; then n int32 positions (ALiBi
+ * biases scores by the stored positions, so they travel with the K/V).
  */
 size_t kv_cache_entry_bytes(const model_t *m);
 int kv_cache_export(const kv_cache_t *kv, int from, int n, void *buf);
@@ -86,7 +114,12 @@ int model_eval_seg(model_t *m, kv_cache_t *kv, const int32_t *tokens,
     const int32_t *pos, const int32_t *seg, int n, float *logits,
     int logits_all, char *err, size_t errlen);
 
-/* mean-pooled final hidden state (after the final norm), L2-normalized */
+/*
+ * dim floats, L2-normalized. Decoders: the mean of the final hidden states
+ * (after the final norm). Encoders: the pooling the model names (mean,
+ * [CLS] or last) of the last layer's output, positions 0..n-1, token type
+ * 0, all tokens in one bidirectional pass (n <= the trained context).
+ */
 int model_embed(model_t *m, const int32_t *tokens, int n, float *out,
     char *err, size_t errlen);
 

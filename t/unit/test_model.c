@@ -758,8 +758,8 @@ test_bad_models(void)
     p.tied = 0;
 
     w = gguf_writer_new();
-    gguf_writer_add_str(w, "general.architecture", "falcon");
-    expect_load_error(w, "unsupported architecture 'falcon'",
+    gguf_writer_add_str(w, "general.architecture", "gptj");
+    expect_load_error(w, "unsupported architecture 'gptj'",
                       "an unsupported architecture");
 
     w = gguf_writer_new();
