@@ -27,6 +27,7 @@
 #define PML_INPUT_MAX   (4u * 1024 * 1024)
 #define PML_DEPTH_MAX   32
 #define PML_LENGTH_MAX  (1 << 20)
+#define PML_ATTRS_MAX   64
 
 
 typedef struct {
@@ -398,6 +399,11 @@ pml_read_attr(pml_rd_t *rd, pml_xel_t *x)
     char         *name, q, c;
     int           k;
 
+    /* the limit keeps the duplicate check below cheap */
+    if (x->n_attrs == PML_ATTRS_MAX) {
+        return pml_fail(rd, off, "more than %d attributes in <%s>",
+                        PML_ATTRS_MAX, x->name);
+    }
     name = pml_scan_name(rd);
     if (name == NULL) {
         return -1;
@@ -459,13 +465,18 @@ pml_read_attr(pml_rd_t *rd, pml_xel_t *x)
         rd->i++;
     }
 
-    na = realloc(x->attrs, (size_t) (x->n_attrs + 1) * sizeof(*na));
-    if (na == NULL) {
-        free(name);
-        free(b.p);
-        return pml_fail(rd, off, "out of memory");
+    if (x->n_attrs == 0 || (x->n_attrs >= 2
+                            && (x->n_attrs & (x->n_attrs - 1)) == 0))
+    {
+        na = realloc(x->attrs, (size_t) (x->n_attrs ? x->n_attrs * 2 : 2)
+                               * sizeof(*na));
+        if (na == NULL) {
+            free(name);
+            free(b.p);
+            return pml_fail(rd, off, "out of memory");
+        }
+        x->attrs = na;
     }
-    x->attrs = na;
     a = &x->attrs[x->n_attrs++];
     a->name = name;
     a->value = b.p;
@@ -783,16 +794,20 @@ pml_node_free(pml_node_t *n)
     free(n);
 }
 
+/* kids[] grows by doubling: its capacity is the next power of two */
 static int
 pml_node_add(pml_node_t *parent, pml_node_t *kid)
 {
     pml_node_t  **nk;
+    size_t        n = parent->n_kids;
 
-    nk = realloc(parent->kids, (parent->n_kids + 1) * sizeof(*nk));
-    if (nk == NULL) {
-        return -1;
+    if (n == 0 || (n >= 4 && (n & (n - 1)) == 0)) {
+        nk = realloc(parent->kids, (n ? n * 2 : 4) * sizeof(*nk));
+        if (nk == NULL) {
+            return -1;
+        }
+        parent->kids = nk;
     }
-    parent->kids = nk;
     parent->kids[parent->n_kids++] = kid;
     kid->parent = parent;
     return 0;
@@ -1336,12 +1351,17 @@ pml_lay_param(pml_lay_t *c, const pml_node_t *nd, int m)
         free(ids);
         return pml_lay_fail(c, "more than %d positions", INT_MAX);
     }
-    np = realloc(mod->params, (size_t) (mod->n_params + 1) * sizeof(*np));
-    if (np == NULL) {
-        free(ids);
-        return pml_lay_fail(c, "out of memory");
+    if (mod->n_params == 0
+        || (mod->n_params >= 4 && (mod->n_params & (mod->n_params - 1)) == 0))
+    {
+        np = realloc(mod->params, (size_t) (mod->n_params ? mod->n_params * 2
+                                                          : 4) * sizeof(*np));
+        if (np == NULL) {
+            free(ids);
+            return pml_lay_fail(c, "out of memory");
+        }
+        mod->params = np;
     }
-    mod->params = np;
     p = &mod->params[mod->n_params];
     memset(p, 0, sizeof(*p));
     p->name = strdup(nd->name);

@@ -509,6 +509,36 @@ test_schema_errors(void)
         free(big);
     }
 
+    /* 64 attributes in a tag are fine, 65 are not */
+    deep = malloc(65 * 16 + 64);
+    if (deep != NULL) {
+        for (n = 64; n <= 65; n++) {
+            pml_prompt_t  *p = NULL;
+            char           want[128];
+            size_t         o;
+            int            rc;
+
+            o = (size_t) sprintf(deep, "<prompt schema='a'><m");
+            for (k = 0; k < n; k++) {
+                o += (size_t) sprintf(deep + o, " a%zu=''", k);
+            }
+            sprintf(deep + o, "/></prompt>");
+            rc = pml_prompt_parse(deep, strlen(deep), &p, err, sizeof(err));
+            if (n == 64) {
+                ok(rc == 0 && p->imports[0].n_args == 64,
+                   "64 attributes on one tag (%s)", err);
+            } else {
+                ok(rc == -1, "65 attributes refused");
+                snprintf(want, sizeof(want), "line 1, column %d: more than "
+                         "64 attributes in <m>",
+                         (int) (strstr(deep, " a64=") - deep) + 2);
+                is_str(err, want, "attribute limit message");
+            }
+            pml_prompt_free(p);
+        }
+        free(deep);
+    }
+
     /* a NUL byte in text */
     sc = NULL;
     ok(pml_schema_parse("<schema name='a'>x\0y</schema>", 29, &sc, err,
