@@ -937,6 +937,13 @@ api_schema_json(const api_schema_t *s)
 }
 
 char *
+api_deleted_json(const char *name)
+{
+    return api_dump(json_pack("{s:s, s:o, s:b}", "object", "schema",
+        "name", api_text(name, strlen(name)), "deleted", 1));
+}
+
+char *
 api_schemas_json(const api_schema_t *s, int n, size_t budget, size_t used,
     size_t bytes_per_token)
 {

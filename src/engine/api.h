@@ -140,6 +140,8 @@ typedef struct {
 } api_schema_t;
 
 char *api_schema_json(const api_schema_t *s);
+/* {"object": "schema", "name": ..., "deleted": true} */
+char *api_deleted_json(const char *name);
 char *api_schemas_json(const api_schema_t *s, int n, size_t budget,
     size_t used, size_t bytes_per_token);
 

@@ -50,15 +50,54 @@ usage(FILE *f)
 "                            nothing for this long gets 408 and the\n"
 "                            connection closes (default 60); idle keep-alive\n"
 "                            connections are never closed by the worker\n"
+"      --kv-budget BYTES     memory for the K/V of stored prompt modules,\n"
+"                            with a K, M or G suffix (default 1G; 0: no\n"
+"                            limit). Least recently used modules are\n"
+"                            evicted and encoded again when needed\n"
+"      --kv-dir DIR          keep encoded schemas in DIR and load them on\n"
+"                            start, so a restart serves without encoding\n"
+"      --prefix-min N        a plain prompt reuses the K/V of the previous\n"
+"                            prompt's common prefix when it is at least N\n"
+"                            tokens long (default 128)\n"
 "  -h, --help                this text\n"
 "\n"
 "Endpoints: POST /v1/completions, POST /v1/chat/completions (both with\n"
 "\"stream\": true as server-sent events), POST /v1/embeddings, GET\n"
-"/v1/models, GET /health, GET /metrics (Prometheus text).\n"
+"/v1/models, GET /health, GET /metrics (Prometheus text); GET and POST\n"
+"/v1/schemas (the PML schema as the body), GET and DELETE\n"
+"/v1/schemas/NAME. A prompt (or the last user message) starting with\n"
+"<prompt schema=\"NAME\"> reuses the schema's stored modules; \"cache\":\n"
+"false evaluates the same tokens in full. Plain prompts reuse the longest\n"
+"common prefix with the previous one.\n"
 "Requests are generated one at a time, in arrival order. Unknown request\n"
 "fields are ignored; fields this engine cannot honour (n > 1, echo,\n"
 "logprobs, penalties, logit_bias, tools, ...) are a 400 naming the field.\n"
 "A client that disconnects cancels its generation.\n");
+}
+
+/* BYTES[KMG] */
+static int
+parse_size(const char *opt, const char *v, size_t *out)
+{
+    char                *end;
+    unsigned long long   n = strtoull(v, &end, 10), mul = 1;
+
+    if (*end == 'K' || *end == 'k') {
+        mul = 1ULL << 10;
+        end++;
+    } else if (*end == 'M' || *end == 'm') {
+        mul = 1ULL << 20;
+        end++;
+    } else if (*end == 'G' || *end == 'g') {
+        mul = 1ULL << 30;
+        end++;
+    }
+    if (*v < '0' || *v > '9' || *end != '\0' || n > (1ULL << 50) / mul) {
+        fprintf(stderr, "llmcache-worker: %s: bad size \"%s\"\n", opt, v);
+        return -1;
+    }
+    *out = (size_t) (n * mul);
+    return 0;
 }
 
 static int
@@ -91,6 +130,9 @@ main(int argc, char **argv)
         { "socket-mode",   required_argument, NULL, 'S' },
         { "stop-grace",    required_argument, NULL, 'G' },
         { "request-timeout", required_argument, NULL, 'R' },
+        { "kv-budget",     required_argument, NULL, 'K' },
+        { "kv-dir",        required_argument, NULL, 'D' },
+        { "prefix-min",    required_argument, NULL, 'P' },
         { "help",          no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -101,6 +143,7 @@ main(int argc, char **argv)
     unsigned long    mode;
 
     memset(&cfg, 0, sizeof(cfg));
+    cfg.kv_budget = (size_t) 1 << 30;
     while ((o = getopt_long(argc, argv, "m:t:l:T:c:q:h", opts, NULL)) != -1) {
         switch (o) {
         case 'm': cfg.model_path = optarg; break;
@@ -151,6 +194,19 @@ main(int argc, char **argv)
                 return 2;
             }
             cfg.socket_mode = (unsigned) mode;
+            break;
+        case 'K':
+            if (parse_size("--kv-budget", optarg, &cfg.kv_budget) != 0) {
+                return 2;
+            }
+            break;
+        case 'D':
+            cfg.kv_dir = optarg;
+            break;
+        case 'P':
+            if (parse_int("--prefix-min", optarg, 1, &cfg.prefix_min) != 0) {
+                return 2;
+            }
             break;
         case 'h':
             usage(stdout);

@@ -37,6 +37,8 @@
 #include "gguf.h"
 #include "http.h"
 #include "model.h"
+#include "pcache.h"
+#include "pml.h"
 #include "sampler.h"
 #include "server.h"
 #include "tokenizer.h"
@@ -55,6 +57,10 @@ struct job {
     int              version;
     char             id[48];
     long             created;
+    char             method[8];     /* schema endpoints */
+    char            *name;          /* /v1/schemas/{name} */
+    char            *body;          /* POST /v1/schemas: the PML text */
+    size_t           body_len;
 
     /* under server.lock */
     char            *out;
@@ -109,6 +115,13 @@ struct server {
     /* generation thread only */
     kv_cache_t      *kv;
     float           *logits;
+    int32_t         *kv_toks;       /* (n_ctx) the tokens of kv's entries
+                                       when they are a plain prompt at
+                                       positions 0, 1, ... and its output */
+    int              kv_toks_len;   /* 0: nothing to reuse */
+    pcache_t        *pc;
+    pml_roles_t      roles;
+    char            *role_text[6];
 };
 
 static void *server_gen_main(void *arg);
@@ -231,6 +244,8 @@ server_count(server_t *s, api_endpoint_e ep, int status)
 static void
 job_free(job_t *j)
 {
+    free(j->name);
+    free(j->body);
     api_request_free(&j->req);
     free(j->out);
     free(j);
@@ -436,6 +451,253 @@ server_embed(server_t *s, job_t *j)
     free(vecs);
 }
 
+/* --- the prompt cache -------------------------------------------------- */
+
+/* pml_tokenize_fn: text without BOS */
+static int
+server_pml_tok(void *ud, const char *text, size_t len, int32_t **ids, int *n)
+{
+    server_t  *s = ud;
+    int32_t   *buf;
+    int        k, cap;
+    char       err[128];
+
+    cap = (int) (len + 8 < (size_t) 1 << 30 ? len + 8 : 1 << 30);
+    buf = malloc((size_t) cap * sizeof(int32_t));
+    if (buf == NULL) {
+        return -1;
+    }
+    k = tokenizer_encode(s->tok, text, len, 0, buf, cap, err, sizeof(err));
+    if (k < 0) {
+        free(buf);
+        return -1;
+    }
+    *ids = buf;
+    *n = k;
+    return 0;
+}
+
+/* copies the store's counters into the metrics */
+static void
+server_pc_sync(server_t *s)
+{
+    pcache_stats_t  st;
+
+    pcache_stats(s->pc, &st);
+    pthread_mutex_lock(&s->lock);
+    s->metrics.pc_schemas = st.schemas;
+    s->metrics.pc_modules = st.modules;
+    s->metrics.pc_resident = st.resident_modules;
+    s->metrics.pc_bytes = st.bytes;
+    s->metrics.pc_budget = st.budget;
+    s->metrics.pc_hits = st.hits;
+    s->metrics.pc_misses = st.misses;
+    s->metrics.pc_evictions = st.evictions;
+    s->metrics.pc_encode_passes = st.encode_passes;
+    s->metrics.pc_cached_tokens = st.cached_tokens;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* the PML prompt of a request: the completion's prompt, or the content of
+ * the last chat message when it is the user's; NULL: a plain prompt */
+static const char *
+server_pml_text(const api_request_t *r)
+{
+    const chat_msg_t  *m;
+
+    if (r->endpoint == API_EP_COMPLETIONS && r->prompt != NULL
+        && pml_is_prompt(r->prompt, strlen(r->prompt)))
+    {
+        return r->prompt;
+    }
+    if (r->endpoint == API_EP_CHAT && r->n_msgs > 0) {
+        m = &r->msgs[r->n_msgs - 1];
+        if (m->role != NULL && strcmp(m->role, "user") == 0
+            && m->content != NULL
+            && pml_is_prompt(m->content, strlen(m->content)))
+        {
+            return m->content;
+        }
+    }
+    return NULL;
+}
+
+/* the plan of a PML prompt and its schema's name (malloc()ed); -1 after
+ * answering the error */
+static int
+server_pml_plan(server_t *s, job_t *j, const char *text, const char *param,
+    pml_plan_t *plan, char **schema)
+{
+    pml_prompt_t        *p;
+    const pml_layout_t  *l;
+    char                 err[256];
+
+    if (pml_prompt_parse(text, strlen(text), &p, err, sizeof(err)) != 0) {
+        job_error(s, j, 400, "invalid_request_error", param,
+                  "invalid_prompt", "PML prompt: %s", err);
+        return -1;
+    }
+    l = pcache_schema_layout(s->pc, p->schema);
+    if (l == NULL) {
+        job_error(s, j, 404, "invalid_request_error", param,
+                  "unknown_schema", "unknown schema \"%s\": POST it to "
+                  "/v1/schemas first", p->schema);
+        pml_prompt_free(p);
+        return -1;
+    }
+    if (pml_bind(l, p, server_pml_tok, s, plan, err, sizeof(err)) != 0) {
+        job_error(s, j, 400, "invalid_request_error", param,
+                  "invalid_prompt", "PML prompt: %s", err);
+        pml_prompt_free(p);
+        return -1;
+    }
+    *schema = strdup(p->schema);
+    pml_prompt_free(p);
+    if (*schema == NULL) {
+        pml_plan_free(plan);
+        job_error(s, j, 500, "server_error", NULL, NULL, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Prefill of a PML prompt: the stored modules gathered, then the plan's
+ * new tokens at their positions; with "cache": false, all of the same
+ * tokens evaluated at the same positions, each module in a segment of its
+ * own in independent mode (what the stored entries saw). -1 after
+ * answering the error.
+ */
+static int
+server_prefill_pml(server_t *s, job_t *j, const char *text,
+    const char *param, int *n_prompt, int *n_cached, int32_t *last,
+    int32_t *next_pos)
+{
+    pml_plan_t   plan;
+    char        *schema = NULL, err[256];
+    int32_t     *rt = NULL, *rp = NULL, *rs = NULL, *t = NULL, *p = NULL,
+                *g = NULL;
+    int          nr = 0, n, i, rc = -1, cached = 0;
+
+    memset(&plan, 0, sizeof(plan));
+    if (server_pml_plan(s, j, text, param, &plan, &schema) != 0) {
+        return -1;
+    }
+    if (pcache_plan_ref(s->pc, schema, plan.mods, plan.n_mods, &rt, &rp,
+                        &rs, &nr, err, sizeof(err)) != 0)
+    {
+        job_error(s, j, 500, "server_error", NULL, NULL, "%s", err);
+        goto done;
+    }
+    n = nr + plan.n;
+    if (n == 0) {
+        job_error(s, j, 400, "invalid_request_error", param, NULL,
+                  "the prompt is empty");
+        goto done;
+    }
+    if (n >= s->n_ctx) {
+        job_error(s, j, 400, "invalid_request_error", param,
+                  "context_length_exceeded", "This model's maximum context "
+                  "length is %d tokens, however you requested %d tokens in "
+                  "the %s and at least 1 more must be generated", s->n_ctx,
+                  n, param);
+        goto done;
+    }
+    s->kv_toks_len = 0;
+    kv_cache_truncate(s->kv, 0);
+    if (j->req.cache) {
+        if (pcache_gather(s->pc, schema, plan.mods, plan.n_mods, s->kv,
+                          &cached, err, sizeof(err)) != 0)
+        {
+            job_error(s, j, 500, "server_error", NULL, NULL, "%s", err);
+            goto done;
+        }
+        if (plan.n > 0) {
+            i = model_eval(s->model, s->kv, plan.tokens, plan.pos, plan.n,
+                           s->logits, 0, err, sizeof(err));
+        } else {
+            /* nothing new: the last stored entry again, for logits */
+            kv_cache_truncate(s->kv, cached - 1);
+            cached--;
+            i = model_eval(s->model, s->kv, &rt[nr - 1], &rp[nr - 1], 1,
+                           s->logits, 0, err, sizeof(err));
+        }
+    } else {
+        t = malloc((size_t) n * sizeof(int32_t));
+        p = malloc((size_t) n * sizeof(int32_t));
+        g = malloc((size_t) n * sizeof(int32_t));
+        if (t == NULL || p == NULL || g == NULL) {
+            job_error(s, j, 500, "server_error", NULL, NULL,
+                      "out of memory");
+            goto done;
+        }
+        for (i = 0; i < n; i++) {
+            t[i] = i < nr ? rt[i] : plan.tokens[i - nr];
+            p[i] = i < nr ? rp[i] : plan.pos[i - nr];
+            g[i] = i < nr ? rs[i] : 0;
+        }
+        i = model_eval_seg(s->model, s->kv, t, p, g, n, s->logits, 0, err,
+                           sizeof(err));
+    }
+    if (i != 0) {
+        kv_cache_truncate(s->kv, 0);
+        job_error(s, j, 500, "server_error", NULL, NULL, "%s", err);
+        goto done;
+    }
+    *last = plan.n > 0 ? plan.tokens[plan.n - 1] : rt[nr - 1];
+    *next_pos = (plan.n > 0 ? plan.pos[plan.n - 1] : rp[nr - 1]) + 1;
+    *n_prompt = n;
+    *n_cached = cached;
+    rc = 0;
+
+done:
+    free(rt);
+    free(rp);
+    free(rs);
+    free(t);
+    free(p);
+    free(g);
+    free(schema);
+    pml_plan_free(&plan);
+    server_pc_sync(s);
+    return rc;
+}
+
+/*
+ * Prefill of a plain prompt, reusing the longest common prefix with the
+ * tokens already in the cache (the previous prompt and its output); at
+ * least the last token is evaluated, for its logits. -1 + err.
+ */
+static int
+server_prefill_plain(server_t *s, const int32_t *toks, int n, int reuse,
+    int *n_cached, char *err, size_t errlen)
+{
+    int  p = 0;
+
+    if (reuse && s->kv_toks_len > 0) {
+        p = pcache_common_prefix(s->kv_toks, s->kv_toks_len, toks, n);
+        if (p >= n) {
+            p = n - 1;
+        }
+        /* a short prefix saves little: evaluated again */
+        if (p < s->cfg.prefix_min) {
+            p = 0;
+        }
+    }
+    kv_cache_truncate(s->kv, p);
+    s->kv_toks_len = 0;
+    if (model_eval(s->model, s->kv, toks + p, NULL, n - p, s->logits, 0,
+                   err, errlen) != 0)
+    {
+        kv_cache_truncate(s->kv, 0);
+        return -1;
+    }
+    memcpy(s->kv_toks, toks, (size_t) n * sizeof(int32_t));
+    s->kv_toks_len = n;
+    *n_cached = p;
+    return 0;
+}
+
 static void
 server_generate(server_t *s, job_t *j)
 {
@@ -447,26 +709,54 @@ server_generate(server_t *s, job_t *j)
     sampler_t        *smp = NULL;
     char             *prompt, *text = NULL, err[256], piece[SERVER_PIECE_MAX];
     char              head[512];
+    const char       *pml, *param = ep == API_EP_CHAT ? "messages"
+                                                      : "prompt";
     size_t            text_len = 0, text_cap = 0, ready;
-    int32_t          *toks, id, prev;
-    int               n_prompt, max_tokens, n_gen = 0, n, failed = 0;
+    int32_t          *toks, id, prev, next_pos;
+    int               n_prompt, n_cached = 0, max_tokens, n_gen = 0, n,
+                      failed = 0, plain;
     const char       *finish = "length";
-    double            t0, t1, t2;
+    double            t_start = server_now(), t0, t1, t2, t_first = 0;
 
-    if (ep == API_EP_CHAT) {
-        prompt = chat_apply(s->tmpl, r->msgs, r->n_msgs, 1, err, sizeof(err));
-        if (prompt == NULL) {
-            job_error(s, j, 400, "invalid_request_error", "messages", NULL,
-                      "%s", err);
+    pml = server_pml_text(r);
+    plain = pml == NULL;
+    if (!plain) {
+        t0 = server_now();
+        if (server_prefill_pml(s, j, pml, param, &n_prompt, &n_cached,
+                               &prev, &next_pos) != 0)
+        {
             return;
         }
-        toks = server_tokenize(s, j, prompt, &n_prompt, "messages");
-        free(prompt);
+        t1 = server_now();
     } else {
-        toks = server_tokenize(s, j, r->prompt, &n_prompt, "prompt");
-    }
-    if (toks == NULL) {
-        return;
+        if (ep == API_EP_CHAT) {
+            prompt = chat_apply(s->tmpl, r->msgs, r->n_msgs, 1, err,
+                                sizeof(err));
+            if (prompt == NULL) {
+                job_error(s, j, 400, "invalid_request_error", "messages",
+                          NULL, "%s", err);
+                return;
+            }
+            toks = server_tokenize(s, j, prompt, &n_prompt, "messages");
+            free(prompt);
+        } else {
+            toks = server_tokenize(s, j, r->prompt, &n_prompt, "prompt");
+        }
+        if (toks == NULL) {
+            return;
+        }
+        t0 = server_now();
+        if (server_prefill_plain(s, toks, n_prompt, r->cache, &n_cached, err,
+                                 sizeof(err)) != 0)
+        {
+            free(toks);
+            job_error(s, j, 500, "server_error", NULL, NULL, "%s", err);
+            return;
+        }
+        t1 = server_now();
+        prev = toks[n_prompt - 1];
+        next_pos = n_prompt;
+        free(toks);
     }
 
     max_tokens = s->n_ctx - n_prompt;
@@ -484,24 +774,9 @@ server_generate(server_t *s, job_t *j)
     sp.seed = r->seed;
     smp = sampler_new(&sp, s->n_vocab);
     if (smp == NULL) {
-        free(toks);
         job_error(s, j, 500, "server_error", NULL, NULL, "out of memory");
         return;
     }
-
-    t0 = server_now();
-    kv_cache_truncate(s->kv, 0);
-    if (model_eval(s->model, s->kv, toks, NULL, n_prompt, s->logits, 0, err,
-                   sizeof(err)) != 0)
-    {
-        free(toks);
-        sampler_free(smp);
-        job_error(s, j, 500, "server_error", NULL, NULL, "%s", err);
-        return;
-    }
-    t1 = server_now();
-    prev = toks[n_prompt - 1];
-    free(toks);
 
     api_textout_init(&to, r->stop, r->n_stop);
     if (r->stream) {
@@ -526,6 +801,9 @@ server_generate(server_t *s, job_t *j)
             break;
         }
         id = sampler_sample(smp, s->logits);
+        if (t_first == 0) {
+            t_first = server_now();
+        }
         if (tokenizer_is_eog(s->tok, id)) {
             finish = "stop";
             break;
@@ -556,11 +834,16 @@ server_generate(server_t *s, job_t *j)
         if (n_gen == max_tokens) {
             break;
         }
-        if (model_eval(s->model, s->kv, &id, NULL, 1, s->logits, 0, err,
-                       sizeof(err)) != 0)
+        if (model_eval(s->model, s->kv, &id, &next_pos, 1, s->logits, 0,
+                       err, sizeof(err)) != 0)
         {
+            s->kv_toks_len = 0;
             failed = 500;
             break;
+        }
+        next_pos++;
+        if (plain && s->kv_toks_len < s->n_ctx) {
+            s->kv_toks[s->kv_toks_len++] = id;
         }
         prev = id;
     }
@@ -584,7 +867,14 @@ server_generate(server_t *s, job_t *j)
 
     usage.prompt_tokens = n_prompt;
     usage.completion_tokens = n_gen;
+    usage.cached_tokens = n_cached;
+    usage.has_timings = 1;
+    usage.prefill_ms = (t1 - t0) * 1e3;
+    usage.ttft_ms = ((t_first > 0 ? t_first : t1) - t_start) * 1e3;
     pthread_mutex_lock(&s->lock);
+    if (plain) {
+        s->metrics.pc_prefix_tokens += (uint64_t) n_cached;
+    }
     s->metrics.prompt_tokens += (uint64_t) n_prompt;
     s->metrics.generated_tokens += (uint64_t) n_gen;
     s->metrics.prefill_seconds += t1 - t0;
@@ -605,8 +895,13 @@ server_generate(server_t *s, job_t *j)
                       "\"type\":\"server_error\",\"param\":null,"
                       "\"code\":null}}");
         } else {
-            job_event_json(s, j, api_chunk_json(ep, j->id, j->created,
-                           s->model_name, NULL, NULL, 0, finish));
+            if (r->include_usage) {
+                job_event_json(s, j, api_chunk_json(ep, j->id, j->created,
+                               s->model_name, NULL, NULL, 0, finish));
+            } else {
+                job_event_json(s, j, api_finish_chunk_json(ep, j->id,
+                               j->created, s->model_name, finish, &usage));
+            }
             if (r->include_usage) {
                 job_event_json(s, j, api_usage_chunk_json(ep, j->id,
                                j->created, s->model_name, &usage));
@@ -625,6 +920,192 @@ server_generate(server_t *s, job_t *j)
                     &usage));
     }
     free(text);
+}
+
+/* --- the schema store's endpoints (generation thread) -------------------- */
+
+static int
+server_pml_src(const pml_node_t *n, const char **name)
+{
+    size_t  i;
+
+    if (n->kind == PML_NODE_MODULE && n->src != NULL) {
+        *name = n->name;
+        return 1;
+    }
+    for (i = 0; i < n->n_kids; i++) {
+        if (server_pml_src(n->kids[i], name)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* a stored schema for api.c, by index or name; out->mods is malloc()ed */
+static int
+server_schema_info(server_t *s, int i, const char *name, api_schema_t *out)
+{
+    pcache_schema_info_t  si;
+    pcache_mod_info_t     mi;
+    int                   k;
+
+    if (pcache_schema_info(s->pc, i, name, &si) != 0) {
+        return -1;
+    }
+    out->name = si.name;
+    out->mode = si.mode == PML_MODE_INDEPENDENT ? "independent" : "scaffold";
+    out->n_mods = si.n_mods;
+    out->tokens = si.n_tokens;
+    out->bytes = si.bytes;
+    out->encode_ms = si.encode_ms;
+    out->loaded = si.loaded;
+    out->mods = calloc((size_t) si.n_mods, sizeof(api_schema_mod_t));
+    if (out->mods == NULL) {
+        return -1;
+    }
+    for (k = 0; k < si.n_mods; k++) {
+        pcache_module_info(s->pc, i, name, k, &mi);
+        out->mods[k].name = mi.name;
+        out->mods[k].tokens = mi.n_tokens;
+        out->mods[k].start = mi.start;
+        out->mods[k].end = mi.end;
+        out->mods[k].bytes = mi.bytes;
+        out->mods[k].resident = mi.resident;
+    }
+    return 0;
+}
+
+static char *
+server_schema_json(server_t *s, const char *name)
+{
+    api_schema_t  as;
+    char         *json;
+
+    if (server_schema_info(s, -1, name, &as) != 0) {
+        return NULL;
+    }
+    json = api_schema_json(&as);
+    free(as.mods);
+    return json;
+}
+
+static void
+server_schema_put(server_t *s, job_t *j)
+{
+    pml_schema_t  *sc;
+    pml_layout_t   lay;
+    const char    *src;
+    char           err[256], *name;
+    int            rc;
+
+    if (j->body == NULL || j->body_len == 0) {
+        job_error(s, j, 400, "invalid_request_error", NULL, "invalid_schema",
+                  "the body must be a PML schema");
+        return;
+    }
+    if (pml_schema_parse(j->body, j->body_len, &sc, err, sizeof(err)) != 0) {
+        job_error(s, j, 400, "invalid_request_error", NULL, "invalid_schema",
+                  "PML schema: %s", err);
+        return;
+    }
+    if (server_pml_src(sc->root, &src)) {
+        job_error(s, j, 400, "invalid_request_error", NULL, "invalid_schema",
+                  "module \"%s\": src= is resolved by `llmcache schema "
+                  "push`, which inlines the files", src);
+        pml_schema_free(sc);
+        return;
+    }
+    memset(&lay, 0, sizeof(lay));
+    if (pml_layout(sc, &s->roles, tokenizer_bos(s->tok), server_pml_tok, s,
+                   &lay, err, sizeof(err)) != 0)
+    {
+        job_error(s, j, 400, "invalid_request_error", NULL, "invalid_schema",
+                  "PML schema: %s", err);
+        pml_schema_free(sc);
+        return;
+    }
+    if (lay.n_pos >= s->n_ctx) {
+        job_error(s, j, 400, "invalid_request_error", NULL,
+                  "context_length_exceeded", "schema \"%s\" spans %d "
+                  "positions; the context is %d", sc->name, lay.n_pos,
+                  s->n_ctx);
+        pml_layout_free(&lay);
+        pml_schema_free(sc);
+        return;
+    }
+    /* the previous prompt's entries may have been evicted with it */
+    rc = pcache_schema_put(s->pc, sc->name, j->body, j->body_len, &lay, err,
+                           sizeof(err));
+    pml_layout_free(&lay);
+    if (rc == -2) {
+        job_error(s, j, 413, "invalid_request_error", NULL, "kv_budget",
+                  "%s", err);
+    } else if (rc != 0) {
+        job_error(s, j, 500, "server_error", NULL, NULL, "%s", err);
+    } else {
+        name = sc->name;
+        job_respond(s, j, API_EP_SCHEMAS, 200,
+                    server_schema_json(s, name));
+    }
+    pml_schema_free(sc);
+    server_pc_sync(s);
+}
+
+static void
+server_schemas(server_t *s, job_t *j)
+{
+    api_schema_t    *list;
+    pcache_stats_t   st;
+    char            *json, *one;
+    int              i, n;
+
+    if (j->req.endpoint == API_EP_SCHEMAS && strcmp(j->method, "POST") == 0) {
+        server_schema_put(s, j);
+        return;
+    }
+    if (j->req.endpoint == API_EP_SCHEMA) {
+        if (strcmp(j->method, "DELETE") == 0) {
+            if (pcache_schema_del(s->pc, j->name) != 0) {
+                job_error(s, j, 404, "invalid_request_error", NULL,
+                          "unknown_schema", "unknown schema \"%s\"",
+                          j->name);
+            } else {
+                job_respond(s, j, API_EP_SCHEMA, 200,
+                            api_deleted_json(j->name));
+            }
+            server_pc_sync(s);
+            return;
+        }
+        one = server_schema_json(s, j->name);
+        if (one == NULL) {
+            job_error(s, j, 404, "invalid_request_error", NULL,
+                      "unknown_schema", "unknown schema \"%s\"", j->name);
+            return;
+        }
+        job_respond(s, j, API_EP_SCHEMA, 200, one);
+        return;
+    }
+
+    n = pcache_n_schemas(s->pc);
+    list = calloc((size_t) (n > 0 ? n : 1), sizeof(*list));
+    if (list == NULL) {
+        job_respond(s, j, API_EP_SCHEMAS, 500, NULL);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        if (server_schema_info(s, i, NULL, &list[i]) != 0) {
+            list[i].name = "";
+            list[i].mode = "";
+        }
+    }
+    pcache_stats(s->pc, &st);
+    json = api_schemas_json(list, n, st.budget, (size_t) st.bytes,
+                            pcache_entry_bytes(s->pc));
+    for (i = 0; i < n; i++) {
+        free(list[i].mods);
+    }
+    free(list);
+    job_respond(s, j, API_EP_SCHEMAS, 200, json);
 }
 
 static void *
@@ -662,6 +1143,10 @@ server_gen_main(void *arg)
                       "the worker is shutting down");
         } else if (j->req.endpoint == API_EP_EMBEDDINGS) {
             server_embed(s, j);
+        } else if (j->req.endpoint == API_EP_SCHEMAS
+                   || j->req.endpoint == API_EP_SCHEMA)
+        {
+            server_schemas(s, j);
         } else {
             server_generate(s, j);
         }
@@ -835,7 +1320,10 @@ conn_request(server_t *s, conn_t *c, const http_request_t *req)
         if (e.status == 405) {
             snprintf(allow, sizeof(allow), "Allow: %s\r\n",
                      ep == API_EP_COMPLETIONS || ep == API_EP_CHAT
-                     || ep == API_EP_EMBEDDINGS ? "POST" : "GET, HEAD");
+                     || ep == API_EP_EMBEDDINGS ? "POST"
+                     : ep == API_EP_SCHEMAS ? "GET, HEAD, POST"
+                     : ep == API_EP_SCHEMA ? "GET, HEAD, DELETE"
+                     : "GET, HEAD");
         }
         conn_error(s, c, ep, &e, ka, req->version, allow);
         return;
@@ -875,7 +1363,36 @@ conn_request(server_t *s, conn_t *c, const http_request_t *req)
         conn_error(s, c, ep, &e, 0, req->version, NULL);
         return;
     }
-    if (api_request_parse(ep, req->body, req->body_len, &j->req, &e) != 0) {
+    if (ep == API_EP_SCHEMAS || ep == API_EP_SCHEMA) {
+        /* the store belongs to the generation thread: even a listing
+         * waits its turn */
+        j->req.endpoint = ep;
+        j->req.cache = 1;
+        snprintf(j->method, sizeof(j->method), "%s",
+                 head_only ? "GET" : req->method);
+        if (ep == API_EP_SCHEMA) {
+            j->name = strdup(api_schema_name(req->path));
+        }
+        if (strcmp(req->method, "POST") == 0) {
+            j->body = malloc(req->body_len + 1);
+            if (j->body != NULL) {
+                memcpy(j->body, req->body, req->body_len);
+                j->body[req->body_len] = '\0';
+                j->body_len = req->body_len;
+            }
+        }
+        if ((ep == API_EP_SCHEMA && j->name == NULL)
+            || (strcmp(req->method, "POST") == 0 && j->body == NULL))
+        {
+            job_free(j);
+            api_error_set(&e, 500, "server_error", NULL, NULL,
+                          "out of memory");
+            conn_error(s, c, ep, &e, 0, req->version, NULL);
+            return;
+        }
+    } else if (api_request_parse(ep, req->body, req->body_len, &j->req, &e)
+               != 0)
+    {
         free(j);
         conn_error(s, c, ep, &e, ka, req->version, NULL);
         return;
@@ -1428,6 +1945,63 @@ server_pick_name(server_t *s)
     s->model_name[n] = '\0';
 }
 
+/*
+ * The text the chat template puts around one message of each role, for
+ * PML's <system>, <user> and <assistant>: the template applied to a lone
+ * message whose content is a marker, cut at the marker.
+ */
+static void
+server_pick_roles(server_t *s)
+{
+    static const char  *names[3] = { "system", "user", "assistant" };
+    chat_msg_t          msg;
+    char               *t, *mark, err[128];
+    int                 r;
+
+    for (r = 0; r < 3; r++) {
+        msg.role = names[r];
+        msg.content = "\x01";
+        t = chat_apply(s->tmpl, &msg, 1, 0, err, sizeof(err));
+        mark = t ? strchr(t, '\x01') : NULL;
+        if (mark != NULL) {
+            s->role_text[r] = strndup(t, (size_t) (mark - t));
+            s->role_text[3 + r] = strdup(mark + 1);
+        }
+        free(t);
+        s->roles.open[r] = s->role_text[r] ? s->role_text[r] : "";
+        s->roles.close[r] = s->role_text[3 + r] ? s->role_text[3 + r] : "";
+    }
+}
+
+static int
+server_pc_init(server_t *s, char *err, size_t errlen)
+{
+    pcache_config_t  pcfg;
+    char             lerr[256];
+    int              n, skipped;
+
+    server_pick_roles(s);
+    pcfg.budget = s->cfg.kv_budget;
+    pcfg.dir = s->cfg.kv_dir;
+    pcfg.model_path = s->cfg.model_path;
+    s->pc = pcache_new(s->model, &pcfg, err, errlen);
+    if (s->pc == NULL) {
+        return -1;
+    }
+    if (s->cfg.kv_dir != NULL) {
+        lerr[0] = '\0';
+        n = pcache_load_dir(s->pc, &skipped, lerr, sizeof(lerr));
+        if (n < 0) {
+            return server_err(err, errlen, __func__, "%s", lerr);
+        }
+        fprintf(stderr, "llmcache-worker: %d schema(s) loaded from %s%s%s\n",
+                n, s->cfg.kv_dir, skipped ? ", skipped some: " : "",
+                skipped ? lerr : "");
+    }
+    server_pc_sync(s);
+    return 0;
+}
+
 server_t *
 server_new(const server_config_t *cfg, char *err, size_t errlen)
 {
@@ -1465,6 +2039,9 @@ server_new(const server_config_t *cfg, char *err, size_t errlen)
     }
     if (s->cfg.request_timeout <= 0) {
         s->cfg.request_timeout = 60;
+    }
+    if (s->cfg.prefix_min <= 0) {
+        s->cfg.prefix_min = 128;
     }
     if (s->cfg.n_threads <= 0) {
         s->cfg.n_threads = (int) sysconf(_SC_NPROCESSORS_ONLN);
@@ -1506,9 +2083,14 @@ server_new(const server_config_t *cfg, char *err, size_t errlen)
 
     s->kv = kv_cache_new(s->model, s->n_ctx);
     s->logits = malloc((size_t) s->n_vocab * sizeof(float));
-    if (s->kv == NULL || s->logits == NULL) {
+    s->kv_toks = malloc((size_t) s->n_ctx * sizeof(int32_t));
+    if (s->kv == NULL || s->logits == NULL || s->kv_toks == NULL) {
         server_err(err, errlen, __func__, "cannot allocate a KV cache of %d "
                    "positions", s->n_ctx);
+        goto failed;
+    }
+
+    if (server_pc_init(s, err, errlen) != 0) {
         goto failed;
     }
 
@@ -1550,6 +2132,7 @@ void
 server_free(server_t *s)
 {
     job_t  *j;
+    int     i;
 
     if (s == NULL) {
         return;
@@ -1587,6 +2170,11 @@ server_free(server_t *s)
         close(s->sfd);
     }
     free(s->logits);
+    free(s->kv_toks);
+    pcache_free(s->pc);
+    for (i = 0; i < 6; i++) {
+        free(s->role_text[i]);
+    }
     kv_cache_free(s->kv);
     model_free(s->model);
     pthread_mutex_destroy(&s->lock);

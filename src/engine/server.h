@@ -28,6 +28,12 @@ typedef struct {
     int          stop_grace;      /* seconds; <= 0: 30 */
     int          request_timeout; /* seconds without bytes of a begun
                                      request, then 408; <= 0: 60 */
+    size_t       kv_budget;       /* bytes of stored prompt modules; 0:
+                                     no limit */
+    const char  *kv_dir;          /* encoded schemas persist there; NULL:
+                                     in memory only */
+    int          prefix_min;      /* shortest common prefix of plain
+                                     prompts worth reusing; <= 0: 128 */
 } server_config_t;
 
 typedef struct server server_t;

@@ -218,7 +218,8 @@ test_scaffold(void)
     fixture_t    f;
     pcache_t    *pc;
     kv_cache_t  *kv = kv_cache_new(model, 128);
-    float       *a = malloc(nv * sizeof(float)), *b = malloc(nv * sizeof(float));
+    float       *a = malloc(nv * sizeof(float)),
+                *b = malloc(nv * sizeof(float));
     int32_t      nt[5], np[5], ga[8], gb[8];
     int          mods[] = { 0, 1, 2, 4 }, other[] = { 0, 1, 3, 4 };
     int          i, nc = 0, nc2 = 0;
@@ -297,7 +298,8 @@ test_placeholder(void)
     fixture_t    f, g;
     pcache_t    *pc = pcache_new(model, NULL, err, sizeof(err));
     kv_cache_t  *kv = kv_cache_new(model, 128);
-    float       *a = malloc(nv * sizeof(float)), *b = malloc(nv * sizeof(float));
+    float       *a = malloc(nv * sizeof(float)),
+                *b = malloc(nv * sizeof(float));
     int32_t      nt[2] = { 7, 8 }, np[2] = { 29, 30 };
     int          mods[] = { 0, 1, 2, 4 }, nc = 0, rc;
 
@@ -322,7 +324,8 @@ test_independent(void)
     fixture_t    f;
     pcache_t    *pc = pcache_new(model, NULL, err, sizeof(err));
     kv_cache_t  *kv = kv_cache_new(model, 128);
-    float       *a = malloc(nv * sizeof(float)), *b = malloc(nv * sizeof(float));
+    float       *a = malloc(nv * sizeof(float)),
+                *b = malloc(nv * sizeof(float));
     /* an argument in D's slot, then the question after a gap */
     int32_t      nt[] = { 40, 41, 42, 43, 44 }, np[] = { 22, 23, 33, 34, 35 };
     int          mods[] = { 0, 1, 3, 4 }, nc, nc2;
