@@ -456,12 +456,15 @@ random_piece(int k, char *buf, size_t size)
             }
         }
     }
+    /* k >= 0 here: -k - 1 counts down from -1, and C's truncating
+       division keeps the three "digits" distinct until -26^3; past that
+       they would repeat, so the rest are numbered */
     k = -k - 1;
-    if (k < 26 * 26 * 26) {
+    if (k > -26 * 26 * 26) {
         return snprintf(buf, size, "%c%c%c", 'A' + k / 676 % 26,
                         'A' + k / 26 % 26, 'A' + k % 26);
     }
-    return snprintf(buf, size, "<extra_%d>", k);
+    return snprintf(buf, size, "<extra_%d>", -k);
 }
 
 static int

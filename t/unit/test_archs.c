@@ -696,6 +696,28 @@ test_bad_models(void)
     unlink(path);
 }
 
+/* large generated vocabularies (the benchmarks' 32000) stay distinct */
+static void
+test_big_vocab(void)
+{
+    gguf_random_arch_t  p;
+    char                path[PATH_MAX];
+    model_t            *m;
+
+    gguf_random_arch_defaults(&p, "mpt");
+    p.base.dim = 32;
+    p.base.n_layers = 1;
+    p.base.n_vocab = 32000;
+    snprintf(path, sizeof(path), "%s/vocab.gguf", tmpdir);
+    ok(gguf_write_random_arch(&p, path, err, sizeof(err)) == 0,
+       "a model with a generated vocab of 32000 is written");
+    m = model_load(path, 1, err, sizeof(err));
+    ok(m != NULL && tokenizer_n_vocab(model_tokenizer(m)) == 32000,
+       "and loads: no duplicate pieces (%s)", m ? "" : err);
+    model_free(m);
+    unlink(path);
+}
+
 int
 main(void)
 {
@@ -716,6 +738,7 @@ main(void)
     }
     test_bert();
     test_bad_models();
+    test_big_vocab();
     rmdir(tmpdir);
     return done_testing();
 }
