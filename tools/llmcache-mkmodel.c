@@ -1,7 +1,8 @@
 /*
- * llmcache-mkmodel: writes a random Llama model (GGUF) of any shape with a
- * tiny SentencePiece-style vocab, deterministic from the seed. For tests,
- * benchmarks and trying the worker without downloading a model.
+ * llmcache-mkmodel: writes a random Llama, Falcon, MPT or BERT model (GGUF)
+ * of any shape with a tiny SentencePiece-style vocab, deterministic from
+ * the seed. For tests, benchmarks and trying the worker without
+ * downloading a model.
  */
 
 #include <stdio.h>
@@ -15,16 +16,19 @@ static void
 usage(FILE *f)
 {
     fprintf(f,
-        "usage: llmcache-mkmodel --out FILE [--seed N] [--dim N] "
-        "[--layers N]\n"
+        "usage: llmcache-mkmodel --out FILE [--arch llama|falcon|mpt|bert]\n"
+        "         [--seed N] [--dim N] [--layers N]\n"
         "         [--heads N] [--kv-heads N] [--ffn N] [--vocab N] "
         "[--ctx N]\n"
         "         [--type f32|f16|bf16|q8_0|q4_0] [--tied] "
         "[--rope-base F]\n"
         "         [--name NAME]\n"
-        "defaults: --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 128 "
-        "--vocab 512\n"
-        "          --ctx 256 --type f32 --seed 1 (vocab >= 262)\n");
+        "defaults: --arch llama --dim 64 --layers 2 --heads 4 --kv-heads 2 "
+        "--ffn 128\n"
+        "          --vocab 512 --ctx 256 --type f32 --seed 1 (vocab >= 262)\n"
+        "          falcon: --kv-heads 1; mpt and bert: --kv-heads = --heads;"
+        " mpt: ALiBi\n"
+        "          max bias 8; bert: mean pooling\n");
 }
 
 static int
@@ -43,8 +47,9 @@ parse_int(const char *s, int *out)
 int
 main(int argc, char **argv)
 {
+    gguf_random_arch_t    ap;
     gguf_random_llama_t   p;
-    const char           *out = NULL, *a, *v;
+    const char           *out = NULL, *a, *v, *arch = "llama";
     char                  err[256];
     int                   i, bad = 0;
     static const struct { const char *name; uint32_t type; } types[] = {
@@ -53,8 +58,23 @@ main(int argc, char **argv)
         { "q4_0", GGML_TYPE_Q4_0 },
     };
     size_t                t;
+    int                   kv_set = 0;
 
-    gguf_random_llama_defaults(&p);
+    /* --arch first: it sets the defaults the other options change */
+    for (i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--arch") == 0) {
+            arch = argv[i + 1];
+        }
+    }
+    if (strcmp(arch, "llama") != 0 && strcmp(arch, "falcon") != 0
+        && strcmp(arch, "mpt") != 0 && strcmp(arch, "bert") != 0)
+    {
+        fprintf(stderr, "llmcache-mkmodel: unknown architecture '%s'\n",
+                arch);
+        return 2;
+    }
+    gguf_random_arch_defaults(&ap, arch);
+    p = ap.base;
     for (i = 1; i < argc; i++) {
         a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -72,6 +92,8 @@ main(int argc, char **argv)
         v = argv[++i];
         if (strcmp(a, "--out") == 0) {
             out = v;
+        } else if (strcmp(a, "--arch") == 0) {
+            /* read above */
         } else if (strcmp(a, "--seed") == 0) {
             p.seed = strtoull(v, NULL, 10);
         } else if (strcmp(a, "--dim") == 0) {
@@ -82,6 +104,7 @@ main(int argc, char **argv)
             bad |= parse_int(v, &p.n_heads);
         } else if (strcmp(a, "--kv-heads") == 0) {
             bad |= parse_int(v, &p.n_kv_heads);
+            kv_set = 1;
         } else if (strcmp(a, "--ffn") == 0) {
             bad |= parse_int(v, &p.ffn_dim);
         } else if (strcmp(a, "--vocab") == 0) {
@@ -118,7 +141,13 @@ main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (gguf_write_random_llama(&p, out, err, sizeof(err)) != 0) {
+    /* MPT and BERT default to one KV head per head, whatever --heads */
+    if (!kv_set && (strcmp(arch, "mpt") == 0 || strcmp(arch, "bert") == 0))
+    {
+        p.n_kv_heads = p.n_heads;
+    }
+    ap.base = p;
+    if (gguf_write_random_arch(&ap, out, err, sizeof(err)) != 0) {
         fprintf(stderr, "llmcache-mkmodel: %s\n", err);
         return 1;
     }
