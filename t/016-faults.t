@@ -154,7 +154,7 @@ if (-x "$root/build/llmcache-worker" && -x "$root/build/llmcache-mkmodel") {
 }
 $ENV{TEST_NGINX_WORKER_SOCK} = ($WorkerDir // '/nonexistent') . '/w.sock';
 
-sub run_worker {
+sub worker_up {
     return unless $WorkerDir;
     my $sock = $ENV{TEST_NGINX_WORKER_SOCK};
     my $pid = fork // die "fork: $!";
@@ -176,7 +176,7 @@ sub run_worker {
     die "llmcache-worker did not start\n";
 }
 
-sub stop_worker {
+sub worker_down {
     return unless $WorkerPid;
     kill 'KILL', $WorkerPid;
     waitpid $WorkerPid, 0;
@@ -186,7 +186,7 @@ sub stop_worker {
 END {
     local $?;
     kill_relay();
-    stop_worker();
+    worker_down();
 }
 
 # --- a concurrent HTTP/1.0 client -----------------------------------------
@@ -576,7 +576,7 @@ sub worker_killed {
     my $n = 'llmcache-worker killed mid-burst';
     SKIP: {
         skip "$n: build/llmcache-worker is not built", 6 unless $WorkerDir;
-        run_worker();
+        worker_up();
         my $req = sub {
             $Json->encode({ model => 'tiny', prompt => shift,
                             max_tokens => 16, temperature => 0 });
@@ -604,7 +604,7 @@ sub worker_killed {
                           return if $killed || $body{ $texts[$i] }
                                     || $res->{status} != 200;
                           if (++$answered == 3) {
-                              stop_worker();
+                              worker_down();
                               $killed = 1;
                           }
                       });
