@@ -18,12 +18,18 @@
  * position; the union is as long as its longest member. A parameter
  * reserves `length` positions in its module. Entities &lt; &gt; &amp;
  * &quot; &apos; and &#N; / &#xN; are decoded in text and attributes.
+ * Text is kept byte for byte, the leading and trailing white space of the
+ * schema body included (only white space between a union's members is
+ * dropped); comments are skipped, CDATA sections are text, an <?xml?>
+ * declaration may come first. Limits: 4 MiB of input, 32 levels of
+ * elements, 64 attributes a tag, parameter lengths 1 to 1048576.
  *
  * Prompt:
  *   <prompt schema="doc-qa"><doc1 city="Rome"><sub/></doc1> question</prompt>
  * A nested module is imported inside its parent's tag; at most one member
  * of a union. Text between and after the module tags is kept: all of it,
- * in document order, goes after the schema's end.
+ * in document order, goes after the schema's end. Text inside a module
+ * tag is an error (white space there is ignored).
  */
 
 #ifndef LLMC_PML_H
@@ -159,7 +165,8 @@ void pml_prompt_free(pml_prompt_t *p);
  * What to evaluate for a prompt: the stored modules to gather (indices
  * into the layout, ascending = schema order, the root first), then the new
  * tokens: each argument at its slot (an argument longer than the slot is
- * an error), then the prompt's text from n_pos on.
+ * an error), then the prompt's text from n_pos on. The arguments come in
+ * position order, so pos[] ascends.
  */
 typedef struct {
     int      *mods;
