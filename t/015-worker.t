@@ -23,8 +23,8 @@ use JSON::PP ();
 no_shuffle();
 no_long_string();
 
-start_worker('a');
-start_worker('b');
+# --kv-dir: a worker started again loads the schemas it encoded before
+start_worker($_, '--kv-dir', "$LLMCacheTest::TmpDir/kv-$_") for qw(a b);
 
 our $HttpConfig = <<'_EOC_';
     llmcache_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
@@ -118,6 +118,16 @@ sub summarize {
     return $body;
 }
 
+# An answer's usage.prompt_tokens_details.cached_tokens; else as
+# summarize() has it.
+sub cached_tokens {
+    my $body = shift;
+    my $j = eval { $Json->decode($body) };
+    return summarize($body) unless ref $j eq 'HASH' && $j->{usage};
+    return "cached_tokens="
+        . ($j->{usage}{prompt_tokens_details}{cached_tokens} // 'none');
+}
+
 # "<schema> <upstream_addr>" lines: is every schema always answered by
 # one worker, and which workers answered (the last address tried)?
 sub routes {
@@ -139,6 +149,24 @@ our $ComplText = direct('/v1/completions', $Compl);
 
 # schema names for the routing blocks, each asked twice
 our @Schemas = map { "s$_" } 1 .. 16;
+
+# the PML schemas the blocks' prompts name, on both workers
+for my $w (qw(a b)) {
+    for my $schema ([ 'doc-qa', 'doc', 'The report was written by Ann.' ],
+                    [ 'travel.v2', 'trip', 'A week in Lisbon in May.' ],
+                    map { [ $_, 'm', "Module text of $_." ] } @Schemas)
+    {
+        my ($name, $module, $text) = @$schema;
+        my ($status, $resp) = worker_request($w, 'POST', '/v1/schemas',
+            qq{<schema name="$name"><module name="$module">$text</module>}
+            . qq{</schema>});
+        die "worker $w: POST /v1/schemas $name: $status $resp\n"
+            unless $status == 200 || $status == 201;
+    }
+}
+our $Pml = '{"model":"tiny","temperature":0,"max_tokens":4,'
+    . '"prompt":"<prompt schema=\"doc-qa\"><doc/> Who wrote it?</prompt>"}';
+
 our @Routed = map {
     "POST /routed/completions\n" . '{"model":"tiny","max_tokens":1,'
         . '"prompt":"<prompt schema=\"' . $_ . '\"><m/> hi</prompt>"}'
@@ -242,20 +270,42 @@ Connection refused) while connecting to upstream
 
 
 === TEST 6: the worker started again: served, stored and hit as before
+Its schemas came back from --kv-dir: a PML prompt is answered too.
 --- request eval
 ["POST /v1/chat/completions\n$main::Chat",
  "POST /v1/chat/completions\n$main::Chat",
+ "POST /v1/completions\n$main::Pml",
  "GET /__worker/metrics"]
 --- response_headers eval
-["X-LLM-Cache: MISS", "X-LLM-Cache: HIT", ""]
---- response_body eval
-["json: $main::ChatText", "json: $main::ChatText", "worker calls: 1"]
+["X-LLM-Cache: MISS", "X-LLM-Cache: HIT", "X-LLM-Cache: MISS", ""]
+--- response_body_like eval
+[qr/^json: \Q$main::ChatText\E$/, qr/^json: \Q$main::ChatText\E$/,
+ qr/^json: /, qr/^worker calls: 2$/]
 --- no_error_log
 [error]
 
 
 
-=== TEST 7: $llmcache_schema: the schema of a PML prompt, empty for a plain one
+=== TEST 7: a PML prompt: the worker reuses the schema's module, the repeat is a HIT
+The answer's usage counts the module's tokens as cached on the MISS; the
+HIT replays that answer.
+--- request eval
+["POST /v1/completions\n$main::Pml", "POST /v1/completions\n$main::Pml",
+ "GET /__worker/metrics"]
+--- response_headers eval
+["X-LLM-Schema: [doc-qa]\nX-LLM-Cache: MISS",
+ "X-LLM-Schema: [doc-qa]\nX-LLM-Cache: HIT", ""]
+--- response_body_filters eval
+\&main::cached_tokens
+--- response_body_like eval
+[qr/^cached_tokens=[1-9]\d*$/, qr/^cached_tokens=[1-9]\d*$/,
+ qr/^worker calls: 1$/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 8: $llmcache_schema: the schema of a PML prompt, empty for a plain one
 --- request eval
 ['POST /v1/completions
 {"model":"tiny","max_tokens":2,"prompt":"<prompt schema=\"doc-qa\"><doc/> Who wrote it?</prompt>"}',
@@ -273,7 +323,7 @@ Connection refused) while connecting to upstream
 
 
 
-=== TEST 8: hash $llmcache_schema consistent: a schema stays on one worker, the schemas spread over both
+=== TEST 9: hash $llmcache_schema consistent: a schema stays on one worker, the schemas spread over both
 --- request eval
 [@main::Routed, "GET /__routes"]
 --- response_headers eval
@@ -286,7 +336,7 @@ Connection refused) while connecting to upstream
 
 
 
-=== TEST 9: one of the two workers killed: its schemas move to the other one
+=== TEST 10: one of the two workers killed: its schemas move to the other one
 nginx tries the dead worker once (an error in the log), then leaves it
 alone for fail_timeout.
 --- worker: killed b
