@@ -160,7 +160,40 @@ __DATA__
 
 
 
-=== TEST 8: semantic off (the default): an exact miss stays a MISS
+=== TEST 8: many candidates: the vectors first, then the best one's entry
+Six prompts that differ only in trailing spaces (kept: normalization off)
+are six entries with one vector, stored without a lookup (no-cache); a
+seventh is SEMANTIC from one of them, among more candidates than are
+fetched along with their vectors.
+--- config
+    location /v1/ {
+        llmcache on;
+        llmcache_semantic on;
+        llmcache_normalize off;
+        add_header X-LLM-Cache $llmcache_status always;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+    }
+
+    location /__mock/ {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/__;
+    }
+--- request eval
+[(map { main::chat("How long do I boil pasta?" . (" " x $_)) } 0 .. 5),
+ main::chat("How long do I boil pasta?" . (" " x 6)), "GET /__mock/calls"]
+--- more_headers eval
+[(("Content-Type: application/json\nAuthorization: Bearer sk-test-0008\n"
+   . "Cache-Control: no-cache") x 6),
+ "Content-Type: application/json\nAuthorization: Bearer sk-test-0008", ""]
+--- response_headers eval
+[("X-LLM-Cache: BYPASS") x 6, "X-LLM-Cache: SEMANTIC", ""]
+--- response_body_like eval
+[(qr/mock answer/) x 7, qr/^6$/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 9: semantic off (the default): an exact miss stays a MISS
 --- config
     location /v1/ {
         llmcache on;
@@ -176,7 +209,7 @@ __DATA__
 
 
 
-=== TEST 9: the index lives in the scope's slot and carries the TTL
+=== TEST 10: the index lives in the scope's slot and carries the TTL
 --- config
     location /v1/ {
         llmcache on;
@@ -204,7 +237,7 @@ __DATA__
 
 
 
-=== TEST 10: embeddings from an OpenAI-compatible endpoint through a subrequest
+=== TEST 11: embeddings from an OpenAI-compatible endpoint through a subrequest
 --- config
     location /v1/ {
         llmcache on;
@@ -239,7 +272,7 @@ __DATA__
 
 
 
-=== TEST 11: the embeddings endpoint down: the request is a MISS from the provider
+=== TEST 12: the embeddings endpoint down: the request is a MISS from the provider
 --- config
     location /v1/ {
         llmcache on;
@@ -264,7 +297,7 @@ qr/llmcache: the embeddings endpoint answered \d+[^;]*; the request is a MISS/
 
 
 
-=== TEST 12: the embeddings endpoint answering garbage: a MISS
+=== TEST 13: the embeddings endpoint answering garbage: a MISS
 --- config
     location /v1/ {
         llmcache on;

@@ -79,41 +79,179 @@ llmc_lsh_free(llmc_lsh_t *l)
 }
 
 
+/*
+ * A projection: eight fixed partial sums over the components, added in a
+ * fixed order, so the result, and the signature stored in Redis, is the
+ * same bit for bit on every machine and whichever variant below runs (each
+ * product is rounded, then added: no fused multiply-add).
+ */
+
+static float
+lsh_dot_generic(const float *p, const float *v, int dim)
+{
+    float  acc[8] = { 0 }, dot;
+    int    i, j;
+
+    for (i = 0; i + 8 <= dim; i += 8) {
+        for (j = 0; j < 8; j++) {
+            acc[j] += p[i + j] * v[i + j];
+        }
+    }
+
+    dot = ((acc[0] + acc[1]) + (acc[2] + acc[3]))
+          + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+
+    for ( /* void */ ; i < dim; i++) {
+        dot += p[i] * v[i];
+    }
+
+    return dot;
+}
+
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+#include <immintrin.h>
+
+/* the same eight sums, as two SSE registers (the x86-64 baseline) */
+
+static float
+lsh_dot_sse2(const float *p, const float *v, int dim)
+{
+    __m128  lo = _mm_setzero_ps(), hi = _mm_setzero_ps();
+    float   acc[8], dot;
+    int     i;
+
+    for (i = 0; i + 8 <= dim; i += 8) {
+        lo = _mm_add_ps(lo, _mm_mul_ps(_mm_loadu_ps(p + i),
+                                       _mm_loadu_ps(v + i)));
+        hi = _mm_add_ps(hi, _mm_mul_ps(_mm_loadu_ps(p + i + 4),
+                                       _mm_loadu_ps(v + i + 4)));
+    }
+
+    _mm_storeu_ps(acc, lo);
+    _mm_storeu_ps(acc + 4, hi);
+
+    dot = ((acc[0] + acc[1]) + (acc[2] + acc[3]))
+          + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+
+    for ( /* void */ ; i < dim; i++) {
+        dot += p[i] * v[i];
+    }
+
+    return dot;
+}
+
+
+/*
+ * and as one AVX register per plane, four planes at a time: each plane's
+ * sums are still added in the same order, but four chains of additions
+ * run side by side (one alone waits on the latency of each add);
+ * target("avx") has no FMA to contract into
+ */
+
+__attribute__((target("avx"))) static void
+lsh_dot4_avx(const float *p, const float *v, int dim, float *out)
+{
+    __m256        a0, a1, a2, a3, x;
+    float         acc[8];
+    const float  *q[4];
+    int           i, k;
+
+    a0 = _mm256_setzero_ps();
+    a1 = _mm256_setzero_ps();
+    a2 = _mm256_setzero_ps();
+    a3 = _mm256_setzero_ps();
+
+    for (i = 0; i + 8 <= dim; i += 8) {
+        x = _mm256_loadu_ps(v + i);
+        a0 = _mm256_add_ps(a0, _mm256_mul_ps(_mm256_loadu_ps(p + i), x));
+        a1 = _mm256_add_ps(a1, _mm256_mul_ps(_mm256_loadu_ps(p + dim + i),
+                                             x));
+        a2 = _mm256_add_ps(a2, _mm256_mul_ps(
+                                   _mm256_loadu_ps(p + 2 * dim + i), x));
+        a3 = _mm256_add_ps(a3, _mm256_mul_ps(
+                                   _mm256_loadu_ps(p + 3 * dim + i), x));
+    }
+
+    for (k = 0; k < 4; k++) {
+        _mm256_storeu_ps(acc, k == 0 ? a0 : k == 1 ? a1 : k == 2 ? a2 : a3);
+        out[k] = ((acc[0] + acc[1]) + (acc[2] + acc[3]))
+                 + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        q[k] = p + (size_t) k * dim;
+    }
+
+    for ( /* void */ ; i < dim; i++) {
+        for (k = 0; k < 4; k++) {
+            out[k] += q[k][i] * v[i];
+        }
+    }
+}
+
+#endif
+
+
 void
 llmc_lsh_sign(const llmc_lsh_t *l, const float *v, uint32_t *sig)
 {
+    float         d[LLMC_LSH_BITS_MAX + 3];
     const float  *p = l->planes;
     uint32_t      s;
-    float         dot;
-    int           b, k, i;
+    int           b, k, avx = 0;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+    avx = __builtin_cpu_supports("avx");
+#endif
+
+    for (b = 0; b < l->bands; b++) {
+        k = 0;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+        if (avx) {
+            for ( /* void */ ; k + 4 <= l->bits; k += 4) {
+                lsh_dot4_avx(p + (size_t) k * l->dim, v, l->dim, d + k);
+            }
+        }
+
+        for ( /* void */ ; k < l->bits; k++) {
+            d[k] = lsh_dot_sse2(p + (size_t) k * l->dim, v, l->dim);
+        }
+#else
+        for ( /* void */ ; k < l->bits; k++) {
+            d[k] = lsh_dot_generic(p + (size_t) k * l->dim, v, l->dim);
+        }
+#endif
+
+        s = 0;
+        for (k = 0; k < l->bits; k++) {
+            if (d[k] > 0.0f) {
+                s |= 1u << k;
+            }
+        }
+
+        sig[b] = s;
+        p += (size_t) l->bits * l->dim;
+    }
+    (void) avx;
+}
+
+
+/* for tests: the portable variant */
+
+void
+llmc_lsh_sign_generic(const llmc_lsh_t *l, const float *v, uint32_t *sig)
+{
+    const float  *p = l->planes;
+    uint32_t      s;
+    int           b, k;
 
     for (b = 0; b < l->bands; b++) {
         s = 0;
         for (k = 0; k < l->bits; k++) {
-            /* eight fixed partial sums: the compiler vectorizes them, and
-             * the order of the additions, so the result, is the same on
-             * every machine */
-            float  acc[8] = { 0 };
-
-            for (i = 0; i + 8 <= l->dim; i += 8) {
-                int  j;
-
-                for (j = 0; j < 8; j++) {
-                    acc[j] += p[i + j] * v[i + j];
-                }
-            }
-
-            dot = ((acc[0] + acc[1]) + (acc[2] + acc[3]))
-                  + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-
-            for ( /* void */ ; i < l->dim; i++) {
-                dot += p[i] * v[i];
-            }
-
-            p += l->dim;
-            if (dot > 0.0f) {
+            if (lsh_dot_generic(p, v, l->dim) > 0.0f) {
                 s |= 1u << k;
             }
+            p += l->dim;
         }
         sig[b] = s;
     }

@@ -32,8 +32,11 @@ int llmc_lsh_init(llmc_lsh_t *l, int dim, int bands, int bits,
     uint64_t seed);
 void llmc_lsh_free(llmc_lsh_t *l);
 
-/* sig[bands]: one value per band, bits low bits used. */
+/* sig[bands]: one value per band, bits low bits used.  SIMD where the CPU
+ * has it, with the same result bit for bit as the portable variant. */
 void llmc_lsh_sign(const llmc_lsh_t *l, const float *v, uint32_t *sig);
+void llmc_lsh_sign_generic(const llmc_lsh_t *l, const float *v,
+    uint32_t *sig);
 
 /* The bucket name of one band, "<band>:<sig in hex>" (e.g. "3:a1"), to
  * append to the scope's key prefix.  Returns its length, or -1 when buf

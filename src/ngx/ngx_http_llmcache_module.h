@@ -109,6 +109,7 @@ typedef struct {
     unsigned                    priced:1;    /* and its price */
     unsigned                    account_hit:1; /* a HIT not yet accounted */
     unsigned                    pml:1;       /* a PML prompt: kept exact */
+    unsigned                    cand_entries:1; /* fetched with vectors */
 
     llmc_key_t                  key;
     ngx_str_t                   key_hex;     /* $llmcache_key */
@@ -130,6 +131,8 @@ typedef struct {
     float                      *vec;         /* its embedding */
     int                         dim;
     float                       similarity;  /* of a SEMANTIC hit */
+    u_char                     *cand;        /* candidate exacts, 64 hex */
+    size_t                      ncand;
     char                        emb_tag[16];
 
     llmc_usage_t                usage;

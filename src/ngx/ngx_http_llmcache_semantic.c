@@ -3,10 +3,13 @@
  *
  * Semantic lookup, after the exact key missed: embed the normalized prompt
  * (built in, or an OpenAI-compatible /v1/embeddings endpoint reached by an
- * in-memory subrequest), ask Redis for the LSH candidates of the scope and
- * their vectors in one script call, re-rank them by exact cosine here, run
- * the guards on the best one, and fetch its entry: two round trips.  On a
- * MISS the vector and its buckets are stored beside the entry.
+ * in-memory subrequest), ask Redis for the LSH candidates of the scope
+ * (SUNION of the buckets), then their vectors (and, when there are few,
+ * their entries too) in one MGET, re-rank them by exact cosine here, run the
+ * guards on the best one, and fetch its entry unless it came along: two
+ * round trips, plain commands (a script call costs Redis several times
+ * more).  On a MISS the vector and its buckets are stored beside the
+ * entry.
  *
  * Keys, all in the scope's hash slot:
  *     llmc:{scope}:v:<tag>:<exact>       the vector and normalized text
@@ -24,13 +27,16 @@
 
 
 /* as strings: they are script arguments */
-#define NGX_HTTP_LLMCACHE_MAX_CANDIDATES_S  "64"
+#define NGX_HTTP_LLMCACHE_MAX_CANDIDATES    64
+#define NGX_HTTP_LLMCACHE_INLINE_ENTRIES    4   /* fetched with the vectors */
 #define NGX_HTTP_LLMCACHE_MAX_BUCKET_S      "256"
 #define NGX_HTTP_LLMCACHE_LSH_CACHED      4
 
 
 static ngx_int_t ngx_http_llmcache_semantic_candidates(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx);
+static void ngx_http_llmcache_semantic_ids(ngx_http_request_t *r,
+    redisReply *reply);
 static void ngx_http_llmcache_semantic_ranked(ngx_http_request_t *r,
     redisReply *reply);
 static void ngx_http_llmcache_semantic_entry(ngx_http_request_t *r,
@@ -46,19 +52,6 @@ static void ngx_http_llmcache_semantic_tag(ngx_http_llmcache_ctx_t *ctx,
 static size_t ngx_http_llmcache_semantic_key(ngx_http_llmcache_ctx_t *ctx,
     char *buf, size_t size, const char *kind, const char *tail, size_t len);
 
-
-/* candidates of all bands and their vectors: one round trip */
-
-static const char  ngx_http_llmcache_lookup_script[] =
-    "local ids = redis.call('SUNION', unpack(KEYS)) "
-    "local n = math.min(#ids, tonumber(ARGV[2])) "
-    "if n == 0 then return {} end "
-    "local keys = {} "
-    "for i = 1, n do keys[i] = ARGV[1] .. ids[i] end "
-    "local vs = redis.call('MGET', unpack(keys)) "
-    "local out = {} "
-    "for i = 1, n do out[2 * i - 1] = ids[i]; out[2 * i] = vs[i] end "
-    "return out";
 
 /* the vector, and its id in every band's bucket, bounded, with the TTL */
 
@@ -124,9 +117,8 @@ ngx_http_llmcache_semantic_candidates(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx)
 {
     int                 i, n, argc;
-    char               *buf, prefix[LLMC_REDIS_KEY_MAX], bucket[32], max[8];
+    char               *buf, bucket[32];
     size_t             *argvlen, len;
-
     uint32_t            sig[LLMC_LSH_BANDS_MAX];
     const char        **argv;
     const llmc_lsh_t   *lsh;
@@ -139,7 +131,7 @@ ngx_http_llmcache_semantic_candidates(ngx_http_request_t *r,
     llmc_lsh_sign(lsh, ctx->vec, sig);
 
     n = lsh->bands;
-    argc = 3 + n + 2;
+    argc = 1 + n;
 
     argv = ngx_palloc(r->pool, argc * sizeof(char *));
     argvlen = ngx_palloc(r->pool, argc * sizeof(size_t));
@@ -148,14 +140,8 @@ ngx_http_llmcache_semantic_candidates(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    argv[0] = "EVAL";
-    argvlen[0] = 4;
-    argv[1] = ngx_http_llmcache_lookup_script;
-    argvlen[1] = sizeof(ngx_http_llmcache_lookup_script) - 1;
-    /* hiredis formats the command at once: stack buffers are fine */
-
-    argv[2] = max;
-    argvlen[2] = ngx_sprintf((u_char *) max, "%d", n) - (u_char *) max;
+    argv[0] = "SUNION";
+    argvlen[0] = 6;
 
     for (i = 0; i < n; i++) {
         if (llmc_lsh_bucket(i, sig[i], bucket, sizeof(bucket)) < 0) {
@@ -165,20 +151,13 @@ ngx_http_llmcache_semantic_candidates(ngx_http_request_t *r,
         len = ngx_http_llmcache_semantic_key(ctx, buf, LLMC_REDIS_KEY_MAX,
                                              "b", bucket,
                                              ngx_strlen(bucket));
-        argv[3 + i] = buf;
-        argvlen[3 + i] = len;
+        argv[1 + i] = buf;
+        argvlen[1 + i] = len;
         buf += LLMC_REDIS_KEY_MAX;
     }
 
-    argv[3 + n] = prefix;
-    argvlen[3 + n] = ngx_http_llmcache_semantic_key(ctx, prefix,
-                                                    sizeof(prefix), "v",
-                                                    "", 0);
-    argv[4 + n] = NGX_HTTP_LLMCACHE_MAX_CANDIDATES_S;
-    argvlen[4 + n] = sizeof(NGX_HTTP_LLMCACHE_MAX_CANDIDATES_S) - 1;
-
     if (ngx_http_llmcache_redis_request(r, ctx,
-                                        ngx_http_llmcache_semantic_ranked,
+                                        ngx_http_llmcache_semantic_ids,
                                         argc, argv, argvlen)
         != NGX_OK)
     {
@@ -189,6 +168,93 @@ ngx_http_llmcache_semantic_candidates(ngx_http_request_t *r,
 }
 
 
+/* the candidates' ids: ask for their vectors, and entries when few */
+
+static void
+ngx_http_llmcache_semantic_ids(ngx_http_request_t *r, redisReply *reply)
+{
+    char                     *buf;
+    size_t                    i, n, argc, *argvlen;
+    redisReply               *id;
+    const char              **argv;
+    ngx_http_llmcache_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmcache_module);
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements == 0)
+    {
+        ngx_http_llmcache_miss(r, ctx);
+        return;
+    }
+
+    n = ngx_min(reply->elements, NGX_HTTP_LLMCACHE_MAX_CANDIDATES);
+    ctx->cand_entries = n <= NGX_HTTP_LLMCACHE_INLINE_ENTRIES;
+
+    argc = 1 + (ctx->cand_entries ? 2 * n : n);
+
+    argv = ngx_palloc(r->pool, argc * sizeof(char *));
+    argvlen = ngx_palloc(r->pool, argc * sizeof(size_t));
+    buf = ngx_pnalloc(r->pool, (argc - 1) * LLMC_REDIS_KEY_MAX);
+    ctx->cand = ngx_pnalloc(r->pool, n * LLMC_EXACT_HEX_LEN);
+    if (argv == NULL || argvlen == NULL || buf == NULL || ctx->cand == NULL)
+    {
+        ngx_http_llmcache_miss(r, ctx);
+        return;
+    }
+
+    argv[0] = "MGET";
+    argvlen[0] = 4;
+    ctx->ncand = 0;
+
+    for (i = 0; i < n; i++) {
+        id = reply->element[i];
+
+        if (id->type != REDIS_REPLY_STRING || id->len != LLMC_EXACT_HEX_LEN) {
+            continue;
+        }
+
+        ngx_memcpy(ctx->cand + ctx->ncand * LLMC_EXACT_HEX_LEN, id->str,
+                   LLMC_EXACT_HEX_LEN);
+        ctx->ncand++;
+    }
+
+    if (ctx->ncand == 0) {
+        ngx_http_llmcache_miss(r, ctx);
+        return;
+    }
+
+    argc = 1;
+
+    for (i = 0; i < ctx->ncand; i++) {
+        argv[argc] = buf;
+        argvlen[argc++] = ngx_http_llmcache_semantic_key(ctx, buf,
+                              LLMC_REDIS_KEY_MAX, "v",
+                              (char *) ctx->cand + i * LLMC_EXACT_HEX_LEN,
+                              LLMC_EXACT_HEX_LEN);
+        buf += LLMC_REDIS_KEY_MAX;
+    }
+
+    for (i = 0; ctx->cand_entries && i < ctx->ncand; i++) {
+        argv[argc] = buf;
+        argvlen[argc++] = ngx_snprintf((u_char *) buf, LLMC_REDIS_KEY_MAX,
+                              LLMC_KEY_PREFIX "{%s}:e:%*s", ctx->key.scope,
+                              (size_t) LLMC_EXACT_HEX_LEN,
+                              ctx->cand + i * LLMC_EXACT_HEX_LEN)
+                          - (u_char *) buf;
+        buf += LLMC_REDIS_KEY_MAX;
+    }
+
+    if (ngx_http_llmcache_redis_request(r, ctx,
+                                        ngx_http_llmcache_semantic_ranked,
+                                        (int) argc, argv, argvlen)
+        != NGX_OK)
+    {
+        ngx_http_llmcache_miss(r, ctx);
+    }
+}
+
+
 /* the candidates' vectors: re-rank by exact cosine, guard, fetch the best */
 
 static void
@@ -196,8 +262,10 @@ ngx_http_llmcache_semantic_ranked(ngx_http_request_t *r, redisReply *reply)
 {
     char                           key[LLMC_REDIS_KEY_MAX];
     float                         *v, sim, best_sim;
+    u_char                        *best;
     size_t                         i, key_len, text_len, argvlen[2];
-    redisReply                    *id, *val, *best;
+    ngx_int_t                      b;
+    redisReply                    *val, *entry;
     const char                    *argv[2], *text, *why;
     ngx_http_llmcache_ctx_t       *ctx;
     ngx_http_llmcache_loc_conf_t  *llcf;
@@ -206,7 +274,8 @@ ngx_http_llmcache_semantic_ranked(ngx_http_request_t *r, redisReply *reply)
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmcache_module);
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements == 0)
+        || reply->elements
+           != (ctx->cand_entries ? 2 * ctx->ncand : ctx->ncand))
     {
         ngx_http_llmcache_miss(r, ctx);
         return;
@@ -218,16 +287,13 @@ ngx_http_llmcache_semantic_ranked(ngx_http_request_t *r, redisReply *reply)
         return;
     }
 
-    best = NULL;
+    b = -1;
     best_sim = -2;
 
-    for (i = 0; i + 1 < reply->elements; i += 2) {
-        id = reply->element[i];
-        val = reply->element[i + 1];
+    for (i = 0; i < ctx->ncand; i++) {
+        val = reply->element[i];
 
-        if (id->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING
-            || id->len != LLMC_EXACT_HEX_LEN)
-        {
+        if (val->type != REDIS_REPLY_STRING) {
             continue;       /* expired vector: its bucket entry is stale */
         }
 
@@ -256,20 +322,35 @@ ngx_http_llmcache_semantic_ranked(ngx_http_request_t *r, redisReply *reply)
             continue;
         }
 
-        best = id;
+        b = (ngx_int_t) i;
         best_sim = sim;
     }
 
-    if (best == NULL) {
+    if (b < 0) {
         ngx_http_llmcache_miss(r, ctx);
         return;
     }
 
     ctx->similarity = best_sim;
 
+    if (ctx->cand_entries) {
+        /* the entry came along */
+        entry = reply->element[ctx->ncand + b];
+        ngx_http_llmcache_semantic_entry(r,
+                                entry->type == REDIS_REPLY_STRING ? entry
+                                                                  : NULL);
+        return;
+    }
+
+    best = ctx->cand + b * LLMC_EXACT_HEX_LEN;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmcache: semantic: best of %uz candidates, "
+                   "fetching its entry", ctx->ncand);
+
     key_len = ngx_snprintf((u_char *) key, sizeof(key),
                            LLMC_KEY_PREFIX "{%s}:e:%*s",
-                           ctx->key.scope, best->len, best->str)
+                           ctx->key.scope, (size_t) LLMC_EXACT_HEX_LEN, best)
               - (u_char *) key;
 
     argv[0] = "GET";
