@@ -1037,6 +1037,8 @@ server_schema_put(server_t *s, job_t *j)
     rc = pcache_schema_put(s->pc, sc->name, j->body, j->body_len, &lay, err,
                            sizeof(err));
     pml_layout_free(&lay);
+    /* before the answer: a client may ask /metrics right after it */
+    server_pc_sync(s);
     if (rc == -2) {
         job_error(s, j, 413, "invalid_request_error", NULL, "kv_budget",
                   "%s", err);
@@ -1048,7 +1050,6 @@ server_schema_put(server_t *s, job_t *j)
                     server_schema_json(s, name));
     }
     pml_schema_free(sc);
-    server_pc_sync(s);
 }
 
 static void
@@ -1065,7 +1066,9 @@ server_schemas(server_t *s, job_t *j)
     }
     if (j->req.endpoint == API_EP_SCHEMA) {
         if (strcmp(j->method, "DELETE") == 0) {
-            if (pcache_schema_del(s->pc, j->name) != 0) {
+            n = pcache_schema_del(s->pc, j->name);
+            server_pc_sync(s);
+            if (n != 0) {
                 job_error(s, j, 404, "invalid_request_error", NULL,
                           "unknown_schema", "unknown schema \"%s\"",
                           j->name);
@@ -1073,7 +1076,6 @@ server_schemas(server_t *s, job_t *j)
                 job_respond(s, j, API_EP_SCHEMA, 200,
                             api_deleted_json(j->name));
             }
-            server_pc_sync(s);
             return;
         }
         one = server_schema_json(s, j->name);
