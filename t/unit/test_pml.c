@@ -539,6 +539,11 @@ test_schema_errors(void)
         free(deep);
     }
 
+    /* no room for a message is no reason to crash */
+    sc = NULL;
+    ok(pml_schema_parse("<x", 2, &sc, NULL, 0) == -1 && sc == NULL,
+       "refused without an error buffer");
+
     /* a NUL byte in text */
     sc = NULL;
     ok(pml_schema_parse("<schema name='a'>x\0y</schema>", 29, &sc, err,
@@ -704,7 +709,83 @@ test_bind(void)
     bind_err(&l, "<prompt schema='t'><m1 city='Paris'/></prompt>",
              "pml_bind: argument 'city' is 5 tokens, the slot holds 4",
              "argument too long");
+
+    /* the tokenizer runs only on what has bytes */
+    {
+        pml_prompt_t  *p = NULL;
+        pml_plan_t     pl;
+        const char    *s = "<prompt schema='t'><m1 city=''/><m3/></prompt>";
+        int            calls;
+
+        ok(pml_prompt_parse(s, strlen(s), &p, err, sizeof(err)) == 0,
+           "prompt without text parses");
+        calls = tok_calls;
+        ok(p && pml_bind(&l, p, tok_bytes, NULL, &pl, err, sizeof(err)) == 0
+           && pl.n == 0 && pl.tokens == NULL, "nothing new to evaluate");
+        is_int(tok_calls - calls, 0, "empty argument and text: no "
+               "tokenizer call");
+        pml_plan_free(&pl);
+        ok(p && pml_bind(&l, p, tok_fail, NULL, &pl, err, sizeof(err)) == 0,
+           "a failing tokenizer is not called for empty text");
+        pml_plan_free(&pl);
+        pml_prompt_free(p);
+
+        s = "<prompt schema='t'><m1 city='R'/></prompt>";
+        p = NULL;
+        ok(pml_prompt_parse(s, strlen(s), &p, err, sizeof(err)) == 0
+           && pml_bind(&l, p, tok_fail, NULL, &pl, err, sizeof(err)) == -1,
+           "tokenizer failure on an argument refused");
+        is_str(err, "pml_bind: the tokenizer failed on argument 'city'",
+               "argument tokenizer failure message");
+        pml_prompt_free(p);
+
+        s = "<prompt schema='t'>q</prompt>";
+        p = NULL;
+        ok(pml_prompt_parse(s, strlen(s), &p, err, sizeof(err)) == 0
+           && pml_bind(&l, p, tok_fail, NULL, &pl, err, sizeof(err)) == -1,
+           "tokenizer failure on the text refused");
+        is_str(err, "pml_bind: the tokenizer failed on the prompt's text",
+               "text tokenizer failure message");
+        pml_prompt_free(p);
+    }
     pml_layout_free(&l);
+    pml_schema_free(sc);
+
+    /* arguments of nested modules, in position order whatever the
+     * prompt's order: ^0 | a: x1 [c 2..4] b: y5 [d 6..7] | z8 -> 9 */
+    sc = parse("<schema name='n'><module name='a'>x<parameter name='c' "
+               "length='3'/><module name='b'>y<parameter name='d' "
+               "length='2'/></module></module>z</schema>");
+    if (sc == NULL || pml_layout(sc, NULL, BOS, tok_bytes, NULL, &l, err,
+                                 sizeof(err)) != 0)
+    {
+        ok(0, "nested parameters layout (%s)", err);
+        pml_schema_free(sc);
+        return;
+    }
+    is_int(l.n_pos, 9, "nested parameters: n_pos");
+    r = bind_str(&l, "<prompt schema='n'><a><b d='PQ'/></a></prompt>");
+    is_str(r, "[0,1,2] P@6 Q@7", "argument of a nested module");
+    r = bind_str(&l, "<prompt schema='n'><a c='C'><b d='D'/></a>!</prompt>");
+    is_str(r, "[0,1,2] C@2 D@6 !@9", "arguments of parent and child");
+    bind_err(&l, "<prompt schema='n'><a><b c='C'/></a></prompt>",
+             "pml_bind: module 'b' has no parameter 'c'",
+             "a parent's parameter given to its child");
+    pml_layout_free(&l);
+    pml_schema_free(sc);
+
+    sc = parse("<schema name='o'><module name='a'><parameter name='p' "
+               "length='1'/></module><module name='b'><parameter name='q' "
+               "length='1'/></module></schema>");
+    if (sc != NULL && pml_layout(sc, NULL, BOS, tok_bytes, NULL, &l, err,
+                                 sizeof(err)) == 0)
+    {
+        r = bind_str(&l, "<prompt schema='o'><b q='Q'/><a p='P'/></prompt>");
+        is_str(r, "[0,1,2] P@1 Q@2", "arguments sorted by position");
+        pml_layout_free(&l);
+    } else {
+        ok(0, "two-slot schema (%s)", err);
+    }
     pml_schema_free(sc);
 }
 
