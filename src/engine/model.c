@@ -1415,7 +1415,10 @@ attn_mask(const kv_cache_t *kv, float *att, int q0, int nq)
 /*
  * ALiBi: scale the scores here and add slope * (pos_k - pos_q), from the
  * positions the entries were evaluated at, so stored modules at absolute
- * positions compose as RoPE's do.
+ * positions compose as RoPE's do. Far keys get biases in the hundreds:
+ * scores more than 80 below the row's best become -inf, as their weights
+ * (< e^-80) are nothing next to 1, and would otherwise come out of the exp
+ * as denormals that slow every multiply-add they meet.
  */
 static void
 attn_alibi(const kv_cache_t *kv, float *att, int q0, int nq, float slope,
@@ -1423,13 +1426,20 @@ attn_alibi(const kv_cache_t *kv, float *att, int q0, int nq, float slope,
 {
     int      t, k;
     int32_t  pq;
-    float   *row;
+    float   *row, v, mx;
 
     for (t = 0; t < nq; t++) {
         pq = kv->pos[q0 + t];
         row = att + (size_t) t * kv->n_ctx;
+        mx = -INFINITY;
         for (k = 0; k <= q0 + t; k++) {
-            row[k] = row[k] * scale + slope * (float) (kv->pos[k] - pq);
+            v = row[k] * scale + slope * (float) (kv->pos[k] - pq);
+            row[k] = v;
+            mx = v > mx ? v : mx;
+        }
+        mx -= 80.0f;
+        for (k = 0; k <= q0 + t; k++) {
+            row[k] = row[k] < mx ? -INFINITY : row[k];
         }
     }
 }
