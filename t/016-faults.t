@@ -191,11 +191,13 @@ END {
 
 # --- a concurrent HTTP/1.0 client -----------------------------------------
 
-# burst(reqs => [[PATH, BODY, {HEADERS}], ...], conc => N,
+# burst(reqs => [[PATH, BODY, {HEADERS}, ABORT], ...], conc => N,
 #       at => {DONE => CODE, ...}, each => CODE)
 # Sends the requests to this nginx, at most N at once, in order; when DONE
 # responses have come back, CODE runs (the fault), while the rest are in
 # flight; `each` is called with (INDEX, RESPONSE) as each one comes back.
+# ABORT: the client closes the connection that many seconds after sending,
+# without reading (status 'aborted').
 # Returns one hash per request: status, h (lower-cased headers), body, err.
 sub burst {
     my %o = @_;
@@ -221,7 +223,7 @@ sub burst {
     while ($done < @reqs) {
         while ($next < @reqs && keys %live < $conc) {
             my $i = $next++;
-            my ($path, $body, $h) = @{ $reqs[$i] };
+            my ($path, $body, $h, $abort) = @{ $reqs[$i] };
             my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                           PeerPort => $port,
                                           Proto => 'tcp', Timeout => 10);
@@ -243,10 +245,11 @@ sub burst {
             }
             $s->blocking(0);
             $live{fileno $s} = { i => $i, s => $s, buf => '',
-                                 t => Time::HiRes::time() };
+                                 t => Time::HiRes::time(),
+                                 abort => $abort };
             $sel->add($s);
         }
-        for my $s ($sel->can_read(0.5)) {
+        for my $s ($sel->can_read(0.05)) {
             my $c = $live{fileno $s};
             my $n = sysread $s, my $chunk, 65536;
             if ($n) {
@@ -263,11 +266,13 @@ sub burst {
         my $now = Time::HiRes::time();
         for my $fd (keys %live) {
             my $c = $live{$fd};
-            next if $now - $c->{t} < $limit;
+            my $gone = $c->{abort} && $now - $c->{t} >= $c->{abort};
+            next if !$gone && $now - $c->{t} < $limit;
             $sel->remove($c->{s});
             delete $live{$fd};
             close $c->{s};
-            my $r = parse_response($c->{buf}, "no answer in ${limit}s");
+            my $r = $gone ? { status => 'aborted', h => {}, body => '' }
+                  : parse_response($c->{buf}, "no answer in ${limit}s");
             $finish->($c->{i}, $r);
         }
     }
@@ -515,6 +520,7 @@ sub embeddings_dying {
     my $r = one('/sem/v1/chat/completions', chat('What is an ember fjord?'));
     is(why($r, 'What is an ember fjord?'), '', "$n: endpoint gone: answered");
     is($r->{h}{'x-llm-cache'}, 'MISS', "$n: ... as a MISS");
+    $RelayPid = start_relay($ENV{TEST_NGINX_EMB_PORT});
 }
 
 sub streams_cut {
@@ -610,7 +616,7 @@ sub worker_killed {
                       });
         ok($killed, "$n: killed while the burst ran");
         my (@bad, %got);
-        my ($ok200, $n502) = (0, 0);
+        my ($ok200, $n502, $cut) = (0, 0, 0);
         for my $j (0 .. $#texts) {
             my ($t, $res) = ($texts[$j], $r->[$j]);
             if ($body{$t}) {
@@ -620,12 +626,17 @@ sub worker_killed {
                            && $res->{h}{'x-llm-cache'} eq 'HIT'
                            && $res->{body} eq $body{$t};
             } elsif ($res->{status} == 200) {
+                # a 200 cut short by the kill reaches the client as it was
+                # sent, and must not be stored
                 my $j2 = eval { $Json->decode($res->{body}) };
-                push @bad, "#$j: a 200 that is not a completion"
-                    unless $j2 && defined $j2->{choices}[0]{text}
-                           && $res->{h}{'x-llm-cache'} eq 'MISS';
-                $got{$t} = $res->{body};
-                $ok200++;
+                push @bad, "#$j: a 200 that is not a MISS"
+                    unless $res->{h}{'x-llm-cache'} eq 'MISS';
+                if ($j2 && defined $j2->{choices}[0]{text}) {
+                    $got{$t} = $res->{body};
+                    $ok200++;
+                } else {
+                    $cut++;
+                }
             } elsif ($res->{status} == 502) {
                 $n502++;
             } else {
@@ -635,7 +646,7 @@ sub worker_killed {
         ok(!@bad, "$n: cached prompts HIT, the others 200 or 502")
             or diag(join "\n", @bad[0 .. ($#bad < 9 ? $#bad : 9)]);
         ok($n502 >= 1, "$n: requests after the kill got 502 ($n502; "
-                       . "$ok200 answered before)");
+                       . "$ok200 answered before, $cut cut short)");
         is(entries(), 10 + $ok200, "$n: stored: only complete answers");
 
         # afterwards: the cached and the completed ones HIT, the failed
@@ -660,6 +671,61 @@ sub worker_killed {
         ok(!@bad, "$n: afterwards entries HIT, the rest 502")
             or diag(join "\n", @bad[0 .. ($#bad < 9 ? $#bad : 9)]);
     }
+}
+
+# clients_gone(NAME, PATH, HEADERS, ABORT, SETUP, RELEASE): 40 clients send
+# and go away after ABORT seconds while their requests wait (SETUP made them
+# wait; RELEASE ends the wait once they are gone); then the same prompts are
+# answered as usual
+sub clients_gone {
+    my ($n, $path, $h, $abort, $setup, $release) = @_;
+    my @texts = map { prompt('gone', $_ % 10) } 0 .. 39;
+    $setup->() if $setup;
+    my $r = burst(reqs => [map { [$path, chat($_), $h, $abort] } @texts],
+                  conc => 40);
+    is(scalar(grep { $_->{status} eq 'aborted' } @$r), 40,
+       "$n: 40 clients gone before an answer")
+        or diag(join ' ', map { $_->{status} } @$r);
+    $release->() if $release;
+    # the replies for the requests that are gone arrive now
+    Time::HiRes::sleep(1.5);
+    $r = burst(reqs => [map { [$path, chat($_)] } @texts], conc => 10);
+    my $st = check("$n: afterwards", $r, \@texts);
+    ok(caching_back($path, 'gone-back'), "$n: caching works");
+}
+
+sub gone_redis_paused {
+    clients_gone('clients gone while Redis is paused', '/v1/chat/completions',
+                 {}, 0.05, sub { LLMCacheTest::redis_ctl('pause') },
+                 sub { LLMCacheTest::redis_ctl('resume') });
+}
+
+sub gone_upstream_slow {
+    # the lock holders and the waiters both gone while the provider works
+    clients_gone('clients gone while the provider is slow',
+                 '/v1/chat/completions', { 'X-Mock-Delay-Ms' => 1000 }, 0.3);
+}
+
+sub gone_embeddings_slow {
+    clients_gone('clients gone while the embeddings endpoint is slow',
+                 '/sem/v1/chat/completions', { 'X-Emb-Delay' => 800 }, 0.3);
+}
+
+sub gone_streaming {
+    my $n = 'clients gone in the middle of streams';
+    my @texts = map { prompt('midstream', $_) } 0 .. 9;
+    my $r = burst(reqs => [map { ['/s/v1/chat/completions',
+                                  chat($_, stream => JSON::PP::true),
+                                  { 'X-Mock-Stream-Delay-Ms' => 100 }, 0.25] }
+                           @texts], conc => 10);
+    is(scalar(grep { $_->{status} eq 'aborted' } @$r), 10,
+       "$n: 10 clients gone");
+    Time::HiRes::sleep(2);
+    is(entries(), 0, "$n: nothing stored from streams nobody read to the end");
+    $r = burst(reqs => [map { ['/s/v1/chat/completions', chat($_)] } @texts],
+               conc => 5);
+    my $st = check("$n: afterwards", $r, \@texts);
+    is($st->{MISS}, 10, "$n: ... as MISSes");
 }
 
 add_block_preprocessor(sub {
@@ -722,6 +788,30 @@ main::streams_cut();
 
 
 
-=== TEST 7: llmcache-worker killed in a burst
+=== TEST 7: clients gone while Redis is paused, then it resumes
+--- then
+main::gone_redis_paused();
+
+
+
+=== TEST 8: clients gone while the provider is slow (lock holders and waiters)
+--- then
+main::gone_upstream_slow();
+
+
+
+=== TEST 9: clients gone while the embeddings subrequests are slow
+--- then
+main::gone_embeddings_slow();
+
+
+
+=== TEST 10: clients gone in the middle of streams
+--- then
+main::gone_streaming();
+
+
+
+=== TEST 11: llmcache-worker killed in a burst
 --- then
 main::worker_killed();
