@@ -382,11 +382,11 @@ sub caching_back {
     my $until = time + 20;
     while ($row < 5 && time < $until) {
         my $text = prompt($tag, 1000 + $i++);
-        my $a = one($path, chat($text));
-        my $b = one($path, chat($text));
-        if (($a->{h}{'x-llm-cache'} // '') eq 'MISS'
-            && ($b->{h}{'x-llm-cache'} // '') eq 'HIT'
-            && why($a, $text) eq '' && $b->{body} eq $a->{body})
+        my $miss = one($path, chat($text));
+        my $hit = one($path, chat($text));
+        if (($miss->{h}{'x-llm-cache'} // '') eq 'MISS'
+            && ($hit->{h}{'x-llm-cache'} // '') eq 'HIT'
+            && why($miss, $text) eq '' && $hit->{body} eq $miss->{body})
         {
             $row++;
         } else {
