@@ -19,6 +19,13 @@
 
 
 #define LSH_VEC_HEAD  10            /* magic, version, pad, dim, scale */
+#define LSH_SPARSE_PLANES  512      /* the sparse path's sums on the stack */
+
+
+/* a product is rounded, then added, on every machine and in every variant */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize ("fp-contract=off")
+#endif
 
 
 static uint64_t
@@ -63,6 +70,18 @@ llmc_lsh_init(llmc_lsh_t *l, int dim, int bands, int bits, uint64_t seed)
         l->planes[i] = (float) x / 65536.0f;
     }
 
+    /* the same planes by component, for sparse vectors */
+    l->planes_t = malloc(n * sizeof(float));
+    if (l->planes_t == NULL) {
+        free(l->planes);
+        l->planes = NULL;
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        l->planes_t[(i % dim) * (n / dim) + i / dim] = l->planes[i];
+    }
+
     l->dim = dim;
     l->bands = bands;
     l->bits = bits;
@@ -75,7 +94,9 @@ void
 llmc_lsh_free(llmc_lsh_t *l)
 {
     free(l->planes);
+    free(l->planes_t);
     l->planes = NULL;
+    l->planes_t = NULL;
 }
 
 
@@ -191,6 +212,131 @@ lsh_dot4_avx(const float *p, const float *v, int dim, float *out)
 #endif
 
 
+/*
+ * A vector with few non-zero components (the built-in embedding of a short
+ * prompt has a few dozen of 256): every plane at once, component by
+ * component, from the transposed planes.  Each plane gets the same eight
+ * sums, added in the same order, as the dense variants: a zero component
+ * adds +0 to a sum that is never -0, which changes nothing.
+ */
+
+/* a[k] += p[k] * x: each product rounded, then added */
+
+static void
+lsh_axpy_generic(float *a, const float *p, float x, int n)
+{
+    int  k;
+
+    for (k = 0; k < n; k++) {
+        a[k] += p[k] * x;
+    }
+}
+
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+__attribute__((target("avx"))) static void
+lsh_axpy_avx(float *a, const float *p, float x, int n)
+{
+    __m256  xv = _mm256_set1_ps(x);
+    int     k;
+
+    for (k = 0; k + 8 <= n; k += 8) {
+        _mm256_storeu_ps(a + k,
+            _mm256_add_ps(_mm256_loadu_ps(a + k),
+                          _mm256_mul_ps(_mm256_loadu_ps(p + k), xv)));
+    }
+
+    for ( /* void */ ; k < n; k++) {
+        a[k] += p[k] * x;
+    }
+}
+
+
+static void
+lsh_axpy_sse2(float *a, const float *p, float x, int n)
+{
+    __m128  xv = _mm_set1_ps(x);
+    int     k;
+
+    for (k = 0; k + 4 <= n; k += 4) {
+        _mm_storeu_ps(a + k, _mm_add_ps(_mm_loadu_ps(a + k),
+                                        _mm_mul_ps(_mm_loadu_ps(p + k), xv)));
+    }
+
+    for ( /* void */ ; k < n; k++) {
+        a[k] += p[k] * x;
+    }
+}
+
+#endif
+
+
+static int
+lsh_sign_sparse(const llmc_lsh_t *l, const float *v, uint32_t *sig)
+{
+    void        (*axpy)(float *, const float *, float, int);
+    float         acc[8][LSH_SPARSE_PLANES], dot[LSH_SPARSE_PLANES];
+    uint32_t      s;
+    int           np, i, k, b, j, nz, tail;
+
+    axpy = lsh_axpy_generic;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+    axpy = __builtin_cpu_supports("avx") ? lsh_axpy_avx : lsh_axpy_sse2;
+#endif
+
+    np = l->bands * l->bits;
+
+    if (np > LSH_SPARSE_PLANES) {
+        return -1;
+    }
+
+    for (i = 0, nz = 0; i < l->dim; i++) {
+        nz += v[i] != 0.0f;
+    }
+
+    if (nz > l->dim / 4) {
+        return -1;
+    }
+
+    for (j = 0; j < 8; j++) {
+        memset(acc[j], 0, np * sizeof(float));
+    }
+
+    tail = l->dim - l->dim % 8;
+
+    for (i = 0; i < tail; i++) {
+        if (v[i] != 0.0f) {
+            axpy(acc[i & 7], l->planes_t + (size_t) i * np, v[i], np);
+        }
+    }
+
+    for (k = 0; k < np; k++) {
+        dot[k] = ((acc[0][k] + acc[1][k]) + (acc[2][k] + acc[3][k]))
+                 + ((acc[4][k] + acc[5][k]) + (acc[6][k] + acc[7][k]));
+    }
+
+    for (i = tail; i < l->dim; i++) {
+        if (v[i] != 0.0f) {
+            axpy(dot, l->planes_t + (size_t) i * np, v[i], np);
+        }
+    }
+
+    for (b = 0, k = 0; b < l->bands; b++) {
+        s = 0;
+        for (j = 0; j < l->bits; j++, k++) {
+            if (dot[k] > 0.0f) {
+                s |= 1u << j;
+            }
+        }
+        sig[b] = s;
+    }
+
+    return 0;
+}
+
+
 void
 llmc_lsh_sign(const llmc_lsh_t *l, const float *v, uint32_t *sig)
 {
@@ -198,6 +344,10 @@ llmc_lsh_sign(const llmc_lsh_t *l, const float *v, uint32_t *sig)
     const float  *p = l->planes;
     uint32_t      s;
     int           b, k, avx = 0;
+
+    if (lsh_sign_sparse(l, v, sig) == 0) {
+        return;
+    }
 
 #if defined(__x86_64__) && defined(__GNUC__)
     avx = __builtin_cpu_supports("avx");

@@ -24,6 +24,7 @@ typedef struct {
     int        dim, bands, bits;
     uint64_t   seed;
     float     *planes;          /* [bands * bits][dim] */
+    float     *planes_t;        /* [dim][bands * bits] */
 } llmc_lsh_t;
 
 /* Returns 0, or -1 for a bad shape (dim 1..8192, bands 1..64, bits 1..32)

@@ -192,6 +192,25 @@ test_sign(void)
             same += memcmp(s1, s2, sizeof(s1)) == 0;
         }
         is_int(same, 300, "dim %d: SIMD and portable signatures agree", dim);
+
+        /* sparse vectors (a few non-zero components, some in the tail)
+           take the transposed path */
+        same = 0;
+        for (t = 0; t < 300; t++) {
+            int  k;
+
+            random_unit(w, dim);
+            memset(v, 0, sizeof(v));
+            for (k = 0; k < 20; k++) {
+                v[(k * 37 + t * 11) % dim] = w[k];
+            }
+            v[dim - 1] = w[20];
+            llmc_lsh_sign(&l, v, s1);
+            llmc_lsh_sign_generic(&l, v, s2);
+            same += memcmp(s1, s2, sizeof(s1)) == 0;
+        }
+        is_int(same, 300, "dim %d: sparse and portable signatures agree",
+               dim);
         llmc_lsh_free(&l);
     }
 }
