@@ -489,9 +489,9 @@ pml_read_attr(pml_rd_t *rd, pml_xel_t *x)
 static int
 pml_read_element(pml_rd_t *rd, int depth, pml_xel_t **out)
 {
-    pml_xel_t  *x;
+    pml_xel_t  *x, *kid;
     pml_buf_t   b = { NULL, 0, 0 };
-    size_t      off = rd->i, text_off = 0, end_off;
+    size_t      off = rd->i, text_off = 0, end_off, run;
     char       *end, c;
     int         spaced;
 
@@ -604,17 +604,13 @@ pml_read_element(pml_rd_t *rd, int depth, pml_xel_t **out)
                 pml_fail(rd, rd->i, "unsupported markup");
                 goto failed;
             }
-            {
-                pml_xel_t  *kid;
-
-                if (pml_read_element(rd, depth + 1, &kid) != 0) {
-                    goto failed;
-                }
-                if (pml_xel_add(x, kid) != 0) {
-                    pml_xel_free(kid);
-                    pml_fail(rd, off, "out of memory");
-                    goto failed;
-                }
+            if (pml_read_element(rd, depth + 1, &kid) != 0) {
+                goto failed;
+            }
+            if (pml_xel_add(x, kid) != 0) {
+                pml_xel_free(kid);
+                pml_fail(rd, off, "out of memory");
+                goto failed;
             }
             continue;
         }
@@ -629,11 +625,17 @@ pml_read_element(pml_rd_t *rd, int depth, pml_xel_t **out)
             pml_fail(rd, rd->i, "NUL byte");
             goto failed;
         }
-        if (pml_buf_put(&b, &c, 1) != 0) {
+        for (run = rd->i + 1; run < rd->len; run++) {
+            c = rd->p[run];
+            if (c == '<' || c == '&' || c == '\0') {
+                break;
+            }
+        }
+        if (pml_buf_put(&b, rd->p + rd->i, run - rd->i) != 0) {
             pml_fail(rd, rd->i, "out of memory");
             goto failed;
         }
-        rd->i++;
+        rd->i = run;
     }
 
 failed:
