@@ -206,7 +206,7 @@ golden_bert(model_t *m, json_t *j)
     }
     c = dot / sqrt(n1 * n2);
     ok(c >= 0.9999, "rand-bert '%s': cosine with llama.cpp's embedding "
-       "%.6f", prompt, c);
+       "%.9f", prompt, c);
     free(v);
 }
 
