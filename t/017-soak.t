@@ -3,7 +3,9 @@
 # streams, misses, purges, a Redis restart halfway) and checks every
 # answer, that no worker crashed, that RSS and file descriptors did not
 # grow, and one provider call per MISS.  LLMCACHE_SOAK_SECONDS sets the
-# length (default 40); the figures are printed.
+# length (default 40); the figures are printed.  Within `make test` other
+# suites run beside it, so the load is moderate: 4 clients, 0.1 s between
+# rounds (SOAK_CONCURRENCY, SOAK_PAUSE change that).
 
 use strict;
 use warnings;
@@ -20,6 +22,8 @@ plan skip_all => "$root/build/ngx_http_llmcache_module.so is not built"
     unless -f "$root/build/ngx_http_llmcache_module.so";
 plan tests => 2;
 
+$ENV{SOAK_CONCURRENCY} //= 4;
+$ENV{SOAK_PAUSE} //= 0.1;
 my $out = `"$root/scripts/soak" $secs 2>&1`;
 my $rc = $? >> 8;
 diag($_) for grep { /^soak: (start|end|\d+ requests|X-LLM|by kind)/ }
