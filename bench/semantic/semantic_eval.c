@@ -7,6 +7,11 @@
  * llmc_cosine, llmc_guard_check.
  *
  *   build/bench/semantic_eval [-t THRESHOLD] [-d DIM] [-b BANDS] [-k BITS]
+ *                             [-e FILE [-n N]]
+ *
+ * -e writes a sample of the pairs with this tool's verdict (N of each kind
+ * per data set, every wrong hit included) for bench/semantic/e2e, which
+ * asks nginx and Redis the same questions.
  *
  * Data: $LLMCACHE_SHARED/datasets (default ../shared from the repository
  * root, found from the binary's path when not run there); dictionaries:
@@ -89,6 +94,8 @@ static int           bands = LLMC_LSH_BANDS_DEFAULT;
 static int           bits = LLMC_LSH_BITS_DEFAULT;
 static float         threshold = LLMC_SEMANTIC_THRESHOLD_DEFAULT;
 static size_t        n_bad;
+static FILE         *sample;
+static size_t        sample_n = 100;
 
 
 static double
@@ -648,6 +655,50 @@ eval_rates(const eval_set_t *s, float t, unsigned g, double *hit,
 }
 
 
+/* -e: a sample of the pairs and their verdict at the threshold, one a
+   line: set, kind, picked (1: in the even sample; 0: a wrong hit added),
+   verdict, cosine, text a, text b (tabs and newlines in the texts become
+   spaces) */
+static void
+eval_sample_text(const char *t)
+{
+    for ( /* void */ ; *t; t++) {
+        fputc(*t == '\t' || *t == '\n' || *t == '\r' ? ' ' : *t, sample);
+    }
+}
+
+
+static void
+eval_sample(const eval_set_t *s)
+{
+    size_t  i, n[2] = { 0, 0 }, stride[2], seen[2] = { 0, 0 };
+    int     hit, picked;
+
+    for (i = 0; i < s->np; i++) {
+        n[s->p[i].kind]++;
+    }
+    stride[0] = n[0] > sample_n ? n[0] / sample_n : 1;
+    stride[1] = n[1] > sample_n ? n[1] / sample_n : 1;
+
+    for (i = 0; i < s->np; i++) {
+        const eval_pair_t  *p = &s->p[i];
+
+        hit = p->cos >= threshold && (p->blocked & LLMC_GUARD_ALL) == 0;
+        picked = seen[p->kind]++ % stride[p->kind] == 0;
+        if (!picked && !(hit && p->kind == EVAL_MUST)) {
+            continue;
+        }
+        fprintf(sample, "%s\t%s\t%d\t%d\t%.4f\t", s->name,
+                p->kind == EVAL_SHOULD ? "should" : "must", picked, hit,
+                p->cos);
+        eval_sample_text(s->t[p->a].norm);
+        fputc('\t', sample);
+        eval_sample_text(s->t[p->b].norm);
+        fputc('\n', sample);
+    }
+}
+
+
 /* -v: the must-miss pairs that hit at the threshold */
 static void
 eval_dump(const eval_set_t *s)
@@ -868,8 +919,17 @@ main(int argc, char **argv)
     size_t        i, nq = 0, ns, nm;
     int           opt, probe = 0, verbose = 0;
 
-    while ((opt = getopt(argc, argv, "t:d:b:k:pv")) != -1) {
+    while ((opt = getopt(argc, argv, "t:d:b:k:e:n:pv")) != -1) {
         switch (opt) {
+        case 'e':
+            sample = fopen(optarg, "w");
+            if (sample == NULL) {
+                fprintf(stderr, "semantic_eval: %s: %s\n", optarg,
+                        strerror(errno));
+                return 1;
+            }
+            break;
+        case 'n': sample_n = (size_t) atol(optarg); break;
         case 'p': probe = 1; break;
         case 'v': verbose = 1; break;
         case 't': threshold = (float) atof(optarg); break;
@@ -878,7 +938,8 @@ main(int argc, char **argv)
         case 'k': bits = atoi(optarg); break;
         default:
             fprintf(stderr, "usage: semantic_eval [-t THRESHOLD] [-d DIM] "
-                    "[-b BANDS] [-k BITS] [-v] [-p TEXT TEXT]\n");
+                    "[-b BANDS] [-k BITS] [-v] [-e FILE [-n N]] "
+                    "[-p TEXT TEXT]\n");
             return 2;
         }
     }
@@ -978,6 +1039,9 @@ main(int argc, char **argv)
         if (verbose) {
             eval_dump(s);
         }
+        if (sample) {
+            eval_sample(s);
+        }
         if (s->retrieval) {
             printf("LSH: the nearest stored text (cosine >= %.2f, %zu "
                    "queries) is a candidate for %.2f%% of them; %.1f "
@@ -1013,5 +1077,9 @@ main(int argc, char **argv)
     }
     llmc_lsh_free(&lsh);
     llmc_dict_free(dict);
+    if (sample && fclose(sample) != 0) {
+        fprintf(stderr, "semantic_eval: writing the sample failed\n");
+        return 1;
+    }
     return 0;
 }
