@@ -1033,7 +1033,6 @@ server_schema_put(server_t *s, job_t *j)
         pml_schema_free(sc);
         return;
     }
-    /* the previous prompt's entries may have been evicted with it */
     rc = pcache_schema_put(s->pc, sc->name, j->body, j->body_len, &lay, err,
                            sizeof(err));
     pml_layout_free(&lay);
