@@ -696,6 +696,174 @@ test_bad_models(void)
     unlink(path);
 }
 
+/* --- an MPT forward pass written out plainly, as a second opinion ------- */
+
+static const float *
+ref_t(const gguf_ctx_t *g, const char *fmt, int l)
+{
+    char                  name[64];
+    const gguf_tensor_t  *t;
+
+    snprintf(name, sizeof(name), fmt, l);
+    t = gguf_find_tensor(g, name);
+    return t && t->type == GGML_TYPE_F32 ? t->data : NULL;
+}
+
+static void
+ref_ln(float *x, const float *w, int n)
+{
+    double  mean = 0, var = 0;
+    int     i;
+
+    for (i = 0; i < n; i++) {
+        mean += x[i];
+    }
+    mean /= n;
+    for (i = 0; i < n; i++) {
+        var += (x[i] - mean) * (x[i] - mean);
+    }
+    var /= n;
+    for (i = 0; i < n; i++) {
+        x[i] = (float) ((x[i] - mean) / sqrt(var + 1e-5)) * w[i];
+    }
+}
+
+/* y (rows) = W (rows x cols) x */
+static void
+ref_mv(float *y, const float *w, const float *x, int rows, int cols)
+{
+    int     r, c;
+    double  s;
+
+    for (r = 0; r < rows; r++) {
+        for (s = 0, c = 0; c < cols; c++) {
+            s += (double) w[(size_t) r * cols + c] * x[c];
+        }
+        y[r] = (float) s;
+    }
+}
+
+/*
+ * Logits of the last of n tokens at positions 0..n-1 of an F32 MPT without
+ * biases (dim 96, 6 heads, 2 layers), ALiBi slopes from the formula in
+ * llama.cpp's ggml_soft_max: with 6 heads, 4 take m0 powers and 2 the odd
+ * powers of m1.
+ */
+static int
+ref_mpt(const gguf_ctx_t *g, const int32_t *tok, int n, float *logits,
+    int n_vocab, float max_bias)
+{
+    enum { D = 96, H = 6, HD = 16, F = 384, L = 2, NMAX = 16 };
+    static float  x[NMAX][D], k[L][NMAX][D], v[L][NMAX][D];
+    float         h[D], qkv[3 * D], att[NMAX], o[D], f[F], y[D], slope[H];
+    float         m0, m1, u, mx, sum;
+    const float  *emb = ref_t(g, "token_embd.weight", 0);
+    int           t, l, hh, j, i, nh2 = 4;
+
+    m0 = powf(2.0f, -max_bias / nh2);
+    m1 = powf(2.0f, -max_bias / 2.0f / nh2);
+    for (hh = 0; hh < H; hh++) {
+        slope[hh] = hh < nh2 ? powf(m0, hh + 1)
+                             : powf(m1, 2 * (hh - nh2) + 1);
+    }
+    if (emb == NULL || n > NMAX) {
+        return -1;
+    }
+    for (t = 0; t < n; t++) {
+        memcpy(x[t], emb + (size_t) tok[t] * D, sizeof(x[t]));
+        for (l = 0; l < L; l++) {
+            memcpy(h, x[t], sizeof(h));
+            ref_ln(h, ref_t(g, "blk.%d.attn_norm.weight", l), D);
+            ref_mv(qkv, ref_t(g, "blk.%d.attn_qkv.weight", l), h, 3 * D, D);
+            memcpy(k[l][t], qkv + D, sizeof(k[l][t]));
+            memcpy(v[l][t], qkv + 2 * D, sizeof(v[l][t]));
+            for (hh = 0; hh < H; hh++) {
+                for (mx = -INFINITY, j = 0; j <= t; j++) {
+                    for (u = 0, i = 0; i < HD; i++) {
+                        u += qkv[hh * HD + i] * k[l][j][hh * HD + i];
+                    }
+                    att[j] = u / sqrtf((float) HD) + slope[hh] * (j - t);
+                    mx = fmaxf(mx, att[j]);
+                }
+                for (sum = 0, j = 0; j <= t; j++) {
+                    att[j] = expf(att[j] - mx);
+                    sum += att[j];
+                }
+                for (i = 0; i < HD; i++) {
+                    for (u = 0, j = 0; j <= t; j++) {
+                        u += att[j] / sum * v[l][j][hh * HD + i];
+                    }
+                    o[hh * HD + i] = u;
+                }
+            }
+            ref_mv(y, ref_t(g, "blk.%d.attn_output.weight", l), o, D, D);
+            for (i = 0; i < D; i++) {
+                x[t][i] += y[i];
+            }
+            memcpy(h, x[t], sizeof(h));
+            ref_ln(h, ref_t(g, "blk.%d.ffn_norm.weight", l), D);
+            ref_mv(f, ref_t(g, "blk.%d.ffn_up.weight", l), h, F, D);
+            for (i = 0; i < F; i++) {
+                f[i] = 0.5f * f[i] * (1.0f + tanhf(0.7978845608f * f[i]
+                                      * (1.0f + 0.044715f * f[i] * f[i])));
+            }
+            ref_mv(y, ref_t(g, "blk.%d.ffn_down.weight", l), f, D, F);
+            for (i = 0; i < D; i++) {
+                x[t][i] += y[i];
+            }
+        }
+    }
+    memcpy(h, x[n - 1], sizeof(h));
+    ref_ln(h, ref_t(g, "output_norm.weight", 0), D);
+    ref_mv(logits, ref_t(g, "output.weight", 0), h, n_vocab, D);
+    return 0;
+}
+
+static void
+test_mpt_reference(void)
+{
+    gguf_random_arch_t  p;
+    char                path[PATH_MAX];
+    model_t            *m;
+    kv_cache_t         *kv;
+    int32_t             toks[12] = { 1, 300, 301, 302, 303, 310, 311, 312,
+                                     313, 319, 320, 321 };
+    float              *a, *b;
+    double              d;
+    int                 nv;
+
+    gguf_random_arch_defaults(&p, "mpt");
+    p.base.dim = 96;
+    p.base.n_heads = 6;
+    p.base.n_kv_heads = 6;
+    p.base.ffn_dim = 384;
+    p.base.seed = 3;
+    snprintf(path, sizeof(path), "%s/mpt6.gguf", tmpdir);
+    gguf_write_random_arch(&p, path, err, sizeof(err));
+    m = model_load(path, 1, err, sizeof(err));
+    if (!ok(m != NULL, "an MPT with 6 heads loads (%s)", m ? "" : err)) {
+        return;
+    }
+    nv = model_hparams(m)->n_vocab;
+    a = malloc(nv * sizeof(float));
+    b = malloc(nv * sizeof(float));
+    kv = kv_cache_new(m, 16);
+    model_eval(m, kv, toks, NULL, 12, a, 0, err, sizeof(err));
+    ok(ref_mpt(model_gguf(m), toks, 12, b, nv, 8.0f) == 0,
+       "the plain reference runs");
+    d = max_rel_diff(a, b, nv);
+    ok(d <= 5e-3, "6 heads, ALiBi max bias 8: logits as the plain reference "
+       "(max rel diff %.2g; GELU goes through fp16 here)", d);
+    ref_mpt(model_gguf(m), toks, 12, b, nv, 4.0f);
+    d = max_rel_diff(a, b, nv);
+    ok(d > 5e-2, "and the reference with other slopes differs (%.2g)", d);
+    kv_cache_free(kv);
+    free(a);
+    free(b);
+    model_free(m);
+    unlink(path);
+}
+
 /* large generated vocabularies (the benchmarks' 32000) stay distinct */
 static void
 test_big_vocab(void)
@@ -738,6 +906,7 @@ main(void)
     }
     test_bert();
     test_bad_models();
+    test_mpt_reference();
     test_big_vocab();
     rmdir(tmpdir);
     return done_testing();
