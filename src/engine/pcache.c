@@ -844,6 +844,7 @@ pc_parse_file(pcache_t *pc, const unsigned char *data, size_t size,
     uint64_t       h;
     int            k, p, n;
     const void    *q;
+    void          *aligned;
 
     if (size < 8 + 8 || memcmp(data, PCACHE_MAGIC, 8) != 0) {
         pc_err(err, errlen, __func__, "not a prompt-cache file");
@@ -958,12 +959,16 @@ pc_parse_file(pcache_t *pc, const unsigned char *data, size_t size,
         if (q == NULL) {
             goto bad;
         }
+        /* the entries sit at any offset of the file: aligned for import */
+        aligned = pc_dup(q, pc_mod_bytes(pc, sc, k));
         sc->mods[k].kv = kv_cache_new(pc->m, md->n_tokens);
-        if (sc->mods[k].kv == NULL
-            || kv_cache_import(sc->mods[k].kv, q, md->n_tokens) != 0)
+        if (aligned == NULL || sc->mods[k].kv == NULL
+            || kv_cache_import(sc->mods[k].kv, aligned, md->n_tokens) != 0)
         {
+            free(aligned);
             goto bad;
         }
+        free(aligned);
         pc->used += pc_mod_bytes(pc, sc, k);
     }
     if (in.o != in.n) {

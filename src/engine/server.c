@@ -561,6 +561,47 @@ server_pml_plan(server_t *s, job_t *j, const char *text, const char *param,
     return 0;
 }
 
+/* chat: the template's assistant opening after the prompt's text, so the
+ * model answers as the assistant; 0 or -1 */
+static int
+server_plan_assistant(server_t *s, const char *schema, pml_plan_t *plan)
+{
+    const pml_layout_t  *l = pcache_schema_layout(s->pc, schema);
+    const char          *open = s->roles.open[2];
+    int32_t             *ids, *t, *p, start;
+    int                  k, i;
+
+    if (l == NULL || open == NULL || open[0] == '\0') {
+        return 0;
+    }
+    if (server_pml_tok(s, open, strlen(open), &ids, &k) != 0) {
+        return -1;
+    }
+    start = plan->n > 0 ? plan->pos[plan->n - 1] + 1 : l->n_pos;
+    if (start < l->n_pos) {
+        start = l->n_pos;       /* the prompt had arguments only */
+    }
+    t = realloc(plan->tokens, (size_t) (plan->n + k + 1) * sizeof(int32_t));
+    if (t != NULL) {
+        plan->tokens = t;
+    }
+    p = realloc(plan->pos, (size_t) (plan->n + k + 1) * sizeof(int32_t));
+    if (p != NULL) {
+        plan->pos = p;
+    }
+    if (t == NULL || p == NULL) {
+        free(ids);
+        return -1;
+    }
+    for (i = 0; i < k; i++) {
+        plan->tokens[plan->n + i] = ids[i];
+        plan->pos[plan->n + i] = start + i;
+    }
+    plan->n += k;
+    free(ids);
+    return 0;
+}
+
 /*
  * Prefill of a PML prompt: the stored modules gathered, then the plan's
  * new tokens at their positions; with "cache": false, all of the same
@@ -582,6 +623,12 @@ server_prefill_pml(server_t *s, job_t *j, const char *text,
     memset(&plan, 0, sizeof(plan));
     if (server_pml_plan(s, j, text, param, &plan, &schema) != 0) {
         return -1;
+    }
+    if (j->req.endpoint == API_EP_CHAT
+        && server_plan_assistant(s, schema, &plan) != 0)
+    {
+        job_error(s, j, 500, "server_error", NULL, NULL, "out of memory");
+        goto done;
     }
     if (pcache_plan_ref(s->pc, schema, plan.mods, plan.n_mods, &rt, &rp,
                         &rs, &nr, err, sizeof(err)) != 0)
