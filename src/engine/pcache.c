@@ -33,6 +33,7 @@ typedef struct {
     pc_mod_t      *mods;        /* (lay.n_mods) */
     double         encode_ms;
     int            loaded;
+    uint64_t       id;          /* new on every put and load */
 } pc_schema_t;
 
 struct pcache {
@@ -45,6 +46,7 @@ struct pcache {
     pc_schema_t  **schemas;
     int            n_schemas, cap_schemas;
     uint64_t       tick;
+    uint64_t       next_id;
     pcache_stats_t st;
 };
 
@@ -267,6 +269,7 @@ pc_add(pcache_t *pc, pc_schema_t *sc)
         pc->cap_schemas = cap;
     }
     pc->schemas[pc->n_schemas++] = sc;
+    sc->id = ++pc->next_id;
     return 0;
 }
 
@@ -1261,20 +1264,77 @@ pc_plan_ents(const pcache_t *pc, const char *name, const int *mods, int n,
     return e;
 }
 
+void
+pcache_held_init(pcache_held_t *h)
+{
+    memset(h, 0, sizeof(*h));
+}
+
+void
+pcache_held_reset(pcache_held_t *h)
+{
+    h->n = 0;
+    h->schema_id = 0;
+}
+
+void
+pcache_held_free(pcache_held_t *h)
+{
+    free(h->ent);
+    memset(h, 0, sizeof(*h));
+}
+
 int
 pcache_gather(pcache_t *pc, const char *name, const int *mods, int n,
     kv_cache_t *kv, int *n_cached, char *err, size_t errlen)
 {
+    int  reused;
+
+    return pcache_gather_held(pc, name, mods, n, kv, NULL, n_cached,
+                              &reused, err, errlen);
+}
+
+int
+pcache_gather_held(pcache_t *pc, const char *name, const int *mods, int n,
+    kv_cache_t *kv, pcache_held_t *held, int *n_cached, int *n_reused,
+    char *err, size_t errlen)
+{
     pc_schema_t  *sc;
     pc_ent_t     *e;
     char         *want;
-    int           i, a, b, cnt, rc = -1, base = kv_cache_len(kv);
+    uint64_t     *ent;
+    int           i, a, b, cnt, rc = -1, base, keep = 0;
 
     e = pc_plan_ents(pc, name, mods, n, &sc, &cnt, err, errlen);
     if (e == NULL) {
         return -1;
     }
-    if (cnt > kv_cache_n_ctx(kv) - base) {
+    if (held != NULL) {
+        if (held->cap < cnt) {
+            ent = realloc(held->ent, (size_t) cnt * sizeof(uint64_t));
+            if (ent == NULL) {
+                free(e);
+                return pc_err(err, errlen, __func__, "out of memory");
+            }
+            held->ent = ent;
+            held->cap = cnt;
+        }
+        if (held->schema_id == sc->id) {
+            for (keep = 0; keep < held->n && keep < cnt
+                           && keep < kv_cache_len(kv)
+                           && held->ent[keep]
+                              == ((uint64_t) e[keep].k << 32
+                                  | (uint32_t) e[keep].i); keep++)
+            {
+                /* void */
+            }
+        }
+        kv_cache_truncate(kv, keep);
+        /* from here on the cache no longer matches the old list */
+        held->n = keep;
+    }
+    base = kv_cache_len(kv);
+    if (cnt - keep > kv_cache_n_ctx(kv) - base) {
         free(e);
         return pc_err(err, errlen, __func__, "%d stored entries do not fit "
                       "in the context", cnt);
@@ -1296,7 +1356,7 @@ pcache_gather(pcache_t *pc, const char *name, const int *mods, int n,
         }
     }
     rc = pc_encode(pc, sc, want, err, errlen);
-    for (a = 0; rc == 0 && a < cnt; a = b) {
+    for (a = keep; rc == 0 && a < cnt; a = b) {
         /* a run: the same module's consecutive entries */
         for (b = a + 1; b < cnt && e[b].k == e[a].k
                         && e[b].i == e[b - 1].i + 1; b++)
@@ -1315,13 +1375,23 @@ pcache_gather(pcache_t *pc, const char *name, const int *mods, int n,
         }
     }
     free(want);
-    free(e);
     if (rc != 0) {
         kv_cache_truncate(kv, base);
+        free(e);
         return rc;
     }
+    if (held != NULL) {
+        for (i = 0; i < cnt; i++) {
+            held->ent[i] = (uint64_t) e[i].k << 32 | (uint32_t) e[i].i;
+        }
+        held->n = cnt;
+        held->schema_id = sc->id;
+    }
+    free(e);
     pc->st.cached_tokens += (uint64_t) cnt;
+    pc->st.reused_tokens += (uint64_t) keep;
     *n_cached = cnt;
+    *n_reused = keep;
     return 0;
 }
 

@@ -89,6 +89,8 @@ typedef struct {
     uint64_t  evictions;
     uint64_t  encode_passes;
     uint64_t  cached_tokens;    /* entries gathered into requests */
+    uint64_t  reused_tokens;    /* of them, kept in the request's cache
+                                   from the previous prompt */
 } pcache_stats_t;
 
 pcache_t *pcache_new(model_t *m, const pcache_config_t *cfg, char *err,
@@ -126,6 +128,33 @@ void pcache_stats(const pcache_t *pc, pcache_stats_t *out);
  */
 int pcache_gather(pcache_t *pc, const char *name, const int *mods, int n,
     kv_cache_t *kv, int *n_cached, char *err, size_t errlen);
+
+/*
+ * What a request's cache holds from earlier gathers (the entries of one
+ * stored schema, in cache order), so the next prompt of the same schema
+ * keeps the common leading entries instead of copying them again: the
+ * same documents with a new question copy nothing. n may be lowered by
+ * the caller when the cache is truncated; reset when the cache is used for
+ * anything else.
+ */
+typedef struct {
+    uint64_t   schema_id;
+    uint64_t  *ent;             /* (module << 32) | entry */
+    int        n, cap;
+} pcache_held_t;
+
+void pcache_held_init(pcache_held_t *h);
+void pcache_held_reset(pcache_held_t *h);
+void pcache_held_free(pcache_held_t *h);
+
+/*
+ * pcache_gather into a cache whose first held->n entries are held's: the
+ * cache is cut to the entries the new prompt shares with them (n_reused)
+ * and the rest appended; held describes the result.
+ */
+int pcache_gather_held(pcache_t *pc, const char *name, const int *mods,
+    int n, kv_cache_t *kv, pcache_held_t *held, int *n_cached,
+    int *n_reused, char *err, size_t errlen);
 
 /*
  * The same entries' tokens, positions and segments (independent mode:

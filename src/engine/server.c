@@ -120,6 +120,7 @@ struct server {
                                        positions 0, 1, ... and its output */
     int              kv_toks_len;   /* 0: nothing to reuse */
     pcache_t        *pc;
+    pcache_held_t    held;          /* kv's entries from stored modules */
     pml_roles_t      roles;
     char            *role_text[6];
 };
@@ -651,11 +652,15 @@ server_prefill_pml(server_t *s, job_t *j, const char *text,
         goto done;
     }
     s->kv_toks_len = 0;
-    kv_cache_truncate(s->kv, 0);
     if (j->req.cache) {
-        if (pcache_gather(s->pc, schema, plan.mods, plan.n_mods, s->kv,
-                          &cached, err, sizeof(err)) != 0)
+        /* the entries the previous PML prompt left in the cache are kept
+         * as far as this one shares them */
+        if (pcache_gather_held(s->pc, schema, plan.mods, plan.n_mods, s->kv,
+                               &s->held, &cached, &i, err, sizeof(err))
+            != 0)
         {
+            kv_cache_truncate(s->kv, 0);
+            pcache_held_reset(&s->held);
             job_error(s, j, 500, "server_error", NULL, NULL, "%s", err);
             goto done;
         }
@@ -666,10 +671,15 @@ server_prefill_pml(server_t *s, job_t *j, const char *text,
             /* nothing new: the last stored entry again, for logits */
             kv_cache_truncate(s->kv, cached - 1);
             cached--;
+            if (s->held.n > cached) {
+                s->held.n = cached;
+            }
             i = model_eval(s->model, s->kv, &rt[nr - 1], &rp[nr - 1], 1,
                            s->logits, 0, err, sizeof(err));
         }
     } else {
+        kv_cache_truncate(s->kv, 0);
+        pcache_held_reset(&s->held);
         t = malloc((size_t) n * sizeof(int32_t));
         p = malloc((size_t) n * sizeof(int32_t));
         g = malloc((size_t) n * sizeof(int32_t));
@@ -688,6 +698,7 @@ server_prefill_pml(server_t *s, job_t *j, const char *text,
     }
     if (i != 0) {
         kv_cache_truncate(s->kv, 0);
+        pcache_held_reset(&s->held);
         job_error(s, j, 500, "server_error", NULL, NULL, "%s", err);
         goto done;
     }
@@ -733,6 +744,7 @@ server_prefill_plain(server_t *s, const int32_t *toks, int n, int reuse,
     }
     kv_cache_truncate(s->kv, p);
     s->kv_toks_len = 0;
+    pcache_held_reset(&s->held);
     if (model_eval(s->model, s->kv, toks + p, NULL, n - p, s->logits, 0,
                    err, errlen) != 0)
     {
@@ -2219,6 +2231,7 @@ server_free(server_t *s)
     }
     free(s->logits);
     free(s->kv_toks);
+    pcache_held_free(&s->held);
     pcache_free(s->pc);
     for (i = 0; i < 6; i++) {
         free(s->role_text[i]);

@@ -360,6 +360,69 @@ test_independent(void)
     free(b);
 }
 
+/* a request's cache keeps what the next prompt shares with it */
+static void
+test_held(void)
+{
+    fixture_t      f;
+    pcache_t      *pc = pcache_new(model, NULL, err, sizeof(err));
+    kv_cache_t    *kv = kv_cache_new(model, 128), *ref = kv_cache_new(model,
+                                                                      128);
+    float         *a = malloc(nv * sizeof(float)),
+                  *b = malloc(nv * sizeof(float));
+    int32_t        nt[3] = { 7, 8, 9 }, np[3] = { 29, 30, 31 };
+    int            m1[] = { 0, 1, 2, 4 }, m2[] = { 0, 1, 3, 4 };
+    int            nc, nr, rc, nc2;
+    pcache_held_t  h;
+
+    fx_docqa(&f, PML_MODE_SCAFFOLD, 0);
+    pcache_schema_put(pc, "qa", "", 0, &f.lay, err, sizeof(err));
+    pcache_held_init(&h);
+
+    rc = pcache_gather_held(pc, "qa", m1, 4, kv, &h, &nc, &nr, err,
+                            sizeof(err));
+    ok(rc == 0 && nc == 25 && nr == 0 && h.n == 25, "first gather: %d "
+       "entries, %d reused", nc, nr);
+    model_eval(model, kv, nt, np, 3, a, 0, err, sizeof(err));
+
+    nt[0] = 20;                 /* a new question, the same documents */
+    rc = pcache_gather_held(pc, "qa", m1, 4, kv, &h, &nc, &nr, err,
+                            sizeof(err));
+    ok(rc == 0 && nr == 25 && kv_cache_len(kv) == 25,
+       "same modules: all %d entries kept, none copied", nr);
+    model_eval(model, kv, nt, np, 3, a, 0, err, sizeof(err));
+    serve(pc, "qa", m1, 4, nt, np, 3, 1, ref, b, &nc2);
+    ok(max_rel_diff(a, b, (size_t) nv) <= 1e-6, "same logits as a fresh "
+       "gather");
+
+    rc = pcache_gather_held(pc, "qa", m2, 4, kv, &h, &nc, &nr, err,
+                            sizeof(err));
+    is_int(nr, 4 + 8, "the other member: the root's head and A kept");
+    ok(rc == 0 && nc == 27 && kv_cache_len(kv) == 27, "the rest appended");
+    model_eval(model, kv, nt, np, 3, a, 0, err, sizeof(err));
+    serve(pc, "qa", m2, 4, nt, np, 3, 1, ref, b, &nc2);
+    ok(max_rel_diff(a, b, (size_t) nv) <= 1e-6, "same logits as a fresh "
+       "gather (%.2g)", max_rel_diff(a, b, (size_t) nv));
+
+    pcache_schema_put(pc, "qa", "", 0, &f.lay, err, sizeof(err));
+    rc = pcache_gather_held(pc, "qa", m2, 4, kv, &h, &nc, &nr, err,
+                            sizeof(err));
+    ok(rc == 0 && nr == 0, "a replaced schema shares nothing");
+    pcache_held_reset(&h);
+    rc = pcache_gather_held(pc, "qa", m2, 4, kv, &h, &nc, &nr, err,
+                            sizeof(err));
+    ok(rc == 0 && nr == 0, "nor after a reset");
+    ok(pcache_gather_held(pc, "nope", m2, 4, kv, &h, &nc, &nr, err,
+                          sizeof(err)) != 0, "unknown schema");
+
+    pcache_held_free(&h);
+    pcache_free(pc);
+    kv_cache_free(kv);
+    kv_cache_free(ref);
+    free(a);
+    free(b);
+}
+
 static void
 test_eviction(void)
 {
@@ -524,6 +587,7 @@ main(void)
     test_scaffold();
     test_placeholder();
     test_independent();
+    test_held();
     test_eviction();
     test_persist(path);
 
