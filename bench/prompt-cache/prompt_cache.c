@@ -40,6 +40,7 @@ static char     err[512];
 static model_t *model;
 static int      nv;
 static float   *logits;
+static pcache_held_t  held;     /* what the request's cache holds */
 
 static double
 now(void)
@@ -156,7 +157,7 @@ schema_free(schema_t *s)
 typedef struct {
     double  ttft;           /* seconds */
     double  cpu;            /* seconds, cpu_now() */
-    int     cached, total;
+    int     cached, reused, total;
     int     first;          /* the first token */
 } run_t;
 
@@ -167,7 +168,7 @@ serve(pcache_t *pc, const schema_t *s, const int *docs, int n_docs,
 {
     int32_t  q[Q_LEN], qp[Q_LEN], *rt, *rp, *rs, *t, *p, *g;
     int      mods[MAX_DOCS + 1], i, n, nr;
-    run_t    r = { 0, 0, 0, 0, -1 };
+    run_t    r = { 0, 0, 0, 0, 0, -1 };
     double   t0, c0;
 
     mods[0] = 0;
@@ -178,12 +179,12 @@ serve(pcache_t *pc, const schema_t *s, const int *docs, int n_docs,
         qp[i] = s->lay.n_pos + i;
         q[i] = tok_at(qp[i], 1000 + salt);
     }
-    kv_cache_truncate(kv, 0);
     if (cached) {
+        /* the cache as the previous request left it: see serve_best */
         c0 = cpu_now();
         t0 = now();
-        if (pcache_gather(pc, s->name, mods, n_docs + 1, kv, &r.cached, err,
-                          sizeof(err)) != 0
+        if (pcache_gather_held(pc, s->name, mods, n_docs + 1, kv, &held,
+                               &r.cached, &r.reused, err, sizeof(err)) != 0
             || model_eval(model, kv, q, qp, Q_LEN, logits, 0, err,
                           sizeof(err)) != 0)
         {
@@ -196,6 +197,8 @@ serve(pcache_t *pc, const schema_t *s, const int *docs, int n_docs,
         r.total = r.cached + Q_LEN;
         return r;
     }
+    kv_cache_truncate(kv, 0);
+    pcache_held_reset(&held);
     /* the reference tokens are bookkeeping, not prefill: outside the
      * clock */
     pcache_plan_ref(pc, s->name, mods, n_docs + 1, &rt, &rp, &rs, &nr, err,
@@ -230,16 +233,25 @@ serve(pcache_t *pc, const schema_t *s, const int *docs, int n_docs,
     return r;
 }
 
-/* the cached side is short and noisy: the best of a few */
+/*
+ * The cached side is short and noisy: the best of a few. Before each run
+ * the request's cache is put back as the previous request (prev) left it,
+ * or emptied (prev NULL), as the worker would have it.
+ */
 static run_t
 serve_best(pcache_t *pc, const schema_t *s, const int *docs, int n_docs,
-    int salt, kv_cache_t *kv)
+    int salt, kv_cache_t *kv, const int *prev, int n_prev)
 {
-    run_t  r, b;
+    run_t  r, b = { 1e9, 1e9, 0, 0, 0, -1 };
     int    i;
 
-    b = serve(pc, s, docs, n_docs, salt, 1, kv);
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 5; i++) {
+        if (prev != NULL) {
+            serve(pc, s, prev, n_prev, salt + 100, 1, kv);
+        } else {
+            kv_cache_truncate(kv, 0);
+            pcache_held_reset(&held);
+        }
         r = serve(pc, s, docs, n_docs, salt, 1, kv);
         if (r.ttft < b.ttft) {
             b.ttft = r.ttft;
@@ -247,6 +259,10 @@ serve_best(pcache_t *pc, const schema_t *s, const int *docs, int n_docs,
         if (r.cpu < b.cpu) {
             b.cpu = r.cpu;
         }
+        b.cached = r.cached;
+        b.reused = r.reused;
+        b.total = r.total;
+        b.first = r.first;
     }
     return b;
 }
@@ -278,7 +294,7 @@ ttft_row(pcache_t *pc, const schema_t *s, int n, kv_cache_t *kv)
     for (k = 0; k < n; k++) {
         docs[k] = k + 1;
     }
-    c = serve_best(pc, s, docs, n, 0, kv);
+    c = serve_best(pc, s, docs, n, 0, kv, NULL, 0);
     u = serve(pc, s, docs, n, 0, 0, kv);
     printf("| %d x %d | %d | %d | %.1f / %.1f | %.1f / %.1f | %.1fx / "
            "%.1fx | %s |\n", n, s->doc_len, u.total, c.cached,
@@ -344,6 +360,7 @@ bench_type(const char *dir, const char *tname)
     logits = malloc(nv * sizeof(float));
     kv = kv_cache_new(model, 4096);
     pc = pcache_new(model, NULL, err, sizeof(err));
+    pcache_held_init(&held);
 
     printf("### %s weights (K/V: %.1f KiB per token)\n\n", tname,
            kv_cache_entry_bytes(model) / 1024.0);
@@ -371,25 +388,30 @@ bench_type(const char *dir, const char *tname)
 
     printf("\nmixed workload on schema qa (llama.cpp server figures, Q8_0, "
            "for the same requests on this machine kind):\n\n"
-           "| request | prompt tokens | TTFT cached (ms, wall / CPU) | "
-           "TTFT \"cache\": false (ms, wall / CPU) | llama.cpp (ms) | "
-           "vs llama.cpp (wall / CPU) |\n"
-           "|---|---|---|---|---|---|\n");
+           "| request | prompt tokens | entries kept from the previous "
+           "request | TTFT cached (ms, wall / CPU) | TTFT \"cache\": false "
+           "(ms, wall / CPU) | llama.cpp (ms) | vs llama.cpp (wall / CPU) "
+           "|\n|---|---|---|---|---|---|---|\n");
     for (i = 0; i < 4; i++) {
-        c = serve_best(pc, &s, mix[i].docs, mix[i].n, 1 + i, kv);
+        /* the first request follows the same documents with another
+         * question; each later one follows the request before it */
+        c = serve_best(pc, &s, mix[i].docs, mix[i].n, 1 + i, kv,
+                       i == 0 ? mix[0].docs : mix[i - 1].docs,
+                       i == 0 ? mix[0].n : mix[i - 1].n);
         u = serve(pc, &s, mix[i].docs, mix[i].n, 1 + i, 0, kv);
         same &= c.first == u.first;
         sum_c += c.ttft;
         sum_u += u.ttft;
         cpu_c += c.cpu;
         cpu_u += u.cpu;
-        printf("| %s | %d | %.1f / %.1f | %.1f / %.1f | %.0f | %.1fx / "
-               "%.1fx lower |\n", mix[i].name, u.total, c.ttft * 1e3,
+        printf("| %s | %d | %d | %.1f / %.1f | %.1f / %.1f | %.0f | %.1fx "
+               "/ %.1fx lower |\n", mix[i].name, u.total, c.reused,
+               c.ttft * 1e3,
                c.cpu * 1e3, u.ttft * 1e3, u.cpu * 1e3, mix[i].ref * 1e3,
                mix[i].ref / c.ttft, mix[i].ref / c.cpu);
         fflush(stdout);
     }
-    printf("| **total** | | **%.1f / %.1f** | **%.1f / %.1f** | **%.0f** | "
+    printf("| **total** | | | **%.1f / %.1f** | **%.1f / %.1f** | **%.0f** | "
            "**%.1fx / %.1fx lower** |\n\nfirst tokens, cached == full "
            "prefill: %s; cached vs full prefill here: %.1fx wall, %.1fx "
            "CPU\n\n", sum_c * 1e3, cpu_c * 1e3, sum_u * 1e3, cpu_u * 1e3,
@@ -397,6 +419,7 @@ bench_type(const char *dir, const char *tname)
            sum_u / sum_c, cpu_u / cpu_c);
     (void) t0;
 
+    pcache_held_free(&held);
     pcache_free(pc);
     schema_free(&s);
     kv_cache_free(kv);
