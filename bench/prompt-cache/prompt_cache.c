@@ -377,7 +377,8 @@ bench_type(const char *dir, const char *tname)
     ttft_row(pc, &s, 4, kv);
     if (!quick) {
         /* 8 x 512 + the rest does not fit the model's 4096 positions:
-         * 8 documents of 500 tokens (4056 positions) */
+         * 8 documents of 500 tokens (4024 positions, 4056 with the
+         * question) */
         schema_build(&s8, "qa8", 8, 500);
         printf("\n");
         schema_put(pc, &s8);
