@@ -336,6 +336,10 @@ my $chat = post($sock, '/v1/chat/completions',
                   max_tokens => 4, temperature => 0 });
 is($chat->{status}, 200, 'PML in a chat message');
 is(cached($chat), $mods, 'chat: cached tokens');
+is_error(post($sock, '/v1/chat/completions',
+              { messages => [ { role => 'system', content => 'be brief' },
+                              { role => 'user', content => $pml } ] }),
+         400, 'PML with other chat messages');
 
 # streamed: the finish chunk carries the timings
 {

@@ -779,6 +779,13 @@ server_generate(server_t *s, job_t *j)
 
     pml = server_pml_text(r);
     plain = pml == NULL;
+    if (!plain && ep == API_EP_CHAT && r->n_msgs > 1) {
+        /* the other turns would have no place in the schema's layout */
+        job_error(s, j, 400, "invalid_request_error", "messages", NULL,
+                  "a PML prompt must be the only message: the schema holds "
+                  "the system text (<system>) and earlier turns");
+        return;
+    }
     if (!plain) {
         t0 = server_now();
         if (server_prefill_pml(s, j, pml, param, &n_prompt, &n_cached,
