@@ -411,7 +411,8 @@ ngx_http_llmcache_redis_dispatch(ngx_http_llmcache_op_t *op, int slot,
         node = &rd->nodes[(int) rd->slots[slot]];
 
     } else {
-        /* any node answers; a wrong one redirects */
+        /* any node answers; a wrong one redirects: one connected or on
+           its way, else the first that can be tried now */
         for (i = 0; i < rd->n_nodes; i++) {
             if (rd->nodes[i].state != NGX_HTTP_LLMCACHE_REDIS_DOWN) {
                 node = &rd->nodes[i];
@@ -419,12 +420,20 @@ ngx_http_llmcache_redis_dispatch(ngx_http_llmcache_op_t *op, int slot,
             }
         }
 
+        for (i = 0; node == NULL && i < rd->n_nodes; i++) {
+            if (ngx_http_llmcache_redis_connect(&rd->nodes[i]) == NGX_OK) {
+                node = &rd->nodes[i];
+            }
+        }
+
         if (node == NULL) {
-            node = &rd->nodes[0];
+            return NGX_DECLINED;
         }
     }
 
     if (ngx_http_llmcache_redis_connect(node) != NGX_OK) {
+        /* a node waiting to be retried: has its replica taken over? */
+        ngx_http_llmcache_redis_refresh();
         return NGX_DECLINED;
     }
 
@@ -661,14 +670,25 @@ ngx_http_llmcache_redis_refresh(void)
 
     rd->refresh_at = ngx_current_msec + NGX_HTTP_LLMCACHE_REFRESH_EVERY;
 
-    /* ask a node that is up, starting with a different one each time */
+    /*
+     * ask a node that is up, starting with a different one each time; only
+     * when none is, one that can be tried (a dead master retried at the
+     * wrong moment would otherwise take every refresh)
+     */
 
-    for (n = 0; n < rd->n_nodes; n++) {
+    for (n = 0; n < 2 * rd->n_nodes; n++) {
         i = (ngx_current_msec / NGX_HTTP_LLMCACHE_REFRESH_EVERY + n)
             % rd->n_nodes;
         node = &rd->nodes[i];
 
-        if (ngx_http_llmcache_redis_connect(node) != NGX_OK) {
+        if (n < rd->n_nodes) {
+            if (node->state != NGX_HTTP_LLMCACHE_REDIS_READY
+                || node->failing)
+            {
+                continue;
+            }
+
+        } else if (ngx_http_llmcache_redis_connect(node) != NGX_OK) {
             continue;
         }
 
@@ -695,7 +715,13 @@ ngx_http_llmcache_redis_slots(redisAsyncContext *ac, void *rep,
 
     rd->refreshing = 0;
 
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+    if (reply == NULL) {
+        /* the node went away before answering: ask another one soon */
+        rd->refresh_at = ngx_current_msec + NGX_HTTP_LLMCACHE_BACKOFF_MIN;
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
         if (reply && reply->type == REDIS_REPLY_ERROR) {
             ngx_http_llmcache_redis_failed(privdata, rd->log,
                                            "answered CLUSTER SLOTS",
@@ -752,6 +778,13 @@ ngx_http_llmcache_redis_failed(ngx_http_llmcache_node_t *node, ngx_log_t *log,
         ngx_http_llmcache_metrics_redis(NGX_HTTP_LLMCACHE_M_REDIS_ERROR);
     }
 
+    /*
+     * A failed-over cluster has a new map: ask for it on every failure (at
+     * most once a second), as the first one may come before the replica
+     * has taken over.
+     */
+    ngx_http_llmcache_redis_refresh();
+
     if (node->failing) {
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
                        "llmcache: redis %s still failing: %s %s",
@@ -765,9 +798,6 @@ ngx_http_llmcache_redis_failed(ngx_http_llmcache_node_t *node, ngx_log_t *log,
                   "llmcache: redis %s %s%s%s; requests go upstream "
                   "uncached until it recovers",
                   node->name, what, detail[0] ? ": " : "", detail);
-
-    /* a failed-over cluster has a new map */
-    ngx_http_llmcache_redis_refresh();
 }
 
 

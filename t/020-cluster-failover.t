@@ -1,0 +1,222 @@
+# Redis Cluster with replicas: a master dies, its replica takes over, and
+# the entries it held are served again from the replica once the slot map
+# is refreshed — meanwhile its scopes go to the provider, nothing fails.
+
+use lib 't/inc';
+use LLMCacheTest;
+use Test::Nginx::Socket 'no_plan';
+use File::Temp qw(tempdir);
+use POSIX ();
+
+no_shuffle();
+
+our (@Ports, @Pids, %PidOf, $Dir, @Masters, %Dead);
+
+sub cli { my $port = shift; return `redis-cli -p $port @_ 2>/dev/null` }
+
+sub try_cluster {
+    my $dir = tempdir(CLEANUP => 1);
+    my (@ports, @pids);
+    for my $i (0 .. 5) {
+        my $port = LLMCacheTest::free_port();
+        my $pid = fork();
+        die "fork: $!" unless defined $pid;
+        if ($pid == 0) {
+            open STDOUT, '>', "$dir/redis-$i.log";
+            open STDERR, '>&', \*STDOUT;
+            exec 'redis-server', '--port', $port, '--bind', '127.0.0.1',
+                 '--cluster-enabled', 'yes', '--cluster-node-timeout', '1000',
+                 '--cluster-replica-validity-factor', '0',
+                 '--cluster-config-file', "$dir/nodes-$i.conf",
+                 '--save', '', '--appendonly', 'no', '--dir', $dir;
+            exit 127;
+        }
+        push @ports, $port;
+        push @pids, $pid;
+    }
+    my $up = 0;
+    for my $port (@ports) {
+        for (1 .. 200) {
+            if (cli($port, 'ping') =~ /PONG/) { $up++; last }
+            select undef, undef, undef, 0.05;
+        }
+    }
+    my $nodes = join ' ', map { "127.0.0.1:$_" } @ports;
+    if ($up == 6
+        && system("redis-cli --cluster create $nodes --cluster-replicas 1 "
+                  . "--cluster-yes >$dir/create.log 2>&1") == 0)
+    {
+        for (1 .. 100) {
+            my $replicas = () = cli($ports[0], 'cluster nodes') =~ /\bslave\b/g;
+            if (cli($ports[0], 'cluster info') =~ /cluster_state:ok/
+                && $replicas == 3)
+            {
+                $Dir = $dir;
+                @Ports = @ports;
+                @Pids = @pids;
+                @PidOf{@ports} = @pids;
+                @Masters = map { /127\.0\.0\.1:(\d+)/ ? $1 : () }
+                    grep { /\bmaster\b/ } split /\n/,
+                    cli($ports[0], 'cluster nodes');
+                return 1 if @Masters == 3;
+            }
+            select undef, undef, undef, 0.1;
+        }
+    }
+    kill 'KILL', @pids;
+    waitpid $_, 0 for @pids;
+    return 0;
+}
+
+sub keys_on ($) {
+    my $port = shift;
+    return scalar grep { /^llmc:\{.*\}:e:/ }
+        split /\n/, `redis-cli -p $port --scan --pattern 'llmc:*'`;
+}
+
+# kill a master once its replica has every write, and wait for the
+# replica to take its slots over
+sub fail_over ($) {
+    my $port = shift;
+    cli($port, 'WAIT', 1, 2000);
+    $main::OnKilled = keys_on($port);
+    kill 'KILL', $PidOf{$port};
+    waitpid $PidOf{$port}, 0 if $$ == $main::Parent;
+    $Dead{$port} = 1;
+    my @live = grep { !$Dead{$_} } @Ports;
+    for (1 .. 400) {
+        # every node that is left sees the dead one failed and a whole map
+        my $ok = grep {
+            cli($_, 'cluster nodes') =~ /127\.0\.0\.1:$port\S* \S*,fail\s/
+            && cli($_, 'cluster info') =~ /cluster_state:ok/
+        } @live;
+        return if $ok == @live;
+        select undef, undef, undef, 0.1;
+    }
+    die "the replica of 127.0.0.1:$port did not take over\n";
+}
+
+our $Parent = $$;
+
+END { kill 'TERM', @Pids if @Pids && $$ == $Parent }
+
+BEGIN {
+    if (system('redis-cli --version >/dev/null 2>&1') != 0) {
+        print "1..0 # SKIP redis-cli is missing\n";
+        exit 0;
+    }
+}
+
+for (1 .. 3) { last if try_cluster() }
+die "could not start a Redis Cluster of three masters and three replicas\n"
+    unless @Masters == 3;
+
+# every master is a seed: the first one is the one that dies
+$ENV{TEST_NGINX_CLUSTER_SEEDS} = join ' ', map { "127.0.0.1:$_" } @Masters;
+
+our $HttpConfig = <<'_EOC_';
+    llmcache_redis $TEST_NGINX_CLUSTER_SEEDS cluster;
+_EOC_
+
+our $Config = <<'_EOC_';
+    location /v1/ {
+        llmcache on;
+        llmcache_key $http_x_tenant;
+        add_header X-LLM-Cache $llmcache_status always;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+    }
+
+    location /__mock/ {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/__;
+    }
+_EOC_
+
+our @Tenants = map { "tenant-$_" } 1 .. 12;
+our $Body = "POST /v1/chat/completions\n"
+    . '{"model":"gpt-4o","messages":[{"role":"user","content":"failover?"}]}';
+our @Headers = map { "Content-Type: application/json\nX-Tenant: $_" }
+    @Tenants;
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value("http_config", $HttpConfig)
+        unless defined $block->http_config;
+    $block->set_value("config", $Config) unless defined $block->config;
+    fail_over($Masters[0]) if defined $block->fail_over;
+    if (defined $block->fail_over_later) {
+        # a second into the block, while nginx holds the slot map
+        my $port = $Masters[1];
+        cli($port, 'WAIT', 1, 2000);
+        $main::OnKilledLater = keys_on($port);
+        $Dead{$port} = 1;
+        my $pid = fork // die "fork: $!";
+        if ($pid == 0) {
+            select undef, undef, undef, $block->fail_over_later;
+            fail_over($port);
+            POSIX::_exit(0);
+        }
+    }
+});
+
+run_tests();
+
+ok($main::OnKilledLater > 0 && $main::OnKilledLater < 12,
+   "the first master that died held some of the entries "
+   . "($main::OnKilledLater of 12)");
+ok($main::OnKilled > 0 && $main::OnKilled < 12,
+   "so did the second ($main::OnKilled of 12)");
+
+# after the map was refreshed, nothing more reached the provider
+is(LLMCacheTest::mock_calls(), 0,
+   "the promoted replica served every entry of the dead master");
+
+__DATA__
+
+=== TEST 1: twelve scopes over three masters: miss, then hit
+--- request eval
+[(($main::Body) x 12), (($main::Body) x 12)]
+--- more_headers eval
+[(@main::Headers) x 2]
+--- response_headers eval
+[(("X-LLM-Cache: MISS") x 12), (("X-LLM-Cache: HIT") x 12)]
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: a master dies while nginx runs: its replica serves its entries
+Its scopes MISS (from the provider, nothing fails) until the replica has
+taken over and the slot map is refreshed; then every scope is a HIT again.
+--- fail_over_later: 1
+--- request eval
+[(($main::Body) x 12), "GET /__mock/sleep?ms=1500",
+ (($main::Body) x 12), "GET /__mock/sleep?ms=9000",
+ (($main::Body) x 12), "GET /__mock/sleep?ms=1500", "GET /__mock/reset",
+ (($main::Body) x 12), "GET /__mock/calls"]
+--- more_headers eval
+[@main::Headers, "", @main::Headers, "", @main::Headers, "", "",
+ @main::Headers, ""]
+--- response_body_like eval
+[(qr/mock answer/) x 12, qr//, (qr/mock answer/) x 12, qr//,
+ (qr/mock answer/) x 12, qr//, qr//, (qr/mock answer/) x 12, qr/^0$/]
+--- response_headers_like eval
+[(("X-LLM-Cache: HIT") x 12), "", (("X-LLM-Cache: (MISS|HIT)") x 12), "",
+ (("X-LLM-Cache: (MISS|HIT)") x 12), "", "", (("X-LLM-Cache: HIT") x 12),
+ ""]
+--- timeout: 30
+
+
+
+=== TEST 3: the first seed's master dies: its replica serves its entries
+The first requests may find the slot map of before (a MISS each, from the
+provider); a second later the map is refreshed and every scope is a HIT.
+--- fail_over
+--- request eval
+[(($main::Body) x 12), "GET /__mock/sleep?ms=1500", "GET /__mock/reset",
+ (($main::Body) x 12)]
+--- more_headers eval
+[@main::Headers, "", "", @main::Headers]
+--- response_body_like eval
+[(qr/mock answer/) x 12, qr//, qr//, (qr/mock answer/) x 12]
+--- response_headers_like eval
+[(("X-LLM-Cache: (MISS|HIT)") x 12), "", "", (("X-LLM-Cache: HIT") x 12)]
