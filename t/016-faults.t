@@ -506,12 +506,18 @@ sub embeddings_slow {
 
 sub embeddings_dying {
     my $n = 'embeddings endpoint killed mid-burst';
-    # a semantic hit works through the relay first
-    my $a = one('/sem/v1/chat/completions',
-                chat('How do I reset my router password'));
-    my $b = one('/sem/v1/chat/completions',
-                chat('how can I reset my router password?'));
-    is($b->{h}{'x-llm-cache'}, 'SEMANTIC', "$n: SEMANTIC through the relay");
+    # a semantic hit works through the relay first (another pair when a
+    # slow first store missed it, as under valgrind)
+    my $sem = '';
+    for my $thing (qw(router modem laptop tablet printer)) {
+        one('/sem/v1/chat/completions',
+            chat("How do I reset my $thing password"));
+        my $r = one('/sem/v1/chat/completions',
+                    chat("how can I reset my $thing password?"));
+        $sem = $r->{h}{'x-llm-cache'} // '';
+        last if $sem eq 'SEMANTIC';
+    }
+    is($sem, 'SEMANTIC', "$n: SEMANTIC through the relay");
     LLMCacheTest::mock_reset();
     my $killed;
     embeddings($n, 'edie', {},
