@@ -693,5 +693,46 @@ SKIP: {
     }
 }
 
+# --- a BERT encoder: embeddings only ---------------------------------------
+
+{
+    my $bert = "$dir/bert.gguf";
+    system($mkmodel, '--out', $bert, '--arch', 'bert', '--seed', '3',
+           '--dim', '64', '--layers', '2', '--heads', '4', '--ffn', '128',
+           '--ctx', '64', '--name', 'tiny-bert') == 0
+        or BAIL_OUT("llmcache-mkmodel --arch bert failed");
+    my $bs = start_worker('bert', '--model', $bert);
+
+    my $r = post($bs, '/v1/embeddings',
+                 { input => ['a short sentence', 'another one'] });
+    is($r->{status}, 200, 'bert: embeddings answer 200');
+    my $d = $r->{json}{data} // [];
+    is(scalar @$d, 2, 'bert: one vector per input');
+    my @v = @{ $d->[0]{embedding} // [] };
+    is(scalar @v, 64, 'bert: vectors of the model dimension');
+    my $norm = 0;
+    $norm += $_ * $_ for @v;
+    ok(abs(sqrt($norm) - 1) < 1e-4, 'bert: L2-normalized')
+        or diag "norm " . sqrt($norm);
+    ok(($r->{json}{usage}{prompt_tokens} // 0) > 0, 'bert: usage counted');
+    my @w = @{ $d->[1]{embedding} // [] };
+    ok(join(',', @v) ne join(',', @w), 'bert: other text, other vector');
+
+    my $e = is_error(post($bs, '/v1/completions', { prompt => 'hi' }), 400,
+                     'bert: completions refused');
+    is($e->{code}, 'model_not_supported', 'bert: the code says why');
+    like($e->{message}, qr/encoder/, 'bert: the message says why');
+    is_error(post($bs, '/v1/chat/completions',
+                  { messages => [{ role => 'user', content => 'hi' }] }),
+             400, 'bert: chat refused');
+    is_error(call($bs, 'POST', '/v1/schemas',
+                  '<schema name="s"><module name="m">x</module></schema>'),
+             400, 'bert: schemas refused');
+    is_error(post($bs, '/v1/embeddings', { input => 'word ' x 200 }), 400,
+             'bert: an input longer than the model embeds');
+    is(post($bs, '/v1/embeddings', { input => 'still here' })->{status},
+       200, 'bert: still serving');
+}
+
 alarm 0;
 done_testing();

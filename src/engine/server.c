@@ -429,6 +429,17 @@ server_embed(server_t *s, job_t *j)
             free(vecs);
             return;
         }
+        if (model_is_encoder(s->model)
+            && n > model_hparams(s->model)->n_ctx_train)
+        {
+            free(toks);
+            free(vecs);
+            job_error(s, j, 400, "invalid_request_error", "input",
+                      "context_length_exceeded", "input %zu is %d tokens, "
+                      "the model embeds at most %d", i, n,
+                      model_hparams(s->model)->n_ctx_train);
+            return;
+        }
         if (model_embed(s->model, toks, n, vecs + i * (size_t) s->dim, err,
                         sizeof(err)) != 0)
         {
@@ -1393,6 +1404,18 @@ conn_request(server_t *s, conn_t *c, const http_request_t *req)
                      : "GET, HEAD");
         }
         conn_error(s, c, ep, &e, ka, req->version, allow);
+        return;
+    }
+
+    if (model_is_encoder(s->model)
+        && (ep == API_EP_COMPLETIONS || ep == API_EP_CHAT
+            || (ep == API_EP_SCHEMAS && strcmp(req->method, "POST") == 0)))
+    {
+        api_error_set(&e, 400, "invalid_request_error", "model",
+                      "model_not_supported", "%s is an encoder (%s): it "
+                      "serves /v1/embeddings only", s->model_name,
+                      model_arch_name(model_hparams(s->model)->arch));
+        conn_error(s, c, ep, &e, ka, req->version, NULL);
         return;
     }
 
