@@ -306,12 +306,15 @@ HIT replays that answer.
 
 
 === TEST 8: $llmcache_schema: the schema of a PML prompt, empty for a plain one
+A tag in the system prompt does not make the request a PML prompt: only
+the completions prompt or the last user message counts.
 --- request eval
 ['POST /v1/completions
 {"model":"tiny","max_tokens":2,"prompt":"<prompt schema=\"doc-qa\"><doc/> Who wrote it?</prompt>"}',
  'POST /v1/chat/completions
-{"model":"tiny","max_tokens":2,"messages":[{"role":"system","content":"<prompt schema=\"nope\">"},{"role":"user","content":"<prompt schema=\u0027travel.v2\u0027><trip/> Plan it</prompt>"}]}',
- "POST /v1/chat/completions\n$main::Chat"]
+{"model":"tiny","max_tokens":2,"messages":[{"role":"user","content":"<prompt schema=\u0027travel.v2\u0027><trip/> Plan it</prompt>"}]}',
+ 'POST /v1/chat/completions
+{"model":"tiny","max_tokens":2,"messages":[{"role":"system","content":"<prompt schema=\"nope\"> is PML"},{"role":"user","content":"Tell me about caches"}]}']
 --- response_headers eval
 ["X-LLM-Schema: [doc-qa]\nX-LLM-Cache: MISS",
  "X-LLM-Schema: [travel.v2]\nX-LLM-Cache: MISS",
