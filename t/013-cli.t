@@ -511,7 +511,61 @@ is($rc, 2, "$n - bad --worker: exit 2");
 
 
 
-=== TEST 9: usage: --help everywhere (exit 0), usage errors exit 2
+=== TEST 9: schema push inlines src= files, and a real worker encodes them
+--- then
+my $n = $block->name;
+my $root = LLMCacheTest::repo_root();
+my ($worker, $mk) = ("$root/build/llmcache-worker", "$root/build/llmcache-mkmodel");
+SKIP: {
+    skip "$n: the worker is not built", 9 unless -x $worker && -x $mk;
+    my $model = "$main::Tmp/tiny.gguf";
+    system($mk, '--out', $model, '--ctx', '512') == 0 or die "mkmodel failed";
+    my $sock = "$main::Tmp/real-worker.sock";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', "$main::Tmp/worker.log";
+        open STDERR, '>&', \*STDOUT;
+        exec $worker, '--model', $model, '--listen', "unix:$sock",
+             '--threads', '1' or POSIX::_exit(127);
+    }
+    for (1 .. 200) { last if -S $sock; select undef, undef, undef, 0.05 }
+    main::lines_file('code.py', 'if a < b and c > d:', '    x = "&"');
+    my $xml = main::lines_file('src.xml',
+        '<schema name="code"><module name="intro">Read this.</module>',
+        '<module name="code" src="code.py"/>',
+        '<module name="more" src=\'code.py\'></module></schema>');
+    my ($rc, $out, $err) = main::cli('schema', 'push', $xml, '--worker', "unix:$sock");
+    is($rc, 0, "$n - exit 0") or diag($err);
+    my ($json) = $out =~ /^registered [^:]*: (.*)\z/s;
+    my $r = eval { JSON::PP->new->decode($json // '') } // {};
+    my %mods = map { $_->{name} => $_ } @{ $r->{modules} // [] };
+    ok(($mods{code}{tokens} // 0) > 10, "$n - the file's text was encoded in its module")
+        or diag($out);
+    is($mods{code}{tokens}, $mods{more}{tokens}, "$n - self-closing or empty, the same text");
+    my $bad = main::lines_file('bad.xml',
+        '<schema name="bad"><module name="m" src="code.py">text</module></schema>');
+    ($rc, $out, $err) = main::cli('schema', 'push', $bad, '--worker', "unix:$sock");
+    is($rc, 1, "$n - src= and text: exit 1");
+    like($err, qr/a module with src= must be empty/, "$n - says why");
+    my $missing = main::lines_file('missing.xml',
+        '<schema name="m"><module name="m" src="nowhere.py"/></schema>');
+    ($rc, $out, $err) = main::cli('schema', 'push', $missing, '--worker', "unix:$sock");
+    is($rc, 1, "$n - a missing src file: exit 1");
+    like($err, qr{nowhere\.py: No such file}, "$n - names the file");
+    my $plain = main::lines_file('plain.xml',
+        '<schema name="bad"><module name="m">x</module><module name="m">y</module></schema>');
+    ($rc, $out, $err) = main::cli('schema', 'push', $plain, '--worker', "unix:$sock");
+    is($rc, 1, "$n - the worker refuses a bad schema: exit 1");
+    like($err, qr/status 400/, "$n - with its 400");
+    kill 'TERM', $pid;
+    waitpid $pid, 0;
+}
+--- no_error_log
+[error]
+
+
+
+=== TEST 10: usage: --help everywhere (exit 0), usage errors exit 2
 --- then
 my $n = $block->name;
 my ($rc, $out, $err) = main::cli('--help');

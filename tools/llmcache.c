@@ -162,7 +162,8 @@ static const char usage_schema[] =
 "                            [--timeout S]\n"
 "\n"
 "POSTs the PML schema in FILE.xml to the worker's /v1/schemas and prints\n"
-"its answer.\n";
+"its answer.  A module's src=\"FILE\" (relative to FILE.xml) is read and its\n"
+"text put inside the module, escaped: the worker takes schemas whole.\n";
 
 
 static void
@@ -2028,13 +2029,153 @@ done:
 
 /* --- schema push --------------------------------------------------------- */
 
+/*
+ * The worker takes schemas whole: a module's src="FILE" (relative to the
+ * schema's directory) is read here and its text put inside the module,
+ * escaped, the attribute gone.  A module with src= must be empty.
+ */
+
+static int
+schema_escape(buf_t *out, const char *p, size_t n)
+{
+    size_t       i, run;
+    const char  *e;
+
+    for (i = 0, run = 0; i < n; i++) {
+        switch (p[i]) {
+        case '<': e = "&lt;"; break;
+        case '>': e = "&gt;"; break;
+        case '&': e = "&amp;"; break;
+        default: continue;
+        }
+        if (buf_add(out, p + run, i - run) != 0
+            || buf_add(out, e, strlen(e)) != 0)
+        {
+            return -1;
+        }
+        run = i + 1;
+    }
+    return buf_add(out, p + run, n - run);
+}
+
+
+static int
+schema_inline(const char *path, const buf_t *in, buf_t *out)
+{
+    char        *dir, *slash, *src, file[PATH_MAX], q;
+    const char  *p = in->data, *end = in->data + in->len, *tag, *gt, *a, *v;
+    size_t       vlen;
+    int          rc = -1, self;
+    buf_t        text;
+
+    dir = strdup(path);
+    if (dir == NULL) {
+        fail("out of memory");
+        return -1;
+    }
+    slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = '\0';
+    } else {
+        strcpy(dir, ".");
+    }
+
+    while ((tag = memmem(p, (size_t) (end - p), "<module", 7)) != NULL) {
+        gt = memchr(tag, '>', (size_t) (end - tag));
+        if (gt == NULL) {
+            break;                      /* the worker says what is wrong */
+        }
+
+        /* src="..." or src='...' inside this start tag */
+        a = tag + 7;
+        src = NULL;
+        v = NULL;
+        vlen = 0;
+        while ((a = memmem(a, (size_t) (gt - a), "src", 3)) != NULL) {
+            if (a[-1] == ' ' || a[-1] == '\t' || a[-1] == '\n') {
+                v = a + 3;
+                while (v < gt && (*v == ' ' || *v == '=')) {
+                    v++;
+                }
+                if (v < gt && (*v == '"' || *v == '\'')) {
+                    q = *v++;
+                    src = memchr(v, q, (size_t) (gt - v));
+                    if (src) {
+                        vlen = (size_t) (src - v);
+                        break;
+                    }
+                }
+            }
+            a += 3;
+        }
+
+        if (src == NULL) {
+            if (buf_add(out, p, (size_t) (gt + 1 - p)) != 0) {
+                goto oom;
+            }
+            p = gt + 1;
+            continue;
+        }
+
+        self = gt > tag && gt[-1] == '/';
+        if (!self && (size_t) (end - gt) >= 10
+            && memcmp(gt + 1, "</module>", 9) != 0)
+        {
+            fail("%s: a module with src= must be empty", path);
+            goto done;
+        }
+
+        if (vlen == 0 || vlen >= sizeof(file) - strlen(dir) - 2) {
+            fail("%s: bad src=", path);
+            goto done;
+        }
+        if (v[0] == '/') {
+            snprintf(file, sizeof(file), "%.*s", (int) vlen, v);
+        } else {
+            snprintf(file, sizeof(file), "%s/%.*s", dir, (int) vlen, v);
+        }
+
+        memset(&text, 0, sizeof(buf_t));
+        if (read_file(file, &text) != 0) {
+            goto done;
+        }
+
+        /* the tag without the attribute, then the file's text */
+        if (buf_add(out, p, (size_t) (a - p)) != 0
+            || buf_add(out, src + 1, (size_t) (gt - (src + 1)) - self) != 0
+            || buf_add(out, ">", 1) != 0
+            || schema_escape(out, text.data, text.len) != 0
+            || (self && buf_add(out, "</module>", 9) != 0))
+        {
+            buf_free(&text);
+            goto oom;
+        }
+        buf_free(&text);
+        p = gt + 1;
+    }
+
+    if (buf_add(out, p, (size_t) (end - p)) != 0) {
+        goto oom;
+    }
+    rc = 0;
+    goto done;
+
+oom:
+    fail("out of memory");
+
+done:
+    free(dir);
+    return rc;
+}
+
+
 static int
 cmd_schema(int argc, char **argv)
 {
     int                 rc;
     long                status;
     char               *s;
-    buf_t               file, resp;
+    buf_t               file, body, resp;
     json_t             *r;
     opts_t              o;
     struct curl_slist  *headers;
@@ -2062,6 +2203,7 @@ cmd_schema(int argc, char **argv)
     }
 
     memset(&file, 0, sizeof(buf_t));
+    memset(&body, 0, sizeof(buf_t));
     memset(&resp, 0, sizeof(buf_t));
     headers = NULL;
     rc = LLMCACHE_EXIT_FAIL;
@@ -2075,10 +2217,14 @@ cmd_schema(int argc, char **argv)
         goto done;
     }
 
+    if (schema_inline(argv[optind + 1], &file, &body) != 0) {
+        goto done;
+    }
+
     headers = header_list(&o, "application/xml");
 
-    if (http_do("POST", o.worker, "/v1/schemas", headers, file.data,
-                file.len, o.timeout, &status, &resp) != 0)
+    if (http_do("POST", o.worker, "/v1/schemas", headers, body.data,
+                body.len, o.timeout, &status, &resp) != 0)
     {
         goto done;
     }
@@ -2101,6 +2247,7 @@ done:
 
     curl_slist_free_all(headers);
     buf_free(&file);
+    buf_free(&body);
     buf_free(&resp);
     return rc;
 }
