@@ -21,6 +21,7 @@
 #include "model.h"
 #include "quant.h"
 #include "tap.h"
+#include "testutil.h"
 #include "tokenizer.h"
 
 #define NV_MAX  64
@@ -28,65 +29,6 @@
 static char  err[512];
 static char  shared[PATH_MAX + 16];
 static char  tmpdir[] = "/tmp/test_archs_XXXXXX";
-
-/* LLMCACHE_SHARED, or ../shared next to the repository root */
-static int
-find_shared(void)
-{
-    const char  *env = getenv("LLMCACHE_SHARED");
-    char         dir[PATH_MAX], probe[PATH_MAX + 32];
-    struct stat  st;
-    char        *slash;
-
-    if (env && *env) {
-        snprintf(shared, sizeof(shared), "%s", env);
-        return stat(shared, &st) == 0;
-    }
-    if (getcwd(dir, sizeof(dir)) == NULL) {
-        return 0;
-    }
-    for ( ;; ) {
-        snprintf(probe, sizeof(probe), "%s/src/engine/model.h", dir);
-        if (stat(probe, &st) == 0) {
-            snprintf(shared, sizeof(shared), "%s/../shared", dir);
-            return stat(shared, &st) == 0;
-        }
-        slash = strrchr(dir, '/');
-        if (slash == NULL || slash == dir) {
-            return 0;
-        }
-        *slash = '\0';
-    }
-}
-
-static int
-argmax(const float *x, int n)
-{
-    int  i, b = 0;
-
-    for (i = 1; i < n; i++) {
-        if (x[i] > x[b]) {
-            b = i;
-        }
-    }
-    return b;
-}
-
-static double
-max_rel_diff(const float *a, const float *b, size_t n)
-{
-    double  d = 0, mx = 0;
-    size_t  i;
-
-    for (i = 0; i < n; i++) {
-        if (!isfinite(a[i]) || !isfinite(b[i])) {
-            return INFINITY;
-        }
-        d = fmax(d, fabs((double) a[i] - b[i]));
-        mx = fmax(mx, fabs((double) b[i]));
-    }
-    return mx > 0 ? d / mx : d;
-}
 
 /* an int array of a JSON object; the count, -1 when absent */
 static int
@@ -150,7 +92,7 @@ golden_decoder(model_t *m, json_t *j, const char *model)
     kv = kv_cache_new(m, 512);
     model_eval(m, kv, want_p, NULL, np, logits, 0, err, sizeof(err));
     for (k = 0; k < nref; k++) {
-        got[k] = argmax(logits, n_vocab);
+        got[k] = test_argmax(logits, n_vocab);
         if (got[k] != ref[k]) {
             printf("#   step %d: got %d, want %d\n", k, got[k], ref[k]);
             break;
@@ -344,13 +286,13 @@ test_batched(const variant_t *v)
             model_eval(m, kv, toks + t, NULL, 1, b + (size_t) t * nv, 0,
                        err, sizeof(err));
         }
-        d = max_rel_diff(a, b, (size_t) n * nv);
+        d = test_max_rel_diff(a, b, (size_t) n * nv);
         ok(d <= 1e-4, "%s, %d threads: batched and token-by-token logits "
            "agree (max rel diff %.2g)", v->what, th, d);
         if (ref == NULL) {
             ref = a;
         } else {
-            d = max_rel_diff(a, ref, (size_t) n * nv);
+            d = test_max_rel_diff(a, ref, (size_t) n * nv);
             ok(d <= 1e-4, "%s: 2 threads agree with 1 (%.2g)", v->what, d);
             free(a);
         }
@@ -404,8 +346,8 @@ test_modules(const variant_t *v)
        && model_eval(m, c, toks + 5, NULL, 5, l2, 0, err, sizeof(err)) == 0,
        "%s: a prefix evaluated elsewhere, appended, then 5 tokens",
        v->what);
-    ok(max_rel_diff(l2, l1, nv) <= 1e-5, "%s: the same logits as one pass "
-       "(%.2g)", v->what, max_rel_diff(l2, l1, nv));
+    ok(test_max_rel_diff(l2, l1, nv) <= 1e-5, "%s: the same logits as one pass "
+       "(%.2g)", v->what, test_max_rel_diff(l2, l1, nv));
 
     /* a prefix at positions 0..3, appended, then tokens at 12..15 with a
        gap: the same as one pass with those positions */
@@ -417,8 +359,8 @@ test_modules(const variant_t *v)
     model_eval(m, b, toks, pos, 4, NULL, 0, err, sizeof(err));
     kv_cache_append(c, b, 0, 4);
     model_eval(m, c, toks + 8, pos + 8, 4, l2, 1, err, sizeof(err));
-    ok(max_rel_diff(l2, l1, 4 * nv) <= 1e-5, "%s: positions with a gap "
-       "compose too (%.2g)", v->what, max_rel_diff(l2, l1, 4 * nv));
+    ok(test_max_rel_diff(l2, l1, 4 * nv) <= 1e-5, "%s: positions with a gap "
+       "compose too (%.2g)", v->what, test_max_rel_diff(l2, l1, 4 * nv));
 
     /* the block-diagonal mask against modules evaluated alone */
     kv_cache_truncate(a, 0);
@@ -434,12 +376,12 @@ test_modules(const variant_t *v)
     model_eval(m, b, toks + 4, pos + 4, 4, NULL, 0, err, sizeof(err));
     kv_cache_append(c, b, 0, 4);
     model_eval(m, c, toks + 8, pos + 8, 4, l2, 1, err, sizeof(err));
-    ok(max_rel_diff(l2, l1, 4 * nv) <= 1e-4, "%s: modules alone == one "
+    ok(test_max_rel_diff(l2, l1, 4 * nv) <= 1e-4, "%s: modules alone == one "
        "pass with the block-diagonal mask (%.2g)", v->what,
-       max_rel_diff(l2, l1, 4 * nv));
+       test_max_rel_diff(l2, l1, 4 * nv));
     kv_cache_truncate(a, 0);
     model_eval(m, a, toks, pos, 12, l3, 1, err, sizeof(err));
-    ok(max_rel_diff(l3 + (size_t) 8 * nv, l1, 4 * nv) > 1e-4,
+    ok(test_max_rel_diff(l3 + (size_t) 8 * nv, l1, 4 * nv) > 1e-4,
        "%s: without the mask the result differs", v->what);
 
     /* export and import keep segments and positions */
@@ -447,7 +389,7 @@ test_modules(const variant_t *v)
     ok(kv_cache_export(c, 0, 8, buf) == 0 && kv_cache_import(b, buf, 8) == 0
        && model_eval(m, b, toks + 8, pos + 8, 4, l3, 1, err, sizeof(err))
           == 0, "%s: 8 entries exported and imported", v->what);
-    ok(max_rel_diff(l3, l1, 4 * nv) <= 1e-6, "%s: imported entries give "
+    ok(test_max_rel_diff(l3, l1, 4 * nv) <= 1e-6, "%s: imported entries give "
        "the same logits", v->what);
 
     /* a module stored far away: what the next token sees depends on the
@@ -462,7 +404,7 @@ test_modules(const variant_t *v)
     model_eval(m, b, toks, pos, 4, NULL, 0, err, sizeof(err));
     model_eval(m, b, toks + 8, (int32_t[]) { 44 }, 1, l3, 0, err,
                sizeof(err));
-    ok(max_rel_diff(l2, l3, nv) > 1e-4, "%s: a module at 40..43 is not "
+    ok(test_max_rel_diff(l2, l3, nv) > 1e-4, "%s: a module at 40..43 is not "
        "one at 0..3 for a token at 44", v->what);
 
     kv_cache_free(a);
@@ -851,11 +793,11 @@ test_mpt_reference(void)
     model_eval(m, kv, toks, NULL, 12, a, 0, err, sizeof(err));
     ok(ref_mpt(model_gguf(m), toks, 12, b, nv, 8.0f) == 0,
        "the plain reference runs");
-    d = max_rel_diff(a, b, nv);
+    d = test_max_rel_diff(a, b, nv);
     ok(d <= 5e-3, "6 heads, ALiBi max bias 8: logits as the plain reference "
        "(max rel diff %.2g; GELU goes through fp16 here)", d);
     ref_mpt(model_gguf(m), toks, 12, b, nv, 4.0f);
-    d = max_rel_diff(a, b, nv);
+    d = test_max_rel_diff(a, b, nv);
     ok(d > 5e-2, "and the reference with other slopes differs (%.2g)", d);
     kv_cache_free(kv);
     free(a);
@@ -894,7 +836,7 @@ main(void)
     if (mkdtemp(tmpdir) == NULL) {
         skip_all("cannot create a temporary directory");
     }
-    if (find_shared()) {
+    if (test_find_shared(shared, sizeof(shared))) {
         test_golden();
     } else {
         ok(1, "# SKIP ../shared is absent (set LLMCACHE_SHARED): no "

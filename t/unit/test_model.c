@@ -19,54 +19,12 @@
 #include "model.h"
 #include "quant.h"
 #include "tap.h"
+#include "testutil.h"
 #include "tokenizer.h"
 
 static char  err[512];
 static char  shared[PATH_MAX + 16];
 static char  tmpdir[] = "/tmp/test_model_XXXXXX";
-
-/* LLMCACHE_SHARED, or ../shared next to the repository root */
-static int
-find_shared(void)
-{
-    const char  *env = getenv("LLMCACHE_SHARED");
-    char         dir[PATH_MAX], probe[PATH_MAX + 32];
-    struct stat  st;
-    char        *slash;
-
-    if (env && *env) {
-        snprintf(shared, sizeof(shared), "%s", env);
-        return stat(shared, &st) == 0;
-    }
-    if (getcwd(dir, sizeof(dir)) == NULL) {
-        return 0;
-    }
-    for ( ;; ) {
-        snprintf(probe, sizeof(probe), "%s/src/engine/model.h", dir);
-        if (stat(probe, &st) == 0) {
-            snprintf(shared, sizeof(shared), "%s/../shared", dir);
-            return stat(shared, &st) == 0;
-        }
-        slash = strrchr(dir, '/');
-        if (slash == NULL || slash == dir) {
-            return 0;
-        }
-        *slash = '\0';
-    }
-}
-
-static int
-argmax(const float *x, int n)
-{
-    int  i, b = 0;
-
-    for (i = 1; i < n; i++) {
-        if (x[i] > x[b]) {
-            b = i;
-        }
-    }
-    return b;
-}
 
 /*
  * llama2.c's loop: positions 0 .. steps-1, the prompt forced, the rest
@@ -93,7 +51,7 @@ greedy(model_t *m, const int32_t *prompt, int n_prompt, int steps,
         out[n++] = prompt[pos];
     }
     for (pos = n_prompt; pos <= steps - 1 + 1 && n < max_out; pos++) {
-        tok = argmax(logits, hp->n_vocab);
+        tok = test_argmax(logits, hp->n_vocab);
         if (tok == 1) {
             break;
         }
@@ -252,7 +210,7 @@ test_rand_llama(void)
         kv = kv_cache_new(m, 512);
         model_eval(m, kv, prompt, NULL, np, logits, 0, err, sizeof(err));
         for (k = 0; k < nw; k++) {
-            tok = argmax(logits, n_vocab);
+            tok = test_argmax(logits, n_vocab);
             if (tok != want[k]) {
                 break;
             }
@@ -287,22 +245,6 @@ make_model(const char *name, uint32_t type, int tied, char *path,
     if (gguf_write_random_llama(&p, path, err, sizeof(err)) != 0) {
         printf("# %s\n", err);
     }
-}
-
-static double
-max_rel_diff(const float *a, const float *b, size_t n)
-{
-    double  d = 0, mx = 0;
-    size_t  i;
-
-    for (i = 0; i < n; i++) {
-        if (!isfinite(a[i]) || !isfinite(b[i])) {
-            return INFINITY;            /* fmax would skip a NaN */
-        }
-        d = fmax(d, fabs((double) a[i] - b[i]));
-        mx = fmax(mx, fabs((double) b[i]));
-    }
-    return mx > 0 ? d / mx : d;
 }
 
 /* logits of every token, all at once and one at a time, several thread
@@ -341,7 +283,7 @@ test_batched(uint32_t type, int tied)
             model_eval(m, kv, toks + t, NULL, 1, b + (size_t) t * nv, 0,
                        err, sizeof(err));
         }
-        d = max_rel_diff(a, b, (size_t) n * nv);
+        d = test_max_rel_diff(a, b, (size_t) n * nv);
         ok(d <= 1e-4, "%s%s, %d threads, %s kernels: batched and "
            "token-by-token logits agree (max rel diff %.2g)",
            quant_type_name(type), tied ? " tied" : "", th,
@@ -349,7 +291,7 @@ test_batched(uint32_t type, int tied)
         if (ref == NULL) {
             ref = a;
         } else {
-            dt = max_rel_diff(a, ref, (size_t) n * nv);
+            dt = test_max_rel_diff(a, ref, (size_t) n * nv);
             ok(dt <= 1e-4, "%s, %d threads agree with 1 thread (%.2g)",
                quant_type_name(type), th, dt);
             free(a);
@@ -399,7 +341,7 @@ test_positions_and_cache(void)
     kv_cache_truncate(kv, 5);
     is_int(kv_cache_len(kv), 5, "truncate to 5");
     model_eval(m, kv, toks + 5, NULL, 7, c, 1, err, sizeof(err));
-    ok(max_rel_diff(c, a + 5 * nv, 7 * nv) <= 1e-5,
+    ok(test_max_rel_diff(c, a + 5 * nv, 7 * nv) <= 1e-5,
        "re-evaluating after truncation reproduces the logits");
     kv_cache_truncate(kv, 50);
     is_int(kv_cache_len(kv), 12, "truncate never grows the cache");
@@ -407,7 +349,7 @@ test_positions_and_cache(void)
     /* the same three tokens at other absolute positions: other logits */
     kv_cache_truncate(kv, 9);
     model_eval(m, kv, toks + 9, pos2, 3, c, 1, err, sizeof(err));
-    ok(max_rel_diff(c, a + 9 * nv, 3 * nv) > 1e-3,
+    ok(test_max_rel_diff(c, a + 9 * nv, 3 * nv) > 1e-3,
        "explicit positions change the result");
 
     ok(model_eval(m, kv, toks, NULL, 60, a, 0, err, sizeof(err)) == -1
@@ -479,7 +421,7 @@ test_kv_append(void)
        "append 5 entries");
     ok(model_eval(m, c, toks + 5, NULL, 5, l2, 0, err, sizeof(err)) == 0,
        "eval after the appended entries");
-    ok(max_rel_diff(l2, l1, nv) <= 1e-6,
+    ok(test_max_rel_diff(l2, l1, nv) <= 1e-6,
        "a prefix appended from another cache gives the same logits");
 
     /* a module evaluated alone at positions 5..8, then appended after the
@@ -491,7 +433,7 @@ test_kv_append(void)
        "append a module of 4 entries");
     ok(model_eval(m, c, toks + 9, (int32_t[]) { 9 }, 1, l3, 0, err,
                   sizeof(err)) == 0, "eval after the module");
-    ok(max_rel_diff(l3, l1, nv) > 1e-6,
+    ok(test_max_rel_diff(l3, l1, nv) > 1e-6,
        "a module that did not attend to the prefix changes the result");
     ok(kv_cache_append(d, b, 2, 3) == -1, "a range past the source end "
        "is refused");
@@ -555,13 +497,13 @@ test_segments(void)
     kv_cache_append(c, b, 0, 4);
     ok(model_eval(m, c, toks + 8, pos + 8, 4, l2, 1, err, sizeof(err)) == 0,
        "new tokens after two modules evaluated alone");
-    ok(max_rel_diff(l2, l1, 4 * nv) <= 1e-4,
+    ok(test_max_rel_diff(l2, l1, 4 * nv) <= 1e-4,
        "modules alone == one pass with the block-diagonal mask");
 
     /* without the mask the second module sees the first: different */
     kv_cache_truncate(a, 0);
     model_eval(m, a, toks, pos, 12, l3, 1, err, sizeof(err));
-    ok(max_rel_diff(l3 + (size_t) 8 * nv, l1, 4 * nv) > 1e-4,
+    ok(test_max_rel_diff(l3 + (size_t) 8 * nv, l1, 4 * nv) > 1e-4,
        "the mask changes the result");
 
     /* exported and imported entries behave as the original ones */
@@ -573,7 +515,7 @@ test_segments(void)
            && kv_cache_import(b, buf, 8) == 0 && kv_cache_len(b) == 8,
            "export 8 entries, import them into another cache");
         model_eval(m, b, toks + 8, pos + 8, 4, l3, 1, err, sizeof(err));
-        ok(max_rel_diff(l3, l1, 4 * nv) <= 1e-6,
+        ok(test_max_rel_diff(l3, l1, 4 * nv) <= 1e-6,
            "imported entries give the same logits (segments kept)");
         ok(kv_cache_export(c, 10, 4, buf) == -1, "export past the end "
            "is refused");
@@ -587,7 +529,7 @@ test_segments(void)
     model_eval_seg(m, a, toks, pos, seg, 12, l2, 1, err, sizeof(err));
     kv_cache_truncate(a, 0);
     model_eval(m, a, toks, pos, 12, l2, 1, err, sizeof(err));
-    ok(max_rel_diff(l2 + (size_t) 8 * nv, l3 + (size_t) 8 * nv, 4 * nv)
+    ok(test_max_rel_diff(l2 + (size_t) 8 * nv, l3 + (size_t) 8 * nv, 4 * nv)
        <= 1e-6, "segments do not outlive a reset");
 
     kv_cache_free(a);
@@ -814,7 +756,7 @@ main(void)
     if (mkdtemp(tmpdir) == NULL) {
         skip_all("cannot create a temporary directory");
     }
-    if (find_shared()) {
+    if (test_find_shared(shared, sizeof(shared))) {
         test_aidreams(0);
         test_aidreams(1);
         test_rand_llama();
@@ -831,7 +773,7 @@ main(void)
     if (quant_set_kernels("avx2") == 0
         && strcmp(quant_simd_name(), "avx2") == 0)
     {
-        if (find_shared()) {
+        if (test_find_shared(shared, sizeof(shared))) {
             test_aidreams(0);
         }
         test_batched(GGML_TYPE_Q8_0, 0);

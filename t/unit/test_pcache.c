@@ -18,6 +18,7 @@
 #include "model.h"
 #include "pcache.h"
 #include "tap.h"
+#include "testutil.h"
 
 static char     err[512];
 static char     tmpdir[] = "/tmp/test_pcache_XXXXXX";
@@ -115,35 +116,6 @@ fx_docqa(fixture_t *f, pml_mode_e mode, int n_ph)
 
 /* --- helpers ------------------------------------------------------------- */
 
-static double
-max_rel_diff(const float *a, const float *b, size_t n)
-{
-    double  d = 0, mx = 0;
-    size_t  i;
-
-    for (i = 0; i < n; i++) {
-        if (!isfinite(a[i]) || !isfinite(b[i])) {
-            return INFINITY;
-        }
-        d = fmax(d, fabs((double) a[i] - b[i]));
-        mx = fmax(mx, fabs((double) b[i]));
-    }
-    return mx > 0 ? d / mx : d;
-}
-
-static int
-argmax(const float *x, int n)
-{
-    int  i, b = 0;
-
-    for (i = 1; i < n; i++) {
-        if (x[i] > x[b]) {
-            b = i;
-        }
-    }
-    return b;
-}
-
 /* greedy tokens after logits, positions from pos on */
 static void
 greedy(kv_cache_t *kv, float *logits, int32_t pos, int32_t *out, int n)
@@ -151,7 +123,7 @@ greedy(kv_cache_t *kv, float *logits, int32_t pos, int32_t *out, int n)
     int  t;
 
     for (t = 0; t < n; t++) {
-        out[t] = argmax(logits, nv);
+        out[t] = test_argmax(logits, nv);
         if (model_eval(model, kv, &out[t], &pos, 1, logits, 0, err,
                        sizeof(err)) != 0)
         {
@@ -257,8 +229,8 @@ test_scaffold(void)
     is_int(nc2, nc, "same number of tokens");
     /* the logits were consumed by greedy(): evaluate again */
     serve(pc, "qa", mods, 4, nt, np, 5, 1, kv, a, &nc);
-    ok(max_rel_diff(a, b, (size_t) nv) <= 1e-4, "cached == full prefill "
-       "(max rel diff %.2g)", max_rel_diff(a, b, (size_t) nv));
+    ok(test_max_rel_diff(a, b, (size_t) nv) <= 1e-4, "cached == full prefill "
+       "(max rel diff %.2g)", test_max_rel_diff(a, b, (size_t) nv));
     serve(pc, "qa", mods, 4, nt, np, 5, 0, kv, b, &nc2);
     greedy(kv, b, 34, gb, 8);
     ok(memcmp(ga, gb, sizeof(ga)) == 0, "same greedy output");
@@ -267,7 +239,7 @@ test_scaffold(void)
     ok(serve(pc, "qa", other, 4, nt, np, 5, 1, kv, a, &nc) == 0
        && nc == 7 + 8 + 8 + 4, "the other member gathers (%d)", nc);
     serve(pc, "qa", mods, 4, nt, np, 5, 1, kv, b, &nc);
-    ok(max_rel_diff(a, b, (size_t) nv) > 1e-3, "and gives other logits");
+    ok(test_max_rel_diff(a, b, (size_t) nv) > 1e-3, "and gives other logits");
 
     /* bad input */
     ok(pcache_gather(pc, "nope", mods, 4, kv, &nc, err, sizeof(err)) != 0
@@ -310,7 +282,7 @@ test_placeholder(void)
     rc = serve(pc, "ph", mods, 4, nt, np, 2, 1, kv, a, &nc);
     ok(rc == 0 && nc == 25, "placeholder entries are not stored (%d)", nc);
     serve(pc, "noph", mods, 4, nt, np, 2, 1, kv, b, &nc);
-    ok(max_rel_diff(a, b, (size_t) nv) > 1e-4, "but the module after it "
+    ok(test_max_rel_diff(a, b, (size_t) nv) > 1e-4, "but the module after it "
        "saw them");
     pcache_free(pc);
     kv_cache_free(kv);
@@ -338,7 +310,7 @@ test_independent(void)
        "gathered with a union member, an argument and gaps: %s", err);
     ok(serve(pc, "ind", mods, 4, nt, np, 5, 0, kv, b, &nc2) == 0,
        "block-diagonal reference: %s", err);
-    d = max_rel_diff(a, b, (size_t) nv);
+    d = test_max_rel_diff(a, b, (size_t) nv);
     ok(d <= 1e-4 && nc == nc2, "cached == segments (max rel diff %.2g)", d);
     /* without segments the reference differs: the mask matters */
     kv_cache_truncate(kv, 0);
@@ -353,7 +325,7 @@ test_independent(void)
         free(rp);
         free(rs);
     }
-    ok(max_rel_diff(a, b, (size_t) nv) > 1e-3, "a causal pass differs");
+    ok(test_max_rel_diff(a, b, (size_t) nv) > 1e-3, "a causal pass differs");
     pcache_free(pc);
     kv_cache_free(kv);
     free(a);
@@ -392,7 +364,7 @@ test_held(void)
        "same modules: all %d entries kept, none copied", nr);
     model_eval(model, kv, nt, np, 3, a, 0, err, sizeof(err));
     serve(pc, "qa", m1, 4, nt, np, 3, 1, ref, b, &nc2);
-    ok(max_rel_diff(a, b, (size_t) nv) <= 1e-6, "same logits as a fresh "
+    ok(test_max_rel_diff(a, b, (size_t) nv) <= 1e-6, "same logits as a fresh "
        "gather");
 
     rc = pcache_gather_held(pc, "qa", m2, 4, kv, &h, &nc, &nr, err,
@@ -401,8 +373,8 @@ test_held(void)
     ok(rc == 0 && nc == 27 && kv_cache_len(kv) == 27, "the rest appended");
     model_eval(model, kv, nt, np, 3, a, 0, err, sizeof(err));
     serve(pc, "qa", m2, 4, nt, np, 3, 1, ref, b, &nc2);
-    ok(max_rel_diff(a, b, (size_t) nv) <= 1e-6, "same logits as a fresh "
-       "gather (%.2g)", max_rel_diff(a, b, (size_t) nv));
+    ok(test_max_rel_diff(a, b, (size_t) nv) <= 1e-6, "same logits as a fresh "
+       "gather (%.2g)", test_max_rel_diff(a, b, (size_t) nv));
 
     pcache_schema_put(pc, "qa", "", 0, &f.lay, err, sizeof(err));
     rc = pcache_gather_held(pc, "qa", m2, 4, kv, &h, &nc, &nr, err,
@@ -455,7 +427,7 @@ test_eviction(void)
     pcache_stats(pc, &st);
     ok(st.misses > st0.misses && st.encode_passes > st0.encode_passes,
        "by encoding again (%llu misses)", (unsigned long long) st.misses);
-    ok(max_rel_diff(a, b, (size_t) nv) <= 1e-6, "same logits as before");
+    ok(test_max_rel_diff(a, b, (size_t) nv) <= 1e-6, "same logits as before");
     ok(st.bytes <= cfg.budget, "still within the budget");
 
     cfg.budget = 10 * eb;

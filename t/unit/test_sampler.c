@@ -13,6 +13,7 @@
 
 #include "sampler.h"
 #include "tap.h"
+#include "testutil.h"
 
 extern void *__libc_malloc(size_t n);
 extern void *__libc_calloc(size_t n, size_t m);
@@ -53,19 +54,6 @@ test_rand(void)
     return (float) (rng >> 40) / 16777216.0f;
 }
 
-static int
-argmax(const float *x, int n)
-{
-    int  i, b = 0;
-
-    for (i = 1; i < n; i++) {
-        if (x[i] > x[b]) {
-            b = i;
-        }
-    }
-    return b;
-}
-
 static sampler_t *
 mk(float temp, int top_k, float top_p, uint64_t seed, int n)
 {
@@ -92,11 +80,11 @@ test_greedy(void)
             logits[i] = test_rand() * 20.0f - 10.0f;
         }
         memcpy(copy, logits, sizeof(logits));
-        bad_g += sampler_sample(g, copy) != argmax(logits, 1000);
+        bad_g += sampler_sample(g, copy) != test_argmax(logits, 1000);
         memcpy(copy, logits, sizeof(logits));
-        bad_k += sampler_sample(k1, copy) != argmax(logits, 1000);
+        bad_k += sampler_sample(k1, copy) != test_argmax(logits, 1000);
         memcpy(copy, logits, sizeof(logits));
-        bad_k += sampler_sample(k1p, copy) != argmax(logits, 1000);
+        bad_k += sampler_sample(k1p, copy) != test_argmax(logits, 1000);
     }
     is_int(bad_g, 0, "temperature 0 is argmax over 200 rows");
     is_int(bad_k, 0, "top-k 1 is argmax, with or without top-p");

@@ -2,10 +2,13 @@
  * Helpers several C unit tests share.
  */
 
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "tap.h"
 #include "testutil.h"
@@ -50,4 +53,65 @@ test_load_dicts(const char *argv0)
     }
 
     return dict;
+}
+
+
+int
+test_find_shared(char *out, size_t size)
+{
+    const char  *env = getenv("LLMCACHE_SHARED");
+    char         dir[PATH_MAX], probe[PATH_MAX + 32];
+    struct stat  st;
+    char        *slash;
+
+    if (env && *env) {
+        snprintf(out, size, "%s", env);
+        return stat(out, &st) == 0;
+    }
+    if (getcwd(dir, sizeof(dir)) == NULL) {
+        return 0;
+    }
+    for ( ;; ) {
+        snprintf(probe, sizeof(probe), "%s/src/engine/model.h", dir);
+        if (stat(probe, &st) == 0) {
+            snprintf(out, size, "%s/../shared", dir);
+            return stat(out, &st) == 0;
+        }
+        slash = strrchr(dir, '/');
+        if (slash == NULL || slash == dir) {
+            return 0;
+        }
+        *slash = '\0';
+    }
+}
+
+
+int
+test_argmax(const float *x, int n)
+{
+    int  i, b = 0;
+
+    for (i = 1; i < n; i++) {
+        if (x[i] > x[b]) {
+            b = i;
+        }
+    }
+    return b;
+}
+
+
+double
+test_max_rel_diff(const float *a, const float *b, size_t n)
+{
+    double  d = 0, mx = 0;
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (!isfinite(a[i]) || !isfinite(b[i])) {
+            return INFINITY;            /* fmax would skip a NaN */
+        }
+        d = fmax(d, fabs((double) a[i] - b[i]));
+        mx = fmax(mx, fabs((double) b[i]));
+    }
+    return mx > 0 ? d / mx : d;
 }
