@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errf.h"
 #include "model.h"
 #include "quant.h"
 #include "threadpool.h"
@@ -135,24 +136,6 @@ struct kv_cache {
     int             has_seg;    /* some entry may have a segment */
 };
 
-static void
-model_err(char *err, size_t errlen, const char *fn, const char *fmt, ...)
-{
-    va_list  ap;
-    int      n;
-
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-    n = snprintf(err, errlen, "%s: ", fn);
-    if (n < 0 || (size_t) n >= errlen) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err + n, errlen - n, fmt, ap);
-    va_end(ap);
-}
-
 /* --- building ------------------------------------------------------------ */
 
 typedef struct {
@@ -203,20 +186,20 @@ build_find(build_ctx_t *b, const char *name, int cols, int rows,
         if (optional) {
             return 1;
         }
-        model_err(b->err, b->errlen, "model_load", "missing tensor '%s' "
+        errf(b->err, b->errlen, "model_load", "missing tensor '%s' "
                   "(want %s)", name, want);
         return -1;
     }
     if (t->ne[0] != cols || (rows > 0 && t->ne[1] != rows) || t->ne[1] < 1
         || t->ne[1] > INT32_MAX || t->ne[2] != 1 || t->ne[3] != 1)
     {
-        model_err(b->err, b->errlen, "model_load", "tensor '%s' has shape "
+        errf(b->err, b->errlen, "model_load", "tensor '%s' has shape "
                   "%s, want %s", name, shape_str(t, have, sizeof(have)),
                   want);
         return -1;
     }
     if (!quant_type_supported(t->type)) {
-        model_err(b->err, b->errlen, "model_load", "tensor '%s': type %s "
+        errf(b->err, b->errlen, "model_load", "tensor '%s': type %s "
                   "is not supported", name, quant_type_name(t->type));
         return -1;
     }
@@ -263,7 +246,7 @@ build_vec_row(build_ctx_t *b, const char *name, int n, int rows, int row,
         return rc;
     }
     if (row >= t->ne[1]) {
-        model_err(b->err, b->errlen, "model_load", "tensor '%s' has no row "
+        errf(b->err, b->errlen, "model_load", "tensor '%s' has no row "
                   "%d", name, row);
         return -1;
     }
@@ -280,7 +263,7 @@ build_vec_row(build_ctx_t *b, const char *name, int n, int rows, int row,
         if (o) {
             m->owned = o;
         }
-        model_err(b->err, b->errlen, "model_load", "out of memory");
+        errf(b->err, b->errlen, "model_load", "out of memory");
         return -1;
     }
     m->owned = o;
@@ -493,7 +476,7 @@ build_weights(build_ctx_t *b)
     }
     w->layers = calloc(hp->n_layers, sizeof(layer_t));
     if (w->layers == NULL) {
-        model_err(b->err, b->errlen, "model_load", "out of memory");
+        errf(b->err, b->errlen, "model_load", "out of memory");
         return -1;
     }
     for (l = 0; l < hp->n_layers; l++) {
@@ -641,14 +624,14 @@ check_hparams(const model_hparams_t *hp, char *err, size_t errlen)
         || hp->n_heads <= 0 || hp->n_kv_heads <= 0 || hp->ffn_dim <= 0
         || hp->head_dim <= 0)
     {
-        model_err(err, errlen, "model_load", "bad hyperparameters: vocab %d "
+        errf(err, errlen, "model_load", "bad hyperparameters: vocab %d "
                   "dim %d layers %d heads %d kv_heads %d ffn %d",
                   hp->n_vocab, hp->dim, hp->n_layers, hp->n_heads,
                   hp->n_kv_heads, hp->ffn_dim);
         return -1;
     }
     if (hp->n_heads % hp->n_kv_heads != 0) {
-        model_err(err, errlen, "model_load", "head_count %d is not a "
+        errf(err, errlen, "model_load", "head_count %d is not a "
                   "multiple of head_count_kv %d", hp->n_heads,
                   hp->n_kv_heads);
         return -1;
@@ -656,7 +639,7 @@ check_hparams(const model_hparams_t *hp, char *err, size_t errlen)
     if (hp->rope_dim < 0 || hp->rope_dim > hp->head_dim
         || hp->rope_dim % 2 != 0)
     {
-        model_err(err, errlen, "model_load", "rope dimension %d does not "
+        errf(err, errlen, "model_load", "rope dimension %d does not "
                   "fit head size %d", hp->rope_dim, hp->head_dim);
         return -1;
     }
@@ -664,12 +647,12 @@ check_hparams(const model_hparams_t *hp, char *err, size_t errlen)
         && hp->pooling != MODEL_POOLING_CLS
         && hp->pooling != MODEL_POOLING_LAST)
     {
-        model_err(err, errlen, "model_load", "pooling type %d is not "
+        errf(err, errlen, "model_load", "pooling type %d is not "
                   "supported (1 mean, 2 cls, 3 last)", hp->pooling);
         return -1;
     }
     if (hp->alibi_bias < 0.0f || hp->clamp_kqv < 0.0f) {
-        model_err(err, errlen, "model_load", "negative max_alibi_bias or "
+        errf(err, errlen, "model_load", "negative max_alibi_bias or "
                   "clamp_kqv");
         return -1;
     }
@@ -677,7 +660,7 @@ check_hparams(const model_hparams_t *hp, char *err, size_t errlen)
         || hp->n_layers > 4096 || hp->n_heads > 4096
         || hp->n_vocab > (1 << 24))
     {
-        model_err(err, errlen, "model_load", "hyperparameters out of range");
+        errf(err, errlen, "model_load", "hyperparameters out of range");
         return -1;
     }
     return 0;
@@ -693,7 +676,7 @@ model_build(const model_hparams_t *hp, model_tensor_fn find, void *ud,
 
     m = calloc(1, sizeof(*m));
     if (m == NULL) {
-        model_err(err, errlen, __func__, "out of memory");
+        errf(err, errlen, __func__, "out of memory");
         if (release) {
             release(ud);
         }
@@ -718,7 +701,7 @@ model_build(const model_hparams_t *hp, model_tensor_fn find, void *ud,
         goto fail;
     }
     if (build_runstate(m) != 0) {
-        model_err(err, errlen, "model_load", "out of memory for scratch "
+        errf(err, errlen, "model_load", "out of memory for scratch "
                   "buffers");
         goto fail;
     }
@@ -777,7 +760,7 @@ hp_int(const gguf_ctx_t *g, const char *arch, const char *key, int def,
         return 0;
     }
     if (rc != 0 || v > INT32_MAX) {
-        model_err(err, errlen, "model_load", "%s %s", name,
+        errf(err, errlen, "model_load", "%s %s", name,
                   rc == -1 ? "is missing" : "has a bad type or value");
         return -1;
     }
@@ -799,7 +782,7 @@ hp_float(const gguf_ctx_t *g, const char *arch, const char *key, float def,
         return 0;
     }
     if (rc != 0 || !isfinite(*out)) {
-        model_err(err, errlen, "model_load", "%s has a bad type or value",
+        errf(err, errlen, "model_load", "%s has a bad type or value",
                   name);
         return -1;
     }
@@ -825,7 +808,7 @@ model_load(const char *path, int n_threads, char *err, size_t errlen)
     }
     memset(&hp, 0, sizeof(hp));
     if (gguf_get_str(g, "general.architecture", &s, &len) != 0) {
-        model_err(err, errlen, __func__, "%s: general.architecture is "
+        errf(err, errlen, __func__, "%s: general.architecture is "
                   "missing", path);
         goto fail;
     }
@@ -837,7 +820,7 @@ model_load(const char *path, int n_threads, char *err, size_t errlen)
         }
     }
     if (i == sizeof(model_archs) / sizeof(model_archs[0])) {
-        model_err(err, errlen, __func__, "%s: unsupported architecture "
+        errf(err, errlen, __func__, "%s: unsupported architecture "
                   "'%.*s' (supported: llama, falcon, mpt, bert)", path,
                   (int) (len > 32 ? 32 : len), s);
         goto fail;
@@ -862,7 +845,7 @@ model_load(const char *path, int n_threads, char *err, size_t errlen)
         goto fail;
     }
     if (hp.n_heads <= 0 || hp.dim % hp.n_heads != 0) {
-        model_err(err, errlen, __func__, "%s: embedding_length %d is not a "
+        errf(err, errlen, __func__, "%s: embedding_length %d is not a "
                   "multiple of head_count %d", path, hp.dim, hp.n_heads);
         goto fail;
     }
@@ -899,7 +882,7 @@ model_load(const char *path, int n_threads, char *err, size_t errlen)
         snprintf(key, sizeof(key), "%s.attention.causal", arch);
         causal = 0;
         if (gguf_get_bool(g, key, &causal) == -2 || causal) {
-            model_err(err, errlen, __func__, "%s: %s must be false for an "
+            errf(err, errlen, __func__, "%s: %s must be false for an "
                       "encoder", path, key);
             goto fail;
         }
@@ -912,7 +895,7 @@ model_load(const char *path, int n_threads, char *err, size_t errlen)
     }
     emb = gguf_find_tensor(g, "token_embd.weight");
     if (emb == NULL) {
-        model_err(err, errlen, "model_load", "missing tensor "
+        errf(err, errlen, "model_load", "missing tensor "
                   "'token_embd.weight'");
         goto fail;
     }
@@ -926,7 +909,7 @@ model_load(const char *path, int n_threads, char *err, size_t errlen)
         /* ids the tokenizer can produce must have embedding rows (more
            rows than tokens is fine: padded vocabularies) */
         if (tokenizer_n_vocab(tok) > hp.n_vocab) {
-            model_err(err, errlen, __func__, "%s: the tokenizer has %d "
+            errf(err, errlen, __func__, "%s: the tokenizer has %d "
                       "tokens, token_embd.weight only %d rows", path,
                       tokenizer_n_vocab(tok), hp.n_vocab);
             tokenizer_free(tok);
@@ -1802,28 +1785,28 @@ eval_check(model_t *m, kv_cache_t *kv, const int32_t *tokens,
     int32_t  p;
 
     if (kv == NULL || kv->m != m || tokens == NULL || n <= 0) {
-        model_err(err, errlen, "model_eval", "bad arguments");
+        errf(err, errlen, "model_eval", "bad arguments");
         return -1;
     }
     if (n > kv->n_ctx - kv->len) {
-        model_err(err, errlen, "model_eval", "context full: %d + %d tokens "
+        errf(err, errlen, "model_eval", "context full: %d + %d tokens "
                   "> %d", kv->len, n, kv->n_ctx);
         return -1;
     }
     for (i = 0; i < n; i++) {
         if (tokens[i] < 0 || tokens[i] >= m->hp.n_vocab) {
-            model_err(err, errlen, "model_eval", "token id %d out of range "
+            errf(err, errlen, "model_eval", "token id %d out of range "
                       "[0, %d)", tokens[i], m->hp.n_vocab);
             return -1;
         }
         p = pos ? pos[i] : kv->len + i;
         if (p < 0) {
-            model_err(err, errlen, "model_eval", "negative position %d", p);
+            errf(err, errlen, "model_eval", "negative position %d", p);
             return -1;
         }
         /* learned position embeddings end at the trained context */
         if (m->w.pos_embd.data != NULL && p >= m->w.pos_embd.rows) {
-            model_err(err, errlen, "model_eval", "position %d past the %d "
+            errf(err, errlen, "model_eval", "position %d past the %d "
                       "learned positions", p, m->w.pos_embd.rows);
             return -1;
         }
@@ -1848,7 +1831,7 @@ model_eval_seg(model_t *m, kv_cache_t *kv, const int32_t *tokens,
     int  c0, nb, B = m->s.n_batch;
 
     if (m->hp.non_causal) {
-        model_err(err, errlen, "model_eval", "%s is an encoder (%s): it has "
+        errf(err, errlen, "model_eval", "%s is an encoder (%s): it has "
                   "no logits; use model_embed", m->hp.name[0] ? m->hp.name
                   : "the model", model_arch_name(m->hp.arch));
         return -1;
@@ -1881,12 +1864,12 @@ model_embed(model_t *m, const int32_t *tokens, int n, float *out,
     int          c0, nb, t, i, dim = m->hp.dim, B = m->s.n_batch, enc;
 
     if (n <= 0 || out == NULL) {
-        model_err(err, errlen, __func__, "no tokens");
+        errf(err, errlen, __func__, "no tokens");
         return -1;
     }
     enc = m->hp.non_causal;
     if (enc && n > B) {
-        model_err(err, errlen, __func__, "%d tokens: an encoder takes at "
+        errf(err, errlen, __func__, "%d tokens: an encoder takes at "
                   "most %d", n, B);
         return -1;
     }
@@ -1895,7 +1878,7 @@ model_embed(model_t *m, const int32_t *tokens, int n, float *out,
     if (kv == NULL || h == NULL) {
         kv_cache_free(kv);
         free(h);
-        model_err(err, errlen, __func__, "out of memory for %d tokens", n);
+        errf(err, errlen, __func__, "out of memory for %d tokens", n);
         return -1;
     }
     if (eval_check(m, kv, tokens, NULL, n, err, errlen) != 0) {

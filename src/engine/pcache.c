@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errf.h"
 #include "pcache.h"
 
 #define PCACHE_MAGIC    "LLMCPC01"
@@ -58,29 +59,6 @@ typedef struct {
     int32_t  ord;               /* insertion order: a stable sort */
     int32_t  tok;
 } pc_ent_t;
-
-static int
-pc_err(char *err, size_t errlen, const char *fn, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int
-pc_err(char *err, size_t errlen, const char *fn, const char *fmt, ...)
-{
-    va_list  ap;
-    int      n;
-
-    if (err == NULL || errlen == 0) {
-        return -1;
-    }
-    n = snprintf(err, errlen, "%s: ", fn);
-    if (n < 0 || (size_t) n >= errlen) {
-        return -1;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err + n, errlen - (size_t) n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static uint64_t
 pc_fnv(uint64_t h, const void *data, size_t n)
@@ -427,7 +405,7 @@ pc_pass(pcache_t *pc, pc_schema_t *sc, const int *choice, const char *want,
         return 0;
     }
     if (pc_make_room(pc, need) != 0) {
-        pc_err(err, errlen, __func__, "schema \"%s\": %zu bytes of K/V do "
+        errf(err, errlen, __func__, "schema \"%s\": %zu bytes of K/V do "
                "not fit in the budget of %zu", sc->name, need, pc->budget);
         return -2;
     }
@@ -435,7 +413,7 @@ pc_pass(pcache_t *pc, pc_schema_t *sc, const int *choice, const char *want,
     tok = malloc((size_t) cap * sizeof(int32_t));
     pos = malloc((size_t) cap * sizeof(int32_t));
     if (e == NULL || tok == NULL || pos == NULL) {
-        pc_err(err, errlen, __func__, "out of memory");
+        errf(err, errlen, __func__, "out of memory");
         goto done;
     }
     for (k = 0; k < l->n_mods; k++) {
@@ -466,7 +444,7 @@ pc_pass(pcache_t *pc, pc_schema_t *sc, const int *choice, const char *want,
     }
     pass = kv_cache_new(pc->m, n);
     if (pass == NULL) {
-        pc_err(err, errlen, __func__, "cannot allocate %d entries", n);
+        errf(err, errlen, __func__, "cannot allocate %d entries", n);
         goto done;
     }
     if (model_eval(pc->m, pass, tok, pos, n, NULL, 0, err, errlen) != 0) {
@@ -479,7 +457,7 @@ pc_pass(pcache_t *pc, pc_schema_t *sc, const int *choice, const char *want,
         }
         sc->mods[k].kv = pc_cut(pc, sc, pass, e, n, k);
         if (sc->mods[k].kv == NULL) {
-            pc_err(err, errlen, __func__, "cannot store module \"%s\"",
+            errf(err, errlen, __func__, "cannot store module \"%s\"",
                    l->mods[k].name);
             goto done;
         }
@@ -506,7 +484,7 @@ pc_encode_independent(pcache_t *pc, pc_schema_t *sc, int k, char *err,
     int                  i;
 
     if (pc_make_room(pc, pc_mod_bytes(pc, sc, k)) != 0) {
-        pc_err(err, errlen, __func__, "module \"%s\": %zu bytes of K/V do "
+        errf(err, errlen, __func__, "module \"%s\": %zu bytes of K/V do "
                "not fit in the budget of %zu", md->name,
                pc_mod_bytes(pc, sc, k), pc->budget);
         return -2;
@@ -516,7 +494,7 @@ pc_encode_independent(pcache_t *pc, pc_schema_t *sc, int k, char *err,
     if (seg == NULL || kv == NULL) {
         free(seg);
         kv_cache_free(kv);
-        return pc_err(err, errlen, __func__, "out of memory");
+        return errf(err, errlen, __func__, "out of memory");
     }
     for (i = 0; i < md->n_tokens; i++) {
         seg[i] = k + 1;
@@ -565,7 +543,7 @@ pc_encode(pcache_t *pc, pc_schema_t *sc, const char *want, char *err,
     if (choice == NULL || dflt == NULL) {
         free(choice);
         free(dflt);
-        return pc_err(err, errlen, __func__, "out of memory");
+        return errf(err, errlen, __func__, "out of memory");
     }
     for (u = 0; u < n_unions; u++) {
         dflt[u] = -1;
@@ -595,7 +573,7 @@ pc_encode(pcache_t *pc, pc_schema_t *sc, const char *want, char *err,
             break;
         }
         if (pc_needs(sc, k)) {
-            rc = pc_err(err, errlen, __func__, "module \"%s\" was not in "
+            rc = errf(err, errlen, __func__, "module \"%s\" was not in "
                         "its pass", l->mods[k].name);
             break;
         }
@@ -612,7 +590,7 @@ pc_check_layout(const pml_layout_t *l, char *err, size_t errlen)
     int                  k, i, p;
 
     if (l->n_mods <= 0) {
-        return pc_err(err, errlen, "pcache_schema_put", "no modules");
+        return errf(err, errlen, "pcache_schema_put", "no modules");
     }
     for (k = 0; k < l->n_mods; k++) {
         md = &l->mods[k];
@@ -620,12 +598,12 @@ pc_check_layout(const pml_layout_t *l, char *err, size_t errlen)
             || md->n_tokens < 0 || (md->n_tokens > 0 && (md->tokens == NULL
                                                          || md->pos == NULL)))
         {
-            return pc_err(err, errlen, "pcache_schema_put", "module %d: "
+            return errf(err, errlen, "pcache_schema_put", "module %d: "
                           "bad layout", k);
         }
         for (i = 0; i < md->n_tokens; i++) {
             if (md->pos[i] < 0) {
-                return pc_err(err, errlen, "pcache_schema_put", "module %d: "
+                return errf(err, errlen, "pcache_schema_put", "module %d: "
                               "negative position", k);
             }
         }
@@ -634,7 +612,7 @@ pc_check_layout(const pml_layout_t *l, char *err, size_t errlen)
                 || (md->params[p].n_scaffold > 0
                     && md->params[p].scaffold == NULL))
             {
-                return pc_err(err, errlen, "pcache_schema_put", "module %d: "
+                return errf(err, errlen, "pcache_schema_put", "module %d: "
                               "bad parameter", k);
             }
         }
@@ -706,7 +684,7 @@ pc_save(pcache_t *pc, const pc_schema_t *sc, char *err, size_t errlen)
     snprintf(tmp, sizeof(tmp), "%s/.%s.pcache.tmp", pc->dir, sc->name);
     o.f = fopen(tmp, "wb");
     if (o.f == NULL) {
-        return pc_err(err, errlen, __func__, "%s: %s", tmp,
+        return errf(err, errlen, __func__, "%s: %s", tmp,
                       strerror(errno));
     }
     o.h = PCACHE_FNV0;
@@ -750,7 +728,7 @@ pc_save(pcache_t *pc, const pc_schema_t *sc, char *err, size_t errlen)
             free(buf);
             fclose(o.f);
             unlink(tmp);
-            return pc_err(err, errlen, __func__, "module \"%s\" is not "
+            return errf(err, errlen, __func__, "module \"%s\" is not "
                           "resident", l->mods[k].name);
         }
         pc_put(&o, buf, nb);
@@ -762,11 +740,11 @@ pc_save(pcache_t *pc, const pc_schema_t *sc, char *err, size_t errlen)
     }
     if (fclose(o.f) != 0 || o.failed) {
         unlink(tmp);
-        return pc_err(err, errlen, __func__, "%s: write failed", tmp);
+        return errf(err, errlen, __func__, "%s: write failed", tmp);
     }
     if (rename(tmp, path) != 0) {
         unlink(tmp);
-        return pc_err(err, errlen, __func__, "rename %s: %s", path,
+        return errf(err, errlen, __func__, "rename %s: %s", path,
                       strerror(errno));
     }
     return 0;
@@ -850,12 +828,12 @@ pc_parse_file(pcache_t *pc, const unsigned char *data, size_t size,
     void          *aligned;
 
     if (size < 8 + 8 || memcmp(data, PCACHE_MAGIC, 8) != 0) {
-        pc_err(err, errlen, __func__, "not a prompt-cache file");
+        errf(err, errlen, __func__, "not a prompt-cache file");
         return NULL;
     }
     memcpy(&h, data + size - 8, 8);
     if (pc_fnv(PCACHE_FNV0, data, size - 8) != h) {
-        pc_err(err, errlen, __func__, "checksum mismatch");
+        errf(err, errlen, __func__, "checksum mismatch");
         return NULL;
     }
     in.n = size - 8;
@@ -863,7 +841,7 @@ pc_parse_file(pcache_t *pc, const unsigned char *data, size_t size,
     /* the header we would write, byte for byte, mode aside */
     mem = fmemopen(expect, sizeof(expect), "wb");
     if (mem == NULL) {
-        pc_err(err, errlen, __func__, "fmemopen failed");
+        errf(err, errlen, __func__, "fmemopen failed");
         return NULL;
     }
     hdr.f = mem;
@@ -876,14 +854,14 @@ pc_parse_file(pcache_t *pc, const unsigned char *data, size_t size,
     fclose(mem);
     q = pc_get(&in, (size_t) n);
     if (q == NULL || memcmp(q, expect, (size_t) n) != 0) {
-        pc_err(err, errlen, __func__, "written for another model or "
+        errf(err, errlen, __func__, "written for another model or "
                "format version");
         return NULL;
     }
 
     sc = calloc(1, sizeof(*sc));
     if (sc == NULL) {
-        pc_err(err, errlen, __func__, "out of memory");
+        errf(err, errlen, __func__, "out of memory");
         return NULL;
     }
     sc->lay.mode = k == PML_MODE_INDEPENDENT ? PML_MODE_INDEPENDENT
@@ -981,7 +959,7 @@ pc_parse_file(pcache_t *pc, const unsigned char *data, size_t size,
     return sc;
 
 bad:
-    pc_err(err, errlen, __func__, "truncated or malformed file");
+    errf(err, errlen, __func__, "truncated or malformed file");
     pc_schema_free(pc, sc);
     return NULL;
 }
@@ -998,7 +976,7 @@ pcache_new(model_t *m, const pcache_config_t *cfg, char *err, size_t errlen)
 
     pc = calloc(1, sizeof(*pc));
     if (pc == NULL) {
-        pc_err(err, errlen, __func__, "out of memory");
+        errf(err, errlen, __func__, "out of memory");
         return NULL;
     }
     pc->m = m;
@@ -1015,11 +993,11 @@ pcache_new(model_t *m, const pcache_config_t *cfg, char *err, size_t errlen)
         pc->dir = pc_strndup(cfg->dir, strlen(cfg->dir));
         if (pc->dir == NULL) {
             free(pc);
-            pc_err(err, errlen, __func__, "out of memory");
+            errf(err, errlen, __func__, "out of memory");
             return NULL;
         }
         if (mkdir(pc->dir, 0700) != 0 && errno != EEXIST) {
-            pc_err(err, errlen, __func__, "mkdir %s: %s", pc->dir,
+            errf(err, errlen, __func__, "mkdir %s: %s", pc->dir,
                    strerror(errno));
             free(pc->dir);
             free(pc);
@@ -1062,7 +1040,7 @@ pcache_schema_put(pcache_t *pc, const char *name, const char *text,
     if (name == NULL || name[0] == '\0' || strchr(name, '/') != NULL
         || name[0] == '.')
     {
-        return pc_err(err, errlen, __func__, "bad schema name");
+        return errf(err, errlen, __func__, "bad schema name");
     }
     if (pc_check_layout(l, err, errlen) != 0) {
         return -1;
@@ -1071,7 +1049,7 @@ pcache_schema_put(pcache_t *pc, const char *name, const char *text,
         total += (size_t) l->mods[k].n_tokens * pc->entry_bytes;
     }
     if (pc->budget > 0 && total > pc->budget) {
-        pc_err(err, errlen, __func__, "schema \"%s\" needs %zu bytes of "
+        errf(err, errlen, __func__, "schema \"%s\" needs %zu bytes of "
                "K/V, more than the budget of %zu", name, total, pc->budget);
         return -2;
     }
@@ -1082,7 +1060,7 @@ pcache_schema_put(pcache_t *pc, const char *name, const char *text,
 
     sc = calloc(1, sizeof(*sc));
     if (sc == NULL) {
-        return pc_err(err, errlen, __func__, "out of memory");
+        return errf(err, errlen, __func__, "out of memory");
     }
     sc->name = pc_strndup(name, strlen(name));
     sc->text = pc_strndup(text ? text : "", text ? text_len : 0);
@@ -1094,7 +1072,7 @@ pcache_schema_put(pcache_t *pc, const char *name, const char *text,
     {
         free(want);
         pc_schema_free(pc, sc);
-        return pc_err(err, errlen, __func__, "out of memory");
+        return errf(err, errlen, __func__, "out of memory");
     }
     for (k = 0; k < l->n_mods; k++) {
         want[k] = 1;
@@ -1112,7 +1090,7 @@ pcache_schema_put(pcache_t *pc, const char *name, const char *text,
     }
     if (rc != 0 || pc_add(pc, sc) != 0) {
         pc_schema_free(pc, sc);
-        return rc != 0 ? rc : pc_err(err, errlen, __func__, "out of memory");
+        return rc != 0 ? rc : errf(err, errlen, __func__, "out of memory");
     }
     return 0;
 }
@@ -1232,13 +1210,13 @@ pc_plan_ents(const pcache_t *pc, const char *name, const int *mods, int n,
     int           i, j, k, cnt = 0, si = pc_find(pc, name);
 
     if (si < 0) {
-        pc_err(err, errlen, "pcache_gather", "unknown schema \"%s\"", name);
+        errf(err, errlen, "pcache_gather", "unknown schema \"%s\"", name);
         return NULL;
     }
     sc = pc->schemas[si];
     for (i = 0; i < n; i++) {
         if (mods[i] < 0 || mods[i] >= sc->lay.n_mods) {
-            pc_err(err, errlen, "pcache_gather", "module %d out of range",
+            errf(err, errlen, "pcache_gather", "module %d out of range",
                    mods[i]);
             return NULL;
         }
@@ -1246,7 +1224,7 @@ pc_plan_ents(const pcache_t *pc, const char *name, const int *mods, int n,
     }
     e = malloc((size_t) (cnt > 0 ? cnt : 1) * sizeof(*e));
     if (e == NULL) {
-        pc_err(err, errlen, "pcache_gather", "out of memory");
+        errf(err, errlen, "pcache_gather", "out of memory");
         return NULL;
     }
     cnt = 0;
@@ -1314,7 +1292,7 @@ pcache_gather_held(pcache_t *pc, const char *name, const int *mods, int n,
             ent = realloc(held->ent, (size_t) cnt * sizeof(uint64_t));
             if (ent == NULL) {
                 free(e);
-                return pc_err(err, errlen, __func__, "out of memory");
+                return errf(err, errlen, __func__, "out of memory");
             }
             held->ent = ent;
             held->cap = cnt;
@@ -1336,13 +1314,13 @@ pcache_gather_held(pcache_t *pc, const char *name, const int *mods, int n,
     base = kv_cache_len(kv);
     if (cnt - keep > kv_cache_n_ctx(kv) - base) {
         free(e);
-        return pc_err(err, errlen, __func__, "%d stored entries do not fit "
+        return errf(err, errlen, __func__, "%d stored entries do not fit "
                       "in the context", cnt);
     }
     want = calloc((size_t) sc->lay.n_mods, 1);
     if (want == NULL) {
         free(e);
-        return pc_err(err, errlen, __func__, "out of memory");
+        return errf(err, errlen, __func__, "out of memory");
     }
     for (i = 0; i < n; i++) {
         if (!want[mods[i]]) {
@@ -1364,7 +1342,7 @@ pcache_gather_held(pcache_t *pc, const char *name, const int *mods, int n,
             /* void */
         }
         if (kv_cache_append(kv, sc->mods[e[a].k].kv, e[a].i, b - a) != 0) {
-            rc = pc_err(err, errlen, __func__, "cannot append module "
+            rc = errf(err, errlen, __func__, "cannot append module "
                         "\"%s\"", sc->lay.mods[e[a].k].name);
         }
     }
@@ -1416,7 +1394,7 @@ pcache_plan_ref(const pcache_t *pc, const char *name, const int *mods,
         free(*pos);
         free(*seg);
         free(e);
-        return pc_err(err, errlen, __func__, "out of memory");
+        return errf(err, errlen, __func__, "out of memory");
     }
     for (i = 0; i < cnt; i++) {
         (*tokens)[i] = sc->lay.mods[e[i].k].tokens[e[i].i];
@@ -1447,7 +1425,7 @@ pcache_load_dir(pcache_t *pc, int *skipped, char *err, size_t errlen)
     }
     d = opendir(pc->dir);
     if (d == NULL) {
-        return pc_err(err, errlen, __func__, "%s: %s", pc->dir,
+        return errf(err, errlen, __func__, "%s: %s", pc->dir,
                       strerror(errno));
     }
     while ((de = readdir(d)) != NULL) {
@@ -1475,7 +1453,7 @@ pcache_load_dir(pcache_t *pc, int *skipped, char *err, size_t errlen)
                 fclose(f);
             }
             free(data);
-            pc_err(err, errlen, __func__, "%s: cannot read", path);
+            errf(err, errlen, __func__, "%s: cannot read", path);
             (*skipped)++;
             continue;
         }
@@ -1502,7 +1480,7 @@ pcache_load_dir(pcache_t *pc, int *skipped, char *err, size_t errlen)
         if (pc_make_room(pc, bytes) != 0 || pc_add(pc, sc) != 0) {
             pc->used += bytes;
             pc_schema_free(pc, sc);
-            pc_err(err, errlen, __func__, "%s does not fit in the budget",
+            errf(err, errlen, __func__, "%s does not fit in the budget",
                    path);
             (*skipped)++;
             continue;

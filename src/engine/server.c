@@ -32,6 +32,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include "errf.h"
 #include "api.h"
 #include "chat.h"
 #include "gguf.h"
@@ -129,29 +130,6 @@ static void *server_gen_main(void *arg);
 static void server_accept_pause(server_t *s, int pause);
 
 /* --- small helpers ------------------------------------------------------- */
-
-static int
-server_err(char *err, size_t errlen, const char *fn, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int
-server_err(char *err, size_t errlen, const char *fn, const char *fmt, ...)
-{
-    va_list  ap;
-    int      n;
-
-    if (err == NULL || errlen == 0) {
-        return -1;
-    }
-    n = snprintf(err, errlen, "%s: ", fn);
-    if (n < 0 || (size_t) n >= errlen) {
-        return -1;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err + n, errlen - (size_t) n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static int64_t
 server_now_ns(void)
@@ -1779,7 +1757,7 @@ server_run(server_t *s, char *err, size_t errlen)
     time_t                   swept = server_mono();
 
     if (pthread_create(&s->thread, NULL, server_gen_main, s) != 0) {
-        return server_err(err, errlen, __func__, "pthread_create failed");
+        return errf(err, errlen, __func__, "pthread_create failed");
     }
     s->thread_started = 1;
 
@@ -1804,7 +1782,7 @@ server_run(server_t *s, char *err, size_t errlen)
             if (errno == EINTR) {
                 continue;
             }
-            return server_err(err, errlen, __func__, "epoll_wait: %s",
+            return errf(err, errlen, __func__, "epoll_wait: %s",
                               strerror(errno));
         }
         for (i = 0; i < n; i++) {
@@ -1870,7 +1848,7 @@ server_listen_unix(server_t *s, const char *path, char *err, size_t errlen)
     mode_t              old;
 
     if (strlen(path) >= sizeof(sa.sun_path)) {
-        return server_err(err, errlen, __func__, "socket path too long: %s",
+        return errf(err, errlen, __func__, "socket path too long: %s",
                           path);
     }
     memset(&sa, 0, sizeof(sa));
@@ -1880,7 +1858,7 @@ server_listen_unix(server_t *s, const char *path, char *err, size_t errlen)
     /* a stale socket file is removed; a live one is an error */
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
-            return server_err(err, errlen, __func__, "%s exists and is not "
+            return errf(err, errlen, __func__, "%s exists and is not "
                               "a socket", path);
         }
         probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -1888,7 +1866,7 @@ server_listen_unix(server_t *s, const char *path, char *err, size_t errlen)
                                   sizeof(sa)) == 0)
         {
             close(probe);
-            return server_err(err, errlen, __func__, "%s: another server is "
+            return errf(err, errlen, __func__, "%s: another server is "
                               "listening there", path);
         }
         if (probe >= 0) {
@@ -1899,7 +1877,7 @@ server_listen_unix(server_t *s, const char *path, char *err, size_t errlen)
 
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        return server_err(err, errlen, __func__, "socket: %s",
+        return errf(err, errlen, __func__, "socket: %s",
                           strerror(errno));
     }
     /* the file is created with the wanted mode, never wider for a moment */
@@ -1907,7 +1885,7 @@ server_listen_unix(server_t *s, const char *path, char *err, size_t errlen)
     if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0) {
         umask(old);
         close(fd);
-        return server_err(err, errlen, __func__, "bind %s: %s", path,
+        return errf(err, errlen, __func__, "bind %s: %s", path,
                           strerror(errno));
     }
     umask(old);
@@ -1915,7 +1893,7 @@ server_listen_unix(server_t *s, const char *path, char *err, size_t errlen)
     snprintf(s->listen_path, sizeof(s->listen_path), "%s", path);
     if (listen(fd, 128) != 0) {
         close(fd);
-        return server_err(err, errlen, __func__, "listen: %s",
+        return errf(err, errlen, __func__, "listen: %s",
                           strerror(errno));
     }
     s->lfd = fd;
@@ -1932,12 +1910,12 @@ server_listen_tcp(server_t *s, const char *addr, char *err, size_t errlen)
     int               fd = -1, one = 1, rc;
 
     if (colon == NULL || colon[1] == '\0') {
-        return server_err(err, errlen, __func__, "--listen %s: expected "
+        return errf(err, errlen, __func__, "--listen %s: expected "
                           "unix:/path or host:port", addr);
     }
     hl = (size_t) (colon - addr);
     if (hl >= sizeof(host)) {
-        return server_err(err, errlen, __func__, "host too long");
+        return errf(err, errlen, __func__, "host too long");
     }
     memcpy(host, addr, hl);
     host[hl] = '\0';
@@ -1951,7 +1929,7 @@ server_listen_tcp(server_t *s, const char *addr, char *err, size_t errlen)
     hints.ai_flags = AI_PASSIVE;
     rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
     if (rc != 0) {
-        return server_err(err, errlen, __func__, "%s: %s", addr,
+        return errf(err, errlen, __func__, "%s: %s", addr,
                           gai_strerror(rc));
     }
     for (ai = res; ai != NULL; ai = ai->ai_next) {
@@ -1971,7 +1949,7 @@ server_listen_tcp(server_t *s, const char *addr, char *err, size_t errlen)
     }
     freeaddrinfo(res);
     if (fd < 0) {
-        return server_err(err, errlen, __func__, "cannot listen on %s: %s",
+        return errf(err, errlen, __func__, "cannot listen on %s: %s",
                           addr, strerror(errno));
     }
     s->lfd = fd;
@@ -2082,7 +2060,7 @@ server_pc_init(server_t *s, char *err, size_t errlen)
         lerr[0] = '\0';
         n = pcache_load_dir(s->pc, &skipped, lerr, sizeof(lerr));
         if (n < 0) {
-            return server_err(err, errlen, __func__, "%s", lerr);
+            return errf(err, errlen, __func__, "%s", lerr);
         }
         fprintf(stderr, "llmcache-worker: %d schema(s) loaded from %s%s%s\n",
                 n, s->cfg.kv_dir, skipped ? ", skipped some: " : "",
@@ -2110,7 +2088,7 @@ server_new(const server_config_t *cfg, char *err, size_t errlen)
 
     s = calloc(1, sizeof(*s));
     if (s == NULL) {
-        server_err(err, errlen, __func__, "out of memory");
+        errf(err, errlen, __func__, "out of memory");
         return NULL;
     }
     s->cfg = *cfg;
@@ -2143,7 +2121,7 @@ server_new(const server_config_t *cfg, char *err, size_t errlen)
     if (cfg->chat_template != NULL
         && chat_tmpl_from_name(cfg->chat_template) == CHAT_TMPL_NONE)
     {
-        server_err(err, errlen, __func__, "unknown chat template \"%s\" "
+        errf(err, errlen, __func__, "unknown chat template \"%s\" "
                    "(llama2, chatml, llama3, zephyr)", cfg->chat_template);
         goto failed;
     }
@@ -2175,7 +2153,7 @@ server_new(const server_config_t *cfg, char *err, size_t errlen)
     s->logits = malloc((size_t) s->n_vocab * sizeof(float));
     s->kv_toks = malloc((size_t) s->n_ctx * sizeof(int32_t));
     if (s->kv == NULL || s->logits == NULL || s->kv_toks == NULL) {
-        server_err(err, errlen, __func__, "cannot allocate a KV cache of %d "
+        errf(err, errlen, __func__, "cannot allocate a KV cache of %d "
                    "positions", s->n_ctx);
         goto failed;
     }
@@ -2200,7 +2178,7 @@ server_new(const server_config_t *cfg, char *err, size_t errlen)
     s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     s->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (s->efd < 0 || s->evfd < 0 || s->sfd < 0) {
-        server_err(err, errlen, __func__, "epoll/eventfd/signalfd: %s",
+        errf(err, errlen, __func__, "epoll/eventfd/signalfd: %s",
                    strerror(errno));
         goto failed;
     }

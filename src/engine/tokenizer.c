@@ -34,6 +34,7 @@
 #include <unicode/unorm2.h>
 #include <unicode/utf16.h>
 
+#include "errf.h"
 #include "gguf.h"
 #include "tokenizer.h"
 
@@ -88,28 +89,6 @@ struct tokenizer {
 
 
 /* ---- small helpers ---------------------------------------------------- */
-
-static void
-tok_err(char *err, size_t errlen, const char *fn, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void
-tok_err(char *err, size_t errlen, const char *fn, const char *fmt, ...)
-{
-    va_list  ap;
-    int      n;
-
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-    n = snprintf(err, errlen, "%s: ", fn);
-    if (n < 0 || (size_t) n >= errlen) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err + n, errlen - n, fmt, ap);
-    va_end(ap);
-}
 
 static uint64_t
 tok_hash_bytes(uint64_t h, const void *p, size_t n)
@@ -542,18 +521,18 @@ tokenizer_from_vocab(const tokenizer_vocab_t *v, char *err, size_t errlen)
     char          ch[8];
 
     if (v->n_vocab <= 0 || v->tokens == NULL) {
-        tok_err(err, errlen, __func__, "empty vocabulary");
+        errf(err, errlen, __func__, "empty vocabulary");
         return NULL;
     }
     if (v->kind != TOKENIZER_SPM && v->kind != TOKENIZER_BPE
         && v->kind != TOKENIZER_WPM)
     {
-        tok_err(err, errlen, __func__, "unknown tokenizer kind %d",
+        errf(err, errlen, __func__, "unknown tokenizer kind %d",
                 (int) v->kind);
         return NULL;
     }
     if (v->kind == TOKENIZER_BPE && v->n_merges > 0 && v->merges == NULL) {
-        tok_err(err, errlen, __func__, "merges missing");
+        errf(err, errlen, __func__, "merges missing");
         return NULL;
     }
 
@@ -581,7 +560,7 @@ tokenizer_from_vocab(const tokenizer_vocab_t *v, char *err, size_t errlen)
     for (id = 0; id < v->n_vocab; id++) {
         s = v->tokens[id];
         if (s == NULL) {
-            tok_err(err, errlen, __func__, "token %d missing", (int) id);
+            errf(err, errlen, __func__, "token %d missing", (int) id);
             goto fail;
         }
         n = v->lens ? v->lens[id] : strlen(s);
@@ -597,7 +576,7 @@ tokenizer_from_vocab(const tokenizer_vocab_t *v, char *err, size_t errlen)
         tok->vocab[id].type = TOKEN_TYPE_NORMAL;
         if (v->types) {
             if (v->types[id] < 0 || v->types[id] > TOKEN_TYPE_BYTE) {
-                tok_err(err, errlen, __func__,
+                errf(err, errlen, __func__,
                         "token %d has a bad type %d", (int) id,
                         (int) v->types[id]);
                 goto fail;
@@ -608,7 +587,7 @@ tokenizer_from_vocab(const tokenizer_vocab_t *v, char *err, size_t errlen)
             continue;       /* never produced by encoding, never looked up */
         }
         if (tok_lookup(tok, s, n) >= 0) {
-            tok_err(err, errlen, __func__, "duplicate token %d '%.*s'",
+            errf(err, errlen, __func__, "duplicate token %d '%.*s'",
                     (int) id, (int) (n > 40 ? 40 : n), s);
             goto fail;
         }
@@ -634,7 +613,7 @@ tokenizer_from_vocab(const tokenizer_vocab_t *v, char *err, size_t errlen)
         ids[3] = tok->eot; ids[4] = tok->sep;
         for (j = 0; j < 5; j++) {
             if (ids[j] < -1 || ids[j] >= v->n_vocab) {
-                tok_err(err, errlen, __func__,
+                errf(err, errlen, __func__,
                         "%s token id %d out of range (vocab %d)", names[j],
                         (int) ids[j], v->n_vocab);
                 goto fail;
@@ -642,15 +621,15 @@ tokenizer_from_vocab(const tokenizer_vocab_t *v, char *err, size_t errlen)
         }
     }
     if (tok->add_bos && tok->bos < 0) {
-        tok_err(err, errlen, __func__, "add_bos set but no bos token");
+        errf(err, errlen, __func__, "add_bos set but no bos token");
         goto fail;
     }
     if (tok->add_eos && tok->eos < 0) {
-        tok_err(err, errlen, __func__, "add_eos set but no eos token");
+        errf(err, errlen, __func__, "add_eos set but no eos token");
         goto fail;
     }
     if (v->kind == TOKENIZER_WPM && (tok->unk < 0 || tok->sep < 0)) {
-        tok_err(err, errlen, __func__, "WordPiece needs unknown and "
+        errf(err, errlen, __func__, "WordPiece needs unknown and "
                 "separator tokens");
         goto fail;
     }
@@ -688,13 +667,13 @@ tokenizer_from_vocab(const tokenizer_vocab_t *v, char *err, size_t errlen)
 
             s = v->merges[j];
             if (s == NULL) {
-                tok_err(err, errlen, __func__, "merge %d missing", j);
+                errf(err, errlen, __func__, "merge %d missing", j);
                 goto fail;
             }
             n = v->merge_lens ? v->merge_lens[j] : strlen(s);
             sp = n > 1 ? memchr(s + 1, ' ', n - 1) : NULL;
             if (sp == NULL) {
-                tok_err(err, errlen, __func__, "merge %d '%.*s' has no space",
+                errf(err, errlen, __func__, "merge %d '%.*s' has no space",
                         j, (int) (n > 40 ? 40 : n), s);
                 goto fail;
             }
@@ -767,7 +746,7 @@ tokenizer_from_vocab(const tokenizer_vocab_t *v, char *err, size_t errlen)
     return tok;
 
 nomem:
-    tok_err(err, errlen, __func__, "out of memory");
+    errf(err, errlen, __func__, "out of memory");
 fail:
     tokenizer_free(tok);
     return NULL;
@@ -803,7 +782,7 @@ tok_gguf_id(const gguf_ctx_t *ctx, const char *key, int32_t *id, char *err,
         return 0;
     }
     if (rc != 0) {
-        tok_err(err, errlen, "tokenizer_from_gguf", "%s has a wrong type",
+        errf(err, errlen, "tokenizer_from_gguf", "%s has a wrong type",
                 key);
         return -1;
     }
@@ -812,7 +791,7 @@ tok_gguf_id(const gguf_ctx_t *ctx, const char *key, int32_t *id, char *err,
         return 0;
     }
     if (u > INT32_MAX) {
-        tok_err(err, errlen, "tokenizer_from_gguf", "%s = %u out of range",
+        errf(err, errlen, "tokenizer_from_gguf", "%s = %u out of range",
                 key, u);
         return -1;
     }
@@ -828,7 +807,7 @@ tok_gguf_bool(const gguf_ctx_t *ctx, const char *key, int *out, char *err,
 
     rc = gguf_get_bool(ctx, key, out);
     if (rc == -2) {
-        tok_err(err, errlen, "tokenizer_from_gguf", "%s has a wrong type",
+        errf(err, errlen, "tokenizer_from_gguf", "%s has a wrong type",
                 key);
         return -1;
     }
@@ -889,7 +868,7 @@ tokenizer_from_gguf(const gguf_ctx_t *ctx, char *err, size_t errlen)
 
     rc = gguf_get_str(ctx, "tokenizer.ggml.model", &s, &n);
     if (rc != 0) {
-        tok_err(err, errlen, __func__, "tokenizer.ggml.model %s",
+        errf(err, errlen, __func__, "tokenizer.ggml.model %s",
                 rc == -1 ? "missing" : "has a wrong type");
         return NULL;
     }
@@ -908,12 +887,12 @@ tokenizer_from_gguf(const gguf_ctx_t *ctx, char *err, size_t errlen)
         v.pre = TOKENIZER_PRE_DEFAULT;
         rc = gguf_get_str(ctx, "tokenizer.ggml.pre", &s, &n);
         if (rc == -2) {
-            tok_err(err, errlen, __func__,
+            errf(err, errlen, __func__,
                     "tokenizer.ggml.pre has a wrong type");
             return NULL;
         }
         if (rc == 0 && tok_pre_from_name(s, n, &v.pre) != 0) {
-            tok_err(err, errlen, __func__,
+            errf(err, errlen, __func__,
                     "unsupported pre-tokenizer '%.*s'", (int) n, s);
             return NULL;
         }
@@ -926,7 +905,7 @@ tokenizer_from_gguf(const gguf_ctx_t *ctx, char *err, size_t errlen)
         v.sep = 102;
         v.add_bos = 1;
     } else {
-        tok_err(err, errlen, __func__, "unsupported tokenizer model '%.*s'",
+        errf(err, errlen, __func__, "unsupported tokenizer model '%.*s'",
                 (int) n, s);
         return NULL;
     }
@@ -934,12 +913,12 @@ tokenizer_from_gguf(const gguf_ctx_t *ctx, char *err, size_t errlen)
 
     rc = gguf_get_arr(ctx, "tokenizer.ggml.tokens", &elem, &cnt, &data);
     if (rc != 0 || elem != GGUF_TYPE_STRING) {
-        tok_err(err, errlen, __func__, "tokenizer.ggml.tokens %s",
+        errf(err, errlen, __func__, "tokenizer.ggml.tokens %s",
                 rc == -1 ? "missing" : "is not a string array");
         return NULL;
     }
     if (cnt == 0 || cnt > INT32_MAX) {
-        tok_err(err, errlen, __func__, "bad vocabulary size %llu",
+        errf(err, errlen, __func__, "bad vocabulary size %llu",
                 (unsigned long long) cnt);
         return NULL;
     }
@@ -948,14 +927,14 @@ tokenizer_from_gguf(const gguf_ctx_t *ctx, char *err, size_t errlen)
     toks = malloc(cnt * sizeof(*toks));
     lens = malloc(cnt * sizeof(*lens));
     if (toks == NULL || lens == NULL) {
-        tok_err(err, errlen, __func__, "out of memory");
+        errf(err, errlen, __func__, "out of memory");
         goto done;
     }
     for (i = 0; i < cnt; i++) {
         if (gguf_get_arr_str(ctx, "tokenizer.ggml.tokens", i, &toks[i],
                              &lens[i]) != 0)
         {
-            tok_err(err, errlen, __func__, "token %llu unreadable",
+            errf(err, errlen, __func__, "token %llu unreadable",
                     (unsigned long long) i);
             goto done;
         }
@@ -967,20 +946,20 @@ tokenizer_from_gguf(const gguf_ctx_t *ctx, char *err, size_t errlen)
     if (rc == -2 || (rc == 0 && elem != GGUF_TYPE_FLOAT32
                      && elem != GGUF_TYPE_INT32))
     {
-        tok_err(err, errlen, __func__,
+        errf(err, errlen, __func__,
                 "tokenizer.ggml.scores is not a float array");
         goto done;
     }
     if (rc == 0) {
         if (cnt2 != cnt) {
-            tok_err(err, errlen, __func__,
+            errf(err, errlen, __func__,
                     "%llu scores for %llu tokens", (unsigned long long) cnt2,
                     (unsigned long long) cnt);
             goto done;
         }
         scores = malloc(cnt * sizeof(float));
         if (scores == NULL) {
-            tok_err(err, errlen, __func__, "out of memory");
+            errf(err, errlen, __func__, "out of memory");
             goto done;
         }
         for (i = 0; i < cnt; i++) {
@@ -999,20 +978,20 @@ tokenizer_from_gguf(const gguf_ctx_t *ctx, char *err, size_t errlen)
 
     rc = gguf_get_arr(ctx, "tokenizer.ggml.token_type", &elem, &cnt2, &data);
     if (rc == -2 || (rc == 0 && elem != GGUF_TYPE_INT32)) {
-        tok_err(err, errlen, __func__,
+        errf(err, errlen, __func__,
                 "tokenizer.ggml.token_type is not an int32 array");
         goto done;
     }
     if (rc == 0) {
         if (cnt2 != cnt) {
-            tok_err(err, errlen, __func__,
+            errf(err, errlen, __func__,
                     "%llu token types for %llu tokens",
                     (unsigned long long) cnt2, (unsigned long long) cnt);
             goto done;
         }
         types = malloc(cnt * sizeof(int32_t));
         if (types == NULL) {
-            tok_err(err, errlen, __func__, "out of memory");
+            errf(err, errlen, __func__, "out of memory");
             goto done;
         }
         for (i = 0; i < cnt; i++) {
@@ -1024,25 +1003,25 @@ tokenizer_from_gguf(const gguf_ctx_t *ctx, char *err, size_t errlen)
     if (v.kind == TOKENIZER_BPE) {
         rc = gguf_get_arr(ctx, "tokenizer.ggml.merges", &elem, &cnt2, &data);
         if (rc != 0 || elem != GGUF_TYPE_STRING) {
-            tok_err(err, errlen, __func__, "tokenizer.ggml.merges %s",
+            errf(err, errlen, __func__, "tokenizer.ggml.merges %s",
                     rc == -1 ? "missing" : "is not a string array");
             goto done;
         }
         if (cnt2 > INT32_MAX) {
-            tok_err(err, errlen, __func__, "too many merges");
+            errf(err, errlen, __func__, "too many merges");
             goto done;
         }
         merges = malloc((cnt2 ? cnt2 : 1) * sizeof(*merges));
         mlens = malloc((cnt2 ? cnt2 : 1) * sizeof(*mlens));
         if (merges == NULL || mlens == NULL) {
-            tok_err(err, errlen, __func__, "out of memory");
+            errf(err, errlen, __func__, "out of memory");
             goto done;
         }
         for (i = 0; i < cnt2; i++) {
             if (gguf_get_arr_str(ctx, "tokenizer.ggml.merges", i, &merges[i],
                                  &mlens[i]) != 0)
             {
-                tok_err(err, errlen, __func__, "merge %llu unreadable",
+                errf(err, errlen, __func__, "merge %llu unreadable",
                         (unsigned long long) i);
                 goto done;
             }
@@ -1132,11 +1111,11 @@ tokenizer_from_llama2c(const char *path, int n_vocab, char *err,
 
     f = fopen(path, "rb");
     if (f == NULL) {
-        tok_err(err, errlen, __func__, "%s: %m", path);
+        errf(err, errlen, __func__, "%s: %m", path);
         return NULL;
     }
     if (tok_rd(f, &maxlen, 4) != 0 || maxlen <= 0 || maxlen > 65536) {
-        tok_err(err, errlen, __func__, "%s: bad header", path);
+        errf(err, errlen, __func__, "%s: bad header", path);
         goto done;
     }
 
@@ -1179,12 +1158,12 @@ tokenizer_from_llama2c(const char *path, int n_vocab, char *err,
             }
         }
         if (tok_rd(f, &scores[n], 4) != 0 || tok_rd(f, &len, 4) != 0) {
-            tok_err(err, errlen, __func__, "%s: truncated at token %d", path,
+            errf(err, errlen, __func__, "%s: truncated at token %d", path,
                     n);
             goto done;
         }
         if (len < 0 || len > maxlen) {
-            tok_err(err, errlen, __func__,
+            errf(err, errlen, __func__,
                     "%s: token %d has a bad length %d", path, n, (int) len);
             goto done;
         }
@@ -1193,7 +1172,7 @@ tokenizer_from_llama2c(const char *path, int n_vocab, char *err,
             goto nomem;
         }
         if (tok_rd(f, toks[n], (size_t) len) != 0) {
-            tok_err(err, errlen, __func__, "%s: truncated at token %d", path,
+            errf(err, errlen, __func__, "%s: truncated at token %d", path,
                     n);
             n++;
             goto done;
@@ -1203,7 +1182,7 @@ tokenizer_from_llama2c(const char *path, int n_vocab, char *err,
         n++;
     }
     if (n < 3) {
-        tok_err(err, errlen, __func__, "%s: only %d tokens", path, n);
+        errf(err, errlen, __func__, "%s: only %d tokens", path, n);
         goto done;
     }
 
@@ -1238,7 +1217,7 @@ tokenizer_from_llama2c(const char *path, int n_vocab, char *err,
     goto done;
 
 nomem:
-    tok_err(err, errlen, __func__, "out of memory");
+    errf(err, errlen, __func__, "out of memory");
 done:
     if (toks) {
         for (i = 0; i < cap; i++) {
@@ -2217,11 +2196,11 @@ tokenizer_encode(const tokenizer_t *tok, const char *text, size_t len,
     if (tok == NULL || (text == NULL && len > 0) || max_out < 0
         || (out == NULL && max_out > 0))
     {
-        tok_err(err, errlen, __func__, "bad arguments");
+        errf(err, errlen, __func__, "bad arguments");
         return -1;
     }
     if (len > (size_t) INT32_MAX / 8) {
-        tok_err(err, errlen, __func__, "text too long (%zu bytes)", len);
+        errf(err, errlen, __func__, "text too long (%zu bytes)", len);
         return -1;
     }
 
@@ -2246,14 +2225,14 @@ tokenizer_encode(const tokenizer_t *tok, const char *text, size_t len,
             && (w.cpts == NULL || w.flags == NULL || w.offs_a == NULL
                 || w.offs_b == NULL)))
     {
-        tok_err(err, errlen, __func__, "out of memory");
+        errf(err, errlen, __func__, "out of memory");
         goto done;
     }
 
     n_fr = tok_partition(tok, text, len,
                          add_special && tok->parse_special, &fr);
     if (n_fr < 0) {
-        tok_err(err, errlen, __func__, "out of memory");
+        errf(err, errlen, __func__, "out of memory");
         goto done;
     }
 
@@ -2284,11 +2263,11 @@ tokenizer_encode(const tokenizer_t *tok, const char *text, size_t len,
     }
 
     if (w.oom) {
-        tok_err(err, errlen, __func__, "out of memory");
+        errf(err, errlen, __func__, "out of memory");
         goto done;
     }
     if (w.overflow) {
-        tok_err(err, errlen, __func__, "%d tokens do not fit in %d",
+        errf(err, errlen, __func__, "%d tokens do not fit in %d",
                 w.n_out, max_out);
         goto done;
     }
