@@ -467,6 +467,60 @@ sub redis_paused {
     ok($ok, "$n: resumed: the stored prompts are HITs again");
 }
 
+sub redis_killed_mixed {
+    my $n = 'Redis killed under streams and semantic lookups';
+    my @all = map { prompt('mixed', $_) } 0 .. 19;
+    my (@reqs, @texts, @stream);
+    for my $i (0 .. 119) {
+        my $t = $all[$i % 20];
+        my $kind = $i % 3;
+        push @reqs, [$kind == 0 ? '/s/v1/chat/completions'
+                     : $kind == 1 ? '/sem/v1/chat/completions'
+                     : '/v1/chat/completions',
+                     chat($t, $kind == 0 ? (stream => JSON::PP::true) : ())];
+        push @texts, $t;
+        push @stream, $kind == 0;
+    }
+    my $killed;
+    my $r = burst(reqs => \@reqs, conc => 20,
+                  at => { 40 => sub { LLMCacheTest::redis_ctl('stop');
+                                      $killed = 1 } });
+    ok($killed, "$n: Redis was killed while the burst ran");
+    my (%st, @bad);
+    for my $i (0 .. $#reqs) {
+        my $res = $r->[$i];
+        $st{ $res->{h}{'x-llm-cache'} // 'none' }++;
+        if ($stream[$i]) {
+            my ($text, $done) = sse_answer($res->{body});
+            push @bad, "#$i: stream: status $res->{status}, \"$text\", "
+                       . "done=$done"
+                unless $res->{status} == 200 && $done
+                       && $text =~ /\Amock answer #\d+ to: \Q$texts[$i]\E\z/;
+        } elsif (my $w = why($res, $texts[$i])) {
+            push @bad, "#$i: $w";
+        }
+    }
+    ok(!@bad, "$n: all 120 answered 200 with their own answer")
+        or diag(join "\n", @bad[0 .. ($#bad < 9 ? $#bad : 9)]);
+    is(chat_calls(), $st{MISS} // 0, "$n: one provider call per MISS");
+    is(($st{HIT} // 0) + ($st{MISS} // 0) + ($st{SEMANTIC} // 0), 120,
+       "$n: HIT, SEMANTIC or MISS only");
+    LLMCacheTest::redis_ctl('start');
+    ok(caching_back('/v1/chat/completions', 'mixed-back'),
+       "$n: Redis back: MISS then HIT again");
+}
+
+sub redis_garbage {
+    my $n = 'Redis answering errors under load';
+    my @all = map { prompt('garbage', $_) } 0 .. 9;
+    my @texts = map { $all[$_ % 10] } 0 .. 99;
+    my $r = burst(reqs => [map { ['/v1/chat/completions', chat($_)] }
+                           @texts], conc => 20);
+    my $st = check($n, $r, \@texts);
+    is($st->{MISS}, 100, "$n: every request a MISS");
+    is(chat_calls(), 100, "$n: ... from the provider");
+}
+
 # embeddings(NAME, TAG, HEADERS, AT): a burst on the semantic location
 sub embeddings {
     my ($n, $tag, $h, $at, $count) = @_;
@@ -770,54 +824,69 @@ main::redis_paused();
 
 
 
-=== TEST 3: the embeddings endpoint answering 500 under load
+=== TEST 3: Redis killed in a burst of streams, semantic and exact lookups
+--- then
+main::redis_killed_mixed();
+
+
+
+=== TEST 4: Redis answering errors to every command, 100 requests 20 at once
+--- http_config
+    llmcache_redis 127.0.0.1:$TEST_NGINX_BAD_REDIS_PORT;
+    llmcache_redis_timeout 200ms;
+--- then
+main::redis_garbage();
+
+
+
+=== TEST 5: the embeddings endpoint answering 500 under load
 --- then
 main::embeddings_500();
 
 
 
-=== TEST 4: the embeddings endpoint slower than its timeout under load
+=== TEST 6: the embeddings endpoint slower than its timeout under load
 --- then
 main::embeddings_slow();
 
 
 
-=== TEST 5: the embeddings endpoint killed in a burst
+=== TEST 7: the embeddings endpoint killed in a burst
 --- then
 main::embeddings_dying();
 
 
 
-=== TEST 6: streams reset or truncated by the upstream, 16 at once
+=== TEST 8: streams reset or truncated by the upstream, 16 at once
 --- then
 main::streams_cut();
 
 
 
-=== TEST 7: clients gone while Redis is paused, then it resumes
+=== TEST 9: clients gone while Redis is paused, then it resumes
 --- then
 main::gone_redis_paused();
 
 
 
-=== TEST 8: clients gone while the provider is slow (lock holders and waiters)
+=== TEST 10: clients gone while the provider is slow (lock holders and waiters)
 --- then
 main::gone_upstream_slow();
 
 
 
-=== TEST 9: clients gone while the embeddings subrequests are slow
+=== TEST 11: clients gone while the embeddings subrequests are slow
 --- then
 main::gone_embeddings_slow();
 
 
 
-=== TEST 10: clients gone in the middle of streams
+=== TEST 12: clients gone in the middle of streams
 --- then
 main::gone_streaming();
 
 
 
-=== TEST 11: llmcache-worker killed in a burst
+=== TEST 13: llmcache-worker killed in a burst
 --- then
 main::worker_killed();
