@@ -129,12 +129,23 @@ struct kv_cache {
     /* keys transposed, so a query's scores against many keys are plain
        vector multiply-adds across the keys */
     float          *k;          /* (n_layers, n_kv_heads, head_dim, n_ctx) */
-    float          *v;          /* (n_layers, n_ctx, kv_dim) */
+    float          *v;          /* (n_layers, n_kv_heads, n_ctx, head_dim):
+                                   a head's values in one block, which
+                                   the cache keeps (rows kv_dim apart
+                                   would crowd a few of its sets) */
     float          *att;        /* (n_threads, ATT_Q, n_ctx) scores */
     int32_t        *seg;        /* (n_ctx) segment of each entry, 0: none */
     int32_t        *pos;        /* (n_ctx) position of each entry */
     int             has_seg;    /* some entry may have a segment */
 };
+
+/* the values of head h of layer l at cache index i */
+static inline float *
+kv_v(const kv_cache_t *kv, size_t l, size_t h, size_t i)
+{
+    return kv->v + ((l * kv->m->hp.n_kv_heads + h) * kv->n_ctx + i)
+                   * kv->m->hp.head_dim;
+}
 
 /* --- building ------------------------------------------------------------ */
 
@@ -1043,7 +1054,7 @@ int
 kv_cache_append(kv_cache_t *dst, const kv_cache_t *src, int from, int n)
 {
     const model_hparams_t  *hp = &dst->m->hp;
-    size_t                  kv_dim, l, i;
+    size_t                  kv_dim, l, i, h;
 
     if (src->m != dst->m || from < 0 || n < 0 || from > src->len - n
         || n > dst->n_ctx - dst->len)
@@ -1057,9 +1068,10 @@ kv_cache_append(kv_cache_t *dst, const kv_cache_t *src, int from, int n)
                    src->k + (l * kv_dim + i) * src->n_ctx + from,
                    (size_t) n * sizeof(float));
         }
-        memcpy(dst->v + (l * dst->n_ctx + dst->len) * kv_dim,
-               src->v + (l * src->n_ctx + from) * kv_dim,
-               (size_t) n * kv_dim * sizeof(float));
+        for (h = 0; h < (size_t) hp->n_kv_heads; h++) {
+            memcpy(kv_v(dst, l, h, dst->len), kv_v(src, l, h, from),
+                   (size_t) n * hp->head_dim * sizeof(float));
+        }
     }
     memcpy(dst->seg + dst->len, src->seg + from, (size_t) n * sizeof(int32_t));
     memcpy(dst->pos + dst->len, src->pos + from, (size_t) n * sizeof(int32_t));
@@ -1081,7 +1093,7 @@ int
 kv_cache_export(const kv_cache_t *kv, int from, int n, void *buf)
 {
     const model_hparams_t  *hp = &kv->m->hp;
-    size_t                  kv_dim, l, i, t;
+    size_t                  kv_dim, l, i, t, h;
     float                  *o = buf;
 
     if (from < 0 || n < 0 || from > kv->len - n) {
@@ -1094,9 +1106,13 @@ kv_cache_export(const kv_cache_t *kv, int from, int n, void *buf)
                 *o++ = kv->k[(l * kv_dim + i) * kv->n_ctx + from + t];
             }
         }
-        memcpy(o, kv->v + (l * kv->n_ctx + from) * kv_dim,
-               (size_t) n * kv_dim * sizeof(float));
-        o += (size_t) n * kv_dim;
+        for (t = 0; t < (size_t) n; t++) {
+            for (h = 0; h < (size_t) hp->n_kv_heads; h++) {
+                memcpy(o, kv_v(kv, l, h, from + t),
+                       hp->head_dim * sizeof(float));
+                o += hp->head_dim;
+            }
+        }
     }
     memcpy(o, kv->seg + from, (size_t) n * sizeof(int32_t));
     memcpy((int32_t *) o + n, kv->pos + from, (size_t) n * sizeof(int32_t));
@@ -1107,7 +1123,7 @@ int
 kv_cache_import(kv_cache_t *kv, const void *buf, int n)
 {
     const model_hparams_t  *hp = &kv->m->hp;
-    size_t                  kv_dim, l, i, t;
+    size_t                  kv_dim, l, i, t, h;
     const float            *p = buf;
     const int32_t          *seg;
 
@@ -1121,9 +1137,13 @@ kv_cache_import(kv_cache_t *kv, const void *buf, int n)
                 kv->k[(l * kv_dim + i) * kv->n_ctx + kv->len + t] = *p++;
             }
         }
-        memcpy(kv->v + (l * kv->n_ctx + kv->len) * kv_dim, p,
-               (size_t) n * kv_dim * sizeof(float));
-        p += (size_t) n * kv_dim;
+        for (t = 0; t < (size_t) n; t++) {
+            for (h = 0; h < (size_t) hp->n_kv_heads; h++) {
+                memcpy(kv_v(kv, l, h, kv->len + t), p,
+                       hp->head_dim * sizeof(float));
+                p += hp->head_dim;
+            }
+        }
     }
     seg = (const int32_t *) p;
     for (t = 0; t < (size_t) n; t++) {
@@ -1453,36 +1473,40 @@ attn_worker(void *arg, int ith, int nth)
     model_t          *m = j->m;
     model_hparams_t  *hp = &m->hp;
     kv_cache_t       *kv = j->kv;
-    int               hd = hp->head_dim, kv_dim, q_dim, group, total;
-    int               nqb, it, h, t0, nq, t, nk, kvh;
+    int               hd = hp->head_dim, q_dim, group, total;
+    int               nqb, it, h, t0, nq, t, nk, kvh, per, ipb, b;
     const float      *q, *kt, *vl;
     float            *att, *out, scale;
 
-    kv_dim = hp->n_kv_heads * hd;
     q_dim = hp->n_heads * hd;
     group = hp->n_heads / hp->n_kv_heads;
     scale = 1.0f / sqrtf((float) hd);
     att = kv->att + (size_t) ith * ATT_Q * kv->n_ctx;
 
-    /* items are (head, block of ATT_Q queries), head-major, taken from a
-       shared counter */
+    /*
+     * Items are (head, run of blocks of ATT_Q queries), head-major, taken
+     * from a shared counter. With heads enough for every thread, an item
+     * is a whole head: its blocks run one after the other on one thread,
+     * so the head's K and V (a long context's are far larger than L1)
+     * come from memory once, not once per block.
+     */
     nqb = (j->n + ATT_Q - 1) / ATT_Q;
-    total = hp->n_heads * nqb;
-    (void) nth;
-    for ( ;; ) {
-        it = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (it >= total) {
-            break;
-        }
-        h = it / nqb;
-        t0 = it % nqb * ATT_Q;
+    per = hp->n_heads >= 2 * nth ? nqb : 1;
+    ipb = (nqb + per - 1) / per;
+    total = hp->n_heads * ipb;
+    for (it = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+         it < total;
+         it = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed))
+    {
+    for (b = it % ipb * per; b < nqb && b < (it % ipb + 1) * per; b++) {
+        h = it / ipb;
+        t0 = b * ATT_Q;
         nq = j->n - t0 < ATT_Q ? j->n - t0 : ATT_Q;
         kvh = h / group;
         q = m->s.q + (size_t) t0 * q_dim + (size_t) h * hd;
         kt = kv->k + ((size_t) j->layer * hp->n_kv_heads + kvh) * hd
                      * kv->n_ctx;
-        vl = kv->v + (size_t) j->layer * kv->n_ctx * kv_dim
-                   + (size_t) kvh * hd;
+        vl = kv_v(kv, j->layer, kvh, 0);
         /* causal over cache order: everything before, and itself; an
            encoder sees the whole batch */
         nk = hp->non_causal ? j->base + j->n : j->base + t0 + nq;
@@ -1500,8 +1524,9 @@ attn_worker(void *arg, int ith, int nth)
                           hp->alibi ? 1.0f : scale);
         }
         out = m->s.xb + (size_t) t0 * q_dim + (size_t) h * hd;
-        quant_attn_values(att, kv->n_ctx, nq, vl, kv_dim, hd, nk, out,
+        quant_attn_values(att, kv->n_ctx, nq, vl, hd, hd, nk, out,
                           q_dim);
+    }
     }
 }
 
@@ -1564,8 +1589,13 @@ layer_kv_store(model_t *m, kv_cache_t *kv, int l, int base, int n)
             kt[(size_t) i * kv->n_ctx + t] = s->k[(size_t) t * kv_dim + i];
         }
     }
-    memcpy(kv->v + ((size_t) l * kv->n_ctx + base) * kv_dim, s->v,
-           (size_t) n * kv_dim * sizeof(float));
+    for (t = 0; t < n; t++) {
+        for (i = 0; i < hp->n_kv_heads; i++) {
+            memcpy(kv_v(kv, l, i, base + t),
+                   s->v + (size_t) t * kv_dim + (size_t) i * hd,
+                   (size_t) hd * sizeof(float));
+        }
+    }
 }
 
 /* attention of the batch's queries over the cache, into s->xb */

@@ -1306,37 +1306,96 @@ softmax_avx2(float *a, int n, int n_zero, float scale)
     }
 }
 
-/* keys go across the 16 lanes: no horizontal sums; the tail is masked so
-   every key sees the same sequence of FMAs */
-TARGET_AVX512 static void
-attn_scores_avx512(const float *q, int ldq, int nq, const float *kt,
+/*
+ * Keys go across the 16 lanes: no horizontal sums; the tail is masked so
+ * every key sees the same sequence of FMAs. The bodies below are written
+ * for a constant number of queries (inlined with 4 or 1), so that their
+ * accumulators stay in registers: with a run-time count GCC keeps them on
+ * the stack, and every FMA then waits on a store and a load.
+ */
+TARGET_AVX512 static inline __attribute__((always_inline)) void
+attn_scores_avx512_n(const int NQ, const float *q, int ldq, const float *kt,
     int ldk, int hd, int nk, float *s, int lds)
 {
     __m512     acc[4], kv;
     __mmask16  m;
     int        k, d, t;
 
-    if (nq > 4) {
-        attn_scores_generic(q, ldq, nq, kt, ldk, hd, nk, s, lds);
-        return;
-    }
     for (k = 0; k < nk; k += 16) {
         m = nk - k >= 16 ? 0xffff : (__mmask16) ((1u << (nk - k)) - 1);
-        for (t = 0; t < 4; t++) {
+#pragma GCC unroll 4
+        for (t = 0; t < NQ; t++) {
             acc[t] = _mm512_setzero_ps();
         }
         for (d = 0; d < hd; d++) {
             kv = _mm512_maskz_loadu_ps(m, kt + (size_t) d * ldk + k);
-#pragma GCC unroll 4
-            for (t = 0; t < 4; t++) {
-                if (t < nq) {
-                    acc[t] = _mm512_fmadd_ps(
-                        _mm512_set1_ps(q[(size_t) t * ldq + d]), kv, acc[t]);
-                }
+    #pragma GCC unroll 4
+        for (t = 0; t < NQ; t++) {
+                acc[t] = _mm512_fmadd_ps(
+                    _mm512_set1_ps(q[(size_t) t * ldq + d]), kv, acc[t]);
             }
         }
-        for (t = 0; t < nq; t++) {
+#pragma GCC unroll 4
+        for (t = 0; t < NQ; t++) {
             _mm512_mask_storeu_ps(s + (size_t) t * lds + k, m, acc[t]);
+        }
+    }
+}
+
+TARGET_AVX512 static void
+attn_scores_avx512(const float *q, int ldq, int nq, const float *kt,
+    int ldk, int hd, int nk, float *s, int lds)
+{
+    int  t;
+
+    if (nq > 4) {
+        attn_scores_generic(q, ldq, nq, kt, ldk, hd, nk, s, lds);
+        return;
+    }
+    if (nq == 4) {
+        attn_scores_avx512_n(4, q, ldq, kt, ldk, hd, nk, s, lds);
+        return;
+    }
+    for (t = 0; t < nq; t++) {
+        attn_scores_avx512_n(1, q + (size_t) t * ldq, ldq, kt, ldk, hd, nk,
+                             s + (size_t) t * lds, lds);
+    }
+}
+
+/* 16 dims a register, ND registers (64 dims at most) a pass over V */
+TARGET_AVX512 static inline __attribute__((always_inline)) void
+attn_values_avx512_n(const int NQ, const int ND, const float *a, int lda,
+    const float *v, int ldv, int nk, float *out, int ldo)
+{
+    __m512  acc[4][4], vv[4], ab;
+    int     k, j, t;
+
+#pragma GCC unroll 4
+    for (t = 0; t < NQ; t++) {
+#pragma GCC unroll 4
+        for (j = 0; j < ND; j++) {
+            acc[t][j] = _mm512_setzero_ps();
+        }
+    }
+    for (k = 0; k < nk; k++) {
+#pragma GCC unroll 4
+        for (j = 0; j < ND; j++) {
+            vv[j] = _mm512_loadu_ps(v + (size_t) k * ldv + 16 * j);
+        }
+#pragma GCC unroll 4
+        for (t = 0; t < NQ; t++) {
+            ab = _mm512_set1_ps(a[(size_t) t * lda + k]);
+#pragma GCC unroll 4
+            for (j = 0; j < ND; j++) {
+                acc[t][j] = _mm512_fmadd_ps(ab, vv[j], acc[t][j]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (t = 0; t < NQ; t++) {
+#pragma GCC unroll 4
+        for (j = 0; j < ND; j++) {
+            _mm512_storeu_ps(out + (size_t) t * ldo + 16 * j, acc[t][j]);
         }
     }
 }
@@ -1345,47 +1404,40 @@ TARGET_AVX512 static void
 attn_values_avx512(const float *a, int lda, int nq, const float *v,
     int ldv, int hd, int nk, float *out, int ldo)
 {
-    __m512  acc[4][4], vv[4], ab;
-    int     dc, nd, k, j, t;
+    int  dc, t;
 
     if (nq > 4 || hd % 16 != 0) {
         attn_values_generic(a, lda, nq, v, ldv, hd, nk, out, ldo);
         return;
     }
     for (dc = 0; dc < hd; dc += 64) {
-        nd = (hd - dc < 64 ? hd - dc : 64) / 16;
-        for (t = 0; t < 4; t++) {
-            vv[t] = _mm512_setzero_ps();
-            for (j = 0; j < 4; j++) {
-                acc[t][j] = _mm512_setzero_ps();
-            }
-        }
-        for (k = 0; k < nk; k++) {
-#pragma GCC unroll 4
-            for (j = 0; j < 4; j++) {
-                if (j < nd) {
-                    vv[j] = _mm512_loadu_ps(v + (size_t) k * ldv + dc
-                                            + 16 * j);
-                }
-            }
-#pragma GCC unroll 4
-            for (t = 0; t < 4; t++) {
-                if (t < nq) {
-                    ab = _mm512_set1_ps(a[(size_t) t * lda + k]);
-#pragma GCC unroll 4
-                    for (j = 0; j < 4; j++) {
-                        if (j < nd) {
-                            acc[t][j] = _mm512_fmadd_ps(ab, vv[j],
-                                                        acc[t][j]);
-                        }
-                    }
-                }
-            }
+        if (hd - dc >= 64 && nq == 4) {
+            attn_values_avx512_n(4, 4, a, lda, v + dc, ldv, nk, out + dc,
+                                 ldo);
+            continue;
         }
         for (t = 0; t < nq; t++) {
-            for (j = 0; j < nd; j++) {
-                _mm512_storeu_ps(out + (size_t) t * ldo + dc + 16 * j,
-                                 acc[t][j]);
+            switch ((hd - dc < 64 ? hd - dc : 64) / 16) {
+            case 1:
+                attn_values_avx512_n(1, 1, a + (size_t) t * lda, lda,
+                                     v + dc, ldv, nk,
+                                     out + (size_t) t * ldo + dc, ldo);
+                break;
+            case 2:
+                attn_values_avx512_n(1, 2, a + (size_t) t * lda, lda,
+                                     v + dc, ldv, nk,
+                                     out + (size_t) t * ldo + dc, ldo);
+                break;
+            case 3:
+                attn_values_avx512_n(1, 3, a + (size_t) t * lda, lda,
+                                     v + dc, ldv, nk,
+                                     out + (size_t) t * ldo + dc, ldo);
+                break;
+            default:
+                attn_values_avx512_n(1, 4, a + (size_t) t * lda, lda,
+                                     v + dc, ldv, nk,
+                                     out + (size_t) t * ldo + dc, ldo);
+                break;
             }
         }
     }
