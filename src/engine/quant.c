@@ -1911,8 +1911,54 @@ NAME(const WT *w, size_t ws, int cols, const XT *x, size_t xs, int n,        \
     }                                                                        \
 }
 
-GEMM_DRIVER(gemm_f32_avx512, tile_f32_avx512, F32_RT, F32_TT, float, float,
-            dot_f32_avx2)
+GEMM_DRIVER(gemm_f32_avx512_tiles, tile_f32_avx512, F32_RT, F32_TT, float,
+            float, dot_f32_avx2)
+
+/*
+ * One token (decode): four rows at a time, so four streams of weights are
+ * in flight at once; a row alone leaves the memory system idle between
+ * its misses.
+ */
+TARGET_AVX512 static void
+gemm_f32_avx512(const float *w, size_t ws, int cols, const float *x,
+    size_t xs, int n, float *out, int ldo, int r0, int r1)
+{
+    __m512        a[4][2], xv;
+    const float  *wr[4];
+    int           r, i, k;
+
+    if (n != 1 || cols % 32 != 0) {
+        gemm_f32_avx512_tiles(w, ws, cols, x, xs, n, out, ldo, r0, r1);
+        return;
+    }
+    for (r = r0; r + 4 <= r1; r += 4) {
+#pragma GCC unroll 4
+        for (k = 0; k < 4; k++) {
+            wr[k] = ROWP(w, ws, r + k);
+            a[k][0] = _mm512_setzero_ps();
+            a[k][1] = _mm512_setzero_ps();
+        }
+        for (i = 0; i < cols; i += 32) {
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                xv = _mm512_loadu_ps(x + i + 16 * h);
+#pragma GCC unroll 4
+                for (k = 0; k < 4; k++) {
+                    a[k][h] = _mm512_fmadd_ps(
+                        _mm512_loadu_ps(wr[k] + i + 16 * h), xv, a[k][h]);
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (k = 0; k < 4; k++) {
+            out[r + k] = _mm512_reduce_add_ps(_mm512_add_ps(a[k][0],
+                                                            a[k][1]));
+        }
+    }
+    for ( /* void */ ; r < r1; r++) {
+        out[r] = dot_f32_avx2(ROWP(w, ws, r), x, cols);
+    }
+}
 GEMM_DRIVER(gemm_f32_avx2, tile_f32_avx2, 2, 4, float, float, dot_f32_avx2)
 
 /*
