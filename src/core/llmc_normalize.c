@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unicode/uclean.h>
 #include <unicode/ubrk.h>
 #include <unicode/uchar.h>
 #include <unicode/unorm2.h>
@@ -670,6 +671,18 @@ static void
 llmc_norm_key_init(void)
 {
     (void) pthread_key_create(&llmc_norm_key, llmc_norm_brk_free);
+}
+
+
+void
+llmc_normalize_cleanup(void)
+{
+    if (llmc_norm_brk != NULL) {
+        (void) pthread_setspecific(llmc_norm_key, NULL);
+        ubrk_close(llmc_norm_brk);
+        llmc_norm_brk = NULL;
+    }
+    u_cleanup();
 }
 
 

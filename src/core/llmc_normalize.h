@@ -27,6 +27,10 @@ unsigned llmc_norm_step(const char *name, size_t len);
 llmc_dict_t *llmc_dict_new(void);
 void llmc_dict_free(llmc_dict_t *d);
 
+/* Closes the calling thread's word iterator and releases ICU's caches (at
+ * a process's exit, when no other thread uses ICU). */
+void llmc_normalize_cleanup(void);
+
 /* Adds the entries of a dictionary file (format: docs/dictionary.md).
  * Later files add to and override earlier ones.  Returns 0, or -1 with a
  * message "file:line: what" in err; the rules read before the error stay,

@@ -909,6 +909,19 @@ llmc_req_const(llmc_req_const_e c)
     return v;
 }
 
+void
+llmc_request_cleanup(void)
+{
+    int  c;
+
+    for (c = 0; c < LLMC_REQ_NCONST; c++) {
+        if (llmc_req_const_v[c]) {
+            json_decref(llmc_req_const_v[c]);
+            llmc_req_const_v[c] = NULL;
+        }
+    }
+}
+
 /* the string constant of a part type: "text" or "input_text" */
 static json_t *
 llmc_req_const_type(const char *type)

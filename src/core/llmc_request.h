@@ -72,6 +72,9 @@ const char *llmc_api_name(llmc_api_e api);
 int llmc_request_parse(llmc_request_t *req, llmc_api_e api,
     const char *body, size_t len, char *err, size_t errlen);
 void llmc_request_free(llmc_request_t *req);
+/* Frees the parse constants a process keeps (at its exit, when no other
+ * thread parses). */
+void llmc_request_cleanup(void);
 
 /* The bytes json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) gives for an
  * object or array v (the scope's form), written without jansson's per-token

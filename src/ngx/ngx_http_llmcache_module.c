@@ -1503,4 +1503,10 @@ static void
 ngx_http_llmcache_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_llmcache_redis_exit_process(cycle);
+
+    /* what the worker kept for its lifetime, so that leak checkers see
+       only what requests leave behind */
+    ngx_http_llmcache_semantic_exit();
+    llmc_request_cleanup();
+    llmc_normalize_cleanup();
 }

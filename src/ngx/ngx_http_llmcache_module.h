@@ -207,6 +207,7 @@ void ngx_http_llmcache_lock_release(ngx_http_request_t *r,
 /* ngx_http_llmcache_semantic.c */
 ngx_int_t ngx_http_llmcache_semantic(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx);
+void ngx_http_llmcache_semantic_exit(void);
 void ngx_http_llmcache_semantic_store(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx, time_t ttl);
 

@@ -657,6 +657,19 @@ ngx_http_llmcache_embed_wait(ngx_http_request_t *r)
 
 /* one LSH per dimension a worker meets; the planes come from a fixed seed */
 
+/* at a worker's exit */
+
+void
+ngx_http_llmcache_semantic_exit(void)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_LLMCACHE_LSH_CACHED; i++) {
+        llmc_lsh_free(&ngx_http_llmcache_lsh_cache[i]);
+    }
+}
+
+
 static const llmc_lsh_t *
 ngx_http_llmcache_lsh(int dim)
 {
