@@ -434,17 +434,26 @@ llmc_cosine(const float *a, const float *b, int dim)
 float
 llmc_l2_normalize(float *v, int dim)
 {
-    double  s = 0.0;
-    float   n;
+    double  s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    float   n, inv;
     int     i;
 
-    for (i = 0; i < dim; i++) {
-        s += (double) v[i] * v[i];
+    /* four sums side by side (one would wait on each add), in a fixed
+       order: the same on every machine */
+    for (i = 0; i + 4 <= dim; i += 4) {
+        s0 += (double) v[i] * v[i];
+        s1 += (double) v[i + 1] * v[i + 1];
+        s2 += (double) v[i + 2] * v[i + 2];
+        s3 += (double) v[i + 3] * v[i + 3];
     }
-    n = (float) sqrt(s);
+    for ( /* void */ ; i < dim; i++) {
+        s0 += (double) v[i] * v[i];
+    }
+    n = (float) sqrt((s0 + s1) + (s2 + s3));
     if (n > 0.0f) {
+        inv = 1.0f / n;
         for (i = 0; i < dim; i++) {
-            v[i] /= n;
+            v[i] *= inv;
         }
     }
     return n;

@@ -411,10 +411,32 @@ llmc_lsh_sign_generic(const llmc_lsh_t *l, const float *v, uint32_t *sig)
 int
 llmc_lsh_bucket(int band, uint32_t sig, char *buf, size_t size)
 {
-    int  n;
+    static const char  hex[] = "0123456789abcdef";
+    char               tmp[24];
+    size_t             n = 0, k;
+    unsigned           b = (unsigned) band;
 
-    n = snprintf(buf, size, "%d:%x", band, (unsigned) sig);
-    return n < 0 || (size_t) n >= size ? -1 : n;
+    /* "%d:%x" without printf: it runs for every band of every lookup */
+    if (band < 0) {
+        return -1;
+    }
+    do {
+        tmp[n++] = hex[sig & 0xf];
+        sig >>= 4;
+    } while (sig);
+    tmp[n++] = ':';
+    do {
+        tmp[n++] = (char) ('0' + b % 10);
+        b /= 10;
+    } while (b);
+    if (n >= size) {
+        return -1;
+    }
+    for (k = 0; k < n; k++) {
+        buf[k] = tmp[n - 1 - k];
+    }
+    buf[n] = '\0';
+    return (int) n;
 }
 
 

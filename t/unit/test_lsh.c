@@ -227,6 +227,24 @@ test_bucket(void)
            "widest bucket fits");
     is_str(buf, "63:ffffffff", "widest bucket name");
     is_int(llmc_lsh_bucket(3, 0xa1, buf, 4), -1, "too small a buffer");
+    is_int(llmc_lsh_bucket(3, 0xa1, buf, 5), 4, "an exact fit");
+    is_str(buf, "3:a1", "an exact fit's name");
+    is_int(llmc_lsh_bucket(0, 0, buf, sizeof(buf)), 3, "zeros");
+    is_str(buf, "0:0", "zeros' name");
+    is_int(llmc_lsh_bucket(-1, 0, buf, sizeof(buf)), -1, "a negative band");
+    {
+        char      want[32];
+        int       i, same = 0;
+        uint32_t  sig;
+
+        for (i = 0; i < 1000; i++) {
+            sig = (uint32_t) i * 2654435761u;
+            snprintf(want, sizeof(want), "%d:%x", i % 64, sig);
+            same += llmc_lsh_bucket(i % 64, sig, buf, sizeof(buf))
+                    == (int) strlen(want) && strcmp(buf, want) == 0;
+        }
+        is_int(same, 1000, "the names printf would write");
+    }
 }
 
 
