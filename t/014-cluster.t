@@ -5,70 +5,16 @@
 use lib 't/inc';
 use LLMCacheTest;
 use Test::Nginx::Socket 'no_plan';
-use File::Temp qw(tempdir);
 
 no_shuffle();
 
-our (@Ports, @Pids, $Dir);
-
-sub try_cluster {
-    my $dir = tempdir(CLEANUP => 1);
-    my (@ports, @pids);
-    for my $i (0 .. 2) {
-        my $port = LLMCacheTest::free_port();
-        my $pid = fork();
-        die "fork: $!" unless defined $pid;
-        if ($pid == 0) {
-            open STDOUT, '>', "$dir/redis-$i.log";
-            open STDERR, '>&', \*STDOUT;
-            exec 'redis-server', '--port', $port, '--bind', '127.0.0.1',
-                 '--cluster-enabled', 'yes',
-                 '--cluster-config-file', "$dir/nodes-$i.conf",
-                 '--save', '', '--appendonly', 'no', '--dir', $dir;
-            exit 127;
-        }
-        push @ports, $port;
-        push @pids, $pid;
-    }
-    my $up = 0;
-    for my $port (@ports) {
-        for (1 .. 200) {
-            if (`redis-cli -p $port ping 2>/dev/null` =~ /PONG/) {
-                $up++;
-                last;
-            }
-            select undef, undef, undef, 0.05;
-        }
-    }
-    my $nodes = join ' ', map { "127.0.0.1:$_" } @ports;
-    if ($up == 3
-        && system("redis-cli --cluster create $nodes --cluster-yes "
-                  . ">$dir/create.log 2>&1") == 0)
-    {
-        for (1 .. 100) {
-            if (`redis-cli -p $ports[0] cluster info` =~ /cluster_state:ok/) {
-                $Dir = $dir;
-                @Ports = @ports;
-                @Pids = @pids;
-                return 1;
-            }
-            select undef, undef, undef, 0.1;
-        }
-    }
-    # a port taken meanwhile by someone else, or a slow start: again
-    kill 'KILL', @pids;
-    waitpid $_, 0 for @pids;
-    return 0;
-}
+our (@Ports, @Pids);
 
 sub start_cluster {
-    for (1 .. 3) {
-        if (try_cluster()) {
-            $ENV{TEST_NGINX_CLUSTER_SEED} = "127.0.0.1:$Ports[0]";
-            return;
-        }
-    }
-    die "could not start a three-node Redis Cluster\n";
+    my $c = LLMCacheTest::redis_cluster(0);
+    @Ports = @{ $c->{ports} };
+    @Pids = @{ $c->{pids} };
+    $ENV{TEST_NGINX_CLUSTER_SEED} = "127.0.0.1:$Ports[0]";
 }
 
 sub keys_on ($) {

@@ -5,68 +5,13 @@
 use lib 't/inc';
 use LLMCacheTest;
 use Test::Nginx::Socket 'no_plan';
-use File::Temp qw(tempdir);
 use POSIX ();
 
 no_shuffle();
 
-our (@Ports, @Pids, %PidOf, $Dir, @Masters, %Dead);
+our (@Ports, @Pids, %PidOf, @Masters, %Dead);
 
-sub cli { my $port = shift; return `redis-cli -p $port @_ 2>/dev/null` }
-
-sub try_cluster {
-    my $dir = tempdir(CLEANUP => 1);
-    my (@ports, @pids);
-    for my $i (0 .. 5) {
-        my $port = LLMCacheTest::free_port();
-        my $pid = fork();
-        die "fork: $!" unless defined $pid;
-        if ($pid == 0) {
-            open STDOUT, '>', "$dir/redis-$i.log";
-            open STDERR, '>&', \*STDOUT;
-            exec 'redis-server', '--port', $port, '--bind', '127.0.0.1',
-                 '--cluster-enabled', 'yes', '--cluster-node-timeout', '1000',
-                 '--cluster-replica-validity-factor', '0',
-                 '--cluster-config-file', "$dir/nodes-$i.conf",
-                 '--save', '', '--appendonly', 'no', '--dir', $dir;
-            exit 127;
-        }
-        push @ports, $port;
-        push @pids, $pid;
-    }
-    my $up = 0;
-    for my $port (@ports) {
-        for (1 .. 200) {
-            if (cli($port, 'ping') =~ /PONG/) { $up++; last }
-            select undef, undef, undef, 0.05;
-        }
-    }
-    my $nodes = join ' ', map { "127.0.0.1:$_" } @ports;
-    if ($up == 6
-        && system("redis-cli --cluster create $nodes --cluster-replicas 1 "
-                  . "--cluster-yes >$dir/create.log 2>&1") == 0)
-    {
-        for (1 .. 100) {
-            my $replicas = () = cli($ports[0], 'cluster nodes') =~ /\bslave\b/g;
-            if (cli($ports[0], 'cluster info') =~ /cluster_state:ok/
-                && $replicas == 3)
-            {
-                $Dir = $dir;
-                @Ports = @ports;
-                @Pids = @pids;
-                @PidOf{@ports} = @pids;
-                @Masters = map { /127\.0\.0\.1:(\d+)/ ? $1 : () }
-                    grep { /\bmaster\b/ } split /\n/,
-                    cli($ports[0], 'cluster nodes');
-                return 1 if @Masters == 3;
-            }
-            select undef, undef, undef, 0.1;
-        }
-    }
-    kill 'KILL', @pids;
-    waitpid $_, 0 for @pids;
-    return 0;
-}
+sub cli { &LLMCacheTest::redis_cli(@_) }
 
 sub keys_on ($) {
     my $port = shift;
@@ -107,9 +52,17 @@ BEGIN {
     }
 }
 
-for (1 .. 3) { last if try_cluster() }
-die "could not start a Redis Cluster of three masters and three replicas\n"
-    unless @Masters == 3;
+{
+    # a master down is marked failed after a second, and its replica may
+    # take over however long it was cut off
+    my $c = LLMCacheTest::redis_cluster(1, '--cluster-node-timeout', '1000',
+                                        '--cluster-replica-validity-factor',
+                                        '0');
+    @Ports = @{ $c->{ports} };
+    @Pids = @{ $c->{pids} };
+    @PidOf{@Ports} = @Pids;
+    @Masters = @{ $c->{masters} };
+}
 
 # every master is a seed: the first one is the one that dies
 $ENV{TEST_NGINX_CLUSTER_SEEDS} = join ' ', map { "127.0.0.1:$_" } @Masters;

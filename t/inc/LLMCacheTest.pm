@@ -563,4 +563,73 @@ sub worker_metric ($$) {
     return $sum;
 }
 
+# --- a Redis Cluster ------------------------------------------------------
+
+# redis_cluster(REPLICAS, ARGS...): 3 masters (and REPLICAS replicas each)
+# of Debian's redis-server on free loopback ports, made a cluster with
+# redis-cli; extra redis-server ARGS for every node. Tries three times (a
+# port taken meanwhile, a slow start). Returns { ports => [...], pids =>
+# [...], masters => [ports], dir => DIR }; dies when no cluster came up.
+# The caller stops the processes (kill 'TERM', @{$c->{pids}} in END).
+sub redis_cli ($@) {
+    my $port = shift;
+    return `redis-cli -p $port @_ 2>/dev/null`;
+}
+
+sub redis_cluster ($@) {
+    my ($replicas, @extra) = @_;
+    my $n = 3 * (1 + $replicas);
+    for my $try (1 .. 3) {
+        my $dir = File::Temp::tempdir(CLEANUP => 1);
+        my (@ports, @pids);
+        for my $i (0 .. $n - 1) {
+            my $port = free_port();
+            my $pid = fork // die "fork: $!";
+            if ($pid == 0) {
+                open STDOUT, '>', "$dir/redis-$i.log";
+                open STDERR, '>&', \*STDOUT;
+                exec 'redis-server', '--port', $port, '--bind', '127.0.0.1',
+                     '--cluster-enabled', 'yes',
+                     '--cluster-config-file', "$dir/nodes-$i.conf",
+                     '--save', '', '--appendonly', 'no', '--dir', $dir,
+                     @extra
+                    or POSIX::_exit(127);
+            }
+            push @ports, $port;
+            push @pids, $pid;
+        }
+        my $up = 0;
+        for my $port (@ports) {
+            for (1 .. 200) {
+                if (redis_cli($port, 'ping') =~ /PONG/) { $up++; last }
+                select undef, undef, undef, 0.05;
+            }
+        }
+        my $nodes = join ' ', map { "127.0.0.1:$_" } @ports;
+        if ($up == $n
+            && system("redis-cli --cluster create $nodes --cluster-replicas "
+                      . "$replicas --cluster-yes >$dir/create.log 2>&1") == 0)
+        {
+            for (1 .. 100) {
+                my $map = redis_cli($ports[0], 'cluster nodes');
+                my $slaves = () = $map =~ /\bslave\b/g;
+                my @masters = map { /127\.0\.0\.1:(\d+)/ ? $1 : () }
+                              grep { /\bmaster\b/ } split /\n/, $map;
+                if (redis_cli($ports[0], 'cluster info')
+                        =~ /cluster_state:ok/
+                    && $slaves == 3 * $replicas && @masters == 3)
+                {
+                    return { ports => \@ports, pids => \@pids,
+                             masters => \@masters, dir => $dir };
+                }
+                select undef, undef, undef, 0.1;
+            }
+        }
+        kill 'KILL', @pids;
+        waitpid $_, 0 for @pids;
+    }
+    die "LLMCacheTest: no Redis Cluster of 3 masters and "
+        . 3 * $replicas . " replicas came up\n";
+}
+
 1;
