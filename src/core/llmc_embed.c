@@ -434,8 +434,8 @@ llmc_cosine(const float *a, const float *b, int dim)
 float
 llmc_l2_normalize(float *v, int dim)
 {
-    double  s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    float   n, inv;
+    double  s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, inv;
+    float   n;
     int     i;
 
     /* four sums side by side (one would wait on each add), in a fixed
@@ -451,9 +451,10 @@ llmc_l2_normalize(float *v, int dim)
     }
     n = (float) sqrt((s0 + s1) + (s2 + s3));
     if (n > 0.0f) {
-        inv = 1.0f / n;
+        /* in double: the reciprocal of a subnormal norm overflows a float */
+        inv = 1.0 / (double) n;
         for (i = 0; i < dim; i++) {
-            v[i] *= inv;
+            v[i] = (float) (v[i] * inv);
         }
     }
     return n;

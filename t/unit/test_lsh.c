@@ -296,6 +296,23 @@ test_vec(void)
     memcpy(c + 6, "\x00\x00\xc0\x7f", 4);
     is_int(llmc_vec_decode(c, n, d, DIM, &text, &tl), -1,
            "NaN scale refused");
+    {
+        /* a subnormal scale: the norm is subnormal too, and its
+           reciprocal would overflow a float */
+        double  nn = 0;
+        int     i, finite = 1;
+
+        memcpy(c, b, n);
+        memcpy(c + 6, "\x21\x00\x00\x00", 4);
+        is_int(llmc_vec_decode(c, n, d, DIM, &text, &tl), 0,
+               "a subnormal scale decodes");
+        for (i = 0; i < DIM; i++) {
+            finite &= isfinite(d[i]) != 0;
+            nn += (double) d[i] * d[i];
+        }
+        ok(finite && fabs(sqrt(nn) - 1) < 1e-3,
+           "to a finite unit vector (norm %.4f)", sqrt(nn));
+    }
     memcpy(c, b, n);
     c[4 + 2 + 4 + DIM] = (char) 0xff;
     is_int(llmc_vec_decode(c, n, d, DIM, &text, &tl), -1,
