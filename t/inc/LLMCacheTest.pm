@@ -49,12 +49,35 @@ sub repo_root () { $Root }
 
 sub import {
     my $caller = caller;
-    setup() unless $Started++;
+    unless ($Started++) {
+        setup();
+        valgrind_timeout();
+    }
     no strict 'refs';
     for my $f (@HELPERS) {
         *{"${caller}::$f"} = \&$f;
         *{"Test::Base::Filter::$f"} = \&$f;
     }
+}
+
+# Under valgrind the first request of a block runs far slower than the
+# module's 100 ms Redis timeout, and `redis ... timed out` lines would fail
+# blocks that have nothing wrong with memory. In that mode blocks that set
+# no llmcache_redis_timeout of their own get 5 s. Block preprocessors run
+# last registered first (in both runners), so this one, registered before
+# the suite's (and after setup has loaded the runner), sees the
+# http_config the suite's set.
+sub valgrind_timeout () {
+    return unless $ENV{TEST_NGINX_USE_VALGRIND};
+    require Test::Nginx::Socket;
+    Test::Nginx::Socket::add_block_preprocessor(sub {
+        my $block = shift;
+        my $hc = $block->http_config // return;
+        return if $hc !~ /\bllmcache_redis\s/
+                  || $hc =~ /\bllmcache_redis_timeout\b/;
+        $block->set_value('http_config',
+                          "$hc\n    llmcache_redis_timeout 5s;\n");
+    });
 }
 
 # A port that is free now, outside Linux's ephemeral range (32768-60999)
