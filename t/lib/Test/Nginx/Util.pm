@@ -503,8 +503,11 @@ sub stop_nginx ($) {
 sub valgrind_args () {
     my @args;
     if ($UseValgrind =~ /^\d+$/) {
+        # --keep-debuginfo: nginx unloads the module at exit, and its
+        # frames would read ??? in the leak reports
         @args = qw(--tool=memcheck --leak-check=full
-                   --show-possibly-lost=no --num-callers=100 -q);
+                   --show-possibly-lost=no --num-callers=100
+                   --keep-debuginfo=yes -q);
         # ./valgrind.suppress as the real runner; t/valgrind.suppress
         # holds what stock nginx itself leaks at exit
         push @args, map { "--suppressions=$_" }
