@@ -1300,6 +1300,8 @@ llmc_stream_feed(llmc_stream_t *s, const char *buf, size_t len)
     return 0;
 }
 
+static void llmc_stream_check_replay(llmc_stream_t *s);
+
 llmc_stream_state_e
 llmc_stream_finish(llmc_stream_t *s)
 {
@@ -1308,7 +1310,37 @@ llmc_stream_finish(llmc_stream_t *s)
     } else if (s->state == LLMC_STREAM_DONE && llmc_sse_pending(s->sse)) {
         llmc_stream_fail(s, "bytes after the terminal event%s", NULL);
     }
+    if (s->state == LLMC_STREAM_DONE) {
+        llmc_stream_check_replay(s);
+    }
     return s->state;
+}
+
+/*
+ * What is stored must replay: an answer whose parts the provider sent
+ * malformed (a text part without its text, ...) would be a stored entry
+ * that no streaming client could be served from.
+ */
+static void
+llmc_stream_check_replay(llmc_stream_t *s)
+{
+    char    *json, *sse, err[128];
+    size_t   len;
+
+    json = s->result ? json_dumps(s->result, JSON_COMPACT) : NULL;
+    if (json == NULL) {
+        llmc_stream_fail(s, "the answer could not be serialized%s", NULL);
+        return;
+    }
+    sse = llmc_stream_replay(s->api, json, strlen(json), 1, 0, &len, err,
+                             sizeof(err));
+    free(json);
+    if (sse == NULL) {
+        llmc_stream_fail(s, "the answer would not replay as a stream: %s",
+                         err);
+        return;
+    }
+    free(sse);
 }
 
 llmc_stream_state_e

@@ -808,6 +808,13 @@ test_bad_streams(void)
     bad(LLMC_API_RESPONSES, "completed without a status",
         RCREATED REV("response.completed", ",\"response\":{\"object\":"
         "\"response\",\"output\":[]}"), "status");
+    /* a text part without its text would be stored and never replayed */
+    bad(LLMC_API_RESPONSES, "a text part without text",
+        RCREATED REV("response.completed", ",\"response\":{\"object\":"
+        "\"response\",\"status\":\"completed\",\"output\":[{\"type\":"
+        "\"message\",\"id\":\"m\",\"role\":\"assistant\",\"content\":"
+        "[{\"type\":\"output_text\",\"dext\":\"x\"}]}]}"),
+        "would not replay");
     bad(LLMC_API_MESSAGES, "message_start with another type",
         AEV("message_start", ",\"message\":{\"type\":\"other\"}"),
         "message_start");
