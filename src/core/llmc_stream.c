@@ -80,6 +80,7 @@ struct llmc_stream_s {
     llmc_sse_t          *sse;
     char                 err[192];
     json_t              *result;
+    char                *json;          /* result serialized by finish */
 
     /* OpenAI chat and completions */
     json_t              *head;          /* id, created, model, ... */
@@ -1270,6 +1271,7 @@ llmc_stream_free(llmc_stream_t *s)
     }
     llmc_sse_free(s->sse);
     json_decref(s->result);
+    free(s->json);
     json_decref(s->head);
     json_decref(s->usage);
     for (i = 0; i < s->nchoices; i++) {
@@ -1334,13 +1336,15 @@ llmc_stream_check_replay(llmc_stream_t *s)
     }
     sse = llmc_stream_replay(s->api, json, strlen(json), 1, 0, &len, err,
                              sizeof(err));
-    free(json);
     if (sse == NULL) {
+        free(json);
         llmc_stream_fail(s, "the answer would not replay as a stream: %s",
                          err);
         return;
     }
     free(sse);
+    free(s->json);
+    s->json = json;             /* llmc_stream_result() hands it over */
 }
 
 llmc_stream_state_e
@@ -1363,7 +1367,12 @@ llmc_stream_result(llmc_stream_t *s, size_t *len)
     if (s->state != LLMC_STREAM_DONE || s->result == NULL) {
         return NULL;
     }
-    out = json_dumps(s->result, JSON_COMPACT);
+    if (s->json != NULL) {
+        out = s->json;          /* serialized once, when it was checked */
+        s->json = NULL;
+    } else {
+        out = json_dumps(s->result, JSON_COMPACT);
+    }
     if (out != NULL && len != NULL) {
         *len = strlen(out);
     }
