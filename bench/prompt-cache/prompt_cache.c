@@ -6,13 +6,20 @@
  * tokens, against model_eval_seg of everything ("cache": false).
  *
  *   build/bench/prompt_cache [--quick] [--threads N] [--dir DIR]
- *       [--type f32|q8_0|both]
+ *       [--type f32|q8_0|both] [--llamacpp DIR|none]
  *
  * A document-QA schema: a 16-token system text (BOS first), documents of
  * 512 tokens each as modules, an 8-token "Question:" after them; prompts
  * import documents and add a 32-token question. TTFT here is from the
  * start of the prefill to the first token picked (greedy): no HTTP, no
  * tokenizer, the same for both sides.
+ *
+ * The llama.cpp column comes from llama.cpp itself, run on the same model
+ * file in the same invocation (build/bench/llamacpp_bench over the
+ * libraries scripts/llamacpp fetches): the same requests in the same
+ * order, served as its server serves them with cache_prompt on one slot.
+ * Without the libraries, the figures the issue quotes for this machine
+ * kind are shown instead, and said to be.
  */
 
 #include <limits.h>
@@ -22,6 +29,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gguf_write.h"
 #include "model.h"
@@ -36,6 +44,8 @@
 
 static int      n_threads = 2;
 static int      quick;
+static const char  *lcdir = "build/llamacpp";
+static const char  *self;
 static char     err[512];
 static model_t *model;
 static int      nv;
@@ -304,49 +314,187 @@ ttft_row(pcache_t *pc, const schema_t *s, int n, kv_cache_t *kv)
     fflush(stdout);
 }
 
+/* --- llama.cpp on the same requests ------------------------------------- */
+
+#define LC_REPS  2
+
+typedef struct {
+    int     ok;
+    double  mix[4];         /* ms, best of LC_REPS */
+    double  first, newq, same;
+} lc_result_t;
+
+static void
+lc_tokens(FILE *f, const int32_t *t, int n)
+{
+    int  i;
+
+    for (i = 0; i < n; i++) {
+        fprintf(f, " %d", t[i]);
+    }
+}
+
+/* the request as one plain prompt: system text, the documents in the
+ * request's order, the tail, the question */
+static void
+lc_request(FILE *f, const char *label, const schema_t *s, const int *docs,
+    int n_docs, int salt)
+{
+    int32_t  q[Q_LEN];
+    int      i;
+
+    for (i = 0; i < Q_LEN; i++) {
+        q[i] = tok_at(s->lay.n_pos + i, 1000 + salt);
+    }
+    fprintf(f, "%s", label);
+    lc_tokens(f, s->mods[0].tokens, SYS_LEN);
+    for (i = 0; i < n_docs; i++) {
+        lc_tokens(f, s->mods[docs[i]].tokens, s->mods[docs[i]].n_tokens);
+    }
+    lc_tokens(f, s->mods[0].tokens + SYS_LEN, TAIL_LEN);
+    lc_tokens(f, q, Q_LEN);
+    fprintf(f, "\n");
+}
+
+static void
+lc_min(double *slot, double v)
+{
+    if (*slot == 0 || v < *slot) {
+        *slot = v;
+    }
+}
+
+/*
+ * Runs llamacpp_bench over the mixed workload (each request after the one
+ * before it, LC_REPS times) and the repeated prefix (a, then b = the same
+ * 2000 tokens with another question, then b again).
+ */
+static lc_result_t
+lc_run(const char *model_path, const schema_t *s, const int (*mix)[5],
+    const int32_t *a, const int32_t *b, int n)
+{
+    lc_result_t  res;
+    char         file[] = "/tmp/llmcache-pc-XXXXXX", cmd[8192], tool[512];
+    char         line[256], label[64], lib[512], *slash;
+    struct stat  st;
+    double       ms;
+    FILE        *f;
+    int          fd, r, i, ev, k;
+
+    memset(&res, 0, sizeof(res));
+    snprintf(lib, sizeof(lib), "%s/libllama.so", lcdir);
+    if (strcmp(lcdir, "none") == 0 || stat(lib, &st) != 0) {
+        return res;
+    }
+    fd = mkstemp(file);
+    f = fd < 0 ? NULL : fdopen(fd, "w");
+    if (f == NULL) {
+        return res;
+    }
+    for (r = 0; r < LC_REPS; r++) {
+        for (i = 0; i < 4; i++) {
+            /* the request before: the same documents with another
+             * question for the first, else the previous request */
+            lc_request(f, "_prev", s, i == 0 ? mix[0] + 1 : mix[i - 1] + 1,
+                       i == 0 ? mix[0][0] : mix[i - 1][0],
+                       i == 0 ? 101 : i);
+            snprintf(label, sizeof(label), "mix%d", i);
+            lc_request(f, label, s, mix[i] + 1, mix[i][0], 1 + i);
+        }
+    }
+    for (r = 0; r < LC_REPS; r++) {
+        fprintf(f, "%s", r == 0 ? "first" : "_a");
+        lc_tokens(f, a, n);
+        fprintf(f, "\nnewq");
+        lc_tokens(f, b, n);
+        fprintf(f, "\nsame");
+        lc_tokens(f, b, n);
+        fprintf(f, "\n");
+    }
+    fclose(f);
+
+    snprintf(tool, sizeof(tool), "%s", self);
+    slash = strrchr(tool, '/');
+    res.ok = 1;
+    /* flash attention off and on: the better of the two for each */
+    for (k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof(cmd), "'%.*sllamacpp_bench' --lib '%s' --model "
+                 "'%s' --threads %d --prompts '%s' --flash-attn %s",
+                 slash ? (int) (slash + 1 - tool) : 0, tool, lcdir, model_path,
+                 n_threads, file, k == 0 ? "off" : "on");
+        f = popen(cmd, "r");
+        while (f != NULL && fgets(line, sizeof(line), f)) {
+            if (sscanf(line, "ttft %63s %lf %d", label, &ms, &ev) != 3) {
+                continue;
+            }
+            if (strncmp(label, "mix", 3) == 0 && label[3] >= '0'
+                && label[3] <= '3')
+            {
+                lc_min(&res.mix[label[3] - '0'], ms);
+            } else if (strcmp(label, "first") == 0) {
+                lc_min(&res.first, ms);
+            } else if (strcmp(label, "newq") == 0) {
+                lc_min(&res.newq, ms);
+            } else if (strcmp(label, "same") == 0) {
+                lc_min(&res.same, ms);
+            }
+        }
+        res.ok &= f != NULL && pclose(f) == 0;
+    }
+    res.ok &= res.mix[3] > 0 && res.same > 0;
+    unlink(file);
+    if (!res.ok) {
+        fprintf(stderr, "prompt_cache: llama.cpp did not run (%s); the "
+                "issue's figures are shown\n", cmd);
+    }
+    return res;
+}
+
 static void
 bench_type(const char *dir, const char *tname)
 {
-    char        path[PATH_MAX];
-    schema_t    s, s8;
-    pcache_t   *pc;
-    kv_cache_t *kv;
-    run_t       c, u;
-    double      t0, sum_c = 0, sum_u = 0, cpu_c = 0, cpu_u = 0,
-                ref = 0.064 + 1.27 + 1.30 + 3.2;
-    int         i, same = 1;
-    struct stat st;
-    static const struct {
-        const char  *name;
-        int          docs[4], n;
-        double       ref;       /* llama.cpp server, seconds */
-    } mix[] = {
-        { "{0,1,2,3} + new question", { 1, 2, 3, 4 }, 4, 0.064 },
-        { "{1,3}", { 2, 4 }, 2, 1.27 },
-        { "{0,2}", { 1, 3 }, 2, 1.30 },
-        { "{3,2,1,0} (reordered)", { 4, 3, 2, 1 }, 4, 3.2 },
+    char         path[PATH_MAX];
+    schema_t     s, s8;
+    pcache_t    *pc;
+    kv_cache_t  *kv;
+    run_t        c, u;
+    lc_result_t  lc;
+    double       t0, sum_c = 0, sum_u = 0, cpu_c = 0, cpu_u = 0, ref,
+                 ref_sum = 0, ta, tb, tc, ca, cb, cc;
+    int          i, j, p, same = 1, n = 2000 + Q_LEN;
+    int32_t     *a, *b;
+    struct stat  st;
+    /* { number of documents, the documents (1-based) } */
+    static const int  mix[4][5] = {
+        { 4, 1, 2, 3, 4 }, { 2, 2, 4 }, { 2, 1, 3 }, { 4, 4, 3, 2, 1 },
     };
+    static const char  *mix_name[4] = {
+        "{0,1,2,3} + new question", "{1,3}", "{0,2}",
+        "{3,2,1,0} (reordered)",
+    };
+    /* llama.cpp's server on this machine kind, as the issue quotes it */
+    static const double  mix_ref[4] = { 0.064, 1.27, 1.30, 3.2 };
 
     snprintf(path, sizeof(path), "%s/stories110M-shape-%s.gguf", dir, tname);
     if (stat(path, &st) != 0) {
         /* the same file bench/engine writes and reuses */
-        gguf_random_llama_t  p;
+        gguf_random_llama_t  gp;
 
-        gguf_random_llama_defaults(&p);
-        p.dim = 768;
-        p.n_layers = 12;
-        p.n_heads = 12;
-        p.n_kv_heads = 12;
-        p.ffn_dim = 2048;
-        p.n_vocab = 32000;
-        p.n_ctx = 4096;
-        p.tied = 1;
-        p.wtype = strcmp(tname, "f32") == 0 ? GGML_TYPE_F32
-                                            : GGML_TYPE_Q8_0;
-        p.seed = 110;
-        p.name = "stories110M-shape";
+        gguf_random_llama_defaults(&gp);
+        gp.dim = 768;
+        gp.n_layers = 12;
+        gp.n_heads = 12;
+        gp.n_kv_heads = 12;
+        gp.ffn_dim = 2048;
+        gp.n_vocab = 32000;
+        gp.n_ctx = 4096;
+        gp.tied = 1;
+        gp.wtype = strcmp(tname, "f32") == 0 ? GGML_TYPE_F32
+                                             : GGML_TYPE_Q8_0;
+        gp.seed = 110;
+        gp.name = "stories110M-shape";
         fprintf(stderr, "prompt_cache: writing %s ...\n", path);
-        if (gguf_write_random_llama(&p, path, err, sizeof(err)) != 0) {
+        if (gguf_write_random_llama(&gp, path, err, sizeof(err)) != 0) {
             fprintf(stderr, "prompt_cache: %s\n", err);
             exit(1);
         }
@@ -362,9 +510,18 @@ bench_type(const char *dir, const char *tname)
     pc = pcache_new(model, NULL, err, sizeof(err));
     pcache_held_init(&held);
 
+    /* the plain prompts: a 2000-token system text and two questions */
+    a = malloc(n * sizeof(int32_t));
+    b = malloc(n * sizeof(int32_t));
+    for (j = 0; j < n; j++) {
+        a[j] = j == 0 ? 1 : tok_at(j, j < 2000 ? 7 : 8);
+        b[j] = j == 0 ? 1 : tok_at(j, j < 2000 ? 7 : 9);
+    }
+
     printf("### %s weights (K/V: %.1f KiB per token)\n\n", tname,
            kv_cache_entry_bytes(model) / 1024.0);
     schema_build(&s, "qa", 4, 512);
+    lc = lc_run(path, &s, mix, a, b, n);
     schema_put(pc, &s);
     printf("wall / CPU time: CPU seconds of the process divided by the "
            "threads, the wall time had each thread had a core\n\n"
@@ -387,83 +544,107 @@ bench_type(const char *dir, const char *tname)
         schema_free(&s8);
     }
 
-    printf("\nmixed workload on schema qa (llama.cpp server figures, Q8_0, "
-           "for the same requests on this machine kind):\n\n"
-           "| request | prompt tokens | entries kept from the previous "
+    if (lc.ok) {
+        printf("\nmixed workload on schema qa; llama.cpp: the same requests "
+               "as plain prompts, one after another, served as its server "
+               "does with cache_prompt on one slot, measured now on the "
+               "same model file (best of %d, and of flash attention off and "
+               "on):\n\n", LC_REPS);
+    } else {
+        printf("\nmixed workload on schema qa (llama.cpp: not available "
+               "here, `scripts/llamacpp` fetches it; these are the issue's "
+               "figures for its server, Q8_0, on this machine kind):\n\n");
+    }
+    printf("| request | prompt tokens | entries kept from the previous "
            "request | TTFT cached (ms, wall / CPU) | TTFT \"cache\": false "
            "(ms, wall / CPU) | llama.cpp (ms) | vs llama.cpp (wall / CPU) "
            "|\n|---|---|---|---|---|---|---|\n");
     for (i = 0; i < 4; i++) {
         /* the first request follows the same documents with another
          * question; each later one follows the request before it */
-        c = serve_best(pc, &s, mix[i].docs, mix[i].n, 1 + i, kv,
-                       i == 0 ? mix[0].docs : mix[i - 1].docs,
-                       i == 0 ? mix[0].n : mix[i - 1].n);
-        u = serve(pc, &s, mix[i].docs, mix[i].n, 1 + i, 0, kv);
+        c = serve_best(pc, &s, mix[i] + 1, mix[i][0], 1 + i, kv,
+                       i == 0 ? mix[0] + 1 : mix[i - 1] + 1,
+                       i == 0 ? mix[0][0] : mix[i - 1][0]);
+        u = serve(pc, &s, mix[i] + 1, mix[i][0], 1 + i, 0, kv);
+        ref = lc.ok ? lc.mix[i] / 1e3 : mix_ref[i];
         same &= c.first == u.first;
         sum_c += c.ttft;
         sum_u += u.ttft;
         cpu_c += c.cpu;
         cpu_u += u.cpu;
+        ref_sum += ref;
         printf("| %s | %d | %d | %.1f / %.1f | %.1f / %.1f | %.0f | %.1fx "
-               "/ %.1fx lower |\n", mix[i].name, u.total, c.reused,
-               c.ttft * 1e3,
-               c.cpu * 1e3, u.ttft * 1e3, u.cpu * 1e3, mix[i].ref * 1e3,
-               mix[i].ref / c.ttft, mix[i].ref / c.cpu);
+               "/ %.1fx lower |\n", mix_name[i], u.total, c.reused,
+               c.ttft * 1e3, c.cpu * 1e3, u.ttft * 1e3, u.cpu * 1e3,
+               ref * 1e3, ref / c.ttft, ref / c.cpu);
         fflush(stdout);
     }
     printf("| **total** | | | **%.1f / %.1f** | **%.1f / %.1f** | **%.0f** | "
            "**%.1fx / %.1fx lower** |\n\nfirst tokens, cached == full "
            "prefill: %s; cached vs full prefill here: %.1fx wall, %.1fx "
            "CPU\n\n", sum_c * 1e3, cpu_c * 1e3, sum_u * 1e3, cpu_u * 1e3,
-           ref * 1e3, ref / sum_c, ref / cpu_c, same ? "all" : "NOT all",
-           sum_u / sum_c, cpu_u / cpu_c);
-    (void) t0;
+           ref_sum * 1e3, ref_sum / sum_c, ref_sum / cpu_c,
+           same ? "all" : "NOT all", sum_u / sum_c, cpu_u / cpu_c);
 
     pcache_held_free(&held);
     pcache_free(pc);
     schema_free(&s);
-    kv_cache_free(kv);
 
-    /* the plain prompt: a 2000-token system text and a new question, the
-     * prefix of the previous prompt reused as the worker does */
-    {
-        int       n = 2000 + Q_LEN, p, j;
-        int32_t  *a = malloc(n * sizeof(int32_t)),
-                 *b = malloc(n * sizeof(int32_t));
-        double    ta, tb, ca, cb;
-
-        kv = kv_cache_new(model, 4096);
-        for (j = 0; j < n; j++) {
-            a[j] = j == 0 ? 1 : tok_at(j, j < 2000 ? 7 : 8);
-            b[j] = j == 0 ? 1 : tok_at(j, j < 2000 ? 7 : 9);
-        }
-        ca = cpu_now();
-        t0 = now();
+    /* the plain prompt, the prefix of the previous prompt reused as the
+     * worker does; the same prompt again evaluates its last token */
+    kv_cache_truncate(kv, 0);
+    ca = cpu_now();
+    t0 = now();
+    model_eval(model, kv, a, NULL, n, logits, 0, err, sizeof(err));
+    argmax(logits, nv);
+    ta = now() - t0;
+    ca = cpu_now() - ca;
+    tb = tc = cb = cc = 1e9;
+    for (i = 0; i < 5; i++) {
+        kv_cache_truncate(kv, 0);
         model_eval(model, kv, a, NULL, n, logits, 0, err, sizeof(err));
-        argmax(logits, nv);
-        ta = now() - t0;
-        ca = cpu_now() - ca;
-        cb = cpu_now();
-        t0 = now();
-        p = pcache_common_prefix(a, n, b, n);
-        kv_cache_truncate(kv, p);
-        model_eval(model, kv, b + p, NULL, n - p, logits, 0, err,
-                   sizeof(err));
-        argmax(logits, nv);
-        tb = now() - t0;
-        cb = cpu_now() - cb;
-        printf("repeated prefix (plain prompt, %d-token system text + "
-               "%d-token question):\n\n| request | evaluated | TTFT (ms, "
-               "wall / CPU) |\n|---|---|---|\n| first | %d | %.1f / %.1f |"
-               "\n| new question, prefix reused | %d | %.1f / %.1f |\n\n"
-               "speed-up %.1fx wall, %.1fx CPU (llama.cpp server: 0.027 s "
-               "for the same prompt again)\n\n", 2000, Q_LEN, n, ta * 1e3,
-               ca * 1e3, n - p, tb * 1e3, cb * 1e3, ta / tb, ca / cb);
-        free(a);
-        free(b);
-        kv_cache_free(kv);
+        {
+            double  w0 = now(), k0 = cpu_now();
+
+            p = pcache_common_prefix(a, n, b, n);
+            kv_cache_truncate(kv, p);
+            model_eval(model, kv, b + p, NULL, n - p, logits, 0, err,
+                       sizeof(err));
+            argmax(logits, nv);
+            tb = now() - w0 < tb ? now() - w0 : tb;
+            cb = cpu_now() - k0 < cb ? cpu_now() - k0 : cb;
+            w0 = now();
+            k0 = cpu_now();
+            kv_cache_truncate(kv, n - 1);
+            model_eval(model, kv, b + n - 1, NULL, 1, logits, 0, err,
+                       sizeof(err));
+            argmax(logits, nv);
+            tc = now() - w0 < tc ? now() - w0 : tc;
+            cc = cpu_now() - k0 < cc ? cpu_now() - k0 : cc;
+        }
     }
+    printf("repeated prefix (plain prompt, %d-token system text + %d-token "
+           "question; ours best of 5%s):\n\n| request | evaluated | TTFT "
+           "(ms, wall / CPU) | llama.cpp (ms) | vs llama.cpp (wall) |\n"
+           "|---|---|---|---|---|\n", 2000, Q_LEN,
+           lc.ok ? ", llama.cpp measured now, best of 2 and of flash "
+                   "attention off and on"
+                 : "; llama.cpp: the issue's figures");
+    if (lc.ok) {
+        printf("| first | %d | %.1f / %.1f | %.0f | %.2fx |\n", n, ta * 1e3,
+               ca * 1e3, lc.first, lc.first / (ta * 1e3));
+    } else {
+        printf("| first | %d | %.1f / %.1f | | |\n", n, ta * 1e3, ca * 1e3);
+    }
+    printf("| new question, prefix reused | %d | %.1f / %.1f | %.0f | "
+           "%.2fx |\n", n - p, tb * 1e3, cb * 1e3,
+           lc.ok ? lc.newq : 64.0, (lc.ok ? lc.newq : 64.0) / (tb * 1e3));
+    printf("| the same prompt again | 1 | %.1f / %.1f | %.0f | %.2fx |\n\n",
+           tc * 1e3, cc * 1e3, lc.ok ? lc.same : 27.0,
+           (lc.ok ? lc.same : 27.0) / (tc * 1e3));
+    free(a);
+    free(b);
+    kv_cache_free(kv);
     free(logits);
     model_free(model);
 }
@@ -485,12 +666,16 @@ main(int argc, char **argv)
             dir = argv[++i];
         } else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc) {
             type = argv[++i];
+        } else if (strcmp(argv[i], "--llamacpp") == 0 && i + 1 < argc) {
+            lcdir = argv[++i];
         } else {
             fprintf(stderr, "usage: prompt_cache [--quick] [--threads N] "
-                    "[--dir DIR] [--type f32|q8_0|both]\n");
+                    "[--dir DIR] [--type f32|q8_0|both] "
+                    "[--llamacpp DIR|none]\n");
             return 2;
         }
     }
+    self = argv[0];
     if (type == NULL) {
         type = quick ? "q8_0" : "both";
     }
