@@ -111,6 +111,22 @@ sub nkeys {
     return scalar @k;
 }
 
+# wait until the block's MISS is done with Redis: its single-flight lock
+# released and no more keys coming.  The client has its answer before
+# that; under valgrind the lock can still be there seconds later, and a
+# count taken then would include a key that goes before the purge.
+sub settled {
+    my $until = time + ($ENV{TEST_NGINX_USE_VALGRIND} ? 60 : 10);
+    my $last = -1;
+    while (time < $until) {
+        my $n = nkeys('llmc:*');
+        return if $n == $last && !nkeys('llmc:{*}:l:*');
+        $last = $n;
+        select(undef, undef, undef, 0.1);
+    }
+    Test::More::diag("the keys under llmc: did not settle");
+}
+
 # --- then: Perl run after the block's (single) request (the block's nginx is
 # still up): it drives the purge itself, since the keys are only known once
 # the entries exist
@@ -207,6 +223,7 @@ my @kv = map { ("llmc:{" . sprintf("%032x", $_ % 7) . "}:e:" . sprintf("%064x", 
 LLMCacheTest::redis_cmd('MSET', @kv);
 LLMCacheTest::redis_cmd('SET', 'other:keep', 'me');
 LLMCacheTest::redis_cmd('SET', 'llmcx', 'me too');
+settled();
 my $total = nkeys('llmc:*');
 ok($total > 3000, "$n - $total keys to purge");
 my ($st, $h, $b) = http('DELETE', "/purge?all=1");
@@ -269,8 +286,8 @@ access forbidden by rule
 DELETE /purge?all=1
 --- more_headers
 --- error_code: 503
---- response_body_like
-^\{"error":"redis (is not available|failed during the purge)","deleted":0[,}]
+--- response_body_like eval
+qr/^\{"error":"redis (is not available","deleted":0|failed during the purge","deleted":0,"entries":0)\}\n\z/
 
 
 
