@@ -19,6 +19,12 @@ sub keys_on ($) {
         split /\n/, `redis-cli -p $port --scan --pattern 'llmc:*'`;
 }
 
+# GETs the node has answered so far
+sub gets_on ($) {
+    my ($n) = cli(shift, 'INFO', 'commandstats') =~ /^cmdstat_get:calls=(\d+)/m;
+    return $n // 0;
+}
+
 # kill a master once its replica has every write, and wait for the
 # replica to take its slots over
 sub fail_over ($) {
@@ -97,14 +103,23 @@ add_block_preprocessor(sub {
     $block->set_value("config", $Config) unless defined $block->config;
     fail_over($Masters[0]) if defined $block->fail_over;
     if (defined $block->fail_over_later) {
-        # a second into the block, while nginx holds the slot map
+        # a second into the block, while nginx holds the slot map, and not
+        # before the block's first requests have read this master's
+        # entries: under valgrind nginx may take longer than that second
+        # to start and answer them
         my $port = $Masters[1];
         cli($port, 'WAIT', 1, 2000);
         $main::OnKilledLater = keys_on($port);
         $Dead{$port} = 1;
+        my $gets = gets_on($port);
         my $pid = fork // die "fork: $!";
         if ($pid == 0) {
+            my $t0 = time;
             select undef, undef, undef, $block->fail_over_later;
+            while (gets_on($port) < $gets + $main::OnKilledLater
+                   && time - $t0 < 120) {
+                select undef, undef, undef, 0.05;
+            }
             fail_over($port);
             POSIX::_exit(0);
         }
