@@ -56,11 +56,13 @@ sub fanout {
         . qq/"n":$n,"body":"$body","headers":{$h}}/;
 }
 
-# Under valgrind nginx is about 20 times slower: the 100 requests of TEST 1
-# may still be arriving when a 300 ms holder has its answer, and the holder
-# may take longer than the 5 s default lock wait.  There the holder takes
-# 3 s and the waiters wait up to 60 s, so the check stays "one provider
-# call for all of them".
+# Under valgrind nginx is about 20 times slower, and with a 300 ms holder
+# the 100 requests of TEST 1 are still arriving when it has its answer: one
+# whose lookup is on its way while the holder stores the entry and releases
+# the lock takes the lock itself and calls the provider a second time.
+# There the provider holds the answer back 3 s, so that every request is
+# waiting before it comes, and the waiters wait up to 60 s rather than the
+# default 5 s, which a 3 s holder could outlast on a busy machine.
 our $Valgrind = $ENV{TEST_NGINX_USE_VALGRIND};
 our $FanoutDelay = $Valgrind ? 3000 : 300;
 if ($Valgrind) {

@@ -38,11 +38,13 @@ _EOC_
 our $Chat = '{"model":"gpt-4o","messages":[{"role":"user","content":"tell me a story"}]';
 our $ChatStream = '{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"tell me a story"}]';
 
-# Under valgrind nginx is about 20 times slower: the 100 requests of
-# TEST 10 may still be arriving when the holder's stream ends, and the
-# holder may take longer than the 5 s default lock wait.  There the
-# provider holds its answer back 3 s and the waiters wait up to 60 s, so
-# the check stays "one provider call for all of them".
+# Under valgrind nginx is about 20 times slower, and the 100 requests of
+# TEST 10 can still be arriving when the holder's stream ends: one whose
+# lookup is on its way while the holder stores the entry and releases the
+# lock takes the lock itself and calls the provider a second time.  There
+# the provider holds the stream back 3 s, so that every request is waiting
+# before it comes, and the waiters wait up to 60 s rather than the default
+# 5 s, which a 3 s holder could outlast on a busy machine.
 our $Valgrind = $ENV{TEST_NGINX_USE_VALGRIND};
 our $FanoutHeaders = '"X-Mock-Stream-Delay-Ms":"30"'
     . ($Valgrind ? ',"X-Mock-Delay-Ms":"3000"' : '');
