@@ -378,7 +378,13 @@ ngx_http_llmcache_lookup(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
                                          ngx_http_llmcache_lookup_done,
                                          2, argv, argvlen);
 
-    return rc == NGX_OK ? NGX_AGAIN : NGX_OK;
+    if (rc != NGX_OK) {
+        return NGX_OK;
+    }
+
+    (void) ngx_http_llmcache_semantic_ask(r, ctx);
+
+    return NGX_AGAIN;
 }
 
 
@@ -394,7 +400,9 @@ ngx_http_llmcache_lookup_done(ngx_http_request_t *r, redisReply *reply)
     }
 
     if (ctx->status != NGX_HTTP_LLMCACHE_MISS || reply == NULL) {
-        /* a HIT, or Redis failed: no more round trips */
+        /* a HIT, or Redis failed: no more round trips, and the semantic
+           candidates pipelined behind the GET are not waited for */
+        ngx_http_llmcache_redis_detach(ctx);
         ngx_http_llmcache_resume(r);
         return;
     }

@@ -110,6 +110,7 @@ typedef struct {
     unsigned                    account_hit:1; /* a HIT not yet accounted */
     unsigned                    pml:1;       /* a PML prompt: kept exact */
     unsigned                    cand_entries:1; /* fetched with vectors */
+    unsigned                    sem_sent:1;  /* candidates asked with GET */
 
     llmc_key_t                  key;
     ngx_str_t                   key_hex;     /* $llmcache_key */
@@ -125,6 +126,7 @@ typedef struct {
     ngx_str_t                   replay;      /* the entry as SSE */
 
     ngx_http_llmcache_op_t     *op;          /* pending Redis command */
+    ngx_http_llmcache_op_t     *op_next;     /* pipelined behind it */
     ngx_event_t                 timer;
 
     ngx_str_t                   norm;        /* the normalized prompt */
@@ -206,6 +208,8 @@ void ngx_http_llmcache_lock_release(ngx_http_request_t *r,
 
 /* ngx_http_llmcache_semantic.c */
 ngx_int_t ngx_http_llmcache_semantic(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx);
+ngx_int_t ngx_http_llmcache_semantic_ask(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx);
 void ngx_http_llmcache_semantic_exit(void);
 void ngx_http_llmcache_semantic_store(ngx_http_request_t *r,

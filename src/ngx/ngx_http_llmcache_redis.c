@@ -190,7 +190,11 @@ ngx_http_llmcache_redis_exit_process(ngx_cycle_t *cycle)
 /*
  * Sends a command for request r.  NGX_OK: the reply (or NULL on failure or
  * timeout) will reach handler, and the request waits; NGX_DECLINED: Redis is
- * not available now, go on without it.
+ * not available now, go on without it.  A second command sent while the
+ * first is pending is pipelined behind it: its reply reaches its handler
+ * after the first one's, unless the request detaches it meanwhile.  If it
+ * is answered first (the first one was redirected), it is dropped and
+ * ctx->op is NULL when the first one's handler runs.
  */
 
 ngx_int_t
@@ -228,6 +232,10 @@ ngx_http_llmcache_redis_request_node(ngx_http_request_t *r,
         ctx->timer.log = r->connection->log;
     }
 
+    if (ctx->op_next) {
+        return NGX_DECLINED;
+    }
+
     op = ngx_http_llmcache_redis_op(r->connection->log, argc, argv, argvlen);
     if (op == NULL) {
         return NGX_DECLINED;
@@ -242,6 +250,13 @@ ngx_http_llmcache_redis_request_node(ngx_http_request_t *r,
     {
         ngx_http_llmcache_redis_op_free(op);
         return NGX_DECLINED;
+    }
+
+    if (ctx->op) {
+        /* pipelined: its reply follows the first one's, on the timer
+           already running */
+        ctx->op_next = op;
+        return NGX_OK;
     }
 
     ctx->op = op;
@@ -326,6 +341,11 @@ ngx_http_llmcache_redis_detach(ngx_http_llmcache_ctx_t *ctx)
     if (ctx->op) {
         ctx->op->request = NULL;
         ctx->op = NULL;
+    }
+
+    if (ctx->op_next) {
+        ctx->op_next->request = NULL;
+        ctx->op_next = NULL;
     }
 
     if (ctx->timer.timer_set) {
@@ -514,9 +534,19 @@ ngx_http_llmcache_redis_reply(redisAsyncContext *ac, void *rep,
         op->request = NULL;
 
         ctx = ngx_http_get_module_ctx(r, ngx_http_llmcache_module);
-        ctx->op = NULL;
 
-        if (ctx->timer.timer_set) {
+        if (op == ctx->op_next) {
+            /* ahead of the first command, which was redirected */
+            ctx->op_next = NULL;
+            ngx_http_llmcache_redis_op_free(op);
+            return;
+        }
+
+        /* a pipelined command is waited for next, on the same timer */
+        ctx->op = ctx->op_next;
+        ctx->op_next = NULL;
+
+        if (ctx->op == NULL && ctx->timer.timer_set) {
             ngx_del_timer(&ctx->timer);
         }
 

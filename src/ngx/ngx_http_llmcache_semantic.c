@@ -33,6 +33,8 @@
 #define NGX_HTTP_LLMCACHE_LSH_CACHED      4
 
 
+static ngx_int_t ngx_http_llmcache_embed_builtin(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx, ngx_http_llmcache_loc_conf_t *llcf);
 static ngx_int_t ngx_http_llmcache_semantic_candidates(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx);
 static void ngx_http_llmcache_semantic_ids(ngx_http_request_t *r,
@@ -71,6 +73,40 @@ static llmc_lsh_t  ngx_http_llmcache_lsh_cache[NGX_HTTP_LLMCACHE_LSH_CACHED];
 
 
 /*
+ * With the exact GET just sent: the built-in embedding needs no round trip,
+ * so the candidates' query goes pipelined behind the GET and the lookup
+ * takes two round trips in all, not three.  An exact HIT drops its reply.
+ */
+
+ngx_int_t
+ngx_http_llmcache_semantic_ask(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx)
+{
+    ngx_http_llmcache_loc_conf_t  *llcf;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmcache_module);
+
+    if (!llcf->semantic || ctx->norm.len == 0 || ctx->pml
+        || llcf->embedding.len)
+    {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_llmcache_semantic_tag(ctx, llcf);
+
+    if (ngx_http_llmcache_embed_builtin(r, ctx, llcf) != NGX_OK
+        || ngx_http_llmcache_semantic_candidates(r, ctx) != NGX_AGAIN)
+    {
+        return NGX_DECLINED;
+    }
+
+    ctx->sem_sent = 1;
+
+    return NGX_AGAIN;
+}
+
+
+/*
  * After an exact MISS.  NGX_AGAIN: the semantic lookup is under way and
  * ends in ngx_http_llmcache_miss() or a SEMANTIC hit; NGX_DECLINED: no
  * semantic lookup for this request.
@@ -81,6 +117,12 @@ ngx_http_llmcache_semantic(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx)
 {
     ngx_http_llmcache_loc_conf_t  *llcf;
+
+    if (ctx->sem_sent) {
+        /* the candidates come next; or, dropped, are asked for now */
+        return ctx->op ? NGX_AGAIN
+                       : ngx_http_llmcache_semantic_candidates(r, ctx);
+    }
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmcache_module);
 
@@ -94,6 +136,18 @@ ngx_http_llmcache_semantic(ngx_http_request_t *r,
         return ngx_http_llmcache_embed_remote(r, ctx, llcf);
     }
 
+    if (ngx_http_llmcache_embed_builtin(r, ctx, llcf) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_llmcache_semantic_candidates(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_llmcache_embed_builtin(ngx_http_request_t *r,
+    ngx_http_llmcache_ctx_t *ctx, ngx_http_llmcache_loc_conf_t *llcf)
+{
     ctx->dim = (int) llcf->embedding_dims;
     ctx->vec = ngx_palloc(r->pool, ctx->dim * sizeof(float));
     if (ctx->vec == NULL) {
@@ -108,7 +162,7 @@ ngx_http_llmcache_semantic(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    return ngx_http_llmcache_semantic_candidates(r, ctx);
+    return NGX_OK;
 }
 
 
