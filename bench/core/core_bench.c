@@ -1,7 +1,9 @@
 /*
  * core_bench: what one cache lookup costs in src/core, step by step, on a
  * typical chat request: parse, normalize, keys, entry decode.  The figures
- * say where a HIT's CPU time goes inside the module.
+ * say where a HIT's CPU time goes inside the module.  Then the steps a
+ * SEMANTIC hit adds: the built-in embedding, its LSH signature, and per
+ * candidate the stored vector's decoding, the cosine and the guards.
  *
  * The iterations run in five rounds and each step reports its best round:
  * the machine may be shared, and a round that lost the CPU says nothing
@@ -21,6 +23,9 @@
 #include "llmc_normalize.h"
 #include "llmc_key.h"
 #include "llmc_entry.h"
+#include "llmc_embed.h"
+#include "llmc_guard.h"
+#include "llmc_lsh.h"
 
 static double
 now(void)
@@ -50,6 +55,15 @@ main(int argc, char **argv)
     double          t0, t_parse, t_norm, t_key, t_key_new, t_dec;
     double          b_parse = 0, b_norm = 0, b_key = 0, b_key_new = 0;
     double          b_dec = 0;
+    double          t_emb, t_sign, t_vdec, t_cos, t_guard;
+    double          b_emb = 0, b_sign = 0, b_vdec = 0, b_cos = 0, b_guard = 0;
+    float           vec[LLMC_EMBED_DIM_DEFAULT], cand[LLMC_EMBED_DIM_DEFAULT];
+    float           sim = 0;
+    uint32_t        sig[LLMC_LSH_BANDS_MAX];
+    char           *stored, *snorm;
+    size_t          stored_len, snorm_len, text_len;
+    const char     *text;
+    llmc_lsh_t      lsh;
     llmc_key_t      key;
     llmc_dict_t    *dict;
     llmc_entry_t    entry;
@@ -60,6 +74,7 @@ main(int argc, char **argv)
         "\"content\":\"You are a helpful cooking assistant.\"},"
         "{\"role\":\"user\",\"content\":\"파스타 레시피 좀 알려주세요\"}],"
         "\"temperature\":0.7}";
+    static const char stored_prompt[] = "맛있는 파스타 레시피 알려줘";
     static const char answer[] =
         "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\","
         "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
@@ -83,11 +98,27 @@ main(int argc, char **argv)
     val = llmc_entry_encode("application/json", 16, "chat", "gpt-4o", 1,
                             answer, sizeof(answer) - 1, &val_len);
 
+    /* the stored neighbour of the pasta pair, as the index keeps it */
+    if (llmc_normalize(stored_prompt, sizeof(stored_prompt) - 1,
+                       LLMC_NORM_ALL, dict, &snorm, &snorm_len, err,
+                       sizeof(err)) != 0
+        || llmc_embed_builtin(snorm, snorm_len, vec, LLMC_EMBED_DIM_DEFAULT)
+           != 0
+        || llmc_lsh_init(&lsh, LLMC_EMBED_DIM_DEFAULT, LLMC_LSH_BANDS_DEFAULT,
+                         LLMC_LSH_BITS_DEFAULT, LLMC_LSH_SEED_DEFAULT) != 0)
+    {
+        fprintf(stderr, "core_bench: semantic set-up failed %s\n", err);
+        return 1;
+    }
+    stored = llmc_vec_encode(vec, LLMC_EMBED_DIM_DEFAULT, snorm, snorm_len,
+                             &stored_len);
+
     per = n / ROUNDS > 0 ? n / ROUNDS : 1;
     n = per * ROUNDS;
 
     for (round = 0; round < ROUNDS; round++) {
         t_parse = t_norm = t_key = t_key_new = t_dec = 0;
+        t_emb = t_sign = t_vdec = t_cos = t_guard = 0;
 
         for (i = 0; i < per; i++) {
             t0 = now();
@@ -124,6 +155,33 @@ main(int argc, char **argv)
             }
             t_dec += now() - t0;
 
+            t0 = now();
+            llmc_embed_builtin(norm, norm_len, vec, LLMC_EMBED_DIM_DEFAULT);
+            t_emb += now() - t0;
+
+            t0 = now();
+            llmc_lsh_sign(&lsh, vec, sig);
+            t_sign += now() - t0;
+
+            t0 = now();
+            if (llmc_vec_decode(stored, stored_len, cand,
+                                LLMC_EMBED_DIM_DEFAULT, &text, &text_len)
+                != 0)
+            {
+                fprintf(stderr, "core_bench: stored vector\n");
+                return 1;
+            }
+            t_vdec += now() - t0;
+
+            t0 = now();
+            sim += llmc_cosine(vec, cand, LLMC_EMBED_DIM_DEFAULT);
+            t_cos += now() - t0;
+
+            t0 = now();
+            llmc_guard_check(norm, norm_len, text, text_len, dict,
+                             LLMC_GUARD_ALL, NULL);
+            t_guard += now() - t0;
+
             if (i + 1 < per) {
                 free(norm);
                 llmc_request_free(&req);
@@ -146,6 +204,11 @@ main(int argc, char **argv)
         best(&b_key, t_key / per);
         best(&b_key_new, t_key_new / per);
         best(&b_dec, t_dec / per);
+        best(&b_emb, t_emb / per);
+        best(&b_sign, t_sign / per);
+        best(&b_vdec, t_vdec / per);
+        best(&b_cos, t_cos / per);
+        best(&b_guard, t_guard / per);
     }
 
     printf("| step (%d iterations, best of %d rounds) | ns per call |\n"
@@ -159,6 +222,20 @@ main(int argc, char **argv)
     printf("| total (keys: scope seen before) | %.0f |\n",
            (b_parse + b_norm + b_key + b_dec) * 1e9);
 
+    printf("\n| a SEMANTIC hit adds (dim %d, %d bands x %d bits) | ns per "
+           "call |\n|---|---|\n", LLMC_EMBED_DIM_DEFAULT,
+           LLMC_LSH_BANDS_DEFAULT, LLMC_LSH_BITS_DEFAULT);
+    printf("| built-in embedding | %.0f |\n", b_emb * 1e9);
+    printf("| LSH signature | %.0f |\n", b_sign * 1e9);
+    printf("| per candidate: stored vector decode | %.0f |\n", b_vdec * 1e9);
+    printf("| per candidate: cosine | %.0f |\n", b_cos * 1e9);
+    printf("| per candidate: guards (all) | %.0f |\n", b_guard * 1e9);
+    printf("| total, one candidate (similarity %.3f) | %.0f |\n",
+           sim / n, (b_emb + b_sign + b_vdec + b_cos + b_guard) * 1e9);
+
+    free(stored);
+    free(snorm);
+    llmc_lsh_free(&lsh);
     free(val);
     llmc_dict_free(dict);
     return 0;

@@ -38,6 +38,14 @@ typedef struct {
     size_t       len;
 } guard_word_t;
 
+/* a table string with its length, counted by the compiler */
+typedef struct {
+    const char  *s;
+    size_t       n;
+} guard_str_t;
+
+#define GS(lit)  { lit, sizeof(lit) - 1 }
+
 typedef struct {
     char        *text;          /* normalized, words separated by ' ' */
     size_t       len;
@@ -53,47 +61,51 @@ struct llmc_entities_s {
 
 /* English cues that hold without any dictionary (normalized: the
  * apostrophe between letters is gone) */
-static const char  *guard_neg_en[] = {
-    "aint", "arent", "cannot", "cant", "couldnt", "didnt", "doesnt", "dont",
-    "hadnt", "hasnt", "havent", "isnt", "mustnt", "neednt", "neither",
-    "never", "no", "nobody", "none", "nor", "not", "nothing", "nowhere",
-    "shouldnt", "wasnt", "werent", "without", "wont", "wouldnt",
-    "안", "못", "안돼", "안되", "안됨", "안됩니다",
+static const guard_str_t  guard_neg_en[] = {
+    GS("aint"), GS("arent"), GS("cannot"), GS("cant"), GS("couldnt"),
+    GS("didnt"), GS("doesnt"), GS("dont"), GS("hadnt"), GS("hasnt"),
+    GS("havent"), GS("isnt"), GS("mustnt"), GS("neednt"), GS("neither"),
+    GS("never"), GS("no"), GS("nobody"), GS("none"), GS("nor"), GS("not"),
+    GS("nothing"), GS("nowhere"), GS("shouldnt"), GS("wasnt"), GS("werent"),
+    GS("without"), GS("wont"), GS("wouldnt"), GS("안"), GS("못"), GS("안돼"),
+    GS("안되"), GS("안됨"), GS("안됩니다"),
 };
 
 /* word prefixes that negate: 않다, 없다, 못하다 in any ending */
-static const char  *guard_neg_ko_prefix[] = {
-    "않", "없", "못하", "못해", "못했", "못할", "못합",
+static const guard_str_t  guard_neg_ko_prefix[] = {
+    GS("않"), GS("없"), GS("못하"), GS("못해"), GS("못했"), GS("못할"), GS("못합"),
 };
 
 /* -지 + one of these, glued into one word ("하지마", "끄지않는") */
-static const char  *guard_neg_ko_infix[] = {
-    "지않", "지마", "지말", "지못",
+static const guard_str_t  guard_neg_ko_infix[] = {
+    GS("지않"), GS("지마"), GS("지말"), GS("지못"),
 };
 
 /* opposite words: a word starting with the left stem on one side only and
  * one starting with the right stem on the other side only */
-static const char  *guard_opposite[][2] = {
-    { "enable", "disable" }, { "activate", "deactivate" },
-    { "install", "uninstall" }, { "lock", "unlock" },
-    { "subscribe", "unsubscribe" }, { "follow", "unfollow" },
-    { "block", "unblock" }, { "increase", "decrease" },
-    { "allow", "deny" }, { "show", "hide" },
-    { "open", "close" }, { "start", "stop" }, { "buy", "sell" },
-    { "turn on", "turn off" }, { "switch on", "switch off" },
-    { "켜", "끄" }, { "켜", "꺼" }, { "열", "닫" }, { "추가", "삭제" },
-    { "증가", "감소" }, { "시작", "중지" }, { "시작", "종료" },
-    { "허용", "차단" }, { "활성화", "비활성화" }, { "설치", "제거" },
-    { "올리", "내리" }, { "올려", "내려" },
+static const guard_str_t  guard_opposite[][2] = {
+    { GS("enable"), GS("disable") }, { GS("activate"), GS("deactivate") },
+    { GS("install"), GS("uninstall") }, { GS("lock"), GS("unlock") },
+    { GS("subscribe"), GS("unsubscribe") }, { GS("follow"), GS("unfollow") },
+    { GS("block"), GS("unblock") }, { GS("increase"), GS("decrease") },
+    { GS("allow"), GS("deny") }, { GS("show"), GS("hide") },
+    { GS("open"), GS("close") }, { GS("start"), GS("stop") },
+    { GS("buy"), GS("sell") }, { GS("turn on"), GS("turn off") },
+    { GS("switch on"), GS("switch off") }, { GS("켜"), GS("끄") },
+    { GS("켜"), GS("꺼") }, { GS("열"), GS("닫") }, { GS("추가"), GS("삭제") },
+    { GS("증가"), GS("감소") }, { GS("시작"), GS("중지") }, { GS("시작"), GS("종료") },
+    { GS("허용"), GS("차단") }, { GS("활성화"), GS("비활성화") }, { GS("설치"), GS("제거") },
+    { GS("올리"), GS("내리") }, { GS("올려"), GS("내려") },
 };
 
 /* Korean particles cut off a number word or after an entity, longest
  * first */
-static const char  *guard_particles[] = {
-    "에서는", "으로는", "에게서", "에서", "으로", "까지", "부터", "에게",
-    "한테", "이랑", "처럼", "보다", "만큼", "이나", "이에요", "입니다",
-    "이다", "은", "는", "이", "가", "을", "를", "에", "의", "로", "와",
-    "과", "도", "만", "랑", "나", "요",
+static const guard_str_t  guard_particles[] = {
+    GS("에서는"), GS("으로는"), GS("에게서"), GS("에서"), GS("으로"), GS("까지"), GS("부터"),
+    GS("에게"), GS("한테"), GS("이랑"), GS("처럼"), GS("보다"), GS("만큼"), GS("이나"),
+    GS("이에요"), GS("입니다"), GS("이다"), GS("은"), GS("는"), GS("이"), GS("가"),
+    GS("을"), GS("를"), GS("에"), GS("의"), GS("로"), GS("와"), GS("과"), GS("도"),
+    GS("만"), GS("랑"), GS("나"), GS("요"),
 };
 
 
@@ -140,30 +152,26 @@ guard_split(const char *s, size_t len, guard_word_t *w, size_t max)
 
 
 static int
-guard_eq(const guard_word_t *w, const char *s)
+guard_eq(const guard_word_t *w, const guard_str_t *s)
 {
-    size_t  n = strlen(s);
-
-    return w->len == n && memcmp(w->p, s, n) == 0;
+    return w->len == s->n && memcmp(w->p, s->s, s->n) == 0;
 }
 
 
 static int
-guard_prefix(const char *p, size_t len, const char *s)
+guard_prefix(const char *p, size_t len, const guard_str_t *s)
 {
-    size_t  n = strlen(s);
-
-    return len >= n && memcmp(p, s, n) == 0;
+    return len >= s->n && p[0] == s->s[0] && memcmp(p, s->s, s->n) == 0;
 }
 
 
 static int
-guard_contains(const guard_word_t *w, const char *s)
+guard_contains(const guard_word_t *w, const guard_str_t *s)
 {
-    size_t  n = strlen(s), i;
+    size_t  i;
 
-    for (i = 0; i + n <= w->len; i++) {
-        if (memcmp(w->p + i, s, n) == 0) {
+    for (i = 0; i + s->n <= w->len; i++) {
+        if (w->p[i] == s->s[0] && memcmp(w->p + i, s->s, s->n) == 0) {
             return 1;
         }
     }
@@ -178,9 +186,9 @@ guard_particle(const char *p, size_t len)
 {
     size_t  i, n;
 
-    for (i = 0; i < sizeof(guard_particles) / sizeof(char *); i++) {
-        n = strlen(guard_particles[i]);
-        if (len > n && memcmp(p + len - n, guard_particles[i], n) == 0) {
+    for (i = 0; i < sizeof(guard_particles) / sizeof(guard_str_t); i++) {
+        n = guard_particles[i].n;
+        if (len > n && memcmp(p + len - n, guard_particles[i].s, n) == 0) {
             return n;
         }
     }
@@ -194,18 +202,20 @@ guard_is_negation(const guard_word_t *w, size_t n, size_t i,
 {
     size_t  k;
 
-    for (k = 0; k < sizeof(guard_neg_en) / sizeof(char *); k++) {
-        if (guard_eq(&w[i], guard_neg_en[k])) {
+    static const guard_str_t  ma = GS("마"), mal = GS("말");
+
+    for (k = 0; k < sizeof(guard_neg_en) / sizeof(guard_str_t); k++) {
+        if (guard_eq(&w[i], &guard_neg_en[k])) {
             return 1;
         }
     }
-    for (k = 0; k < sizeof(guard_neg_ko_prefix) / sizeof(char *); k++) {
-        if (guard_prefix(w[i].p, w[i].len, guard_neg_ko_prefix[k])) {
+    for (k = 0; k < sizeof(guard_neg_ko_prefix) / sizeof(guard_str_t); k++) {
+        if (guard_prefix(w[i].p, w[i].len, &guard_neg_ko_prefix[k])) {
             return 1;
         }
     }
-    for (k = 0; k < sizeof(guard_neg_ko_infix) / sizeof(char *); k++) {
-        if (guard_contains(&w[i], guard_neg_ko_infix[k])) {
+    for (k = 0; k < sizeof(guard_neg_ko_infix) / sizeof(guard_str_t); k++) {
+        if (guard_contains(&w[i], &guard_neg_ko_infix[k])) {
             return 1;
         }
     }
@@ -213,8 +223,8 @@ guard_is_negation(const guard_word_t *w, size_t n, size_t i,
     /* "-지 마/말-" written apart: 먹지 마, 가지 말고, 하지 마세요 */
     if (i > 0 && w[i - 1].len >= 3
         && memcmp(w[i - 1].p + w[i - 1].len - 3, "지", 3) == 0
-        && (guard_prefix(w[i].p, w[i].len, "마")
-            || guard_prefix(w[i].p, w[i].len, "말")))
+        && (guard_prefix(w[i].p, w[i].len, &ma)
+            || guard_prefix(w[i].p, w[i].len, &mal)))
     {
         return 1;
     }
@@ -241,12 +251,13 @@ guard_negated(const guard_word_t *w, size_t n, const llmc_dict_t *dict)
 /* Does a word sequence (a stem phrase: words, the last one a prefix)
  * occur in w? */
 static int
-guard_has_stem(const guard_word_t *w, size_t n, const char *stem)
+guard_has_stem(const guard_word_t *w, size_t n, const guard_str_t *stem)
 {
     const char  *sp;
-    size_t       i, k, sl;
+    size_t       i, sl;
+    guard_str_t  tail;
 
-    sp = strchr(stem, ' ');
+    sp = memchr(stem->s, ' ', stem->n);
     if (sp == NULL) {
         for (i = 0; i < n; i++) {
             if (guard_prefix(w[i].p, w[i].len, stem)) {
@@ -257,17 +268,14 @@ guard_has_stem(const guard_word_t *w, size_t n, const char *stem)
     }
 
     /* two words: the first exact, the second a prefix */
-    sl = (size_t) (sp - stem);
+    sl = (size_t) (sp - stem->s);
+    tail.s = sp + 1;
+    tail.n = stem->n - sl - 1;
     for (i = 0; i + 1 < n; i++) {
-        if (w[i].len == sl && memcmp(w[i].p, stem, sl) == 0) {
-            for (k = 0; sp[1 + k] && k < w[i + 1].len
-                        && w[i + 1].p[k] == sp[1 + k]; k++)
-            {
-                /* compare */
-            }
-            if (sp[1 + k] == '\0') {
-                return 1;
-            }
+        if (w[i].len == sl && memcmp(w[i].p, stem->s, sl) == 0
+            && guard_prefix(w[i + 1].p, w[i + 1].len, &tail))
+        {
+            return 1;
         }
     }
     return 0;
@@ -286,10 +294,10 @@ guard_opposites(const guard_word_t *a, size_t an, const guard_word_t *b,
         /* +1: the left word only, -1: the right word only, 0: neither or
          * both ("disable" does not start with "enable", nor "unlock" with
          * "lock") */
-        pa = guard_has_stem(a, an, guard_opposite[i][0])
-             - guard_has_stem(a, an, guard_opposite[i][1]);
-        pb = guard_has_stem(b, bn, guard_opposite[i][0])
-             - guard_has_stem(b, bn, guard_opposite[i][1]);
+        pa = guard_has_stem(a, an, &guard_opposite[i][0])
+             - guard_has_stem(a, an, &guard_opposite[i][1]);
+        pb = guard_has_stem(b, bn, &guard_opposite[i][0])
+             - guard_has_stem(b, bn, &guard_opposite[i][1]);
         if (pa * pb < 0) {
             return 1;
         }

@@ -2001,12 +2001,46 @@ llmc_dict_load_file(llmc_dict_t *d, const char *path, char *err,
 int
 llmc_dict_is_negation(const llmc_dict_t *d, const char *word, size_t len)
 {
-    ubuf_t   a = { NULL, 0, 0 }, b = { NULL, 0, 0 };
-    int32_t  id;
-    int      rc;
+    ubuf_t                a = { NULL, 0, 0 }, b = { NULL, 0, 0 };
+    UChar                 u[64];
+    int32_t               id, n;
+    const unsigned char  *p = (const unsigned char *) word;
+    size_t                i;
+    int                   rc;
 
-    if (d == NULL || d->ntoks == 0
-        || llmc_utf8_check((const unsigned char *) word, len) != len
+    if (d == NULL || d->ntoks == 0) {
+        return 0;
+    }
+
+    /*
+     * The guards ask this of every word of two prompts.  A word of
+     * lowercase Latin letters, digits and Hangul syllables is its own
+     * normalized form: it is looked up as it is, with no copy and no
+     * normalization pass.
+     */
+    for (i = 0, n = 0; i < len && n < 64; n++) {
+        if ((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9')) {
+            u[n] = p[i++];
+            continue;
+        }
+        if (i + 2 < len && p[i] >= 0xea && p[i] <= 0xed
+            && (p[i + 1] & 0xc0) == 0x80 && (p[i + 2] & 0xc0) == 0x80)
+        {
+            u[n] = (UChar) (((p[i] & 0x0f) << 12) | ((p[i + 1] & 0x3f) << 6)
+                            | (p[i + 2] & 0x3f));
+            if (u[n] >= 0xac00 && u[n] <= 0xd7a3) {
+                i += 3;
+                continue;
+            }
+        }
+        break;
+    }
+    if (i == len) {
+        id = dict_tok_find(d, u, n, tok_hash(u, n));
+        return id >= 0 && d->toks[id].negation;
+    }
+
+    if (llmc_utf8_check((const unsigned char *) word, len) != len
         || utf8_to_ubuf(word, len, &a, NULL, 0) != 0)
     {
         free(a.p);
