@@ -188,15 +188,79 @@ emb_add(emb_feats_t *fs, int group, float w, const void *key, size_t len)
 }
 
 
-static int
-emb_feat_cmp(const void *a, const void *b)
+/*
+ * Stable sort by hash (equal features keep the order they came in, and the
+ * first one's weight counts): insertion sort of runs of 16, then merges,
+ * the comparison inlined.  tmp holds n features.
+ */
+static void
+emb_sort(emb_feat_t *a, size_t n, emb_feat_t *tmp)
 {
-    const emb_feat_t  *x = a, *y = b;
+    emb_feat_t  x, *src = a, *dst = tmp, *t;
+    size_t      i, j, w, lo, mid, hi, p, q, k;
 
-    if (x->h != y->h) {
-        return x->h < y->h ? -1 : 1;
+    for (lo = 0; lo < n; lo += 16) {
+        hi = lo + 16 < n ? lo + 16 : n;
+        for (i = lo + 1; i < hi; i++) {
+            x = a[i];
+            for (j = i; j > lo && a[j - 1].h > x.h; j--) {
+                a[j] = a[j - 1];
+            }
+            a[j] = x;
+        }
     }
-    return 0;
+
+    for (w = 16; w < n; w *= 2) {
+        for (lo = 0; lo < n; lo += 2 * w) {
+            mid = lo + w < n ? lo + w : n;
+            hi = lo + 2 * w < n ? lo + 2 * w : n;
+            for (p = lo, q = mid, k = lo; k < hi; k++) {
+                dst[k] = q >= hi || (p < mid && src[p].h <= src[q].h)
+                         ? src[p++] : src[q++];
+            }
+        }
+        t = src;
+        src = dst;
+        dst = t;
+    }
+
+    if (src != a) {
+        memcpy(a, src, n * sizeof(emb_feat_t));
+    }
+}
+
+
+/*
+ * llmc_l2_normalize() of a vector whose non-zero components are marked in
+ * nz: the same sums in the same order (a zero adds +0 to a sum that is
+ * never -0, which changes nothing) and the same scaling, without visiting
+ * the zeros.
+ */
+static float
+emb_l2_sparse(float *v, int dim, const uint64_t *nz)
+{
+    double  s[4] = { 0.0, 0.0, 0.0, 0.0 }, inv;
+    float   n;
+    int     i, wd, tail = dim - dim % 4;
+    uint64_t  bits;
+
+    for (wd = 0; wd < (dim + 63) / 64; wd++) {
+        for (bits = nz[wd]; bits; bits &= bits - 1) {
+            i = wd * 64 + __builtin_ctzll(bits);
+            s[i < tail ? i & 3 : 0] += (double) v[i] * v[i];
+        }
+    }
+    n = (float) sqrt((s[0] + s[1]) + (s[2] + s[3]));
+    if (n > 0.0f) {
+        inv = 1.0 / (double) n;
+        for (wd = 0; wd < (dim + 63) / 64; wd++) {
+            for (bits = nz[wd]; bits; bits &= bits - 1) {
+                i = wd * 64 + __builtin_ctzll(bits);
+                v[i] = (float) (v[i] * inv);
+            }
+        }
+    }
+    return n;
 }
 
 
@@ -298,6 +362,9 @@ llmc_embed_builtin(const char *text, size_t len, float *out, int dim)
     float                 damp, pdamp, norm[EMB_GROUPS], *g[EMB_GROUPS];
     float                *acc;
     uint32_t              cp;
+    uint64_t             *nz, bits;
+    emb_feat_t           *tmp;
+    size_t                nw, w;
     int                   n, d, rc;
 
     if (dim < LLMC_EMBED_DIM_MIN || dim > LLMC_EMBED_DIM_MAX
@@ -306,10 +373,13 @@ llmc_embed_builtin(const char *text, size_t len, float *out, int dim)
         return -1;
     }
 
-    acc = calloc((size_t) dim * EMB_GROUPS, sizeof(float));
+    nw = (dim + 63) / 64;
+    acc = calloc((size_t) dim * EMB_GROUPS
+                 + (size_t) nw * (EMB_GROUPS + 1) * 2, sizeof(float));
     if (acc == NULL) {
         return -1;
     }
+    nz = (uint64_t *) (acc + (size_t) dim * EMB_GROUPS);
     for (d = 0; d < EMB_GROUPS; d++) {
         g[d] = acc + (size_t) d * dim;
     }
@@ -375,9 +445,16 @@ llmc_embed_builtin(const char *text, size_t len, float *out, int dim)
      * keys do) and words no space (pair keys do), so the kinds never
      * share a key */
     if (fs.n) {
-        qsort(fs.f, fs.n, sizeof(emb_feat_t), emb_feat_cmp);
+        tmp = malloc(fs.n * sizeof(emb_feat_t));
+        if (tmp == NULL) {
+            goto done;
+        }
+        emb_sort(fs.f, fs.n, tmp);
+        free(tmp);
     }
 
+    /* nz[group * nw ...]: the components each group touched; the last
+     * nw words: all of them */
     for (j = 0; j < fs.n; j = k) {
         for (k = j + 1; k < fs.n && fs.f[k].h == fs.f[j].h; k++) {
             /* count equal features */
@@ -385,21 +462,29 @@ llmc_embed_builtin(const char *text, size_t len, float *out, int dim)
         d = (int) ((fs.f[j].h >> 32) % (uint64_t) dim);
         g[fs.f[j].group][d] += (fs.f[j].h & 1 ? -1.0f : 1.0f)
                                * fs.f[j].w * emb_tf(k - j);
+        nz[fs.f[j].group * nw + d / 64] |= 1ULL << (d % 64);
     }
-
     for (d = 0; d < EMB_GROUPS; d++) {
-        norm[d] = llmc_l2_normalize(g[d], dim);
+        norm[d] = emb_l2_sparse(g[d], dim, nz + d * nw);
     }
 
-    for (i = 0; i < (size_t) dim; i++) {
-        out[i] = 0.0f;
+    memset(out, 0, (size_t) dim * sizeof(float));
+    for (w = 0; w < nw; w++) {
         for (d = 0; d < EMB_GROUPS; d++) {
             if (norm[d] > 0.0f) {
-                out[i] += emb_group_weight[d] * g[d][i];
+                nz[EMB_GROUPS * nw + w] |= nz[d * nw + w];
+            }
+        }
+        for (bits = nz[EMB_GROUPS * nw + w]; bits; bits &= bits - 1) {
+            i = w * 64 + (size_t) __builtin_ctzll(bits);
+            for (d = 0; d < EMB_GROUPS; d++) {
+                if (norm[d] > 0.0f) {
+                    out[i] += emb_group_weight[d] * g[d][i];
+                }
             }
         }
     }
-    llmc_l2_normalize(out, dim);
+    emb_l2_sparse(out, dim, nz + EMB_GROUPS * nw);
     rc = 0;
 
 done:

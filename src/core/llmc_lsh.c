@@ -253,6 +253,69 @@ lsh_axpy_avx(float *a, const float *p, float x, int n)
 }
 
 
+/*
+ * AVX-512: the same sums, lane by lane (the components i with the same
+ * i % 8, in increasing order), 128 planes at a time held in registers
+ * across all the components of the lane: eight independent chains of
+ * additions, and no sum stored and reloaded per component.  Then the
+ * eight lanes are added together as above.  idx[] and val[] hold each
+ * lane's non-zero components in turn, lane j from start[j] to
+ * start[j + 1].
+ */
+
+__attribute__((target("avx512f"))) static void
+lsh_lanes_avx512(const float *pt, int np, const int *idx, const float *val,
+    const int *start, float (*acc)[LSH_SPARSE_PLANES], float *dot)
+{
+    __m512        a[8], x;
+    __mmask16     m[8];
+    const float  *row;
+    int           c, j, t, u, left;
+
+    for (c = 0; c < np; c += 128) {
+        for (u = 0; u < 8; u++) {
+            left = np - c - 16 * u;
+            m[u] = left >= 16 ? (__mmask16) 0xffff
+                   : left <= 0 ? (__mmask16) 0
+                   : (__mmask16) ((1u << left) - 1);
+        }
+        for (j = 0; j < 8; j++) {
+#pragma GCC unroll 8
+            for (u = 0; u < 8; u++) {
+                a[u] = _mm512_setzero_ps();
+            }
+            for (t = start[j]; t < start[j + 1]; t++) {
+                x = _mm512_set1_ps(val[t]);
+                row = pt + (size_t) idx[t] * np + c;
+#pragma GCC unroll 8
+                for (u = 0; u < 8; u++) {
+                    a[u] = _mm512_add_ps(a[u], _mm512_mul_ps(
+                               _mm512_maskz_loadu_ps(m[u], row + 16 * u), x));
+                }
+            }
+#pragma GCC unroll 8
+            for (u = 0; u < 8; u++) {
+                _mm512_mask_storeu_ps(acc[j] + c + 16 * u, m[u], a[u]);
+            }
+        }
+    }
+
+    for (c = 0; c < np; c += 16) {
+        m[0] = np - c >= 16 ? (__mmask16) 0xffff
+                            : (__mmask16) ((1u << (np - c)) - 1);
+#pragma GCC unroll 8
+        for (j = 0; j < 8; j++) {
+            a[j] = _mm512_maskz_loadu_ps(m[0], acc[j] + c);
+        }
+        _mm512_mask_storeu_ps(dot + c, m[0], _mm512_add_ps(
+            _mm512_add_ps(_mm512_add_ps(a[0], a[1]),
+                          _mm512_add_ps(a[2], a[3])),
+            _mm512_add_ps(_mm512_add_ps(a[4], a[5]),
+                          _mm512_add_ps(a[6], a[7]))));
+    }
+}
+
+
 static void
 lsh_axpy_sse2(float *a, const float *p, float x, int n)
 {
@@ -277,8 +340,10 @@ lsh_sign_sparse(const llmc_lsh_t *l, const float *v, uint32_t *sig)
 {
     void        (*axpy)(float *, const float *, float, int);
     float         acc[8][LSH_SPARSE_PLANES], dot[LSH_SPARSE_PLANES];
+    float         val[LLMC_EMBED_DIM_MAX / 4];
     uint32_t      s;
     int           np, i, k, b, j, nz, tail;
+    int           idx[LLMC_EMBED_DIM_MAX / 4], start[9], fill[8];
 
     axpy = lsh_axpy_generic;
 
@@ -300,11 +365,35 @@ lsh_sign_sparse(const llmc_lsh_t *l, const float *v, uint32_t *sig)
         return -1;
     }
 
+    tail = l->dim - l->dim % 8;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx512f")) {
+        /* the non-zero components lane by lane, in increasing order */
+        for (j = 0; j <= 8; j++) {
+            start[j] = 0;
+        }
+        for (i = 0; i < tail; i++) {
+            start[(i & 7) + 1] += v[i] != 0.0f;
+        }
+        for (j = 0; j < 8; j++) {
+            start[j + 1] += start[j];
+            fill[j] = start[j];
+        }
+        for (i = 0; i < tail; i++) {
+            if (v[i] != 0.0f) {
+                idx[fill[i & 7]] = i;
+                val[fill[i & 7]++] = v[i];
+            }
+        }
+        lsh_lanes_avx512(l->planes_t, np, idx, val, start, acc, dot);
+        goto tail;
+    }
+#endif
+
     for (j = 0; j < 8; j++) {
         memset(acc[j], 0, np * sizeof(float));
     }
-
-    tail = l->dim - l->dim % 8;
 
     for (i = 0; i < tail; i++) {
         if (v[i] != 0.0f) {
@@ -316,6 +405,10 @@ lsh_sign_sparse(const llmc_lsh_t *l, const float *v, uint32_t *sig)
         dot[k] = ((acc[0][k] + acc[1][k]) + (acc[2][k] + acc[3][k]))
                  + ((acc[4][k] + acc[5][k]) + (acc[6][k] + acc[7][k]));
     }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+tail:
+#endif
 
     for (i = tail; i < l->dim; i++) {
         if (v[i] != 0.0f) {
