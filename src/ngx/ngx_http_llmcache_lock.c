@@ -4,7 +4,10 @@
  * Single flight: while one request for a key is upstream, identical
  * requests wait for its answer instead of paying for their own.  The lock
  * is a Redis key (SET NX PX), so it works across workers and nginx
- * instances, and its expiry frees it when the holder crashes.  Waiters poll
+ * instances, and its expiry frees it when the holder crashes.  The entry
+ * is read again in the same round trip (a GET pipelined behind the SET):
+ * a request whose lookup crossed the previous holder's store and release
+ * takes the lock after the answer is there, and serves it.  Waiters poll
  * the entry with a short backoff on nginx timers; when the entry appears
  * they are HITs, when the lock goes away without an entry (the holder's
  * response was not storable) or llmcache_lock_timeout passes, they go
@@ -20,6 +23,8 @@
 
 
 static void ngx_http_llmcache_lock_acquired(ngx_http_request_t *r,
+    redisReply *reply);
+static void ngx_http_llmcache_lock_checked(ngx_http_request_t *r,
     redisReply *reply);
 static void ngx_http_llmcache_lock_poll(ngx_event_t *ev);
 static void ngx_http_llmcache_lock_polled(ngx_http_request_t *r,
@@ -105,6 +110,15 @@ ngx_http_llmcache_lock(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
         return NGX_OK;
     }
 
+    argv[0] = "GET";
+    argvlen[0] = 3;
+    argv[1] = ctx->redis_key;
+    argvlen[1] = ctx->redis_key_len;
+
+    (void) ngx_http_llmcache_redis_request(r, ctx,
+                                           ngx_http_llmcache_lock_checked,
+                                           2, argv, argvlen);
+
     return NGX_AGAIN;
 }
 
@@ -118,9 +132,18 @@ ngx_http_llmcache_lock_acquired(ngx_http_request_t *r, redisReply *reply)
 
     if (reply && reply->type == REDIS_REPLY_STATUS) {
         ctx->lock_held = 1;
+
+        if (ctx->op) {
+            /* the entry, read again, comes next */
+            return;
+        }
+
         ngx_http_llmcache_resume(r);
         return;
     }
+
+    /* the entry read again is not needed: the poll reads it */
+    ngx_http_llmcache_redis_detach(ctx);
 
     if (reply && reply->type == REDIS_REPLY_NIL) {
         /* another request is upstream for this key: wait for its answer */
@@ -129,6 +152,27 @@ ngx_http_llmcache_lock_acquired(ngx_http_request_t *r, redisReply *reply)
         ctx->poll_delay = NGX_HTTP_LLMCACHE_POLL_MIN;
         ngx_http_llmcache_lock_wait(r, ctx);
         return;
+    }
+
+    ngx_http_llmcache_resume(r);
+}
+
+
+/* the lock is ours: was the answer stored meanwhile? */
+
+static void
+ngx_http_llmcache_lock_checked(ngx_http_request_t *r, redisReply *reply)
+{
+    ngx_http_llmcache_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmcache_module);
+
+    if (reply && reply->type == REDIS_REPLY_STRING) {
+        ngx_http_llmcache_use_entry(r, ctx, reply->str, reply->len);
+
+        if (ctx->status == NGX_HTTP_LLMCACHE_HIT) {
+            ngx_http_llmcache_lock_release(r, ctx);
+        }
     }
 
     ngx_http_llmcache_resume(r);
