@@ -77,6 +77,8 @@ static int ngx_http_llmcache_redis_slot(int argc, const char **argv,
 static ngx_http_llmcache_op_t *ngx_http_llmcache_redis_op(ngx_log_t *log,
     int argc, const char **argv, const size_t *argvlen);
 static void ngx_http_llmcache_redis_op_free(ngx_http_llmcache_op_t *op);
+static int ngx_http_llmcache_redis_format(char **out, int argc,
+    const char **argv, const size_t *argvlen);
 static ngx_int_t ngx_http_llmcache_redis_redirect(ngx_http_llmcache_op_t *op,
     redisReply *reply);
 static ngx_http_llmcache_node_t *ngx_http_llmcache_redis_node(u_char *host,
@@ -367,13 +369,72 @@ ngx_http_llmcache_redis_op(ngx_log_t *log, int argc, const char **argv,
 
     /* kept formatted: a redirected command is sent again as it is */
 
-    op->len = redisFormatCommandArgv(&op->cmd, argc, argv, argvlen);
+    op->len = ngx_http_llmcache_redis_format(&op->cmd, argc, argv, argvlen);
     if (op->len < 0) {
         ngx_free(op);
         return NULL;
     }
 
     return op;
+}
+
+
+/*
+ * A command in RESP, as redisFormatCommandArgv() writes it, without its
+ * sprintf() per argument (a lookup's commands carry a few dozen); in a
+ * malloc()ed buffer, which hiredis' free() releases like its own.
+ */
+
+static u_char *
+ngx_http_llmcache_redis_num(u_char *p, char type, size_t n)
+{
+    u_char  tmp[NGX_SIZE_T_LEN], *t = tmp + sizeof(tmp);
+
+    do {
+        *--t = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    *p++ = (u_char) type;
+    p = ngx_cpymem(p, t, tmp + sizeof(tmp) - t);
+    *p++ = CR;
+    *p++ = LF;
+
+    return p;
+}
+
+
+static int
+ngx_http_llmcache_redis_format(char **out, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    int      i;
+    size_t   len;
+    u_char  *buf, *p;
+
+    len = 1 + NGX_SIZE_T_LEN + 2;
+
+    for (i = 0; i < argc; i++) {
+        len += 1 + NGX_SIZE_T_LEN + 2 + argvlen[i] + 2;
+    }
+
+    buf = malloc(len);
+    if (buf == NULL) {
+        return -1;
+    }
+
+    p = ngx_http_llmcache_redis_num(buf, '*', (size_t) argc);
+
+    for (i = 0; i < argc; i++) {
+        p = ngx_http_llmcache_redis_num(p, '$', argvlen[i]);
+        p = ngx_cpymem(p, argv[i], argvlen[i]);
+        *p++ = CR;
+        *p++ = LF;
+    }
+
+    *out = (char *) buf;
+
+    return (int) (p - buf);
 }
 
 
