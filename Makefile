@@ -71,8 +71,8 @@ $(BUILD)/%: tools/%.c $(BUILD)/libllmengine.a $(BUILD)/libllmcore.a
 	    $(LDLIBS)
 
 define bench_rule
-$(BUILD)/bench/$(notdir $(basename $(1))): $(1) $(BUILD)/libllmengine.a \
-        $(BUILD)/libllmcore.a
+$(BUILD)/bench/$(notdir $(basename $(1))): $(1) bench/bench_util.h \
+        $(BUILD)/libllmengine.a $(BUILD)/libllmcore.a
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(CFLAGS) -o $$@ $$< $(BUILD)/libllmengine.a \
 	    $(BUILD)/libllmcore.a $(LDLIBS)

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../bench_util.h"
 #include "gguf_write.h"
 #include "model.h"
 #include "quant.h"
@@ -43,26 +44,6 @@ static const bench_model_t  models[] = {
     { "f32",  GGML_TYPE_F32,  676, 417, 92 },
     { "q8_0", GGML_TYPE_Q8_0, 797, 499, 152 },
 };
-
-static double
-now(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* CPU seconds used by this process (all threads) */
-static double
-cpu_now(void)
-{
-    struct rusage  ru;
-
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6
-           + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
-}
 
 typedef struct {
     double  wall;       /* tok/s */
@@ -133,41 +114,6 @@ ensure_arch_model(const char *dir, const bench_arch_t *ba, char *path,
     return 0;
 }
 
-static int
-ensure_model(const char *dir, const bench_model_t *bm, char *path,
-    size_t len)
-{
-    gguf_random_llama_t  p;
-    struct stat          st;
-    char                 err[256];
-    double               t0;
-
-    snprintf(path, len, "%s/stories110M-shape-%s.gguf", dir, bm->name);
-    if (stat(path, &st) == 0) {
-        return 0;
-    }
-    gguf_random_llama_defaults(&p);
-    p.dim = 768;
-    p.n_layers = 12;
-    p.n_heads = 12;
-    p.n_kv_heads = 12;
-    p.ffn_dim = 2048;
-    p.n_vocab = 32000;
-    p.n_ctx = 4096;
-    p.tied = 1;
-    p.wtype = bm->type;
-    p.seed = 110;
-    p.name = "stories110M-shape";
-    fprintf(stderr, "engine_bench: writing %s ...\n", path);
-    t0 = now();
-    if (gguf_write_random_llama(&p, path, err, sizeof(err)) != 0) {
-        fprintf(stderr, "engine_bench: %s\n", err);
-        return -1;
-    }
-    fprintf(stderr, "engine_bench: written in %.1f s\n", now() - t0);
-    return 0;
-}
-
 /* tokens per second of one n-token prompt into a fresh cache */
 static rate_t
 bench_prefill_once(model_t *m, int n, float *logits)
@@ -182,27 +128,15 @@ bench_prefill_once(model_t *m, int n, float *logits)
     for (i = 0; i < n; i++) {
         toks[i] = i == 0 ? 1 : 259 + (i * 7919) % 31000;
     }
-    t0 = now();
-    c0 = cpu_now();
+    t0 = bench_now();
+    c0 = bench_cpu_now();
     if (model_eval(m, kv, toks, NULL, n, logits, 0, err, sizeof(err))) {
         fprintf(stderr, "engine_bench: %s\n", err);
     }
-    r.wall = n / (now() - t0);
-    r.cpu = n / ((cpu_now() - c0) / n_threads);
+    r.wall = n / (bench_now() - t0);
+    r.cpu = n / ((bench_cpu_now() - c0) / n_threads);
     kv_cache_free(kv);
     free(toks);
-    return r;
-}
-
-static rate_t
-bench_prefill(model_t *m, int n, float *logits)
-{
-    rate_t  r = bench_prefill_once(m, n, logits);
-    int     i;
-
-    for (i = 1; i < n_reps; i++) {
-        r = best(r, bench_prefill_once(m, n, logits));
-    }
     return r;
 }
 
@@ -222,8 +156,8 @@ bench_decode_once(model_t *m, int n, float *logits)
         toks[i] = i == 0 ? 1 : 300 + i;
     }
     model_eval(m, kv, toks, NULL, 16, logits, 0, err, sizeof(err));
-    t0 = now();
-    c0 = cpu_now();
+    t0 = bench_now();
+    c0 = bench_cpu_now();
     for (i = 0; i < n; i++) {
         tok = 0;
         for (j = 1; j < nv; j++) {
@@ -233,23 +167,26 @@ bench_decode_once(model_t *m, int n, float *logits)
         }
         model_eval(m, kv, &tok, NULL, 1, logits, 0, err, sizeof(err));
     }
-    r.wall = n / (now() - t0);
-    r.cpu = n / ((cpu_now() - c0) / n_threads);
+    r.wall = n / (bench_now() - t0);
+    r.cpu = n / ((bench_cpu_now() - c0) / n_threads);
     kv_cache_free(kv);
     return r;
 }
 
+/* the best of n_reps runs of a test */
 static rate_t
-bench_decode(model_t *m, int n, float *logits)
+best_of(rate_t (*test)(model_t *, int, float *), model_t *m, int n,
+    float *logits)
 {
-    rate_t  r = bench_decode_once(m, n, logits);
+    rate_t  r = test(m, n, logits);
     int     i;
 
     for (i = 1; i < n_reps; i++) {
-        r = best(r, bench_decode_once(m, n, logits));
+        r = best(r, test(m, n, logits));
     }
     return r;
 }
+
 
 /*
  * Read bandwidth of the memory with n_threads threads, each summing its
@@ -295,7 +232,7 @@ memory_bandwidth(void)
         buf[i] = i;
     }
     for (r = 0; r < 3; r++) {
-        t0 = now();
+        t0 = bench_now();
         for (k = 0; k < nt; k++) {
             part[k].p = buf + n / nt * k;
             part[k].n = n / nt;
@@ -304,7 +241,7 @@ memory_bandwidth(void)
         for (k = 0; k < nt; k++) {
             pthread_join(th[k], NULL);
         }
-        gbs = bytes / (now() - t0) / 1e9;
+        gbs = bytes / (bench_now() - t0) / 1e9;
         top = gbs > top ? gbs : top;
     }
     free(buf);
@@ -369,8 +306,8 @@ bench_embed(model_t *m, int n, double seconds)
     rate_t   r;
     int      i, k = 0;
 
-    t0 = now();
-    c0 = cpu_now();
+    t0 = bench_now();
+    c0 = bench_cpu_now();
     do {
         for (i = 0; i < n && i < 512; i++) {
             toks[i] = i == 0 ? 101 : 1000 + (k * 131 + i * 7919) % 28000;
@@ -380,10 +317,10 @@ bench_embed(model_t *m, int n, double seconds)
             break;
         }
         k++;
-        t = now() - t0;
+        t = bench_now() - t0;
     } while (t < seconds);
     r.wall = k / t;
-    r.cpu = k / ((cpu_now() - c0) / n_threads);
+    r.cpu = k / ((bench_cpu_now() - c0) / n_threads);
     free(out);
     return r;
 }
@@ -412,9 +349,9 @@ bench_archs(const char *dir, int n_decode)
             return -1;
         }
         logits = malloc(model_hparams(m)->n_vocab * sizeof(float));
-        bench_prefill(m, 32, logits);
-        pp = bench_prefill(m, 512, logits);
-        tg = bench_decode(m, n_decode, logits);
+        bench_prefill_once(m, 32, logits);
+        pp = best_of(bench_prefill_once, m, 512, logits);
+        tg = best_of(bench_decode_once, m, n_decode, logits);
         printf("| %s | dim %d, %d layers, %d heads / %d KV, FFN %d | "
                "%.1f / %.1f | %.1f / %.1f |\n", archs[k].arch,
                archs[k].dim, archs[k].n_layers, archs[k].n_heads,
@@ -530,7 +467,9 @@ main(int argc, char **argv)
     for (k = 0; k < sizeof(models) / sizeof(models[0])
                 && strcmp(part, "archs") != 0; k++)
     {
-        if (ensure_model(dir, &models[k], path, sizeof(path)) != 0) {
+        if (bench_stories110m(dir, models[k].name, models[k].type, path,
+                              sizeof(path)) != 0)
+        {
             return 1;
         }
         m = model_load(path, n_threads, err, sizeof(err));
@@ -541,9 +480,9 @@ main(int argc, char **argv)
         logits = malloc(model_hparams(m)->n_vocab * sizeof(float));
         /* warm the page cache and the pool */
         bench_prefill_once(m, 32, logits);
-        r512 = bench_prefill(m, 512, logits);
-        r2048 = bench_prefill(m, 2048, logits);
-        rtg = bench_decode(m, n_decode, logits);
+        r512 = best_of(bench_prefill_once, m, 512, logits);
+        r2048 = best_of(bench_prefill_once, m, 2048, logits);
+        rtg = best_of(bench_decode_once, m, n_decode, logits);
         free(logits);
         model_free(m);
 

@@ -35,6 +35,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../bench_util.h"
+
 /* struct llama_batch: stable since the batch API appeared */
 typedef struct {
     int32_t    n_tokens;
@@ -75,15 +77,6 @@ typedef struct {
     void          (*model_free)(void *model);
     void          (*load_all_from_path)(const char *dir);
 } lc_api_t;
-
-static double
-now(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void
 quiet_log(int level, const char *text, void *ud)
@@ -235,7 +228,7 @@ serve_prompts(lc_api_t *api, void *ctx, const char *file, int n_ctx)
         if (keep == n) {
             keep--;
         }
-        t0 = now();
+        t0 = bench_now();
         api->memory_seq_rm(api->get_memory(ctx), 0, keep, -1);
         for (i = keep; i < n; i += 2048) {
             if (api->decode(ctx, api->batch_get_one(prompt + i,
@@ -246,7 +239,7 @@ serve_prompts(lc_api_t *api, void *ctx, const char *file, int n_ctx)
             }
         }
         api->synchronize(ctx);
-        printf("ttft %s %.3f %d\n", label, (now() - t0) * 1e3, n - keep);
+        printf("ttft %s %.3f %d\n", label, (bench_now() - t0) * 1e3, n - keep);
         fflush(stdout);
         memcpy(cache, prompt, n * sizeof(int32_t));
         n_cache = n;
@@ -352,7 +345,7 @@ main(int argc, char **argv)
         best = 0;
         for (r = 0; r < reps; r++) {
             api.memory_clear(api.get_memory(ctx), 1);
-            t0 = now();
+            t0 = bench_now();
             /* whole batches of 2048 at most, as llama-bench submits them */
             for (i = 0; i < n; i += 2048) {
                 if (api.decode(ctx, api.batch_get_one(tokens + i,
@@ -363,7 +356,7 @@ main(int argc, char **argv)
                 }
             }
             api.synchronize(ctx);
-            t0 = n / (now() - t0);
+            t0 = n / (bench_now() - t0);
             best = t0 > best ? t0 : best;
         }
         printf("pp%d %.1f\n", n, best);
@@ -376,7 +369,7 @@ main(int argc, char **argv)
             api.memory_clear(api.get_memory(ctx), 1);
             api.decode(ctx, api.batch_get_one(tokens, 16));
             api.synchronize(ctx);
-            t0 = now();
+            t0 = bench_now();
             for (i = 16; i < 16 + tg; i++) {
                 if (api.decode(ctx, api.batch_get_one(tokens + i, 1)) != 0) {
                     fprintf(stderr, "llamacpp_bench: llama_decode failed\n");
@@ -384,7 +377,7 @@ main(int argc, char **argv)
                 }
             }
             api.synchronize(ctx);
-            t0 = tg / (now() - t0);
+            t0 = tg / (bench_now() - t0);
             best = t0 > best ? t0 : best;
         }
         printf("tg%d %.1f\n", tg, best);

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../bench_util.h"
 #include "gguf_write.h"
 #include "model.h"
 #include "pcache.h"
@@ -52,26 +53,14 @@ static int      nv;
 static float   *logits;
 static pcache_held_t  held;     /* what the request's cache holds */
 
-static double
-now(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* CPU seconds of the process (all threads) / threads: the wall time had
  * each thread had a core to itself (the machine may be shared) */
 static double
 cpu_now(void)
 {
-    struct rusage  ru;
-
-    getrusage(RUSAGE_SELF, &ru);
-    return (ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6
-            + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6) / n_threads;
+    return bench_cpu_now() / n_threads;
 }
+
 
 static int32_t
 tok_at(int i, int salt)
@@ -192,7 +181,7 @@ serve(pcache_t *pc, const schema_t *s, const int *docs, int n_docs,
     if (cached) {
         /* the cache as the previous request left it: see serve_best */
         c0 = cpu_now();
-        t0 = now();
+        t0 = bench_now();
         if (pcache_gather_held(pc, s->name, mods, n_docs + 1, kv, &held,
                                &r.cached, &r.reused, err, sizeof(err)) != 0
             || model_eval(model, kv, q, qp, Q_LEN, logits, 0, err,
@@ -202,7 +191,7 @@ serve(pcache_t *pc, const schema_t *s, const int *docs, int n_docs,
             exit(1);
         }
         r.first = argmax(logits, nv);
-        r.ttft = now() - t0;
+        r.ttft = bench_now() - t0;
         r.cpu = cpu_now() - c0;
         r.total = r.cached + Q_LEN;
         return r;
@@ -223,7 +212,7 @@ serve(pcache_t *pc, const schema_t *s, const int *docs, int n_docs,
         g[i] = i < nr ? rs[i] : 0;
     }
     c0 = cpu_now();
-    t0 = now();
+    t0 = bench_now();
     if (model_eval_seg(model, kv, t, p, g, n, logits, 0, err, sizeof(err))
         != 0)
     {
@@ -231,7 +220,7 @@ serve(pcache_t *pc, const schema_t *s, const int *docs, int n_docs,
         exit(1);
     }
     r.first = argmax(logits, nv);
-    r.ttft = now() - t0;
+    r.ttft = bench_now() - t0;
     r.cpu = cpu_now() - c0;
     r.total = n;
     free(rt);
@@ -281,7 +270,7 @@ serve_best(pcache_t *pc, const schema_t *s, const int *docs, int n_docs,
 static void
 schema_put(pcache_t *pc, schema_t *s)
 {
-    double  t0 = now();
+    double  t0 = bench_now();
 
     if (pcache_schema_put(pc, s->name, "", 0, &s->lay, err, sizeof(err))
         != 0)
@@ -291,7 +280,7 @@ schema_put(pcache_t *pc, schema_t *s)
     }
     printf("schema %s: %d documents x %d tokens, encoded once in %.2f s "
            "(one scaffold pass over %d positions), %.1f MiB of K/V\n\n",
-           s->name, s->n_docs, s->doc_len, now() - t0, s->lay.n_pos,
+           s->name, s->n_docs, s->doc_len, bench_now() - t0, s->lay.n_pos,
            (double) kv_cache_entry_bytes(model) * s->lay.n_pos / (1 << 20));
 }
 
@@ -463,7 +452,6 @@ bench_type(const char *dir, const char *tname)
                  ref_sum = 0, ta, tb, tc, ca, cb, cc;
     int          i, j, p, same = 1, n = 2000 + Q_LEN;
     int32_t     *a, *b;
-    struct stat  st;
     /* { number of documents, the documents (1-based) } */
     static const int  mix[4][5] = {
         { 4, 1, 2, 3, 4 }, { 2, 2, 4 }, { 2, 1, 3 }, { 4, 4, 3, 2, 1 },
@@ -475,29 +463,11 @@ bench_type(const char *dir, const char *tname)
     /* llama.cpp's server on this machine kind, as the issue quotes it */
     static const double  mix_ref[4] = { 0.064, 1.27, 1.30, 3.2 };
 
-    snprintf(path, sizeof(path), "%s/stories110M-shape-%s.gguf", dir, tname);
-    if (stat(path, &st) != 0) {
-        /* the same file bench/engine writes and reuses */
-        gguf_random_llama_t  gp;
-
-        gguf_random_llama_defaults(&gp);
-        gp.dim = 768;
-        gp.n_layers = 12;
-        gp.n_heads = 12;
-        gp.n_kv_heads = 12;
-        gp.ffn_dim = 2048;
-        gp.n_vocab = 32000;
-        gp.n_ctx = 4096;
-        gp.tied = 1;
-        gp.wtype = strcmp(tname, "f32") == 0 ? GGML_TYPE_F32
-                                             : GGML_TYPE_Q8_0;
-        gp.seed = 110;
-        gp.name = "stories110M-shape";
-        fprintf(stderr, "prompt_cache: writing %s ...\n", path);
-        if (gguf_write_random_llama(&gp, path, err, sizeof(err)) != 0) {
-            fprintf(stderr, "prompt_cache: %s\n", err);
-            exit(1);
-        }
+    if (bench_stories110m(dir, tname, strcmp(tname, "f32") == 0
+                                      ? GGML_TYPE_F32 : GGML_TYPE_Q8_0,
+                          path, sizeof(path)) != 0)
+    {
+        exit(1);
     }
     model = model_load(path, n_threads, err, sizeof(err));
     if (model == NULL) {
@@ -594,32 +564,32 @@ bench_type(const char *dir, const char *tname)
      * worker does; the same prompt again evaluates its last token */
     kv_cache_truncate(kv, 0);
     ca = cpu_now();
-    t0 = now();
+    t0 = bench_now();
     model_eval(model, kv, a, NULL, n, logits, 0, err, sizeof(err));
     argmax(logits, nv);
-    ta = now() - t0;
+    ta = bench_now() - t0;
     ca = cpu_now() - ca;
     tb = tc = cb = cc = 1e9;
     for (i = 0; i < 5; i++) {
         kv_cache_truncate(kv, 0);
         model_eval(model, kv, a, NULL, n, logits, 0, err, sizeof(err));
         {
-            double  w0 = now(), k0 = cpu_now();
+            double  w0 = bench_now(), k0 = cpu_now();
 
             p = pcache_common_prefix(a, n, b, n);
             kv_cache_truncate(kv, p);
             model_eval(model, kv, b + p, NULL, n - p, logits, 0, err,
                        sizeof(err));
             argmax(logits, nv);
-            tb = now() - w0 < tb ? now() - w0 : tb;
+            tb = bench_now() - w0 < tb ? bench_now() - w0 : tb;
             cb = cpu_now() - k0 < cb ? cpu_now() - k0 : cb;
-            w0 = now();
+            w0 = bench_now();
             k0 = cpu_now();
             kv_cache_truncate(kv, n - 1);
             model_eval(model, kv, b + n - 1, NULL, 1, logits, 0, err,
                        sizeof(err));
             argmax(logits, nv);
-            tc = now() - w0 < tc ? now() - w0 : tc;
+            tc = bench_now() - w0 < tc ? bench_now() - w0 : tc;
             cc = cpu_now() - k0 < cc ? cpu_now() - k0 : cc;
         }
     }
