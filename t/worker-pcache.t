@@ -216,10 +216,22 @@ is(cached($p3), 0, 'prefix: not with "cache": false');
 is($p2->{json}{choices}[0]{text}, $p3->{json}{choices}[0]{text},
    'prefix: same text as without reuse');
 my $p4 = complete($sock, "$sys Question: second?");
-is(cached($p4), $p4->{json}{usage}{prompt_tokens} - 1,
-   'the same prompt again: all but the last token reused');
+is(cached($p4), $p4->{json}{usage}{prompt_tokens},
+   'the same prompt again: every token reused, its logits kept');
 is($p4->{json}{choices}[0]{text}, $p3->{json}{choices}[0]{text},
    '... and the same text');
+# another prompt in between: the kept logits are its own now, so the
+# earlier prompt is evaluated again past the prefix they share
+my $p5 = complete($sock, "$sys Question: third?");
+is($p5->{json}{choices}[0]{text},
+   complete($sock, "$sys Question: third?", cache => JSON::PP::false)
+       ->{json}{choices}[0]{text}, 'another prompt: its own text');
+my $p6 = complete($sock, "$sys Question: second?");
+ok(cached($p6) > 128 && cached($p6) < $p6->{json}{usage}{prompt_tokens} - 1,
+   'the earlier prompt after another: its shared prefix reused, the rest '
+   . 'evaluated (' . cached($p6) . ')');
+is($p6->{json}{choices}[0]{text}, $p3->{json}{choices}[0]{text},
+   '... and its own text');
 ok(metric($sock, 'llmcache_worker_prefix_reused_tokens_total') > 0,
    'metrics: prefix tokens');
 

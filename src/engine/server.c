@@ -120,6 +120,8 @@ struct server {
                                        when they are a plain prompt at
                                        positions 0, 1, ... and its output */
     int              kv_toks_len;   /* 0: nothing to reuse */
+    float           *last_logits;   /* after kv_toks[0 .. last_n) */
+    int              last_n;        /* 0: none */
     pcache_t        *pc;
     pcache_held_t    held;          /* kv's entries from stored modules */
     pml_roles_t      roles;
@@ -713,13 +715,30 @@ done:
 /*
  * Prefill of a plain prompt, reusing the longest common prefix with the
  * tokens already in the cache (the previous prompt and its output); at
- * least the last token is evaluated, for its logits. -1 + err.
+ * least the last token is evaluated, for its logits, unless the prompt is
+ * the previous plain prompt again: its logits were kept. -1 + err.
  */
 static int
 server_prefill_plain(server_t *s, const int32_t *toks, int n, int reuse,
     int *n_cached, char *err, size_t errlen)
 {
     int  p = 0;
+
+    if (reuse && n == s->last_n && n >= s->cfg.prefix_min
+        && s->kv_toks_len >= n
+        && memcmp(s->kv_toks, toks, (size_t) n * sizeof(int32_t)) == 0)
+    {
+        /* the same prompt again (as long as a reused prefix must be):
+           its entries are all there (kv_toks only ever grows past
+           them), and so are its logits */
+        kv_cache_truncate(s->kv, n);
+        s->kv_toks_len = n;
+        memcpy(s->logits, s->last_logits, (size_t) s->n_vocab * sizeof(float));
+        *n_cached = n;
+        return 0;
+    }
+
+    s->last_n = 0;
 
     if (reuse && s->kv_toks_len > 0) {
         p = pcache_common_prefix(s->kv_toks, s->kv_toks_len, toks, n);
@@ -742,6 +761,8 @@ server_prefill_plain(server_t *s, const int32_t *toks, int n, int reuse,
     }
     memcpy(s->kv_toks, toks, (size_t) n * sizeof(int32_t));
     s->kv_toks_len = n;
+    memcpy(s->last_logits, s->logits, (size_t) s->n_vocab * sizeof(float));
+    s->last_n = n;
     *n_cached = p;
     return 0;
 }
@@ -2152,7 +2173,10 @@ server_new(const server_config_t *cfg, char *err, size_t errlen)
     s->kv = kv_cache_new(s->model, s->n_ctx);
     s->logits = malloc((size_t) s->n_vocab * sizeof(float));
     s->kv_toks = malloc((size_t) s->n_ctx * sizeof(int32_t));
-    if (s->kv == NULL || s->logits == NULL || s->kv_toks == NULL) {
+    s->last_logits = malloc((size_t) s->n_vocab * sizeof(float));
+    if (s->kv == NULL || s->logits == NULL || s->kv_toks == NULL
+        || s->last_logits == NULL)
+    {
         errf(err, errlen, __func__, "cannot allocate a KV cache of %d "
                    "positions", s->n_ctx);
         goto failed;
@@ -2239,6 +2263,7 @@ server_free(server_t *s)
     }
     free(s->logits);
     free(s->kv_toks);
+    free(s->last_logits);
     pcache_held_free(&s->held);
     pcache_free(s->pc);
     for (i = 0; i < 6; i++) {
