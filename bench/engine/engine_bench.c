@@ -444,10 +444,10 @@ main(int argc, char **argv)
            "slows the wall-clock figures; the CPU-time column is what the "
            "threads achieved while they actually ran).\n\n", load[0]);
     if (strcmp(part, "archs") != 0) {
-        bw = memory_bandwidth();
-        printf("Memory read bandwidth, %d threads: %.1f GB/s. Decode reads "
-               "every weight once per token, so it cannot pass bandwidth / "
-               "model size (the last column).\n\n", n_threads, bw);
+        printf("Decode reads every weight once per token, so it cannot pass "
+               "the memory's read bandwidth / the model's size: the last "
+               "column, with the bandwidth measured (%d threads) right after "
+               "our decode.\n\n", n_threads);
         if (use_lc) {
             printf("llama.cpp: measured now on the same files, %d threads "
                    "(`build/bench/llamacpp_bench --lib %s`), best of %d "
@@ -483,6 +483,7 @@ main(int argc, char **argv)
         r512 = best_of(bench_prefill_once, m, 512, logits);
         r2048 = best_of(bench_prefill_once, m, 2048, logits);
         rtg = best_of(bench_decode_once, m, n_decode, logits);
+        bw = memory_bandwidth();
         free(logits);
         model_free(m);
 
@@ -502,6 +503,8 @@ main(int argc, char **argv)
         row(models[k].name, "prefill 512", r512, pp512, 0);
         row(models[k].name, "prefill 2048", r2048, pp2048, 0);
         row(models[k].name, "decode", rtg, tg, bw * 1e9 / st.st_size);
+        printf("| | (memory read bandwidth %.1f GB/s, model %.0f MB) "
+               "| | | | | | |\n", bw, st.st_size / 1e6);
     }
     if (strcmp(part, "llama") != 0 && bench_archs(dir, n_decode) != 0) {
         return 1;
