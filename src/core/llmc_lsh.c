@@ -268,17 +268,12 @@ lsh_lanes_avx512(const float *pt, int np, const int *idx, const float *val,
     const int *start, float (*acc)[LSH_SPARSE_PLANES], float *dot)
 {
     __m512        a[8], x;
-    __mmask16     m[8];
+    __mmask16     m;
     const float  *row;
-    int           c, j, t, u, left;
+    int           c, j, t, u;
 
-    for (c = 0; c < np; c += 128) {
-        for (u = 0; u < 8; u++) {
-            left = np - c - 16 * u;
-            m[u] = left >= 16 ? (__mmask16) 0xffff
-                   : left <= 0 ? (__mmask16) 0
-                   : (__mmask16) ((1u << left) - 1);
-        }
+    /* whole blocks of 128 planes: eight registers, no masks */
+    for (c = 0; c + 128 <= np; c += 128) {
         for (j = 0; j < 8; j++) {
 #pragma GCC unroll 8
             for (u = 0; u < 8; u++) {
@@ -290,28 +285,84 @@ lsh_lanes_avx512(const float *pt, int np, const int *idx, const float *val,
 #pragma GCC unroll 8
                 for (u = 0; u < 8; u++) {
                     a[u] = _mm512_add_ps(a[u], _mm512_mul_ps(
-                               _mm512_maskz_loadu_ps(m[u], row + 16 * u), x));
+                               _mm512_loadu_ps(row + 16 * u), x));
                 }
             }
 #pragma GCC unroll 8
             for (u = 0; u < 8; u++) {
-                _mm512_mask_storeu_ps(acc[j] + c + 16 * u, m[u], a[u]);
+                _mm512_storeu_ps(acc[j] + c + 16 * u, a[u]);
             }
         }
     }
 
+    /* the rest, sixteen planes at a time, the last ones masked */
+    for ( /* void */ ; c < np; c += 16) {
+        m = np - c >= 16 ? (__mmask16) 0xffff
+                         : (__mmask16) ((1u << (np - c)) - 1);
+        for (j = 0; j < 8; j++) {
+            a[0] = _mm512_setzero_ps();
+            for (t = start[j]; t < start[j + 1]; t++) {
+                a[0] = _mm512_add_ps(a[0], _mm512_mul_ps(
+                           _mm512_maskz_loadu_ps(m, pt + (size_t) idx[t] * np
+                                                    + c),
+                           _mm512_set1_ps(val[t])));
+            }
+            _mm512_mask_storeu_ps(acc[j] + c, m, a[0]);
+        }
+    }
+
     for (c = 0; c < np; c += 16) {
-        m[0] = np - c >= 16 ? (__mmask16) 0xffff
-                            : (__mmask16) ((1u << (np - c)) - 1);
+        m = np - c >= 16 ? (__mmask16) 0xffff
+                         : (__mmask16) ((1u << (np - c)) - 1);
 #pragma GCC unroll 8
         for (j = 0; j < 8; j++) {
-            a[j] = _mm512_maskz_loadu_ps(m[0], acc[j] + c);
+            a[j] = _mm512_maskz_loadu_ps(m, acc[j] + c);
         }
-        _mm512_mask_storeu_ps(dot + c, m[0], _mm512_add_ps(
+        _mm512_mask_storeu_ps(dot + c, m, _mm512_add_ps(
             _mm512_add_ps(_mm512_add_ps(a[0], a[1]),
                           _mm512_add_ps(a[2], a[3])),
             _mm512_add_ps(_mm512_add_ps(a[4], a[5]),
                           _mm512_add_ps(a[6], a[7]))));
+    }
+}
+
+
+/* bm[]: bit i set when v[i] is not zero; returns how many are */
+__attribute__((target("avx512f"))) static int
+lsh_nonzero_avx512(const float *v, int dim, uint64_t *bm)
+{
+    __mmask16  m;
+    int        i, n = 0, rest;
+
+    memset(bm, 0, (size_t) (dim + 63) / 64 * sizeof(uint64_t));
+    for (i = 0; i < dim; i += 16) {
+        rest = dim - i;
+        m = rest >= 16 ? (__mmask16) 0xffff
+                       : (__mmask16) ((1u << rest) - 1);
+        m = _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, v + i),
+                                    _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        bm[i / 64] |= (uint64_t) m << (i % 64);
+        n += __builtin_popcount(m);
+    }
+    return n;
+}
+
+
+/* bm[]: bit k set when dot[k] > 0 */
+__attribute__((target("avx512f"))) static void
+lsh_positive_avx512(const float *dot, int np, uint64_t *bm)
+{
+    __mmask16  m;
+    int        k, rest;
+
+    memset(bm, 0, (size_t) (np + 63) / 64 * sizeof(uint64_t));
+    for (k = 0; k < np; k += 16) {
+        rest = np - k;
+        m = rest >= 16 ? (__mmask16) 0xffff
+                       : (__mmask16) ((1u << rest) - 1);
+        m = _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, dot + k),
+                                    _mm512_setzero_ps(), _CMP_GT_OQ);
+        bm[k / 64] |= (uint64_t) m << (k % 64);
     }
 }
 
@@ -343,7 +394,9 @@ lsh_sign_sparse(const llmc_lsh_t *l, const float *v, uint32_t *sig)
     float         val[LLMC_EMBED_DIM_MAX / 4];
     uint32_t      s;
     int           np, i, k, b, j, nz, tail;
-    int           idx[LLMC_EMBED_DIM_MAX / 4], start[9], fill[8];
+    int           idx[LLMC_EMBED_DIM_MAX / 4], start[9], fill[8], w;
+    uint64_t      bm[LLMC_EMBED_DIM_MAX / 64], pb[LSH_SPARSE_PLANES / 64];
+    uint64_t      bits, word;
 
     axpy = lsh_axpy_generic;
 
@@ -357,6 +410,62 @@ lsh_sign_sparse(const llmc_lsh_t *l, const float *v, uint32_t *sig)
         return -1;
     }
 
+    tail = l->dim - l->dim % 8;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx512f")) {
+        if (lsh_nonzero_avx512(v, l->dim, bm) > l->dim / 4) {
+            return -1;
+        }
+
+        /* the non-zero components below tail, lane by lane (i % 8), in
+           increasing order: a word's bit b is component 64 w + b, of
+           lane b % 8 */
+        start[0] = 0;
+        for (j = 0; j < 8; j++) {
+            start[j + 1] = start[j];
+            for (w = 0; w < tail / 64; w++) {
+                start[j + 1] += __builtin_popcountll(
+                                    bm[w] & (0x0101010101010101ULL << j));
+            }
+            if (tail % 64) {
+                start[j + 1] += __builtin_popcountll(
+                                    bm[tail / 64]
+                                    & ((1ULL << (tail % 64)) - 1)
+                                    & (0x0101010101010101ULL << j));
+            }
+            fill[j] = start[j];
+        }
+        for (w = 0; w < (l->dim + 63) / 64; w++) {
+            for (bits = bm[w]; bits; bits &= bits - 1) {
+                i = w * 64 + __builtin_ctzll(bits);
+                if (i < tail) {
+                    idx[fill[i & 7]] = i;
+                    val[fill[i & 7]++] = v[i];
+                }
+            }
+        }
+        lsh_lanes_avx512(l->planes_t, np, idx, val, start, acc, dot);
+
+        for (i = tail; i < l->dim; i++) {
+            if (v[i] != 0.0f) {
+                axpy(dot, l->planes_t + (size_t) i * np, v[i], np);
+            }
+        }
+
+        lsh_positive_avx512(dot, np, pb);
+        for (b = 0, k = 0; b < l->bands; b++, k += l->bits) {
+            /* bits k .. k + bits - 1 (at most 32) of pb */
+            word = pb[k / 64] >> (k % 64);
+            if (k % 64 + l->bits > 64) {
+                word |= pb[k / 64 + 1] << (64 - k % 64);
+            }
+            sig[b] = (uint32_t) (word & ((1ULL << l->bits) - 1));
+        }
+        return 0;
+    }
+#endif
+
     for (i = 0, nz = 0; i < l->dim; i++) {
         nz += v[i] != 0.0f;
     }
@@ -364,32 +473,6 @@ lsh_sign_sparse(const llmc_lsh_t *l, const float *v, uint32_t *sig)
     if (nz > l->dim / 4) {
         return -1;
     }
-
-    tail = l->dim - l->dim % 8;
-
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_supports("avx512f")) {
-        /* the non-zero components lane by lane, in increasing order */
-        for (j = 0; j <= 8; j++) {
-            start[j] = 0;
-        }
-        for (i = 0; i < tail; i++) {
-            start[(i & 7) + 1] += v[i] != 0.0f;
-        }
-        for (j = 0; j < 8; j++) {
-            start[j + 1] += start[j];
-            fill[j] = start[j];
-        }
-        for (i = 0; i < tail; i++) {
-            if (v[i] != 0.0f) {
-                idx[fill[i & 7]] = i;
-                val[fill[i & 7]++] = v[i];
-            }
-        }
-        lsh_lanes_avx512(l->planes_t, np, idx, val, start, acc, dot);
-        goto tail;
-    }
-#endif
 
     for (j = 0; j < 8; j++) {
         memset(acc[j], 0, np * sizeof(float));
@@ -405,10 +488,6 @@ lsh_sign_sparse(const llmc_lsh_t *l, const float *v, uint32_t *sig)
         dot[k] = ((acc[0][k] + acc[1][k]) + (acc[2][k] + acc[3][k]))
                  + ((acc[4][k] + acc[5][k]) + (acc[6][k] + acc[7][k]));
     }
-
-#if defined(__x86_64__) && defined(__GNUC__)
-tail:
-#endif
 
     for (i = tail; i < l->dim; i++) {
         if (v[i] != 0.0f) {
