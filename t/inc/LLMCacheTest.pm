@@ -84,19 +84,37 @@ sub valgrind_timeout () {
 # so that no outgoing connection takes it while nginx restarts between
 # blocks; random, so two suites running at once (prove -j) do not collide.
 my %Used;
+sub port_free ($) {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                  LocalPort => shift, Proto => 'tcp',
+                                  ReuseAddr => 1, Listen => 1);
+    return 0 unless $s;
+    close $s;
+    return 1;
+}
+
 sub free_port () {
     for (1 .. 2000) {
         my $port = 20000 + int rand 12000;
-        next if $Used{$port};
-        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-                                      LocalPort => $port, Proto => 'tcp',
-                                      ReuseAddr => 1, Listen => 1);
-        next unless $s;
-        close $s;
+        next if $Used{$port} || !port_free($port);
         $Used{$port} = 1;
         return $port;
     }
     die "LLMCacheTest: no free port found\n";
+}
+
+# A Redis Cluster node also listens on its port + 10000 (the cluster bus):
+# both free, and the bus below Linux's ephemeral ports (32768 and up), where
+# an outgoing connection of another suite could take it meanwhile.
+sub free_cluster_port () {
+    for (1 .. 2000) {
+        my $port = 20000 + int rand 2700;
+        next if $Used{$port} || $Used{$port + 10000}
+                || !port_free($port) || !port_free($port + 10000);
+        $Used{$port} = $Used{$port + 10000} = 1;
+        return $port;
+    }
+    die "LLMCacheTest: no free port pair for a cluster node found\n";
 }
 
 sub setup () {
@@ -599,14 +617,22 @@ sub redis_cli ($@) {
     return `redis-cli -p $port @_ 2>/dev/null`;
 }
 
+# the last lines of a file, on one line
+sub tail_file ($) {
+    open my $fh, '<', shift or return '(no log)';
+    my @l = <$fh>;
+    chomp @l;
+    return join ' / ', @l[($#l > 2 ? $#l - 2 : 0) .. $#l];
+}
+
 sub redis_cluster ($@) {
     my ($replicas, @extra) = @_;
     my $n = 3 * (1 + $replicas);
-    for my $try (1 .. 3) {
+    for my $try (1 .. 4) {
         my $dir = File::Temp::tempdir(CLEANUP => 1);
         my (@ports, @pids);
         for my $i (0 .. $n - 1) {
-            my $port = free_port();
+            my $port = free_cluster_port();
             my $pid = fork // die "fork: $!";
             if ($pid == 0) {
                 open STDOUT, '>', "$dir/redis-$i.log";
@@ -633,7 +659,8 @@ sub redis_cluster ($@) {
             && system("redis-cli --cluster create $nodes --cluster-replicas "
                       . "$replicas --cluster-yes >$dir/create.log 2>&1") == 0)
         {
-            for (1 .. 100) {
+            # replicas sync first: on a busy machine that takes a while
+            for (1 .. 300) {
                 my $map = redis_cli($ports[0], 'cluster nodes');
                 my $slaves = () = $map =~ /\bslave\b/g;
                 my @masters = map { /127\.0\.0\.1:(\d+)/ ? $1 : () }
@@ -648,6 +675,16 @@ sub redis_cluster ($@) {
                 select undef, undef, undef, 0.1;
             }
         }
+        # say why, then try again on other ports
+        my @down = grep { redis_cli($ports[$_], 'ping') !~ /PONG/ }
+                   0 .. $#ports;
+        warn "LLMCacheTest: Redis Cluster, try $try: "
+             . (@down ? "node(s) on port(s) @ports[@down] not answering: "
+                        . join(' | ', map { tail_file("$dir/redis-$_.log") }
+                                          @down)
+                      : 'not ready: ' . tail_file("$dir/create.log")
+                        . ' ' . redis_cli($ports[0], 'cluster info'))
+             . "\n";
         kill 'KILL', @pids;
         waitpid $_, 0 for @pids;
     }
