@@ -159,9 +159,13 @@ typedef struct {
     int       group;
 } emb_feat_t;
 
+/* the features of a prompt: on the stack, on the heap past EMB_FEATS */
+#define EMB_FEATS  512
+
 typedef struct {
     emb_feat_t  *f;
     size_t       n, cap;
+    emb_feat_t  *stack;         /* EMB_FEATS of them */
 } emb_feats_t;
 
 
@@ -171,11 +175,15 @@ emb_add(emb_feats_t *fs, int group, float w, const void *key, size_t len)
     emb_feat_t  *f;
 
     if (fs->n == fs->cap) {
-        size_t  cap = fs->cap ? fs->cap * 2 : 256;
+        size_t  cap = fs->cap * 2;
 
-        f = realloc(fs->f, cap * sizeof(emb_feat_t));
+        f = fs->f == fs->stack ? malloc(cap * sizeof(emb_feat_t))
+                               : realloc(fs->f, cap * sizeof(emb_feat_t));
         if (f == NULL) {
             return -1;
+        }
+        if (fs->f == fs->stack) {
+            memcpy(f, fs->stack, fs->n * sizeof(emb_feat_t));
         }
         fs->f = f;
         fs->cap = cap;
@@ -356,7 +364,9 @@ int
 llmc_embed_builtin(const char *text, size_t len, float *out, int dim)
 {
     const unsigned char  *p = (const unsigned char *) text;
-    emb_feats_t           fs = { NULL, 0, 0 };
+    emb_feat_t            fstack[EMB_FEATS], tstack[EMB_FEATS];
+    float                 astack[EMB_GROUPS * 1024 + 4 * 16 * 2];
+    emb_feats_t           fs = { fstack, 0, EMB_FEATS, fstack };
     uint32_t              cps[EMB_WORD_MAX];
     size_t                i, j, k, l, ws, pws, pwl, cws, cwl, wl;
     float                 damp, pdamp, norm[EMB_GROUPS], *g[EMB_GROUPS];
@@ -364,7 +374,7 @@ llmc_embed_builtin(const char *text, size_t len, float *out, int dim)
     uint32_t              cp;
     uint64_t             *nz, bits;
     emb_feat_t           *tmp;
-    size_t                nw, w;
+    size_t                nw, w, n_acc;
     int                   n, d, rc;
 
     if (dim < LLMC_EMBED_DIM_MIN || dim > LLMC_EMBED_DIM_MAX
@@ -373,11 +383,18 @@ llmc_embed_builtin(const char *text, size_t len, float *out, int dim)
         return -1;
     }
 
+    /* the groups' sums and their bitmaps of touched components: on the
+       stack up to 1024 dimensions */
     nw = (dim + 63) / 64;
-    acc = calloc((size_t) dim * EMB_GROUPS
-                 + (size_t) nw * (EMB_GROUPS + 1) * 2, sizeof(float));
-    if (acc == NULL) {
-        return -1;
+    n_acc = (size_t) dim * EMB_GROUPS + (size_t) nw * (EMB_GROUPS + 1) * 2;
+    if (n_acc <= sizeof(astack) / sizeof(float)) {
+        acc = astack;
+        memset(acc, 0, n_acc * sizeof(float));
+    } else {
+        acc = calloc(n_acc, sizeof(float));
+        if (acc == NULL) {
+            return -1;
+        }
     }
     nz = (uint64_t *) (acc + (size_t) dim * EMB_GROUPS);
     for (d = 0; d < EMB_GROUPS; d++) {
@@ -445,12 +462,14 @@ llmc_embed_builtin(const char *text, size_t len, float *out, int dim)
      * keys do) and words no space (pair keys do), so the kinds never
      * share a key */
     if (fs.n) {
-        tmp = malloc(fs.n * sizeof(emb_feat_t));
+        tmp = fs.n <= EMB_FEATS ? tstack : malloc(fs.n * sizeof(emb_feat_t));
         if (tmp == NULL) {
             goto done;
         }
         emb_sort(fs.f, fs.n, tmp);
-        free(tmp);
+        if (tmp != tstack) {
+            free(tmp);
+        }
     }
 
     /* nz[group * nw ...]: the components each group touched; the last
@@ -489,8 +508,12 @@ llmc_embed_builtin(const char *text, size_t len, float *out, int dim)
 
 done:
 
-    free(fs.f);
-    free(acc);
+    if (fs.f != fs.stack) {
+        free(fs.f);
+    }
+    if (acc != astack) {
+        free(acc);
+    }
     return rc;
 }
 
