@@ -28,6 +28,7 @@
 
 #include <jansson.h>
 
+#include "llmc_json.h"
 #include "llmc_embed.h"
 
 
@@ -713,7 +714,7 @@ llmc_embed_parse(const char *json, size_t len, float **out, int *dim,
     root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         snprintf(err, errlen, "llmc_embed_parse: bad JSON at %d: %s",
-                 jerr.position, jerr.text);
+                 jerr.position, llmc_json_errmsg(&jerr));
         return -1;
     }
     if (!json_is_object(root)) {

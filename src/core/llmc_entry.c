@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "llmc_json.h"
 #include "llmc_entry.h"
 
 #define LLMC_ENTRY_MAGIC     "LLMC1\n"
@@ -308,7 +309,8 @@ llmc_entry_decode(llmc_entry_t *entry, const char *buf, size_t len,
 
     obj = json_loadb(meta, meta_len, JSON_REJECT_DUPLICATES, &jerr);
     if (obj == NULL) {
-        llmc_entry_fail("bad metadata JSON: %s", jerr.text);
+        llmc_entry_fail("bad metadata JSON at %d: %s", jerr.position,
+                        llmc_json_errmsg(&jerr));
     }
     if (!json_is_object(obj)) {
         llmc_entry_fail("metadata is not an object");

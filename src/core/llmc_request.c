@@ -23,6 +23,7 @@
 
 #include <jansson.h>
 
+#include "llmc_json.h"
 #include "llmc_request.h"
 
 /*
@@ -1931,7 +1932,8 @@ llmc_request_parse(llmc_request_t *req, llmc_api_e api, const char *body,
         root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     }
     if (root == NULL) {
-        return llmc_req_fail(&ctx, "invalid JSON: %s at %d", jerr.text,
+        return llmc_req_fail(&ctx, "invalid JSON: %s at %d",
+                             llmc_json_errmsg(&jerr),
                              jerr.position);
     }
     if (!json_is_object(root)) {

@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "llmc_json.h"
 #include "llmc_sse.h"
 #include "llmc_stream.h"
 
@@ -1034,7 +1035,7 @@ llmc_block_stop(llmc_stream_t *s, json_t *obj)
                                &jerr);
             if (input == NULL) {
                 return llmc_stream_fail(s, "tool input not JSON: %s",
-                                        jerr.text);
+                                        llmc_json_errmsg(&jerr));
             }
         }
         if (!json_is_object(input)) {
@@ -1196,7 +1197,8 @@ llmc_stream_event(void *data, const llmc_sse_event_t *ev)
     obj = json_loadb(ev->data, ev->data_len,
                      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (obj == NULL) {
-        return llmc_stream_fail(s, "data not JSON: %s", jerr.text);
+        return llmc_stream_fail(s, "data not JSON: %s",
+                                llmc_json_errmsg(&jerr));
     }
     if (!json_is_object(obj)) {
         json_decref(obj);
@@ -2217,7 +2219,8 @@ llmc_stream_replay(llmc_api_e api, const char *json, size_t len,
     src = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
                      &jerr);
     if (src == NULL) {
-        snprintf(err, errlen, "%s: not JSON: %s", __func__, jerr.text);
+        snprintf(err, errlen, "%s: not JSON at %d: %s", __func__,
+                 jerr.position, llmc_json_errmsg(&jerr));
         return NULL;
     }
     if (!json_is_object(src)) {

@@ -619,6 +619,12 @@ test_rejects(void)
     REJECT(LLMC_API_CHAT, "[{\"model\":\"m\"}]", "top-level array",
            "not a JSON object");
     REJECT(LLMC_API_CHAT, "\"x\"", "top-level string", "invalid JSON");
+    /* the reason is logged: it does not quote the body (a prompt) */
+    REJECT(LLMC_API_CHAT, "{\"model\":\"m\",\"messages\":[{\"role\":"
+           "\"user\",\"content\":\"PROMPTSECRET \\q\"}]}", "bad escape",
+           "invalid JSON");
+    ok(strstr(err, "PROMPTSECRET") == NULL && strstr(err, "near") == NULL,
+       "the reason does not quote the prompt (%s)", err);
     REJECT(LLMC_API_CHAT, "{\"model\":\"m\",\"model\":\"n\",\"messages\":"
            "[{\"role\":\"user\",\"content\":\"q\"}]}", "duplicate keys",
            "duplicate");
