@@ -25,14 +25,6 @@ use WorkerClient;
 WorkerClient::setup('llmcache-pcache');
 
 
-sub stop_worker {
-    my ($sock) = @_;
-    my $pid = delete $workers{$sock} or return;
-    kill 'TERM', $pid;
-    waitpid $pid, 0;
-    return $?;
-}
-
 sub complete {
     my ($sock, $prompt, %o) = @_;
     return post($sock, '/v1/completions',

@@ -58,6 +58,23 @@ my $sock = start_worker('main', '--model', $model, '--max-queue', '1',
 my $mode = (stat $sock)[2] & 07777;
 is(sprintf('%o', $mode), '660', 'socket file mode 0660');
 
+# --socket-owner: the group nginx's workers run in (here: another group
+# when the tests run as root, who may give the file away; else one of
+# ours)
+{
+    my $grp = $> == 0 ? (getgrnam('daemon'))[2] // 1 : (split ' ', $))[0];
+    my $name = getgrgid($grp) // $grp;
+    my $own = start_worker('owned', '--model', $model,
+                           '--socket-owner', ":$name");
+    is((stat $own)[5], $grp, "--socket-owner :$name sets the group");
+    is((stat $own)[4], $>, '... and leaves the owner');
+    is(stop_worker($own), 0, 'that worker stops');
+    my $out = `$worker --model $model --listen unix:$dir/bad-owner.sock --socket-owner no-such-user-here 2>&1`;
+    isnt($? >> 8, 0, 'an unknown --socket-owner: exits non-zero');
+    like($out, qr/no user "no-such-user-here"/, '... and says why');
+    ok(!-e "$dir/bad-owner.sock", '... and leaves no socket file');
+}
+
 my $r = call($sock, 'GET', '/health');
 is($r->{status}, 200, '/health 200');
 is_deeply($r->{json}, { status => 'ok' }, '/health body');

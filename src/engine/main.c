@@ -29,6 +29,11 @@ usage(FILE *f)
 "      --socket-mode MODE    permissions of the unix socket file, octal\n"
 "                            (default 0660: nginx's worker processes must\n"
 "                            share the worker's user or group, or use 0666)\n"
+"      --socket-owner USER[:GROUP]\n"
+"                            owner and group of the unix socket file (names\n"
+"                            or ids; \":GROUP\" for the group alone); the\n"
+"                            worker must be allowed to chown it (root, or\n"
+"                            a group it belongs to)\n"
 "  -T, --threads N           threads for the model's matrix work (default:\n"
 "                            the online CPUs)\n"
 "  -c, --ctx N               context length in tokens (default: the model's\n"
@@ -128,6 +133,7 @@ main(int argc, char **argv)
         { "max-queue",     required_argument, NULL, 'q' },
         { "max-body",      required_argument, NULL, 'B' },
         { "socket-mode",   required_argument, NULL, 'S' },
+        { "socket-owner",  required_argument, NULL, 'O' },
         { "stop-grace",    required_argument, NULL, 'G' },
         { "request-timeout", required_argument, NULL, 'R' },
         { "kv-budget",     required_argument, NULL, 'K' },
@@ -194,6 +200,9 @@ main(int argc, char **argv)
                 return 2;
             }
             cfg.socket_mode = (unsigned) mode;
+            break;
+        case 'O':
+            cfg.socket_owner = optarg;
             break;
         case 'K':
             if (parse_size("--kv-budget", optarg, &cfg.kv_budget) != 0) {

@@ -13,9 +13,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1860,6 +1862,58 @@ server_run(server_t *s, char *err, size_t errlen)
 
 /* --- setup --------------------------------------------------------------- */
 
+/* --socket-owner "USER[:GROUP]" or ":GROUP", names or numeric ids */
+static int
+server_socket_owner(const char *path, const char *spec, char *err,
+    size_t errlen)
+{
+    char            user[256], *end;
+    const char     *colon = strchr(spec, ':'), *group;
+    struct passwd  *pw;
+    struct group   *gr;
+    uid_t           uid = (uid_t) -1;
+    gid_t           gid = (gid_t) -1;
+    unsigned long   id;
+    size_t          ul = colon ? (size_t) (colon - spec) : strlen(spec);
+
+    if (ul >= sizeof(user) || (ul == 0 && (colon == NULL || !colon[1]))) {
+        return errf(err, errlen, __func__, "--socket-owner \"%s\": "
+                    "expected USER, USER:GROUP or :GROUP", spec);
+    }
+    memcpy(user, spec, ul);
+    user[ul] = '\0';
+    if (ul > 0) {
+        pw = getpwnam(user);
+        id = strtoul(user, &end, 10);
+        if (pw != NULL) {
+            uid = pw->pw_uid;
+        } else if (*end == '\0') {
+            uid = (uid_t) id;
+        } else {
+            return errf(err, errlen, __func__, "--socket-owner: no user "
+                        "\"%s\"", user);
+        }
+    }
+    group = colon ? colon + 1 : NULL;
+    if (group != NULL && *group != '\0') {
+        gr = getgrnam(group);
+        id = strtoul(group, &end, 10);
+        if (gr != NULL) {
+            gid = gr->gr_gid;
+        } else if (*end == '\0') {
+            gid = (gid_t) id;
+        } else {
+            return errf(err, errlen, __func__, "--socket-owner: no group "
+                        "\"%s\"", group);
+        }
+    }
+    if (chown(path, uid, gid) != 0) {
+        return errf(err, errlen, __func__, "--socket-owner: chown %s: %s",
+                    path, strerror(errno));
+    }
+    return 0;
+}
+
 static int
 server_listen_unix(server_t *s, const char *path, char *err, size_t errlen)
 {
@@ -1911,6 +1965,13 @@ server_listen_unix(server_t *s, const char *path, char *err, size_t errlen)
     }
     umask(old);
     chmod(path, s->cfg.socket_mode);
+    if (s->cfg.socket_owner != NULL
+        && server_socket_owner(path, s->cfg.socket_owner, err, errlen) != 0)
+    {
+        close(fd);
+        unlink(path);
+        return -1;
+    }
     snprintf(s->listen_path, sizeof(s->listen_path), "%s", path);
     if (listen(fd, 128) != 0) {
         close(fd);

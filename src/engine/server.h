@@ -25,6 +25,8 @@ typedef struct {
     int          max_queue;       /* waiting requests; <= 0: 16 */
     size_t       max_body;        /* request body limit; 0: 8 MiB */
     unsigned     socket_mode;     /* unix socket permissions; 0: 0660 */
+    const char  *socket_owner;    /* "USER[:GROUP]" or ":GROUP", names
+                                     or ids; NULL: the worker's */
     int          stop_grace;      /* seconds; <= 0: 30 */
     int          request_timeout; /* seconds without bytes of a begun
                                      request, then 408; <= 0: 60 */

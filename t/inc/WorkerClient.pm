@@ -22,8 +22,8 @@ use Socket qw(SOCK_STREAM);
 use Test::More;
 use Time::HiRes qw(sleep time);
 
-our @EXPORT = qw($root $shared $worker $mkmodel $json $dir %workers start_worker
-    connect_to read_line read_chunk read_head read_response request_bytes
+our @EXPORT = qw($root $shared $worker $mkmodel $json $dir %workers
+    start_worker stop_worker connect_to read_line read_chunk read_head read_response request_bytes
     call post is_error still_serving read_events metric);
 
 our ($root, $shared, $worker, $mkmodel, $json, $dir);
@@ -79,6 +79,15 @@ sub start_worker {
     waitpid $pid, 0;
     my $log = do { local (@ARGV, $/) = "$dir/$name.log"; <> } // '';
     BAIL_OUT("the worker did not start: $log");
+}
+
+# TERM, and its exit status
+sub stop_worker {
+    my ($sock) = @_;
+    my $pid = delete $workers{$sock} or return;
+    kill 'TERM', $pid;
+    waitpid $pid, 0;
+    return $?;
 }
 
 sub connect_to {
