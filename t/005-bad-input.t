@@ -4,6 +4,7 @@
 use lib 't/inc';
 use LLMCacheTest;
 use Test::Nginx::Socket 'no_plan';
+use HTTP::Tiny;
 
 no_shuffle();
 
@@ -32,6 +33,9 @@ add_block_preprocessor(sub {
     $block->set_value("more_headers", "Content-Type: application/json")
         unless defined $block->more_headers;
 });
+
+our $Long = '{"model":"gpt-4o","messages":[{"role":"user","content":"'
+    . ('a long question ' x 1500) . '"}]}';
 
 # bad(BODY[, URI]) -> [the request twice, what the upstream got, the Redis
 # dump]: BYPASS both times, body forwarded byte for byte, nothing stored.
@@ -225,5 +229,49 @@ main::bad('{"model":"gpt-4o","model":"gpt-4o-mini","messages":[{"role":"user","c
 main::bypassed()
 --- response_body_like eval
 [qr/./, qr/./, qr/gpt-4o-mini/, qr/^$/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 14: a value in Redis larger than any entry this location stores is not served
+--- config
+    location /v1/ {
+        llmcache on;
+        llmcache_max_body_size 64k;
+        add_header X-LLM-Cache $llmcache_status always;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+    }
+
+    location /small/ {
+        llmcache on;
+        llmcache_max_body_size 64k;
+        llmcache_max_entry_size 1k;
+        add_header X-LLM-Cache $llmcache_status always;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/;
+    }
+--- init
+# a 24 kB answer stored through /v1/, and served from there as a HIT,
+# before the block's request
+my $url = 'http://127.0.0.1:' . Test::Nginx::Socket::server_port()
+    . '/v1/chat/completions';
+my %req = (headers => {'Content-Type' => 'application/json'},
+           content => $main::Long);
+my $res = HTTP::Tiny->new(timeout => 10)->request('POST', $url, \%req);
+die "priming: $res->{status}\n" unless $res->{status} == 200;
+for (1 .. 100) {
+    last if LLMCacheTest::redis_keys('llmc:*:e:*');
+    select undef, undef, undef, 0.05;
+}
+$res = HTTP::Tiny->new(timeout => 10)->request('POST', $url, \%req);
+die "priming: not a HIT at /v1/\n"
+    unless ($res->{headers}{'x-llm-cache'} // '') eq 'HIT';
+--- request eval
+"POST /small/v1/chat/completions\n$main::Long"
+--- error_code: 200
+--- response_headers
+X-LLM-Cache: MISS
+--- error_log eval
+qr/\[warn\].*llmcache: ignoring an entry llmc:\S+ of \d+ bytes, over llmcache_max_entry_size/
 --- no_error_log
 [error]

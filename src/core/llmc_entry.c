@@ -20,7 +20,6 @@
 
 #define LLMC_ENTRY_MAGIC     "LLMC1\n"
 #define LLMC_ENTRY_MAGIC_LEN (sizeof(LLMC_ENTRY_MAGIC) - 1)
-#define LLMC_ENTRY_META_MAX  8192
 
 /*
  * The content type goes back into a response header: printable ASCII only

@@ -11,6 +11,9 @@
 #ifndef LLMC_ENTRY_H
 #define LLMC_ENTRY_H
 
+/* the longest metadata line an entry may start with */
+#define LLMC_ENTRY_META_MAX  8192
+
 #include <stddef.h>
 #include <stdint.h>
 

@@ -434,9 +434,20 @@ void
 ngx_http_llmcache_use_entry(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx, const char *value, size_t len)
 {
-    char                *sse, err[128];
-    size_t               sse_len;
-    ngx_pool_cleanup_t  *cln;
+    char                          *sse, err[128];
+    size_t                         sse_len;
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_llmcache_loc_conf_t  *llcf;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmcache_module);
+
+    /* no entry this location stores is larger: something else wrote it */
+    if (len > llcf->max_entry_size + LLMC_ENTRY_META_MAX) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "llmcache: ignoring an entry %s of %uz bytes, over "
+                      "llmcache_max_entry_size", ctx->redis_key, len);
+        return;
+    }
 
     ctx->hit.data = ngx_pnalloc(r->pool, len);
     if (ctx->hit.data == NULL) {
