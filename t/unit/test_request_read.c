@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "tap.h"
+#include "llmc_json.h"
 #include "llmc_request.h"
 
 static char  err[512];
@@ -37,8 +38,8 @@ check(const char *content, const char *extra, const char *why)
 
     if (j == NULL) {
         snprintf(want, sizeof(want),
-                 "llmc_request_parse: invalid JSON: %s at %d", jerr.text,
-                 jerr.position);
+                 "llmc_request_parse: invalid JSON: %s at %d",
+                 llmc_json_errmsg(&jerr), jerr.position);
         ok(rc == -1 && strcmp(err, want) == 0, "refused as jansson does: %s",
            why);
         if (rc == 0) {
