@@ -327,43 +327,30 @@ lsh_lanes_avx512(const float *pt, int np, const int *idx, const float *val,
 }
 
 
-/* bm[]: bit i set when v[i] is not zero; returns how many are */
+/*
+ * bm[]: bit i set where x[i] is not zero (positive: where x[i] > 0), sixteen
+ * at a time; returns how many bits are set.
+ */
 __attribute__((target("avx512f"))) static int
-lsh_nonzero_avx512(const float *v, int dim, uint64_t *bm)
+lsh_mask_avx512(const float *x, int n, int positive, uint64_t *bm)
 {
     __mmask16  m;
-    int        i, n = 0, rest;
+    int        i, set = 0, rest;
 
-    memset(bm, 0, (size_t) (dim + 63) / 64 * sizeof(uint64_t));
-    for (i = 0; i < dim; i += 16) {
-        rest = dim - i;
+    memset(bm, 0, (size_t) (n + 63) / 64 * sizeof(uint64_t));
+    for (i = 0; i < n; i += 16) {
+        rest = n - i;
         m = rest >= 16 ? (__mmask16) 0xffff
                        : (__mmask16) ((1u << rest) - 1);
-        m = _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, v + i),
-                                    _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        m = positive
+            ? _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, x + i),
+                                      _mm512_setzero_ps(), _CMP_GT_OQ)
+            : _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, x + i),
+                                      _mm512_setzero_ps(), _CMP_NEQ_UQ);
         bm[i / 64] |= (uint64_t) m << (i % 64);
-        n += __builtin_popcount(m);
+        set += __builtin_popcount(m);
     }
-    return n;
-}
-
-
-/* bm[]: bit k set when dot[k] > 0 */
-__attribute__((target("avx512f"))) static void
-lsh_positive_avx512(const float *dot, int np, uint64_t *bm)
-{
-    __mmask16  m;
-    int        k, rest;
-
-    memset(bm, 0, (size_t) (np + 63) / 64 * sizeof(uint64_t));
-    for (k = 0; k < np; k += 16) {
-        rest = np - k;
-        m = rest >= 16 ? (__mmask16) 0xffff
-                       : (__mmask16) ((1u << rest) - 1);
-        m = _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, dot + k),
-                                    _mm512_setzero_ps(), _CMP_GT_OQ);
-        bm[k / 64] |= (uint64_t) m << (k % 64);
-    }
+    return set;
 }
 
 
@@ -414,7 +401,7 @@ lsh_sign_sparse(const llmc_lsh_t *l, const float *v, uint32_t *sig)
 
 #if defined(__x86_64__) && defined(__GNUC__)
     if (__builtin_cpu_supports("avx512f")) {
-        if (lsh_nonzero_avx512(v, l->dim, bm) > l->dim / 4) {
+        if (lsh_mask_avx512(v, l->dim, 0, bm) > l->dim / 4) {
             return -1;
         }
 
@@ -453,7 +440,7 @@ lsh_sign_sparse(const llmc_lsh_t *l, const float *v, uint32_t *sig)
             }
         }
 
-        lsh_positive_avx512(dot, np, pb);
+        (void) lsh_mask_avx512(dot, np, 1, pb);
         for (b = 0, k = 0; b < l->bands; b++, k += l->bits) {
             /* bits k .. k + bits - 1 (at most 32) of pb */
             word = pb[k / 64] >> (k % 64);

@@ -1862,19 +1862,32 @@ server_run(server_t *s, char *err, size_t errlen)
 
 /* --- setup --------------------------------------------------------------- */
 
-/* --socket-owner "USER[:GROUP]" or ":GROUP", names or numeric ids */
+/* a user or group by name, or a numeric id; -1 when neither */
+static long
+server_owner_id(const char *name, int group)
+{
+    struct passwd  *pw;
+    struct group   *gr;
+    char           *end;
+    unsigned long   id;
+
+    if (group ? (gr = getgrnam(name)) != NULL : (pw = getpwnam(name)) != NULL)
+    {
+        return group ? (long) gr->gr_gid : (long) pw->pw_uid;
+    }
+    id = strtoul(name, &end, 10);
+    return *name != '\0' && *end == '\0' ? (long) id : -1;
+}
+
+/* --socket-owner "USER[:GROUP]" or ":GROUP" */
 static int
 server_socket_owner(const char *path, const char *spec, char *err,
     size_t errlen)
 {
-    char            user[256], *end;
-    const char     *colon = strchr(spec, ':'), *group;
-    struct passwd  *pw;
-    struct group   *gr;
-    uid_t           uid = (uid_t) -1;
-    gid_t           gid = (gid_t) -1;
-    unsigned long   id;
-    size_t          ul = colon ? (size_t) (colon - spec) : strlen(spec);
+    char         user[256];
+    const char  *colon = strchr(spec, ':'), *group;
+    long         uid = -1, gid = -1;
+    size_t       ul = colon ? (size_t) (colon - spec) : strlen(spec);
 
     if (ul >= sizeof(user) || (ul == 0 && (colon == NULL || !colon[1]))) {
         return errf(err, errlen, __func__, "--socket-owner \"%s\": "
@@ -1882,32 +1895,16 @@ server_socket_owner(const char *path, const char *spec, char *err,
     }
     memcpy(user, spec, ul);
     user[ul] = '\0';
-    if (ul > 0) {
-        pw = getpwnam(user);
-        id = strtoul(user, &end, 10);
-        if (pw != NULL) {
-            uid = pw->pw_uid;
-        } else if (*end == '\0') {
-            uid = (uid_t) id;
-        } else {
-            return errf(err, errlen, __func__, "--socket-owner: no user "
-                        "\"%s\"", user);
-        }
+    if (ul > 0 && (uid = server_owner_id(user, 0)) < 0) {
+        return errf(err, errlen, __func__, "--socket-owner: no user "
+                    "\"%s\"", user);
     }
-    group = colon ? colon + 1 : NULL;
-    if (group != NULL && *group != '\0') {
-        gr = getgrnam(group);
-        id = strtoul(group, &end, 10);
-        if (gr != NULL) {
-            gid = gr->gr_gid;
-        } else if (*end == '\0') {
-            gid = (gid_t) id;
-        } else {
-            return errf(err, errlen, __func__, "--socket-owner: no group "
-                        "\"%s\"", group);
-        }
+    group = colon ? colon + 1 : "";
+    if (*group != '\0' && (gid = server_owner_id(group, 1)) < 0) {
+        return errf(err, errlen, __func__, "--socket-owner: no group "
+                    "\"%s\"", group);
     }
-    if (chown(path, uid, gid) != 0) {
+    if (chown(path, (uid_t) uid, (gid_t) gid) != 0) {
         return errf(err, errlen, __func__, "--socket-owner: chown %s: %s",
                     path, strerror(errno));
     }
