@@ -544,6 +544,19 @@ sub start_nginx ($;$) {
         $ChildPid = $pid;
         warn "$name\n";     # valgrind output is easier to place with this
         sleep $TestNginxSleep;
+        # nginx under valgrind takes seconds to listen: a block's --- init
+        # may talk to it before its first request
+        for (1 .. 600) {
+            my $c = IO::Socket::INET->new(PeerAddr => $ServerAddr,
+                                          PeerPort => $ServerPort,
+                                          Proto => 'tcp');
+            if ($c) {
+                close $c;
+                last;
+            }
+            last if waitpid($pid, POSIX::WNOHANG()) == $pid;
+            sleep 0.1;
+        }
         return (1, undef);
     }
 
