@@ -271,7 +271,9 @@ die "priming: not a HIT at /v1/\n"
 --- error_code: 200
 --- response_headers
 X-LLM-Cache: MISS
---- error_log eval
-qr/\[warn\].*llmcache: ignoring an entry llmc:\S+ of \d+ bytes, over llmcache_max_entry_size/
+--- grep_error_log eval
+qr/llmcache: ignoring an entry llmc:\S+ of \d+ bytes, over llmcache_max_entry_size/
+--- grep_error_log_out eval
+qr/\Allmcache: ignoring an entry llmc:\S+ of \d+ bytes, over llmcache_max_entry_size\n\z/
 --- no_error_log
 [error]

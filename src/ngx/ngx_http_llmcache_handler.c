@@ -446,6 +446,7 @@ ngx_http_llmcache_use_entry(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "llmcache: ignoring an entry %s of %uz bytes, over "
                       "llmcache_max_entry_size", ctx->redis_key, len);
+        ctx->entry_refused = 1;
         return;
     }
 
@@ -462,6 +463,7 @@ ngx_http_llmcache_use_entry(ngx_http_request_t *r,
         != 0)
     {
         /* the next complete response overwrites it */
+        ctx->entry_refused = 1;
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "llmcache: ignoring a damaged entry %s: %s",
                       ctx->redis_key, err);

@@ -167,7 +167,8 @@ ngx_http_llmcache_lock_checked(ngx_http_request_t *r, redisReply *reply)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmcache_module);
 
-    if (reply && reply->type == REDIS_REPLY_STRING) {
+    /* (an entry the lookup refused is not read, nor logged, again) */
+    if (reply && reply->type == REDIS_REPLY_STRING && !ctx->entry_refused) {
         ngx_http_llmcache_use_entry(r, ctx, reply->str, reply->len);
 
         if (ctx->status == NGX_HTTP_LLMCACHE_HIT) {

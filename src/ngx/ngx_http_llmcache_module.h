@@ -111,6 +111,8 @@ typedef struct {
     unsigned                    pml:1;       /* a PML prompt: kept exact */
     unsigned                    cand_entries:1; /* fetched with vectors */
     unsigned                    sem_sent:1;  /* candidates asked with GET */
+    unsigned                    entry_refused:1; /* the exact entry was
+                                                    damaged or too big */
 
     llmc_key_t                  key;
     ngx_str_t                   key_hex;     /* $llmcache_key */
