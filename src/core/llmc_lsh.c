@@ -254,23 +254,61 @@ lsh_axpy_avx(float *a, const float *p, float x, int n)
 
 
 /*
- * AVX-512: the same sums, lane by lane (the components i with the same
- * i % 8, in increasing order), 128 planes at a time held in registers
- * across all the components of the lane: eight independent chains of
- * additions, and no sum stored and reloaded per component.  Then the
- * eight lanes are added together as above.  idx[] and val[] hold each
- * lane's non-zero components in turn, lane j from start[j] to
- * start[j + 1].
+ * AVX-512: dot[] for the components below tail, the same sums as the
+ * portable variant, lane by lane (the components i with the same i % 8, in
+ * increasing order), 128 planes at a time held in registers across all
+ * the components of the lane: eight independent chains of additions, and
+ * no sum stored and reloaded per component.  Then the eight lanes are
+ * added together as there.  -1: more than a quarter of v is not zero.
  */
 
-__attribute__((target("avx512f"))) static void
-lsh_lanes_avx512(const float *pt, int np, const int *idx, const float *val,
-    const int *start, float (*acc)[LSH_SPARSE_PLANES], float *dot)
+__attribute__((target("avx512f"))) static int
+lsh_lanes_avx512(const llmc_lsh_t *l, const float *v, int tail,
+    float (*acc)[LSH_SPARSE_PLANES], float *dot)
 {
     __m512        a[8], x;
     __mmask16     m;
-    const float  *row;
-    int           c, j, t, u;
+    const float  *row, *pt = l->planes_t;
+    float         val[LLMC_EMBED_DIM_MAX / 4];
+    uint64_t      nzb[LLMC_EMBED_DIM_MAX / 64], bits;
+    int           idx[LLMC_EMBED_DIM_MAX / 4], start[9], fill[8];
+    int           np = l->bands * l->bits, c, i, j, t, u, w, nz = 0;
+
+    /* the non-zero components, sixteen at a time */
+    memset(nzb, 0, sizeof(nzb));
+    for (i = 0; i < l->dim; i += 16) {
+        m = l->dim - i >= 16 ? (__mmask16) 0xffff
+                             : (__mmask16) ((1u << (l->dim - i)) - 1);
+        m = _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, v + i),
+                                    _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        nzb[i / 64] |= (uint64_t) m << (i % 64);
+        nz += __builtin_popcount(m);
+    }
+    if (nz > l->dim / 4) {
+        return -1;
+    }
+
+    /* those below tail, lane by lane, in increasing order */
+    memset(start, 0, sizeof(start));
+    for (w = 0; w < (tail + 63) / 64; w++) {
+        for (bits = nzb[w]; bits; bits &= bits - 1) {
+            i = w * 64 + __builtin_ctzll(bits);
+            start[(i & 7) + 1] += i < tail;
+        }
+    }
+    for (j = 0; j < 8; j++) {
+        start[j + 1] += start[j];
+        fill[j] = start[j];
+    }
+    for (w = 0; w < (tail + 63) / 64; w++) {
+        for (bits = nzb[w]; bits; bits &= bits - 1) {
+            i = w * 64 + __builtin_ctzll(bits);
+            if (i < tail) {
+                idx[fill[i & 7]] = i;
+                val[fill[i & 7]++] = v[i];
+            }
+        }
+    }
 
     /* whole blocks of 128 planes: eight registers, no masks */
     for (c = 0; c + 128 <= np; c += 128) {
@@ -324,33 +362,8 @@ lsh_lanes_avx512(const float *pt, int np, const int *idx, const float *val,
             _mm512_add_ps(_mm512_add_ps(a[4], a[5]),
                           _mm512_add_ps(a[6], a[7]))));
     }
-}
 
-
-/*
- * bm[]: bit i set where x[i] is not zero (positive: where x[i] > 0), sixteen
- * at a time; returns how many bits are set.
- */
-__attribute__((target("avx512f"))) static int
-lsh_mask_avx512(const float *x, int n, int positive, uint64_t *bm)
-{
-    __mmask16  m;
-    int        i, set = 0, rest;
-
-    memset(bm, 0, (size_t) (n + 63) / 64 * sizeof(uint64_t));
-    for (i = 0; i < n; i += 16) {
-        rest = n - i;
-        m = rest >= 16 ? (__mmask16) 0xffff
-                       : (__mmask16) ((1u << rest) - 1);
-        m = positive
-            ? _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, x + i),
-                                      _mm512_setzero_ps(), _CMP_GT_OQ)
-            : _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, x + i),
-                                      _mm512_setzero_ps(), _CMP_NEQ_UQ);
-        bm[i / 64] |= (uint64_t) m << (i % 64);
-        set += __builtin_popcount(m);
-    }
-    return set;
+    return 0;
 }
 
 
@@ -378,12 +391,8 @@ lsh_sign_sparse(const llmc_lsh_t *l, const float *v, uint32_t *sig)
 {
     void        (*axpy)(float *, const float *, float, int);
     float         acc[8][LSH_SPARSE_PLANES], dot[LSH_SPARSE_PLANES];
-    float         val[LLMC_EMBED_DIM_MAX / 4];
     uint32_t      s;
     int           np, i, k, b, j, nz, tail;
-    int           idx[LLMC_EMBED_DIM_MAX / 4], start[9], fill[8], w;
-    uint64_t      bm[LLMC_EMBED_DIM_MAX / 64], pb[LSH_SPARSE_PLANES / 64];
-    uint64_t      bits, word;
 
     axpy = lsh_axpy_generic;
 
@@ -401,79 +410,34 @@ lsh_sign_sparse(const llmc_lsh_t *l, const float *v, uint32_t *sig)
 
 #if defined(__x86_64__) && defined(__GNUC__)
     if (__builtin_cpu_supports("avx512f")) {
-        if (lsh_mask_avx512(v, l->dim, 0, bm) > l->dim / 4) {
+        if (lsh_lanes_avx512(l, v, tail, acc, dot) != 0) {
+            return -1;
+        }
+    } else
+#endif
+    {
+        for (i = 0, nz = 0; i < l->dim; i++) {
+            nz += v[i] != 0.0f;
+        }
+
+        if (nz > l->dim / 4) {
             return -1;
         }
 
-        /* the non-zero components below tail, lane by lane (i % 8), in
-           increasing order: a word's bit b is component 64 w + b, of
-           lane b % 8 */
-        start[0] = 0;
         for (j = 0; j < 8; j++) {
-            start[j + 1] = start[j];
-            for (w = 0; w < tail / 64; w++) {
-                start[j + 1] += __builtin_popcountll(
-                                    bm[w] & (0x0101010101010101ULL << j));
-            }
-            if (tail % 64) {
-                start[j + 1] += __builtin_popcountll(
-                                    bm[tail / 64]
-                                    & ((1ULL << (tail % 64)) - 1)
-                                    & (0x0101010101010101ULL << j));
-            }
-            fill[j] = start[j];
+            memset(acc[j], 0, np * sizeof(float));
         }
-        for (w = 0; w < (l->dim + 63) / 64; w++) {
-            for (bits = bm[w]; bits; bits &= bits - 1) {
-                i = w * 64 + __builtin_ctzll(bits);
-                if (i < tail) {
-                    idx[fill[i & 7]] = i;
-                    val[fill[i & 7]++] = v[i];
-                }
-            }
-        }
-        lsh_lanes_avx512(l->planes_t, np, idx, val, start, acc, dot);
 
-        for (i = tail; i < l->dim; i++) {
+        for (i = 0; i < tail; i++) {
             if (v[i] != 0.0f) {
-                axpy(dot, l->planes_t + (size_t) i * np, v[i], np);
+                axpy(acc[i & 7], l->planes_t + (size_t) i * np, v[i], np);
             }
         }
 
-        (void) lsh_mask_avx512(dot, np, 1, pb);
-        for (b = 0, k = 0; b < l->bands; b++, k += l->bits) {
-            /* bits k .. k + bits - 1 (at most 32) of pb */
-            word = pb[k / 64] >> (k % 64);
-            if (k % 64 + l->bits > 64) {
-                word |= pb[k / 64 + 1] << (64 - k % 64);
-            }
-            sig[b] = (uint32_t) (word & ((1ULL << l->bits) - 1));
+        for (k = 0; k < np; k++) {
+            dot[k] = ((acc[0][k] + acc[1][k]) + (acc[2][k] + acc[3][k]))
+                     + ((acc[4][k] + acc[5][k]) + (acc[6][k] + acc[7][k]));
         }
-        return 0;
-    }
-#endif
-
-    for (i = 0, nz = 0; i < l->dim; i++) {
-        nz += v[i] != 0.0f;
-    }
-
-    if (nz > l->dim / 4) {
-        return -1;
-    }
-
-    for (j = 0; j < 8; j++) {
-        memset(acc[j], 0, np * sizeof(float));
-    }
-
-    for (i = 0; i < tail; i++) {
-        if (v[i] != 0.0f) {
-            axpy(acc[i & 7], l->planes_t + (size_t) i * np, v[i], np);
-        }
-    }
-
-    for (k = 0; k < np; k++) {
-        dot[k] = ((acc[0][k] + acc[1][k]) + (acc[2][k] + acc[3][k]))
-                 + ((acc[4][k] + acc[5][k]) + (acc[6][k] + acc[7][k]));
     }
 
     for (i = tail; i < l->dim; i++) {

@@ -784,39 +784,25 @@ static size_t
 ngx_http_llmcache_semantic_key(ngx_http_llmcache_ctx_t *ctx, char *buf,
     size_t size, const char *kind, const char *tail, size_t len)
 {
-    size_t       i, n;
-    u_char      *p, *last;
-    const char  *part[7];
-    size_t       plen[7];
+    u_char  *p = (u_char *) buf, *last = p + size;
 
-    /* built piece by piece: it runs for every band and candidate of
-       every lookup, and a formatted print costs several times more */
+    /* copied piece by piece, not printed: this runs for every band and
+       candidate of every lookup */
 
-    part[0] = LLMC_KEY_PREFIX "{";
-    plen[0] = sizeof(LLMC_KEY_PREFIX "{") - 1;
-    part[1] = ctx->key.scope;
-    plen[1] = ngx_strlen(ctx->key.scope);
-    part[2] = "}:";
-    plen[2] = 2;
-    part[3] = kind;
-    plen[3] = ngx_strlen(kind);
-    part[4] = ":";
-    plen[4] = 1;
-    part[5] = ctx->emb_tag;
-    plen[5] = ngx_strlen(ctx->emb_tag);
-    part[6] = ":";
-    plen[6] = 1;
+#define ngx_http_llmcache_put(s, n)                                          \
+    p = ngx_cpymem(p, s, ngx_min((size_t) (n), (size_t) (last - p)))
 
-    p = (u_char *) buf;
-    last = p + size;
+    ngx_http_llmcache_put(LLMC_KEY_PREFIX "{",
+                          sizeof(LLMC_KEY_PREFIX "{") - 1);
+    ngx_http_llmcache_put(ctx->key.scope, ngx_strlen(ctx->key.scope));
+    ngx_http_llmcache_put("}:", 2);
+    ngx_http_llmcache_put(kind, ngx_strlen(kind));
+    ngx_http_llmcache_put(":", 1);
+    ngx_http_llmcache_put(ctx->emb_tag, ngx_strlen(ctx->emb_tag));
+    ngx_http_llmcache_put(":", 1);
+    ngx_http_llmcache_put(tail, len);
 
-    for (i = 0; i < 7; i++) {
-        n = ngx_min(plen[i], (size_t) (last - p));
-        p = ngx_cpymem(p, part[i], n);
-    }
-
-    n = ngx_min(len, (size_t) (last - p));
-    p = ngx_cpymem(p, tail, n);
+#undef ngx_http_llmcache_put
 
     return p - (u_char *) buf;
 }
