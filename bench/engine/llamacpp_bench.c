@@ -192,6 +192,30 @@ set_context(lc_params_t *p, int n_ctx, int n_batch, int n_ubatch,
     return 0;
 }
 
+/*
+ * Evaluates n tokens in batches of at most n_batch (llama-bench and the
+ * server submit 2048), and waits for them. 0, or -1 after saying so.
+ */
+static int
+lc_eval(lc_api_t *api, void *ctx, int32_t *toks, int n, int n_batch)
+{
+    int  i;
+
+    for (i = 0; i < n; i += n_batch) {
+        if (api->decode(ctx, api->batch_get_one(toks + i,
+                                                n - i < n_batch ? n - i
+                                                                : n_batch))
+            != 0)
+        {
+            fprintf(stderr, "llamacpp_bench: llama_decode failed\n");
+            return -1;
+        }
+    }
+    api->synchronize(ctx);
+    return 0;
+}
+
+
 /* the prompts of FILE in turn, as the server's one slot serves them */
 static int
 serve_prompts(lc_api_t *api, void *ctx, const char *file, int n_ctx)
@@ -201,7 +225,7 @@ serve_prompts(lc_api_t *api, void *ctx, const char *file, int n_ctx)
     size_t    cap = 0;
     int32_t  *cache = malloc(sizeof(int32_t) * n_ctx),
              *prompt = malloc(sizeof(int32_t) * n_ctx);
-    int       n_cache = 0, n, keep, i;
+    int       n_cache = 0, n, keep;
     double    t0;
 
     if (f == NULL) {
@@ -230,15 +254,9 @@ serve_prompts(lc_api_t *api, void *ctx, const char *file, int n_ctx)
         }
         t0 = bench_now();
         api->memory_seq_rm(api->get_memory(ctx), 0, keep, -1);
-        for (i = keep; i < n; i += 2048) {
-            if (api->decode(ctx, api->batch_get_one(prompt + i,
-                                n - i < 2048 ? n - i : 2048)) != 0)
-            {
-                fprintf(stderr, "llamacpp_bench: llama_decode failed\n");
-                return 2;
-            }
+        if (lc_eval(api, ctx, prompt + keep, n - keep, 2048) != 0) {
+            return 2;
         }
-        api->synchronize(ctx);
         printf("ttft %s %.3f %d\n", label, (bench_now() - t0) * 1e3, n - keep);
         fflush(stdout);
         memcpy(cache, prompt, n * sizeof(int32_t));
@@ -346,16 +364,9 @@ main(int argc, char **argv)
         for (r = 0; r < reps; r++) {
             api.memory_clear(api.get_memory(ctx), 1);
             t0 = bench_now();
-            /* whole batches of 2048 at most, as llama-bench submits them */
-            for (i = 0; i < n; i += 2048) {
-                if (api.decode(ctx, api.batch_get_one(tokens + i,
-                                    n - i < 2048 ? n - i : 2048)) != 0)
-                {
-                    fprintf(stderr, "llamacpp_bench: llama_decode failed\n");
-                    return 2;
-                }
+            if (lc_eval(&api, ctx, tokens, n, 2048) != 0) {
+                return 2;
             }
-            api.synchronize(ctx);
             t0 = n / (bench_now() - t0);
             best = t0 > best ? t0 : best;
         }
@@ -367,16 +378,13 @@ main(int argc, char **argv)
         for (r = 0; r < reps; r++) {
             /* after a 16-token prompt, as engine_bench decodes */
             api.memory_clear(api.get_memory(ctx), 1);
-            api.decode(ctx, api.batch_get_one(tokens, 16));
-            api.synchronize(ctx);
-            t0 = bench_now();
-            for (i = 16; i < 16 + tg; i++) {
-                if (api.decode(ctx, api.batch_get_one(tokens + i, 1)) != 0) {
-                    fprintf(stderr, "llamacpp_bench: llama_decode failed\n");
-                    return 2;
-                }
+            if (lc_eval(&api, ctx, tokens, 16, 2048) != 0) {
+                return 2;
             }
-            api.synchronize(ctx);
+            t0 = bench_now();
+            if (lc_eval(&api, ctx, tokens + 16, tg, 1) != 0) {
+                return 2;
+            }
             t0 = tg / (bench_now() - t0);
             best = t0 > best ? t0 : best;
         }
