@@ -734,6 +734,10 @@ llmc_semantic_pick(const float *q, int dim, const char *text,
         if (k < 0) {
             break;
         }
+        if (guards == 0) {
+            found = k;
+            break;
+        }
         llmc_vec_decode(bufs[k], lens[k], v, dim, &st, &stl);
         if (!llmc_guard_check_ex(text, text_len, st, stl, dict, ents,
                                  guards, &w))

@@ -315,12 +315,12 @@ static void
 ngx_http_llmcache_semantic_ranked(ngx_http_request_t *r, redisReply *reply)
 {
     char                           key[LLMC_REDIS_KEY_MAX];
-    float                         *v, sim, best_sim;
+    float                          best_sim;
     u_char                        *best;
-    size_t                         i, key_len, text_len, argvlen[2];
+    size_t                         i, key_len, argvlen[2], *lens;
     ngx_int_t                      b;
     redisReply                    *val, *entry;
-    const char                    *argv[2], *text, *why;
+    const char                    *argv[2], *why, **bufs;
     ngx_http_llmcache_ctx_t       *ctx;
     ngx_http_llmcache_loc_conf_t  *llcf;
 
@@ -335,52 +335,31 @@ ngx_http_llmcache_semantic_ranked(ngx_http_request_t *r, redisReply *reply)
         return;
     }
 
-    v = ngx_palloc(r->pool, ctx->dim * sizeof(float));
-    if (v == NULL) {
+    bufs = ngx_palloc(r->pool, ctx->ncand * sizeof(char *));
+    lens = ngx_palloc(r->pool, ctx->ncand * sizeof(size_t));
+    if (bufs == NULL || lens == NULL) {
         ngx_http_llmcache_miss(r, ctx);
         return;
     }
 
-    b = -1;
-    best_sim = -2;
-
     for (i = 0; i < ctx->ncand; i++) {
         val = reply->element[i];
 
-        if (val->type != REDIS_REPLY_STRING) {
-            continue;       /* expired vector: its bucket entry is stale */
-        }
-
-        if (llmc_vec_decode(val->str, val->len, v, ctx->dim, &text,
-                            &text_len)
-            != 0)
-        {
-            continue;
-        }
-
-        sim = llmc_cosine(ctx->vec, v, ctx->dim);
-
-        if (sim < llcf->threshold || sim <= best_sim) {
-            continue;
-        }
-
-        if (llcf->guards
-            && llmc_guard_check_ex((char *) ctx->norm.data, ctx->norm.len,
-                                   text, text_len, llcf->dict, llcf->entities,
-                                   llcf->guards, &why)
-               != 0)
-        {
-            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                           "llmcache: semantic candidate %.2f blocked: %s",
-                           (double) sim, why);
-            continue;
-        }
-
-        b = (ngx_int_t) i;
-        best_sim = sim;
+        /* an expired vector (nil) leaves a stale bucket entry: skipped */
+        bufs[i] = val->type == REDIS_REPLY_STRING ? val->str : NULL;
+        lens[i] = val->type == REDIS_REPLY_STRING ? val->len : 0;
     }
 
+    b = llmc_semantic_pick(ctx->vec, ctx->dim, (char *) ctx->norm.data,
+                           ctx->norm.len, bufs, lens, ctx->ncand,
+                           llcf->threshold, llcf->dict, llcf->entities,
+                           llcf->guards, &best_sim, &why);
+
     if (b < 0) {
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "llmcache: semantic: no candidate; best %.2f%s%s",
+                       (double) best_sim, why ? " blocked: " : "",
+                       why ? why : "");
         ngx_http_llmcache_miss(r, ctx);
         return;
     }
