@@ -80,6 +80,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
     }
+    {
+        /* the cosine without decoding: a cosine, or -2 exactly when the
+         * decoder refuses the bytes too */
+        static const float  q[16] = { 0.25f, 0.25f, 0.25f, 0.25f, 0.25f,
+                                      0.25f, 0.25f, 0.25f, 0.25f, 0.25f,
+                                      0.25f, 0.25f, 0.25f, 0.25f, 0.25f,
+                                      0.25f };
+        float               c;
+
+        c = llmc_vec_cosine(q, (const char *) data, size, 16, NULL, NULL);
+        if ((c == -2.0f) != (llmc_vec_decode((const char *) data, size, e,
+                                             16, NULL, NULL) != 0)
+            || (c != -2.0f && !(c >= -1.0001f && c <= 1.0001f)))
+        {
+            abort();
+        }
+    }
     if (ents == NULL) {
         ents = llmc_entities_new();
         if (ents == NULL

@@ -639,14 +639,13 @@ llmc_vec_encode(const float *v, int dim, const char *text, size_t text_len,
 }
 
 
-int
-llmc_vec_decode(const char *buf, size_t len, float *v, int dim,
+/* a stored vector's header and length checked: its scale and text */
+static int
+lsh_vec_check(const char *buf, size_t len, int dim, float *scale,
     const char **text, size_t *text_len)
 {
     const unsigned char  *b = (const unsigned char *) buf;
     uint32_t              u, tl;
-    float                 scale;
-    int                   i;
 
     if (dim < 1 || dim > 65535 || len < LSH_VEC_HEAD + (size_t) dim + 4
         || b[0] != 'L' || b[1] != 'V' || b[2] != 1 || b[3] != 0
@@ -656,8 +655,8 @@ llmc_vec_decode(const char *buf, size_t len, float *v, int dim,
     }
 
     u = lsh_get32(b + 6);
-    memcpy(&scale, &u, sizeof(scale));
-    if (!isfinite(scale) || scale <= 0.0f) {
+    memcpy(scale, &u, sizeof(*scale));
+    if (!isfinite(*scale) || *scale <= 0.0f) {
         return -1;
     }
 
@@ -665,11 +664,6 @@ llmc_vec_decode(const char *buf, size_t len, float *v, int dim,
     if (len - (LSH_VEC_HEAD + (size_t) dim + 4) != tl) {
         return -1;
     }
-
-    for (i = 0; i < dim; i++) {
-        v[i] = (float) (int8_t) b[LSH_VEC_HEAD + i] * scale;
-    }
-    llmc_l2_normalize(v, dim);
 
     if (text) {
         *text = buf + LSH_VEC_HEAD + dim + 4;
@@ -682,6 +676,59 @@ llmc_vec_decode(const char *buf, size_t len, float *v, int dim,
 
 
 int
+llmc_vec_decode(const char *buf, size_t len, float *v, int dim,
+    const char **text, size_t *text_len)
+{
+    const unsigned char  *b = (const unsigned char *) buf + LSH_VEC_HEAD;
+    float                 scale;
+    int                   i;
+
+    if (lsh_vec_check(buf, len, dim, &scale, text, text_len) != 0) {
+        return -1;
+    }
+
+    for (i = 0; i < dim; i++) {
+        v[i] = (float) (int8_t) b[i] * scale;
+    }
+    llmc_l2_normalize(v, dim);
+    return 0;
+}
+
+
+float
+llmc_vec_cosine(const float *q, const char *buf, size_t len, int dim,
+    const char **text, size_t *text_len)
+{
+    const unsigned char  *b = (const unsigned char *) buf + LSH_VEC_HEAD;
+    float                 scale, s[8] = { 0 }, t;
+    int32_t               x, nn[8] = { 0 }, m;
+    int                   i, k;
+
+    if (lsh_vec_check(buf, len, dim, &scale, text, text_len) != 0) {
+        return -2.0f;
+    }
+
+    /* the scale cancels out: q . v / |v| on the int8 values, the partial
+     * sums in a fixed order as llmc_cosine's */
+    for (i = 0; i + 8 <= dim; i += 8) {
+        for (k = 0; k < 8; k++) {
+            x = (int8_t) b[i + k];
+            s[k] += q[i + k] * (float) x;
+            nn[k] += x * x;
+        }
+    }
+    t = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    m = nn[0] + nn[1] + nn[2] + nn[3] + nn[4] + nn[5] + nn[6] + nn[7];
+    for (; i < dim; i++) {
+        x = (int8_t) b[i];
+        t += q[i] * (float) x;
+        m += x * x;
+    }
+    return m ? t / sqrtf((float) m) : 0.0f;
+}
+
+
+int
 llmc_semantic_pick(const float *q, int dim, const char *text,
     size_t text_len, const char *const *bufs, const size_t *lens, size_t n,
     float threshold, const struct llmc_dict_s *dict,
@@ -690,7 +737,7 @@ llmc_semantic_pick(const float *q, int dim, const char *text,
 {
     const char  *st, *w, *first_why = NULL;
     size_t       i, stl;
-    float       *v, *c, best, seen = -2.0f;
+    float        cstack[64], *c, best, seen = -2.0f, scale;
     int          k, found = -1, tried = 0;
 
     if (why) {
@@ -703,21 +750,17 @@ llmc_semantic_pick(const float *q, int dim, const char *text,
         return -1;
     }
 
-    v = malloc(((size_t) dim + n) * sizeof(float));
-    if (v == NULL) {
+    c = n <= 64 ? cstack : malloc(n * sizeof(float));
+    if (c == NULL) {
         return -1;
     }
-    c = v + dim;
 
     for (i = 0; i < n; i++) {
-        c[i] = -2.0f;       /* below any cosine: skipped */
-        if (bufs[i] && llmc_vec_decode(bufs[i], lens[i], v, dim, NULL,
-                                       NULL) == 0)
-        {
-            c[i] = llmc_cosine(q, v, dim);
-            if (c[i] > seen) {
-                seen = c[i];
-            }
+        /* -2, below any cosine: not a vector of this dim, skipped */
+        c[i] = bufs[i] ? llmc_vec_cosine(q, bufs[i], lens[i], dim, NULL, NULL)
+                       : -2.0f;
+        if (c[i] > seen) {
+            seen = c[i];
         }
     }
 
@@ -738,7 +781,7 @@ llmc_semantic_pick(const float *q, int dim, const char *text,
             found = k;
             break;
         }
-        llmc_vec_decode(bufs[k], lens[k], v, dim, &st, &stl);
+        (void) lsh_vec_check(bufs[k], lens[k], dim, &scale, &st, &stl);
         if (!llmc_guard_check_ex(text, text_len, st, stl, dict, ents,
                                  guards, &w))
         {
@@ -757,6 +800,8 @@ llmc_semantic_pick(const float *q, int dim, const char *text,
     if (why && found < 0) {
         *why = first_why;
     }
-    free(v);
+    if (c != cstack) {
+        free(c);
+    }
     return found;
 }

@@ -59,6 +59,13 @@ char *llmc_vec_encode(const float *v, int dim, const char *text,
 int llmc_vec_decode(const char *buf, size_t len, float *v, int dim,
     const char **text, size_t *text_len);
 
+/* The cosine of the unit vector q[dim] and a stored vector, without
+ * decoding it (the int8 values' own norm; the scale cancels out), and its
+ * text as llmc_vec_decode() gives it.  Returns -2 when buf is not a
+ * version 1 vector of this dim, 0 for a stored zero vector. */
+float llmc_vec_cosine(const float *q, const char *buf, size_t len, int dim,
+    const char **text, size_t *text_len);
+
 /* Re-ranks the candidates of a lookup: decodes each stored vector in
  * bufs[i] / lens[i] (a buffer that does not decode at this dim is
  * skipped), and returns the index of the most similar one at or above

@@ -269,6 +269,24 @@ test_vec(void)
     ok(tl == sizeof(S_TEXT) - 1 && memcmp(text, S_TEXT, tl) == 0,
        "text beside the vector");
 
+    {
+        /* the cosine without decoding: as decode + llmc_cosine */
+        float        q[DIM], direct, decoded;
+        const char  *t2 = NULL;
+        size_t       tl2 = 0;
+
+        random_unit(q, DIM);
+        direct = llmc_vec_cosine(q, b, n, DIM, &t2, &tl2);
+        decoded = llmc_cosine(q, d, DIM);
+        ok(fabsf(direct - decoded) < 1e-5f,
+           "llmc_vec_cosine %.6f = decoded cosine %.6f", direct, decoded);
+        ok(t2 == text && tl2 == tl, "llmc_vec_cosine points at the text");
+        ok(llmc_vec_cosine(q, b, n, DIM / 2, NULL, NULL) == -2.0f
+           && llmc_vec_cosine(q, b, n - 1, DIM, NULL, NULL) == -2.0f
+           && llmc_vec_cosine(q, b, 0, DIM, NULL, NULL) == -2.0f,
+           "llmc_vec_cosine refuses another dim and a truncated vector");
+    }
+
     is_int(llmc_vec_decode(b, n, d, DIM / 2, &text, &tl), -1,
            "another dim refused");
     is_int(llmc_vec_decode(b, n - 1, d, DIM, &text, &tl), -1,
