@@ -282,22 +282,61 @@ guard_has_stem(const guard_word_t *w, size_t n, const guard_str_t *stem)
 }
 
 
+/* a bit for each word's first two bytes: a stem whose bit is clear starts
+ * no word, and is not looked for */
+#define guard_start_bit(p)                                                   \
+    ((((unsigned) (unsigned char) (p)[0] * 31u)                              \
+      + (unsigned) (unsigned char) (p)[1]) & 255u)
+
+static void
+guard_starts(const guard_word_t *w, size_t n, uint64_t set[4])
+{
+    size_t    i;
+    unsigned  h;
+
+    set[0] = set[1] = set[2] = set[3] = 0;
+    for (i = 0; i < n; i++) {
+        if (w[i].len >= 2) {
+            h = guard_start_bit(w[i].p);
+            set[h >> 6] |= 1ULL << (h & 63);
+        }
+    }
+}
+
+
+static int
+guard_stem_in(const guard_word_t *w, size_t n, const uint64_t set[4],
+    const guard_str_t *stem)
+{
+    unsigned  h = guard_start_bit(stem->s);
+
+    return (set[h >> 6] >> (h & 63) & 1) && guard_has_stem(w, n, stem);
+}
+
+
 static int
 guard_opposites(const guard_word_t *a, size_t an, const guard_word_t *b,
     size_t bn)
 {
-    size_t  i;
-    int     pa, pb;
+    size_t    i;
+    int       pa, pb;
+    uint64_t  sa[4], sb[4];
+
+    guard_starts(a, an, sa);
+    guard_starts(b, bn, sb);
 
     for (i = 0; i < sizeof(guard_opposite) / sizeof(guard_opposite[0]); i++)
     {
         /* +1: the left word only, -1: the right word only, 0: neither or
          * both ("disable" does not start with "enable", nor "unlock" with
          * "lock") */
-        pa = guard_has_stem(a, an, &guard_opposite[i][0])
-             - guard_has_stem(a, an, &guard_opposite[i][1]);
-        pb = guard_has_stem(b, bn, &guard_opposite[i][0])
-             - guard_has_stem(b, bn, &guard_opposite[i][1]);
+        pa = guard_stem_in(a, an, sa, &guard_opposite[i][0])
+             - guard_stem_in(a, an, sa, &guard_opposite[i][1]);
+        if (pa == 0) {
+            continue;
+        }
+        pb = guard_stem_in(b, bn, sb, &guard_opposite[i][0])
+             - guard_stem_in(b, bn, sb, &guard_opposite[i][1]);
         if (pa * pb < 0) {
             return 1;
         }
