@@ -382,8 +382,6 @@ ngx_http_llmcache_lookup(ngx_http_request_t *r, ngx_http_llmcache_ctx_t *ctx)
         return NGX_OK;
     }
 
-    (void) ngx_http_llmcache_semantic_ask(r, ctx);
-
     return NGX_AGAIN;
 }
 
@@ -400,8 +398,7 @@ ngx_http_llmcache_lookup_done(ngx_http_request_t *r, redisReply *reply)
     }
 
     if (ctx->status != NGX_HTTP_LLMCACHE_MISS || reply == NULL) {
-        /* a HIT, or Redis failed: no more round trips, and the semantic
-           candidates pipelined behind the GET are not waited for */
+        /* a HIT, or Redis failed: no more round trips */
         ngx_http_llmcache_redis_detach(ctx);
         ngx_http_llmcache_resume(r);
         return;

@@ -110,7 +110,6 @@ typedef struct {
     unsigned                    account_hit:1; /* a HIT not yet accounted */
     unsigned                    pml:1;       /* a PML prompt: kept exact */
     unsigned                    cand_entries:1; /* fetched with vectors */
-    unsigned                    sem_sent:1;  /* candidates asked with GET */
     unsigned                    entry_refused:1; /* the exact entry was
                                                     damaged or too big */
 
@@ -210,8 +209,6 @@ void ngx_http_llmcache_lock_release(ngx_http_request_t *r,
 
 /* ngx_http_llmcache_semantic.c */
 ngx_int_t ngx_http_llmcache_semantic(ngx_http_request_t *r,
-    ngx_http_llmcache_ctx_t *ctx);
-ngx_int_t ngx_http_llmcache_semantic_ask(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx);
 void ngx_http_llmcache_semantic_exit(void);
 void ngx_http_llmcache_semantic_store(ngx_http_request_t *r,

@@ -11,6 +11,11 @@
  * more).  On a MISS the vector and its buckets are stored beside the
  * entry.
  *
+ * The candidates are not asked for beside the exact GET: that would save a
+ * SEMANTIC hit one round trip but cost every exact HIT of the location the
+ * embedding, the signature and a SUNION, which halved the exact HITs'
+ * throughput there (bench/hit) while the SEMANTIC hits' did not change.
+ *
  * Keys, all in the scope's hash slot:
  *     llmc:{scope}:v:<tag>:<exact>       the vector and normalized text
  *     llmc:{scope}:b:<tag>:<band>:<sig>  an LSH bucket: a set of exacts
@@ -73,40 +78,6 @@ static llmc_lsh_t  ngx_http_llmcache_lsh_cache[NGX_HTTP_LLMCACHE_LSH_CACHED];
 
 
 /*
- * With the exact GET just sent: the built-in embedding needs no round trip,
- * so the candidates' query goes pipelined behind the GET and the lookup
- * takes two round trips in all, not three.  An exact HIT drops its reply.
- */
-
-ngx_int_t
-ngx_http_llmcache_semantic_ask(ngx_http_request_t *r,
-    ngx_http_llmcache_ctx_t *ctx)
-{
-    ngx_http_llmcache_loc_conf_t  *llcf;
-
-    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmcache_module);
-
-    if (!llcf->semantic || ctx->norm.len == 0 || ctx->pml
-        || llcf->embedding.len)
-    {
-        return NGX_DECLINED;
-    }
-
-    ngx_http_llmcache_semantic_tag(ctx, llcf);
-
-    if (ngx_http_llmcache_embed_builtin(r, ctx, llcf) != NGX_OK
-        || ngx_http_llmcache_semantic_candidates(r, ctx) != NGX_AGAIN)
-    {
-        return NGX_DECLINED;
-    }
-
-    ctx->sem_sent = 1;
-
-    return NGX_AGAIN;
-}
-
-
-/*
  * After an exact MISS.  NGX_AGAIN: the semantic lookup is under way and
  * ends in ngx_http_llmcache_miss() or a SEMANTIC hit; NGX_DECLINED: no
  * semantic lookup for this request.
@@ -117,12 +88,6 @@ ngx_http_llmcache_semantic(ngx_http_request_t *r,
     ngx_http_llmcache_ctx_t *ctx)
 {
     ngx_http_llmcache_loc_conf_t  *llcf;
-
-    if (ctx->sem_sent) {
-        /* the candidates come next; or, dropped, are asked for now */
-        return ctx->op ? NGX_AGAIN
-                       : ngx_http_llmcache_semantic_candidates(r, ctx);
-    }
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmcache_module);
 
