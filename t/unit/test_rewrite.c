@@ -127,7 +127,7 @@ anth(const char *model, int ntools, size_t tool_tok, size_t sys_tok,
     if (ntools > 0) {
         tools = json_array();
         for (i = 0; i < ntools; i++) {
-            char name[16];
+            char name[24];
             snprintf(name, sizeof(name), "tool_%d", i);
             t = text_of(tool_tok, (char) i);
             json_array_append_new(tools, json_pack(
