@@ -7,8 +7,9 @@
  * (SUNION of the buckets), then their vectors (and, when there are few,
  * their entries too) in one MGET, re-rank them by exact cosine here, run the
  * guards on the best one, and fetch its entry unless it came along: two
- * round trips, plain commands (a script call costs Redis several times
- * more).  On a MISS the vector and its buckets are stored beside the
+ * round trips (three past NGX_HTTP_LLMCACHE_INLINE_ENTRIES candidates,
+ * whose entries could be large), plain commands (a script call costs
+ * Redis several times more).  On a MISS the vector and its buckets are stored beside the
  * entry.
  *
  * The candidates are not asked for beside the exact GET: that would save a
