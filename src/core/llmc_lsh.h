@@ -70,10 +70,11 @@ float llmc_vec_cosine(const float *q, const char *buf, size_t len, int dim,
  * vector in bufs[i] / lens[i] (llmc_vec_cosine; NULL, or a buffer that is
  * not a vector of this dim, is skipped), and returns the index of the
  * most similar one at or above threshold whose stored prompt the guards
- * let through (the next one when a guard blocks the best), or -1.  *cos gets the similarity of the
- * returned candidate (or of the best one seen); *why names the guard that
- * blocked the best candidate when none passed, NULL otherwise.  text is
- * the query's normalized prompt; dict and ents may be NULL. */
+ * let through (the next one when a guard blocks the best), or -1.  *cos
+ * gets the similarity of the returned candidate (or of the best one seen);
+ * *why names the guard that blocked the best candidate when none passed,
+ * NULL otherwise.  text is the query's normalized prompt; dict and ents
+ * may be NULL. */
 struct llmc_dict_s;
 struct llmc_entities_s;
 

@@ -9,13 +9,13 @@
  * guards on the best one, and fetch its entry unless it came along: two
  * round trips (three past NGX_HTTP_LLMCACHE_INLINE_ENTRIES candidates,
  * whose entries could be large), plain commands (a script call costs
- * Redis several times more).  On a MISS the vector and its buckets are stored beside the
- * entry.
+ * Redis several times more).  On a MISS the vector and its buckets are
+ * stored beside the entry.
  *
  * The candidates are not asked for beside the exact GET: that would save a
  * SEMANTIC hit one round trip but cost every exact HIT of the location the
- * embedding, the signature and a SUNION, which halved the exact HITs'
- * throughput there (bench/hit) while the SEMANTIC hits' did not change.
+ * embedding, the signature and a SUNION, 35-60% of the exact HITs'
+ * throughput there (bench/hit), while the SEMANTIC hits' did not change.
  *
  * Keys, all in the scope's hash slot:
  *     llmc:{scope}:v:<tag>:<exact>       the vector and normalized text
