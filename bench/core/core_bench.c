@@ -1,7 +1,8 @@
 /*
  * core_bench: what one cache lookup costs in src/core, step by step, on a
- * typical chat request: parse, normalize, keys, entry decode.  The figures
- * say where a HIT's CPU time goes inside the module.  Then the steps a
+ * typical chat request: parse, normalize, keys, entry decode, and for a
+ * client that asked for a stream the entry's replay as server-sent events.
+ * The figures say where a HIT's CPU time goes inside the module.  Then the steps a
  * SEMANTIC hit adds: the built-in embedding, its LSH signature, and per
  * candidate the cosine with the stored int8 vector (llmc_vec_cosine, no
  * decoding) and the guards.
@@ -27,6 +28,7 @@
 #include "llmc_embed.h"
 #include "llmc_guard.h"
 #include "llmc_lsh.h"
+#include "llmc_stream.h"
 
 static double
 now(void)
@@ -51,11 +53,11 @@ int
 main(int argc, char **argv)
 {
     int             i, n, round, per;
-    char            err[256], *norm, *val, tenant[32];
-    size_t          norm_len, val_len;
-    double          t0, t_parse, t_norm, t_key, t_key_new, t_dec;
+    char            err[256], *norm, *val, tenant[32], *sse;
+    size_t          norm_len, val_len, sse_len = 0;
+    double          t0, t_parse, t_norm, t_key, t_key_new, t_dec, t_sse;
     double          b_parse = 0, b_norm = 0, b_key = 0, b_key_new = 0;
-    double          b_dec = 0;
+    double          b_dec = 0, b_sse = 0;
     double          t_emb, t_sign, t_cos, t_guard;
     double          b_emb = 0, b_sign = 0, b_cos = 0, b_guard = 0;
     float           vec[LLMC_EMBED_DIM_DEFAULT];
@@ -118,7 +120,7 @@ main(int argc, char **argv)
     n = per * ROUNDS;
 
     for (round = 0; round < ROUNDS; round++) {
-        t_parse = t_norm = t_key = t_key_new = t_dec = 0;
+        t_parse = t_norm = t_key = t_key_new = t_dec = t_sse = 0;
         t_emb = t_sign = t_cos = t_guard = 0;
 
         for (i = 0; i < per; i++) {
@@ -155,6 +157,18 @@ main(int argc, char **argv)
                 return 1;
             }
             t_dec += now() - t0;
+
+            /* as the module replays it: 16 code points per piece */
+            t0 = now();
+            sse = llmc_stream_replay(LLMC_API_CHAT, entry.body,
+                                     entry.body_len, 1, 16, &sse_len, err,
+                                     sizeof(err));
+            if (sse == NULL) {
+                fprintf(stderr, "core_bench: %s\n", err);
+                return 1;
+            }
+            free(sse);
+            t_sse += now() - t0;
 
             t0 = now();
             llmc_embed_builtin(norm, norm_len, vec, LLMC_EMBED_DIM_DEFAULT);
@@ -201,6 +215,7 @@ main(int argc, char **argv)
         best(&b_key, t_key / per);
         best(&b_key_new, t_key_new / per);
         best(&b_dec, t_dec / per);
+        best(&b_sse, t_sse / per);
         best(&b_emb, t_emb / per);
         best(&b_sign, t_sign / per);
         best(&b_cos, t_cos / per);
@@ -217,6 +232,8 @@ main(int argc, char **argv)
     printf("| entry decode | %.0f |\n", b_dec * 1e9);
     printf("| total (keys: scope seen before) | %.0f |\n",
            (b_parse + b_norm + b_key + b_dec) * 1e9);
+    printf("| a stream asked for: the entry replayed as SSE (%zu bytes) "
+           "| %.0f |\n", sse_len, b_sse * 1e9);
 
     printf("\n| a SEMANTIC hit adds (dim %d, %d bands x %d bits) | ns per "
            "call |\n|---|---|\n", LLMC_EMBED_DIM_DEFAULT,

@@ -1390,125 +1390,11 @@ typedef struct {
     json_int_t   seq;           /* Responses sequence_number */
 } llmc_replay_t;
 
-/* appends one event; takes the reference to obj */
-static void
-llmc_replay_emit(llmc_replay_t *rp, const char *event, json_t *obj)
-{
-    char  *js;
-
-    if (obj == NULL) {
-        rp->failed = 1;
-        return;
-    }
-    js = json_dumps(obj, JSON_COMPACT);
-    json_decref(obj);
-    if (js == NULL) {
-        rp->failed = 1;
-        return;
-    }
-    if ((event != NULL
-         && (llmc_str_addz(&rp->out, "event: ") != 0
-             || llmc_str_addz(&rp->out, event) != 0
-             || llmc_str_addz(&rp->out, "\n") != 0))
-        || llmc_str_addz(&rp->out, "data: ") != 0
-        || llmc_str_addz(&rp->out, js) != 0
-        || llmc_str_addz(&rp->out, "\n\n") != 0)
-    {
-        rp->failed = 1;
-    }
-    free(js);
-}
-
-/* the length in bytes of the next piece of at most rp->chunk code points */
-static size_t
-llmc_replay_piece(const llmc_replay_t *rp, const char *p, size_t len)
-{
-    size_t  i = 0, n = 0;
-
-    while (i < len) {
-        if (((unsigned char) p[i] & 0xc0) != 0x80) {
-            if (n == rp->chunk) {
-                break;
-            }
-            n++;
-        }
-        i++;
-    }
-    return i;
-}
-
-/*
- * The pieces of a text are many events that differ only in one string: the
- * event is dumped once with a marker in that string's place and split
- * around it, so each piece costs an escape and a few copies instead of
- * building and dumping a JSON object.
- */
-#define LLMC_MARK  "@@llmc-piece@@"
-
-typedef struct {
-    llmc_str_t   pre;           /* "event: ...\ndata: {...": up to the piece */
-    llmc_str_t   post;          /* after the piece, "\n\n" included */
-    int          seq;           /* append ,"sequence_number":N */
-} llmc_tpl_t;
-
-/* takes the reference to obj; the marker must be the last string value of
- * obj that can equal it (the stored values come before it) */
-static int
-llmc_tpl_init(llmc_replay_t *rp, llmc_tpl_t *t, const char *event,
-    json_t *obj, int seq)
-{
-    char        *js, *m, *q;
-    const char   mark[] = "\"" LLMC_MARK "\"";
-
-    memset(t, 0, sizeof(llmc_tpl_t));
-    t->seq = seq;
-    js = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-    json_decref(obj);
-    if (js == NULL) {
-        rp->failed = 1;
-        return -1;
-    }
-    m = NULL;
-    for (q = js; (q = strstr(q, mark)) != NULL; q++) {
-        m = q;
-    }
-    if (m == NULL
-        || (event != NULL
-            && (llmc_str_addz(&t->pre, "event: ") != 0
-                || llmc_str_addz(&t->pre, event) != 0
-                || llmc_str_addz(&t->pre, "\n") != 0))
-        || llmc_str_addz(&t->pre, "data: ") != 0
-        || llmc_str_add(&t->pre, js, m - js) != 0
-        || llmc_str_addz(&t->post, m + sizeof(mark) - 1) != 0)
-    {
-        free(js);
-        rp->failed = 1;
-        return -1;
-    }
-    free(js);
-    if (seq) {
-        /* the object ends in '}': the sequence number goes before it */
-        t->post.len--;
-    }
-    if (llmc_str_addz(&t->post, "\n\n") != 0) {
-        rp->failed = 1;
-        return -1;
-    }
-    return 0;
-}
-
-static void
-llmc_tpl_free(llmc_tpl_t *t)
-{
-    free(t->pre.p);
-    free(t->post.p);
-}
-
 /* appends p[0..n) as a JSON string */
 static int
 llmc_json_escape(llmc_str_t *out, const char *p, size_t n)
 {
-    static const char  hex[] = "0123456789abcdef";
+    static const char  hex[] = "0123456789ABCDEF";  /* as jansson */
     const char        *start = p, *end = p + n;
     char               esc[6];
     unsigned char      c;
@@ -1555,6 +1441,198 @@ llmc_json_escape(llmc_str_t *out, const char *p, size_t n)
         return -1;
     }
     return 0;
+}
+
+/*
+ * Appends v as compact JSON, byte for byte what json_dumps(v, JSON_COMPACT)
+ * writes (keys in insertion order, the same escapes), without its callback
+ * per token, its printf per integer and its copy of the result: a replay
+ * dumps one object per event.  Reals, rare in answers, are left to jansson.
+ */
+static int
+llmc_json_dump(llmc_str_t *out, json_t *v)
+{
+    char                 num[24], *js, *q;
+    const char          *key;
+    json_t              *e;
+    size_t               i;
+    json_int_t           iv;
+    unsigned long long   u;
+    int                  rc;
+
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        if (llmc_str_add(out, "{", 1) != 0) {
+            return -1;
+        }
+        i = 0;
+        json_object_foreach(v, key, e) {
+            if ((i++ > 0 && llmc_str_add(out, ",", 1) != 0)
+                || llmc_json_escape(out, key, strlen(key)) != 0
+                || llmc_str_add(out, ":", 1) != 0
+                || llmc_json_dump(out, e) != 0)
+            {
+                return -1;
+            }
+        }
+        return llmc_str_add(out, "}", 1);
+
+    case JSON_ARRAY:
+        if (llmc_str_add(out, "[", 1) != 0) {
+            return -1;
+        }
+        json_array_foreach(v, i, e) {
+            if ((i > 0 && llmc_str_add(out, ",", 1) != 0)
+                || llmc_json_dump(out, e) != 0)
+            {
+                return -1;
+            }
+        }
+        return llmc_str_add(out, "]", 1);
+
+    case JSON_STRING:
+        return llmc_json_escape(out, json_string_value(v),
+                                json_string_length(v));
+
+    case JSON_INTEGER:
+        iv = json_integer_value(v);
+        u = iv < 0 ? 0ULL - (unsigned long long) iv : (unsigned long long) iv;
+        q = num + sizeof(num);
+        do {
+            *--q = (char) ('0' + u % 10);
+            u /= 10;
+        } while (u > 0);
+        if (iv < 0) {
+            *--q = '-';
+        }
+        return llmc_str_add(out, q, num + sizeof(num) - q);
+
+    case JSON_TRUE:
+        return llmc_str_add(out, "true", 4);
+    case JSON_FALSE:
+        return llmc_str_add(out, "false", 5);
+    case JSON_NULL:
+        return llmc_str_add(out, "null", 4);
+
+    default:
+        js = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (js == NULL) {
+            return -1;
+        }
+        rc = llmc_str_add(out, js, strlen(js));
+        free(js);
+        return rc;
+    }
+}
+
+/* appends one event; takes the reference to obj */
+static void
+llmc_replay_emit(llmc_replay_t *rp, const char *event, json_t *obj)
+{
+    if (obj == NULL
+        || (event != NULL
+            && (llmc_str_addz(&rp->out, "event: ") != 0
+                || llmc_str_addz(&rp->out, event) != 0
+                || llmc_str_addz(&rp->out, "\n") != 0))
+        || llmc_str_addz(&rp->out, "data: ") != 0
+        || llmc_json_dump(&rp->out, obj) != 0
+        || llmc_str_addz(&rp->out, "\n\n") != 0)
+    {
+        rp->failed = 1;
+    }
+    json_decref(obj);
+}
+
+/* the length in bytes of the next piece of at most rp->chunk code points */
+static size_t
+llmc_replay_piece(const llmc_replay_t *rp, const char *p, size_t len)
+{
+    size_t  i = 0, n = 0;
+
+    while (i < len) {
+        if (((unsigned char) p[i] & 0xc0) != 0x80) {
+            if (n == rp->chunk) {
+                break;
+            }
+            n++;
+        }
+        i++;
+    }
+    return i;
+}
+
+/*
+ * The pieces of a text are many events that differ only in one string: the
+ * event is dumped once with a marker in that string's place and split
+ * around it, so each piece costs an escape and a few copies instead of
+ * building and dumping a JSON object.
+ */
+#define LLMC_MARK  "@@llmc-piece@@"
+
+typedef struct {
+    llmc_str_t   pre;           /* "event: ...\ndata: {...": up to the piece */
+    llmc_str_t   post;          /* after the piece, "\n\n" included */
+    int          seq;           /* append ,"sequence_number":N */
+} llmc_tpl_t;
+
+/* takes the reference to obj; the marker must be the last string value of
+ * obj that can equal it (the stored values come before it) */
+static int
+llmc_tpl_init(llmc_replay_t *rp, llmc_tpl_t *t, const char *event,
+    json_t *obj, int seq)
+{
+    char        *m, *q;
+    size_t       start;
+    const char   mark[] = "\"" LLMC_MARK "\"";
+
+    memset(t, 0, sizeof(llmc_tpl_t));
+    t->seq = seq;
+    if (obj == NULL
+        || (event != NULL
+            && (llmc_str_addz(&t->pre, "event: ") != 0
+                || llmc_str_addz(&t->pre, event) != 0
+                || llmc_str_addz(&t->pre, "\n") != 0))
+        || llmc_str_addz(&t->pre, "data: ") != 0)
+    {
+        goto failed;
+    }
+    start = t->pre.len;
+    if (llmc_json_dump(&t->pre, obj) != 0) {
+        goto failed;
+    }
+    m = NULL;
+    for (q = t->pre.p + start; (q = strstr(q, mark)) != NULL; q++) {
+        m = q;
+    }
+    if (m == NULL || llmc_str_addz(&t->post, m + sizeof(mark) - 1) != 0) {
+        goto failed;
+    }
+    t->pre.len = m - t->pre.p;
+    t->pre.p[t->pre.len] = '\0';
+    if (seq) {
+        /* the object ends in '}': the sequence number goes before it */
+        t->post.len--;
+    }
+    if (llmc_str_addz(&t->post, "\n\n") != 0) {
+        goto failed;
+    }
+    json_decref(obj);
+    return 0;
+
+failed:
+    json_decref(obj);
+    free(t->pre.p);
+    free(t->post.p);
+    memset(t, 0, sizeof(llmc_tpl_t));
+    rp->failed = 1;
+    return -1;
+}
+
+static void
+llmc_tpl_free(llmc_tpl_t *t)
+{
+    free(t->pre.p);
+    free(t->post.p);
 }
 
 /* one event per piece of the string (p, len) */

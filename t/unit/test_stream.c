@@ -1102,6 +1102,63 @@ test_replay_escapes(void)
     }
 }
 
+/* every event's data is written exactly as jansson writes that JSON
+ * (compact, keys in order): integers at both ends, reals, empty and nested
+ * containers, escapes, non-ASCII, a NUL */
+static void
+test_replay_bytes(void)
+{
+    static const char  body[] =
+        "{\"id\":\"c-1\",\"object\":\"chat.completion\",\"created\":"
+        "-9223372036854775808,\"model\":\"m/\\u00e9\\u2028\","
+        "\"system_fingerprint\":null,\"choices\":[{\"index\":7,"
+        "\"message\":{\"role\":\"assistant\",\"content\":\"a\\u0000b"
+        "\\u001f\\\"\\\\\",\"annotations\":[{\"n\":9223372036854775807,"
+        "\"r\":[0.1,-2.5e-300,1e22,3.0],\"e\":{},\"l\":[[],[{}]],"
+        "\"t\":true,\"f\":false,\"z\":null,\"\\n\":\"\\t\"}],"
+        "\"audio\":{\"id\":\"au\",\"expires_at\":0,\"w\":-1}},"
+        "\"logprobs\":{\"content\":[{\"token\":\"a\",\"logprob\":"
+        "-0.000123,\"bytes\":[97]}]},\"finish_reason\":\"stop\"}],"
+        "\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}";
+    char    *sse, *p, *nl, *js, err[256];
+    size_t   len, events = 0;
+    json_t  *v;
+    int      same = 1;
+
+    sse = llmc_stream_replay(LLMC_API_CHAT, body, sizeof(body) - 1, 1, 3,
+                             &len, err, sizeof(err));
+    ok(sse != NULL, "bytes: replays (%s)", sse ? "" : err);
+    if (sse == NULL) {
+        return;
+    }
+    for (p = sse; (p = strstr(p, "data: {")) != NULL; p = nl) {
+        p += 6;
+        nl = strchr(p, '\n');
+        v = json_loadb(p, nl - p, JSON_ALLOW_NUL, NULL);
+        js = v ? json_dumps(v, JSON_COMPACT) : NULL;
+        if (js == NULL || strlen(js) != (size_t) (nl - p)
+            || memcmp(js, p, nl - p) != 0)
+        {
+            same = 0;
+            printf("#   %.*s\n#   %s\n", (int) (nl - p), p,
+                   js ? js : "(not JSON)");
+        }
+        free(js);
+        json_decref(v);
+        events++;
+    }
+    ok(same && events >= 7, "bytes: %zu events, each as jansson writes it",
+       events);
+    ok(strstr(sse, "\"created\":-9223372036854775808,") != NULL
+       && strstr(sse, "\"n\":9223372036854775807,") != NULL
+       && strstr(sse, "\"r\":[0.10000000000000001,-2.5e-300,1e22,3.0]")
+          != NULL
+       && strstr(sse, "\"a\\u0000b\"") != NULL
+       && strstr(sse, "\"\\u001F\\\"\\\\\"") != NULL,
+       "bytes: extreme integers, reals and escapes as written");
+    free(sse);
+}
+
 /* jansson's n-th allocation fails (n < 0: none); counts them.  Not inside
  * json_loadb() and json_dumps(): jansson 2.14 loses bytes there when an
  * allocation fails and still succeeds (its lexer drops a character of a
@@ -1314,6 +1371,7 @@ main(int argc, char **argv)
     test_api_misuse();
     test_replay_shape();
     test_replay_escapes();
+    test_replay_bytes();
     test_out_of_memory();
     test_usage();
     return done_testing();
