@@ -10,6 +10,8 @@
 #ifndef LLMC_JSON_H
 #define LLMC_JSON_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include <jansson.h>
 
@@ -22,6 +24,121 @@ llmc_json_errmsg(json_error_t *e)
         *q = '\0';
     }
     return e->text;
+}
+
+/*
+ * Reading JSON text, for the readers that skip jansson's lexer (the request
+ * reader in llmc_request.c, the stream replay from stored text in
+ * llmc_stream.c): whitespace, escapes in strings, code points in UTF-8.
+ */
+
+static inline const char *
+llmc_json_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+        p++;
+    }
+    return p;
+}
+
+static inline int
+llmc_json_hex4(const char *p, const char *end, uint32_t *out)
+{
+    int       i;
+    char      c;
+    uint32_t  v = 0;
+
+    if (end - p < 4) {
+        return -1;
+    }
+    for (i = 0; i < 4; i++) {
+        c = p[i];
+        if (c >= '0' && c <= '9') {
+            v = v << 4 | (uint32_t) (c - '0');
+        } else if (c >= 'a' && c <= 'f') {
+            v = v << 4 | (uint32_t) (c - 'a' + 10);
+        } else if (c >= 'A' && c <= 'F') {
+            v = v << 4 | (uint32_t) (c - 'A' + 10);
+        } else {
+            return -1;
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+/* *p on a backslash inside a string: the code point the escape stands for
+ * (a surrogate pair as one) and *p past it; -1 for an escape JSON does not
+ * have or a surrogate without its other half */
+static inline int
+llmc_json_escape_read(const char **p, const char *end, uint32_t *cp)
+{
+    const char  *q = *p;
+    uint32_t     lo;
+
+    if (end - q < 2) {
+        return -1;
+    }
+    switch (q[1]) {
+    case '"':
+    case '\\':
+    case '/':  *cp = (unsigned char) q[1]; break;
+    case 'b':  *cp = '\b'; break;
+    case 'f':  *cp = '\f'; break;
+    case 'n':  *cp = '\n'; break;
+    case 'r':  *cp = '\r'; break;
+    case 't':  *cp = '\t'; break;
+    case 'u':
+        if (llmc_json_hex4(q + 2, end, cp) != 0
+            || (*cp >= 0xdc00 && *cp <= 0xdfff))
+        {
+            return -1;
+        }
+        q += 6;
+        if (*cp >= 0xd800 && *cp <= 0xdbff) {
+            if (end - q < 2 || q[0] != '\\' || q[1] != 'u'
+                || llmc_json_hex4(q + 2, end, &lo) != 0
+                || lo < 0xdc00 || lo > 0xdfff)
+            {
+                return -1;
+            }
+            *cp = 0x10000 + ((*cp - 0xd800) << 10) + (lo - 0xdc00);
+            q += 6;
+        }
+        *p = q;
+        return 0;
+    default:
+        return -1;
+    }
+    *p = q + 2;
+    return 0;
+}
+
+/* a code point (below 0x110000) in UTF-8 at out, which has room for 4
+ * bytes; returns the number of bytes */
+static inline size_t
+llmc_utf8_put(uint32_t cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char) cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char) (0xc0 | cp >> 6);
+        out[1] = (char) (0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char) (0xe0 | cp >> 12);
+        out[1] = (char) (0x80 | (cp >> 6 & 0x3f));
+        out[2] = (char) (0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char) (0xf0 | cp >> 18);
+    out[1] = (char) (0x80 | (cp >> 12 & 0x3f));
+    out[2] = (char) (0x80 | (cp >> 6 & 0x3f));
+    out[3] = (char) (0x80 | (cp & 0x3f));
+    return 4;
 }
 
 #endif /* LLMC_JSON_H */

@@ -177,9 +177,7 @@ llmc_norm_step(const char *name, size_t len)
 }
 
 
-/* Strict UTF-8 (RFC 3629): no overlongs, surrogates or code points above
- * U+10FFFF.  Returns the offset of the first bad byte or len. */
-static size_t
+size_t
 llmc_utf8_check(const unsigned char *p, size_t len)
 {
     size_t    i, n, k;

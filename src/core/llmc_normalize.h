@@ -60,4 +60,8 @@ int llmc_normalize(const char *in, size_t len, unsigned steps,
     const llmc_dict_t *dict, char **out, size_t *outlen, char *err,
     size_t errlen);
 
+/* Strict UTF-8 (RFC 3629): no overlongs, surrogates or code points above
+ * U+10FFFF.  Returns the offset of the first bad byte, or len. */
+size_t llmc_utf8_check(const unsigned char *p, size_t len);
+
 #endif /* LLMC_NORMALIZE_H */

@@ -1469,35 +1469,7 @@ static json_t *llmc_req_rd_value(llmc_req_rd_t *rd);
 static void
 llmc_req_rd_ws(llmc_req_rd_t *rd)
 {
-    while (rd->p < rd->end
-           && (*rd->p == ' ' || *rd->p == '\n' || *rd->p == '\r'
-               || *rd->p == '\t'))
-    {
-        rd->p++;
-    }
-}
-
-static int
-llmc_req_rd_hex4(const char *p, uint32_t *out)
-{
-    int       i;
-    uint32_t  v = 0;
-
-    for (i = 0; i < 4; i++) {
-        char c = p[i];
-
-        if (c >= '0' && c <= '9') {
-            v = v << 4 | (uint32_t) (c - '0');
-        } else if (c >= 'a' && c <= 'f') {
-            v = v << 4 | (uint32_t) (c - 'a' + 10);
-        } else if (c >= 'A' && c <= 'F') {
-            v = v << 4 | (uint32_t) (c - 'A' + 10);
-        } else {
-            return -1;
-        }
-    }
-    *out = v;
-    return 0;
+    rd->p = llmc_json_ws(rd->p, rd->end);
 }
 
 /*
@@ -1509,7 +1481,7 @@ static ssize_t
 llmc_req_rd_string(llmc_req_rd_t *rd, const char **out, char **buf)
 {
     char          *d;
-    uint32_t       cp, lo;
+    uint32_t       cp;
     const char    *p = rd->p + 1, *start = p, *q;
     unsigned char  c;
 
@@ -1566,75 +1538,10 @@ llmc_req_rd_string(llmc_req_rd_t *rd, const char **out, char **buf)
             p++;
             continue;
         }
-        if (rd->end - p < 2) {
+        if (llmc_json_escape_read(&p, rd->end, &cp) != 0 || cp == 0) {
             return -1;
         }
-        switch (p[1]) {
-        case '"':
-        case '\\':
-        case '/':
-            *d++ = p[1];
-            p += 2;
-            continue;
-        case 'b':
-            *d++ = '\b';
-            p += 2;
-            continue;
-        case 'f':
-            *d++ = '\f';
-            p += 2;
-            continue;
-        case 'n':
-            *d++ = '\n';
-            p += 2;
-            continue;
-        case 'r':
-            *d++ = '\r';
-            p += 2;
-            continue;
-        case 't':
-            *d++ = '\t';
-            p += 2;
-            continue;
-        case 'u':
-            break;
-        default:
-            return -1;
-        }
-
-        if (rd->end - p < 6 || llmc_req_rd_hex4(p + 2, &cp) != 0) {
-            return -1;
-        }
-        p += 6;
-        if (cp == 0 || (cp >= 0xdc00 && cp <= 0xdfff)) {
-            return -1;
-        }
-        if (cp >= 0xd800 && cp <= 0xdbff) {
-            if (rd->end - p < 6 || p[0] != '\\' || p[1] != 'u'
-                || llmc_req_rd_hex4(p + 2, &lo) != 0
-                || lo < 0xdc00 || lo > 0xdfff)
-            {
-                return -1;
-            }
-            p += 6;
-            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-        }
-
-        if (cp < 0x80) {
-            *d++ = (char) cp;
-        } else if (cp < 0x800) {
-            *d++ = (char) (0xc0 | cp >> 6);
-            *d++ = (char) (0x80 | (cp & 0x3f));
-        } else if (cp < 0x10000) {
-            *d++ = (char) (0xe0 | cp >> 12);
-            *d++ = (char) (0x80 | (cp >> 6 & 0x3f));
-            *d++ = (char) (0x80 | (cp & 0x3f));
-        } else {
-            *d++ = (char) (0xf0 | cp >> 18);
-            *d++ = (char) (0x80 | (cp >> 12 & 0x3f));
-            *d++ = (char) (0x80 | (cp >> 6 & 0x3f));
-            *d++ = (char) (0x80 | (cp & 0x3f));
-        }
+        d += llmc_utf8_put(cp, d);
     }
 }
 

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "llmc_json.h"
+#include "llmc_normalize.h"
 #include "llmc_sse.h"
 #include "llmc_stream.h"
 
@@ -1390,18 +1391,15 @@ typedef struct {
     json_int_t   seq;           /* Responses sequence_number */
 } llmc_replay_t;
 
-/* appends p[0..n) as a JSON string */
+/* appends p[0..n) as the inside of a JSON string */
 static int
-llmc_json_escape(llmc_str_t *out, const char *p, size_t n)
+llmc_json_escape_in(llmc_str_t *out, const char *p, size_t n)
 {
     static const char  hex[] = "0123456789ABCDEF";  /* as jansson */
     const char        *start = p, *end = p + n;
     char               esc[6];
     unsigned char      c;
 
-    if (llmc_str_add(out, "\"", 1) != 0) {
-        return -1;
-    }
     for ( ; p < end; p++) {
         c = (unsigned char) *p;
         if (c >= 0x20 && c != '"' && c != '\\') {
@@ -1435,12 +1433,16 @@ llmc_json_escape(llmc_str_t *out, const char *p, size_t n)
             return -1;
         }
     }
-    if (llmc_str_add(out, start, p - start) != 0
-        || llmc_str_add(out, "\"", 1) != 0)
-    {
-        return -1;
-    }
-    return 0;
+    return llmc_str_add(out, start, p - start);
+}
+
+/* appends p[0..n) as a JSON string */
+static int
+llmc_json_escape(llmc_str_t *out, const char *p, size_t n)
+{
+    return llmc_str_add(out, "\"", 1) == 0
+           && llmc_json_escape_in(out, p, n) == 0
+           && llmc_str_add(out, "\"", 1) == 0 ? 0 : -1;
 }
 
 /*
@@ -1804,7 +1806,7 @@ llmc_replay_chat(llmc_replay_t *rp, json_t *src, int include_usage,
 {
     json_t      *choices, *ch, *m, *v, *tcs, *tc, *fn, *args, *d, *last;
     json_int_t   index;
-    json_t      *role;
+    json_t      *role, *content;
     size_t       i, k;
 
     choices = json_object_get(src, "choices");
@@ -1825,12 +1827,14 @@ llmc_replay_chat(llmc_replay_t *rp, json_t *src, int include_usage,
         /* the role chunk; content null stays null (a tool call) */
         v = json_object_get(m, "content");
         role = json_object_get(m, "role");
-        d = json_pack(json_is_string(v) ? "{s:s%,s:s,s:n}"
-                                        : "{s:s%,s:n,s:n}", "role",
-                      json_is_string(role) ? json_string_value(role)
-                                           : "assistant",
-                      json_is_string(role) ? json_string_length(role) : 9,
-                      "content", "", "refusal");
+        content = json_is_string(v) ? json_string("") : json_null();
+        d = llmc_packed(json_pack("{s:s%,s:O,s:n}", "role",
+                                  json_is_string(role)
+                                  ? json_string_value(role) : "assistant",
+                                  json_is_string(role)
+                                  ? json_string_length(role) : 9,
+                                  "content", content, "refusal"),
+                        content);
         llmc_chat_emit(rp, src, include_usage,
                        llmc_chat_delta_choice(index, d));
         if (json_is_string(v)) {
@@ -1889,14 +1893,14 @@ llmc_replay_chat(llmc_replay_t *rp, json_t *src, int include_usage,
                              llmc_chat_delta_choice(index, d), args);
         }
 
-        last = json_pack("{s:I,s:{},s:O,s:O}", "index", index, "delta",
-                         "logprobs", json_object_get(ch, "logprobs")
+        v = json_object_get(ch, "finish_reason");
+        v = v ? json_incref(v) : json_string("stop");
+        last = llmc_packed(json_pack("{s:I,s:{},s:O,s:O}", "index", index,
+                                     "delta", "logprobs",
+                                     json_object_get(ch, "logprobs")
                                      ? json_object_get(ch, "logprobs")
                                      : json_null(),
-                         "finish_reason",
-                         json_object_get(ch, "finish_reason")
-                         ? json_object_get(ch, "finish_reason")
-                         : json_string("stop"));
+                                     "finish_reason", v), v);
         llmc_chat_emit(rp, src, include_usage, last);
     }
     return 0;
@@ -1906,7 +1910,7 @@ static int
 llmc_replay_completions(llmc_replay_t *rp, json_t *src, int include_usage,
     char *err, size_t errlen)
 {
-    json_t      *choices, *ch, *v, *text;
+    json_t      *choices, *ch, *v, *text, *fr;
     json_int_t   index;
     size_t       i;
 
@@ -1928,14 +1932,15 @@ llmc_replay_completions(llmc_replay_t *rp, json_t *src, int include_usage,
                          json_pack("{s:s,s:I,s:n,s:n}", "text", LLMC_MARK,
                                    "index", index, "logprobs",
                                    "finish_reason"), text);
+        fr = json_object_get(ch, "finish_reason");
+        fr = fr ? json_incref(fr) : json_string("stop");
         llmc_chat_emit(rp, src, include_usage,
-            json_pack("{s:s,s:I,s:O,s:O}", "text", "", "index", index,
-                      "logprobs", json_object_get(ch, "logprobs")
+            llmc_packed(json_pack("{s:s,s:I,s:O,s:O}", "text", "", "index",
+                                  index, "logprobs",
+                                  json_object_get(ch, "logprobs")
                                   ? json_object_get(ch, "logprobs")
                                   : json_null(),
-                      "finish_reason", json_object_get(ch, "finish_reason")
-                                       ? json_object_get(ch, "finish_reason")
-                                       : json_string("stop")));
+                                  "finish_reason", fr), fr));
     }
     return 0;
 }
@@ -2280,10 +2285,533 @@ llmc_replay_messages(llmc_replay_t *rp, json_t *src, char *err,
     return 0;
 }
 
+/* --- replay from the stored text ----------------------------------------- */
+
+/*
+ * The usual chat answer (text content, perhaps a refusal or annotations, no
+ * tool calls) is replayed straight from its stored text: the stored JSON is
+ * scanned, checked as jansson checks it (strict UTF-8, escapes, surrogate
+ * pairs, no duplicate keys at any depth, nothing after the value), and its
+ * values are written in the compact form jansson dumps.  Building the tree
+ * took most of a replay: parsing a 600-byte answer with jansson costs more
+ * than the rest of a cache HIT.  What this path leaves to the tree (it
+ * declines): tool calls and function_call, fields no format names, reals,
+ * keys with escapes, integers of 19 digits or more, nesting past 32, and
+ * anything that is not valid JSON (the tree then reports the error).  The
+ * two paths write the same bytes: t/unit/test_stream.c and
+ * fuzz/fuzz_replay.c hold them to it.
+ */
+
+#define LLMC_JSCAN_DEPTH  32
+#define LLMC_JSCAN_KEYS   32
+
+typedef struct {
+    const char  *p;
+    const char  *end;
+    int          depth;
+} llmc_jscan_t;
+
+typedef struct {
+    const char  *a;             /* a value's text, [a, b); a NULL: absent */
+    const char  *b;
+} llmc_span_t;
+
+static void
+jscan_ws(llmc_jscan_t *s)
+{
+    s->p = llmc_json_ws(s->p, s->end);
+}
+
+/* a string at s->p (the input is valid UTF-8): 1 with its inside in
+ * [*a, *b) and *esc set when it has escapes, 0 when it is not a valid
+ * JSON string */
+static int
+jscan_string(llmc_jscan_t *s, const char **a, const char **b, int *esc)
+{
+    const char  *p = s->p;
+    unsigned     c;
+    uint32_t     u;
+
+    if (p >= s->end || *p != '"') {
+        return 0;
+    }
+    *a = ++p;
+    *esc = 0;
+    while (p < s->end) {
+        c = (unsigned char) *p;
+        if (c == '"') {
+            *b = p;
+            s->p = p + 1;
+            return 1;
+        }
+        if (c < 0x20) {
+            return 0;
+        }
+        if (c != '\\') {
+            p++;
+            continue;
+        }
+        *esc = 1;
+        if (llmc_json_escape_read(&p, s->end, &u) != 0) {
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* the inside of a valid string with its escapes resolved: as JSON string
+ * contents the way jansson escapes them (canon), or as the bytes */
+static int
+jscan_unescape(llmc_str_t *out, const char *p, const char *end, int canon)
+{
+    const char  *start = p;
+    uint32_t     u;
+    char         b[4];
+
+    while (p < end) {
+        if (*p != '\\') {
+            p++;
+            continue;
+        }
+        if (llmc_str_add(out, start, p - start) != 0) {
+            return -1;
+        }
+        (void) llmc_json_escape_read(&p, end, &u);
+        start = p;
+        if (canon && (u < 0x20 || u == '"' || u == '\\')) {
+            b[0] = (char) u;
+            if (llmc_json_escape_in(out, b, 1) != 0) {
+                return -1;
+            }
+        } else if (llmc_str_add(out, b, llmc_utf8_put(u, b)) != 0) {
+            return -1;
+        }
+    }
+    return llmc_str_add(out, start, p - start);
+}
+
+/*
+ * The JSON value at s->p, checked; written to out as jansson dumps it
+ * (compact) unless out is NULL.  With names, the value must be an object
+ * and spans[i] gets the text of its member names[i] ({NULL, NULL} when
+ * absent); with only, a member not in names must be null.  1, 0 when
+ * declined, -1 out of memory.
+ */
+static int
+jscan_value(llmc_jscan_t *s, llmc_str_t *out, const char *const *names,
+    size_t n, llmc_span_t *spans, int only)
+{
+    const char  *a, *b, *keys[LLMC_JSCAN_KEYS][2];
+    char         close;
+    size_t       nk, i, j, digits;
+    int          esc, rc;
+
+    if (names != NULL) {
+        memset(spans, 0, n * sizeof(llmc_span_t));
+        if (s->p >= s->end || *s->p != '{') {
+            return 0;
+        }
+    }
+    if (s->p >= s->end) {
+        return 0;
+    }
+
+    switch (*s->p) {
+    case '"':
+        if (!jscan_string(s, &a, &b, &esc)) {
+            return 0;
+        }
+        if (out == NULL) {
+            return 1;
+        }
+        if (!esc) {
+            return llmc_str_add(out, a - 1, b - a + 2) == 0 ? 1 : -1;
+        }
+        return llmc_str_add(out, "\"", 1) == 0
+               && jscan_unescape(out, a, b, 1) == 0
+               && llmc_str_add(out, "\"", 1) == 0 ? 1 : -1;
+
+    case '{':
+    case '[':
+        close = *s->p == '{' ? '}' : ']';
+        if (++s->depth > LLMC_JSCAN_DEPTH) {
+            return 0;
+        }
+        if (out != NULL && llmc_str_add(out, s->p, 1) != 0) {
+            return -1;
+        }
+        s->p++;
+        jscan_ws(s);
+        nk = 0;
+        if (s->p < s->end && *s->p == close) {
+            goto closed;
+        }
+        for ( ;; ) {
+            j = n;
+            if (close == '}') {
+                /* a key: not seen before, no escapes (declined) */
+                if (!jscan_string(s, &a, &b, &esc) || esc
+                    || nk == LLMC_JSCAN_KEYS)
+                {
+                    return 0;
+                }
+                for (i = 0; i < nk; i++) {
+                    if (keys[i][1] - keys[i][0] == b - a
+                        && memcmp(keys[i][0], a, b - a) == 0)
+                    {
+                        return 0;
+                    }
+                }
+                keys[nk][0] = a;
+                keys[nk++][1] = b;
+                jscan_ws(s);
+                if (s->p >= s->end || *s->p != ':') {
+                    return 0;
+                }
+                s->p++;
+                jscan_ws(s);
+                if (out != NULL
+                    && (llmc_str_add(out, a - 1, b - a + 2) != 0
+                        || llmc_str_add(out, ":", 1) != 0))
+                {
+                    return -1;
+                }
+                for (j = 0; j < n; j++) {
+                    if (strlen(names[j]) == (size_t) (b - a)
+                        && memcmp(names[j], a, b - a) == 0)
+                    {
+                        break;
+                    }
+                }
+                if (j < n) {
+                    spans[j].a = s->p;
+                } else if (only
+                           && ((size_t) (s->end - s->p) < 4
+                               || memcmp(s->p, "null", 4) != 0))
+                {
+                    return 0;
+                }
+            }
+            rc = jscan_value(s, out, NULL, 0, NULL, 0);
+            if (rc != 1) {
+                return rc;
+            }
+            if (j < n) {
+                spans[j].b = s->p;
+            }
+            jscan_ws(s);
+            if (s->p >= s->end) {
+                return 0;
+            }
+            if (*s->p == close) {
+                break;
+            }
+            if (*s->p != ',') {
+                return 0;
+            }
+            s->p++;
+            jscan_ws(s);
+            if (out != NULL && llmc_str_add(out, ",", 1) != 0) {
+                return -1;
+            }
+        }
+    closed:
+        s->p++;
+        s->depth--;
+        return out == NULL || llmc_str_add(out, &close, 1) == 0 ? 1 : -1;
+
+    case 't':
+    case 'f':
+    case 'n':
+        a = *s->p == 't' ? "true" : *s->p == 'f' ? "false" : "null";
+        i = strlen(a);
+        if ((size_t) (s->end - s->p) < i || memcmp(s->p, a, i) != 0) {
+            return 0;
+        }
+        s->p += i;
+        return out == NULL || llmc_str_add(out, a, i) == 0 ? 1 : -1;
+
+    default:
+        /* an integer as jansson writes it: no "-0", no leading zero, at
+         * most 18 digits (declined: reals, longer integers) */
+        a = s->p;
+        b = *a == '-' ? a + 1 : a;
+        for (digits = 0; b < s->end && *b >= '0' && *b <= '9'; b++) {
+            digits++;
+        }
+        if (digits == 0 || digits > 18
+            || (b[-(long) digits] == '0' && (digits > 1 || *a == '-')))
+        {
+            return 0;
+        }
+        if (b < s->end && (*b == '.' || *b == 'e' || *b == 'E')) {
+            return 0;
+        }
+        s->p = b;
+        return out == NULL || llmc_str_add(out, a, b - a) == 0 ? 1 : -1;
+    }
+}
+
+/* writes a checked value (a span of jscan_value()) as jansson dumps it */
+static int
+jscan_put(llmc_str_t *out, const llmc_span_t *v)
+{
+    llmc_jscan_t  s = { v->a, v->b, 0 };
+
+    return jscan_value(&s, out, NULL, 0, NULL, 0) == 1 ? 0 : -1;
+}
+
+static int
+jscan_is(const llmc_span_t *v, char c)
+{
+    return v->a != NULL && *v->a == c;
+}
+
+/* an array with nothing in it */
+static int
+jscan_empty(const llmc_span_t *v)
+{
+    llmc_jscan_t  s = { v->a + 1, v->b, 0 };
+
+    jscan_ws(&s);
+    return *v->a == '[' && s.p < s.end && *s.p == ']';
+}
+
+/* the members of a chat answer, a choice and its message */
+enum { CT_ID, CT_OBJECT, CT_CREATED, CT_MODEL, CT_TIER, CT_FP, CT_CHOICES,
+       CT_USAGE, CT_N };
+enum { CC_INDEX, CC_MESSAGE, CC_LOGPROBS, CC_FINISH, CC_N };
+enum { CM_ROLE, CM_CONTENT, CM_REFUSAL, CM_ANNOTATIONS, CM_TOOLS, CM_N };
+
+/* an event of one choice: head, {"index":N, mid, the value v as jansson
+ * writes it, end */
+static int
+llmc_text_event(llmc_replay_t *rp, const llmc_str_t *head, const char *index,
+    const char *mid, const llmc_span_t *v, const char *end)
+{
+    if (llmc_str_add(&rp->out, head->p, head->len) != 0
+        || llmc_str_addz(&rp->out, "{\"index\":") != 0
+        || llmc_str_addz(&rp->out, index) != 0
+        || llmc_str_addz(&rp->out, mid) != 0
+        || (v != NULL && jscan_put(&rp->out, v) != 0)
+        || llmc_str_addz(&rp->out, end) != 0)
+    {
+        return -1;
+    }
+    return 0;
+}
+
+#define LLMC_TEXT_TAIL  ",\"logprobs\":null,\"finish_reason\":null}]}\n\n"
+
+/* one event per piece of the string member v, named key */
+static int
+llmc_text_pieces(llmc_replay_t *rp, const llmc_str_t *head,
+    const char *index, const char *key, const llmc_span_t *v,
+    llmc_str_t *tmp)
+{
+    llmc_tpl_t    t;
+    llmc_jscan_t  s = { v->a, v->b, 0 };
+    const char   *a, *b;
+    int           esc, rc;
+
+    (void) jscan_string(&s, &a, &b, &esc);
+    if (esc) {
+        tmp->len = 0;
+        if (jscan_unescape(tmp, a, b, 0) != 0) {
+            return -1;
+        }
+        a = tmp->p;
+        b = tmp->p + tmp->len;
+    }
+    memset(&t, 0, sizeof(llmc_tpl_t));
+    rc = -1;
+    if (llmc_str_add(&t.pre, head->p, head->len) == 0
+        && llmc_str_addz(&t.pre, "{\"index\":") == 0
+        && llmc_str_addz(&t.pre, index) == 0
+        && llmc_str_addz(&t.pre, ",\"delta\":{\"") == 0
+        && llmc_str_addz(&t.pre, key) == 0
+        && llmc_str_addz(&t.pre, "\":") == 0
+        && llmc_str_addz(&t.post, "}" LLMC_TEXT_TAIL) == 0)
+    {
+        llmc_tpl_pieces(rp, &t, a, b - a);
+        rc = rp->failed ? -1 : 0;
+    }
+    llmc_tpl_free(&t);
+    return rc;
+}
+
+/* 1: replayed into rp->out; 0: declined; -1: out of memory */
+static int
+llmc_replay_chat_text(llmc_replay_t *rp, const char *json, size_t len,
+    int include_usage)
+{
+    static const char *const  top[] = { "id", "object", "created", "model",
+                                        "service_tier", "system_fingerprint",
+                                        "choices", "usage" };
+    static const char *const  choice[] = { "index", "message", "logprobs",
+                                           "finish_reason" };
+    static const char *const  message[] = { "role", "content", "refusal",
+                                            "annotations", "tool_calls" };
+    static const char         asst[] = "\"assistant\"", st[] = "\"stop\"",
+                              nu[] = "null";
+    static const llmc_span_t  assistant = { asst, asst + sizeof(asst) - 1 },
+                              stop = { st, st + sizeof(st) - 1 },
+                              null = { nu, nu + sizeof(nu) - 1 };
+    llmc_jscan_t              s, c, m;
+    llmc_span_t               tv[CT_N], cv[CC_N], mv[CM_N];
+    llmc_str_t                head, tmp;
+    size_t                    i, head0;
+    char                      index[24];
+    int                       rc, text, refusal;
+
+    if (llmc_utf8_check((const unsigned char *) json, len) != len) {
+        return 0;
+    }
+    s.p = json;
+    s.end = json + len;
+    s.depth = 0;
+    jscan_ws(&s);
+    rc = jscan_value(&s, NULL, top, CT_N, tv, 0);
+    jscan_ws(&s);
+    if (rc != 1 || s.p != s.end
+        || tv[CT_OBJECT].b - tv[CT_OBJECT].a != 17
+        || memcmp(tv[CT_OBJECT].a, "\"chat.completion\"", 17) != 0
+        || !jscan_is(&tv[CT_CHOICES], '['))
+    {
+        return 0;
+    }
+
+    /* "data: {" and the members every chunk repeats, up to its choices */
+    memset(&head, 0, sizeof(head));
+    memset(&tmp, 0, sizeof(tmp));
+    rc = -1;
+    if (llmc_str_addz(&head, "data: {") != 0) {
+        goto done;
+    }
+    for (i = CT_ID; i <= CT_FP; i++) {
+        if (i != CT_OBJECT && tv[i].a == NULL) {
+            continue;
+        }
+        if ((head.len > sizeof("data: {") - 1
+             && llmc_str_add(&head, ",", 1) != 0)
+            || llmc_str_add(&head, "\"", 1) != 0
+            || llmc_str_addz(&head, top[i]) != 0
+            || llmc_str_add(&head, "\":", 2) != 0
+            || (i == CT_OBJECT
+                ? llmc_str_addz(&head, "\"chat.completion.chunk\"")
+                : jscan_put(&head, &tv[i])) != 0)
+        {
+            goto done;
+        }
+    }
+    head0 = head.len;
+    if ((include_usage && llmc_str_addz(&head, ",\"usage\":null") != 0)
+        || llmc_str_addz(&head, ",\"choices\":[") != 0)
+    {
+        goto done;
+    }
+
+    c.p = tv[CT_CHOICES].a + 1;
+    c.end = tv[CT_CHOICES].b;
+    c.depth = 0;
+    for (i = 0; ; i++) {
+        jscan_ws(&c);
+        if (*c.p == ',') {
+            c.p++;
+            jscan_ws(&c);
+        }
+        if (*c.p == ']') {
+            break;
+        }
+        (void) jscan_value(&c, NULL, choice, CC_N, cv, 0);
+        m.p = cv[CC_MESSAGE].a;
+        m.end = cv[CC_MESSAGE].b;
+        m.depth = 0;
+        if (cv[CC_MESSAGE].a == NULL
+            || jscan_value(&m, NULL, message, CM_N, mv, 1) != 1)
+        {
+            rc = 0;             /* the tree says why, or replays it */
+            goto done;
+        }
+        if (jscan_is(&mv[CM_TOOLS], '[') && !jscan_empty(&mv[CM_TOOLS])) {
+            rc = 0;
+            goto done;
+        }
+        if (cv[CC_INDEX].a != NULL
+            && (*cv[CC_INDEX].a == '-'
+                || (*cv[CC_INDEX].a >= '0' && *cv[CC_INDEX].a <= '9')))
+        {
+            snprintf(index, sizeof(index), "%.*s",
+                     (int) (cv[CC_INDEX].b - cv[CC_INDEX].a), cv[CC_INDEX].a);
+        } else {
+            snprintf(index, sizeof(index), "%zu", i);
+        }
+
+        /* the events llmc_replay_chat() writes */
+        text = jscan_is(&mv[CM_CONTENT], '"');
+        refusal = jscan_is(&mv[CM_REFUSAL], '"');
+        if (llmc_text_event(rp, &head, index, ",\"delta\":{\"role\":",
+                            jscan_is(&mv[CM_ROLE], '"') ? &mv[CM_ROLE]
+                                                        : &assistant,
+                            text ? ",\"content\":\"\",\"refusal\":null}"
+                                   LLMC_TEXT_TAIL
+                                 : ",\"content\":null,\"refusal\":null}"
+                                   LLMC_TEXT_TAIL) != 0
+            || (text && llmc_text_pieces(rp, &head, index, "content",
+                                         &mv[CM_CONTENT], &tmp) != 0)
+            || (refusal && mv[CM_REFUSAL].b - mv[CM_REFUSAL].a == 2
+                && llmc_text_event(rp, &head, index, ",\"delta\":{"
+                                   "\"refusal\":", &mv[CM_REFUSAL],
+                                   "}" LLMC_TEXT_TAIL) != 0)
+            || (refusal && llmc_text_pieces(rp, &head, index, "refusal",
+                                            &mv[CM_REFUSAL], &tmp) != 0)
+            || (jscan_is(&mv[CM_ANNOTATIONS], '[')
+                && !jscan_empty(&mv[CM_ANNOTATIONS])
+                && llmc_text_event(rp, &head, index, ",\"delta\":{"
+                                   "\"annotations\":", &mv[CM_ANNOTATIONS],
+                                   "}" LLMC_TEXT_TAIL) != 0)
+            || llmc_text_event(rp, &head, index,
+                               ",\"delta\":{},\"logprobs\":",
+                               cv[CC_LOGPROBS].a ? &cv[CC_LOGPROBS] : &null,
+                               ",\"finish_reason\":") != 0
+            || jscan_put(&rp->out, cv[CC_FINISH].a ? &cv[CC_FINISH] : &stop)
+               != 0
+            || llmc_str_addz(&rp->out, "}]}\n\n") != 0)
+        {
+            goto done;
+        }
+    }
+
+    if (include_usage && jscan_is(&tv[CT_USAGE], '{')
+        && (llmc_str_add(&rp->out, head.p, head0) != 0
+            || llmc_str_addz(&rp->out, ",\"choices\":[],\"usage\":") != 0
+            || jscan_put(&rp->out, &tv[CT_USAGE]) != 0
+            || llmc_str_addz(&rp->out, "}\n\n") != 0))
+    {
+        goto done;
+    }
+    rc = llmc_str_addz(&rp->out, "data: [DONE]\n\n") == 0 ? 1 : -1;
+
+done:
+    free(head.p);
+    free(tmp.p);
+    return rc;
+}
+
 char *
 llmc_stream_replay(llmc_api_e api, const char *json, size_t len,
     int include_usage, size_t chunk_chars, size_t *out_len, char *err,
     size_t errlen)
+{
+    return llmc_stream_replay_by(LLMC_REPLAY_ANY, api, json, len,
+                                 include_usage, chunk_chars, out_len, err,
+                                 errlen);
+}
+
+char *
+llmc_stream_replay_by(int path, llmc_api_e api, const char *json,
+    size_t len, int include_usage, size_t chunk_chars, size_t *out_len,
+    char *err, size_t errlen)
 {
     llmc_replay_t   rp;
     json_t         *src, *usage, *c, *obj;
@@ -2294,6 +2822,30 @@ llmc_stream_replay(llmc_api_e api, const char *json, size_t len,
     if (errlen > 0) {
         err[0] = '\0';
     }
+    memset(&rp, 0, sizeof(rp));
+    rp.chunk = chunk_chars ? chunk_chars : LLMC_STREAM_CHUNK_CHARS;
+
+    if (api == LLMC_API_CHAT && path != LLMC_REPLAY_TREE) {
+        rc = llmc_replay_chat_text(&rp, json, len, include_usage);
+        if (rc == 1) {
+            if (out_len != NULL) {
+                *out_len = rp.out.len;
+            }
+            return rp.out.p;
+        }
+        free(rp.out.p);
+        memset(&rp, 0, sizeof(rp));
+        rp.chunk = chunk_chars ? chunk_chars : LLMC_STREAM_CHUNK_CHARS;
+        if (rc < 0) {
+            snprintf(err, errlen, "%s: out of memory", __func__);
+            return NULL;
+        }
+    }
+    if (path == LLMC_REPLAY_TEXT) {
+        snprintf(err, errlen, "declined");
+        return NULL;
+    }
+
     src = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
                      &jerr);
     if (src == NULL) {
@@ -2323,9 +2875,6 @@ llmc_stream_replay(llmc_api_e api, const char *json, size_t len,
         snprintf(err, errlen, "%s: not a \"%s\" object", __func__, want);
         return NULL;
     }
-
-    memset(&rp, 0, sizeof(rp));
-    rp.chunk = chunk_chars ? chunk_chars : LLMC_STREAM_CHUNK_CHARS;
 
     switch (api) {
     case LLMC_API_CHAT:

@@ -61,6 +61,20 @@ char *llmc_stream_replay(llmc_api_e api, const char *json, size_t len,
     int include_usage, size_t chunk_chars, size_t *out_len, char *err,
     size_t errlen);
 
+/* llmc_stream_replay() by one way only, for the tests that hold the two
+ * to the same bytes.  LLMC_REPLAY_TREE: from jansson's tree of the answer
+ * (every api, every answer).  LLMC_REPLAY_TEXT: straight from the stored
+ * text (the usual chat answer; NULL with err "declined" for what it leaves
+ * to the tree).  LLMC_REPLAY_ANY, what llmc_stream_replay() does: the
+ * text when it can, the tree otherwise. */
+#define LLMC_REPLAY_ANY   0
+#define LLMC_REPLAY_TREE  1
+#define LLMC_REPLAY_TEXT  2
+
+char *llmc_stream_replay_by(int path, llmc_api_e api, const char *json,
+    size_t len, int include_usage, size_t chunk_chars, size_t *out_len,
+    char *err, size_t errlen);
+
 /* Whether an OpenAI request body asks for the usage chunk
  * ("stream_options": {"include_usage": true}): the include_usage argument
  * of llmc_stream_replay().  0 for anything else, invalid JSON included. */

@@ -1159,6 +1159,136 @@ test_replay_bytes(void)
     free(sse);
 }
 
+/* the replay from the stored text writes what the replay from jansson's
+ * tree writes, byte for byte, and takes the usual chat answers */
+static void
+test_replay_text(void)
+{
+    static const struct {
+        int          text;      /* 1: the text path takes it */
+        const char  *body;
+    } t[] = {
+        { 1, "{\"id\":\"c\",\"object\":\"chat.completion\",\"created\":1,"
+             "\"model\":\"m\",\"choices\":[{\"index\":0,\"message\":{"
+             "\"role\":\"assistant\",\"content\":\"Hello there, a longer "
+             "answer than one piece\"},\"finish_reason\":\"stop\"}]}" },
+        /* pretty-printed, escapes to canonicalize, keys in another order */
+        { 1, "{\n  \"choices\" : [ {\n    \"message\" : { \"content\" : "
+             "\"caf\\u00e9 \\/ \\ud83d\\ude00 \\u0041\\u001f\\u0000 \\\"q\\\""
+             " \\b\\f\\n\\r\\t\" , \"role\" : \"assistant\" } ,\n    "
+             "\"finish_reason\" : null , \"index\" : 3 , \"logprobs\" : "
+             "{ \"content\" : [ ] , \"n\" : -12 }\n  } ] ,\n  \"object\" : "
+             "\"chat.completion\" ,\n  \"model\" : \"gpt\\u002d4o\" ,\n  "
+             "\"usage\" : { \"prompt_tokens\" : 10 , \"x\" : [ true , false"
+             " , null , { } , [ ] ] }\n}\n" },
+        /* no id, two choices, no index, role not a string, content null,
+         * refusals, annotations, an unknown null field, extra members */
+        { 1, "{\"object\":\"chat.completion\",\"extra\":{\"a\":[1,2]},"
+             "\"system_fingerprint\":null,\"service_tier\":\"default\","
+             "\"choices\":[{\"message\":{\"role\":7,\"content\":null,"
+             "\"refusal\":\"\",\"annotations\":[],\"audio\":null,"
+             "\"tool_calls\":[]}},{\"index\":\"1\",\"message\":{"
+             "\"content\":\"\",\"refusal\":\"I can't help with that.\","
+             "\"annotations\":[{\"type\":\"url_citation\",\"url_citation\":"
+             "{\"start_index\":0,\"end_index\":5,\"url\":\"https://x\"}}]},"
+             "\"finish_reason\":\"content_filter\",\"other\":1}],"
+             "\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":0}}" },
+        { 1, "{\"object\":\"chat.completion\",\"choices\":[],"
+             "\"usage\":7}" },
+        { 1, "{\"object\":\"chat.completion\",\"created\":-9223372036854775,"
+             "\"choices\":[{\"message\":{\"content\":\"\"}}]}" },
+        /* left to the tree: it replays them or says why not */
+        { 0, "{\"object\":\"chat.completion\",\"choices\":[{\"message\":{"
+             "\"content\":\"a\"},\"logprobs\":{\"x\":0.5}}]}" },
+        { 0, "{\"object\":\"chat.completion\",\"choices\":[{\"message\":{"
+             "\"content\":null,\"tool_calls\":[{\"id\":\"t\",\"type\":"
+             "\"function\",\"function\":{\"name\":\"f\",\"arguments\":"
+             "\"{}\"}}]}}]}" },
+        { 0, "{\"object\":\"chat.completion\",\"choices\":[{\"message\":{"
+             "\"content\":\"a\",\"audio\":{\"id\":\"au\"}}}]}" },
+        { 0, "{\"object\":\"chat.completion\",\"choices\":[{\"message\":{"
+             "\"content\":\"a\",\"\\u0061udio\":null}}]}" },
+        { 0, "{\"object\":\"chat.completion\",\"choices\":[{\"message\":{"
+             "\"content\":\"a\"},\"x\":{\"k\":1,\"k\":2}}]}" },
+        { 0, "{\"object\":\"chat.completion\",\"created\":-0,"
+             "\"choices\":[]}" },
+        { 0, "{\"object\":\"chat.completion\",\"created\":0123,"
+             "\"choices\":[]}" },
+        { 0, "{\"object\":\"chat.completion\",\"created\":"
+             "1234567890123456789,\"choices\":[]}" },
+        { 0, "{\"object\":\"chat.completion\",\"id\":\"\\ud800\","
+             "\"choices\":[]}" },
+        { 0, "{\"object\":\"chat.completion\",\"id\":\"\xc3\x28\","
+             "\"choices\":[]}" },
+        { 0, "{\"object\":\"chat.completion\",\"choices\":[]} x" },
+        { 0, "{\"object\":\"chat.completion\",\"choices\":[],}" },
+        { 0, "{\"object\":\"chat.completion\",\"choices\":[{}]}" },
+        { 0, "{\"object\":\"chat.completion\",\"choices\":[1]}" },
+        { 0, "{\"object\":\"chat.completion\",\"choices\":{}}" },
+        { 0, "{\"object\":\"text_completion\",\"choices\":[]}" },
+        { 0, "{\"object\":\"chat.completion\",\"choices\":[],\"x\":"
+             "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]"
+             "]]]]]]]]]]]]]}" },
+        { 0, "[]" },
+        { 0, "" },
+    };
+    char    *any, *tree, *text, err[256], err2[256];
+    size_t   i, any_len, tree_len, text_len, chunk;
+    int      usage, same, taken;
+
+    for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        same = 1;
+        taken = 1;
+        for (usage = 0; usage <= 1; usage++) {
+            for (chunk = 1; chunk <= 21; chunk += 10) {
+                any_len = tree_len = text_len = 0;
+                any = llmc_stream_replay_by(LLMC_REPLAY_ANY, LLMC_API_CHAT,
+                                            t[i].body, strlen(t[i].body),
+                                            usage, chunk, &any_len, err,
+                                            sizeof(err));
+                tree = llmc_stream_replay_by(LLMC_REPLAY_TREE, LLMC_API_CHAT,
+                                             t[i].body, strlen(t[i].body),
+                                             usage, chunk, &tree_len, err2,
+                                             sizeof(err2));
+                text = llmc_stream_replay_by(LLMC_REPLAY_TEXT, LLMC_API_CHAT,
+                                             t[i].body, strlen(t[i].body),
+                                             usage, chunk, &text_len, err,
+                                             sizeof(err));
+                if ((any == NULL) != (tree == NULL)
+                    || (any != NULL && (any_len != tree_len
+                                        || memcmp(any, tree, any_len) != 0))
+                    || (text != NULL
+                        && (tree == NULL || text_len != tree_len
+                            || memcmp(text, tree, text_len) != 0)))
+                {
+                    same = 0;
+                    printf("#   usage %d chunk %zu\n#   text: %s\n"
+                           "#   tree: %s\n", usage, chunk,
+                           text ? text : err, tree ? tree : err2);
+                }
+                if (text == NULL) {
+                    taken = 0;
+                }
+                free(any);
+                free(tree);
+                free(text);
+            }
+        }
+        ok(same, "text replay %zu: the same bytes as the tree's", i);
+        if (i == 2) {
+            tree = llmc_stream_replay_by(LLMC_REPLAY_TREE, LLMC_API_CHAT,
+                                         t[i].body, strlen(t[i].body), 0, 0,
+                                         NULL, err, sizeof(err));
+            ok(tree != NULL && strstr(tree, "\"role\":\"assistant\","
+                                      "\"content\":null,\"refusal\":null}")
+               != NULL, "text replay %zu: content null, refusal null", i);
+            free(tree);
+        }
+        ok(taken == t[i].text, "text replay %zu: %s", i,
+           t[i].text ? "written from the text" : "left to the tree");
+    }
+}
+
 /* jansson's n-th allocation fails (n < 0: none); counts them.  Not inside
  * json_loadb() and json_dumps(): jansson 2.14 loses bytes there when an
  * allocation fails and still succeeds (its lexer drops a character of a
@@ -1372,6 +1502,7 @@ main(int argc, char **argv)
     test_replay_shape();
     test_replay_escapes();
     test_replay_bytes();
+    test_replay_text();
     test_out_of_memory();
     test_usage();
     return done_testing();
