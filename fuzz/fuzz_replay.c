@@ -1,7 +1,7 @@
 /*
  * libFuzzer target for the stream replay of a stored answer.  The first
- * byte picks include_usage and the piece size; the rest is the stored
- * chat answer.  Checked: whatever the replay from the stored text writes,
+ * byte picks include_usage, the api (chat completions or Anthropic
+ * messages) and the piece size; the rest is the stored answer.  Checked: whatever the replay from the stored text writes,
  * the replay from jansson's tree writes too, byte for byte (the text path
  * declines what it does not take, and then the tree replays it or says
  * why not); llmc_stream_replay() gives the tree's answer.
@@ -16,15 +16,17 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char    *buf, *any, *tree, *text, err[256];
-    size_t   any_len = 0, tree_len = 0, text_len = 0, chunk;
-    int      usage;
+    char        *buf, *any, *tree, *text, err[256];
+    size_t       any_len = 0, tree_len = 0, text_len = 0, chunk;
+    int          usage;
+    llmc_api_e   api;
 
     if (size < 1 || size > 65536) {
         return 0;
     }
     usage = data[0] & 1;
-    chunk = data[0] >> 1;
+    api = data[0] & 2 ? LLMC_API_MESSAGES : LLMC_API_CHAT;
+    chunk = data[0] >> 2;
     data++;
     size--;
 
@@ -35,11 +37,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     memcpy(buf, data, size);
 
-    any = llmc_stream_replay(LLMC_API_CHAT, buf, size, usage, chunk,
+    any = llmc_stream_replay(api, buf, size, usage, chunk,
                              &any_len, err, sizeof(err));
-    tree = llmc_stream_replay_by(LLMC_REPLAY_TREE, LLMC_API_CHAT, buf, size,
+    tree = llmc_stream_replay_by(LLMC_REPLAY_TREE, api, buf, size,
                                  usage, chunk, &tree_len, err, sizeof(err));
-    text = llmc_stream_replay_by(LLMC_REPLAY_TEXT, LLMC_API_CHAT, buf, size,
+    text = llmc_stream_replay_by(LLMC_REPLAY_TEXT, api, buf, size,
                                  usage, chunk, &text_len, err, sizeof(err));
     if ((any == NULL) != (tree == NULL)
         || (any != NULL

@@ -1,7 +1,8 @@
 /*
  * core_bench: what one cache lookup costs in src/core, step by step, on a
  * typical chat request: parse, normalize, keys, entry decode, and for a
- * client that asked for a stream the entry's replay as server-sent events.
+ * client that asked for a stream the entry's replay as server-sent events
+ * (and the same answer's as an Anthropic message).
  * The figures say where a HIT's CPU time goes inside the module.  Then the steps a
  * SEMANTIC hit adds: the built-in embedding, its LSH signature, and per
  * candidate the cosine with the stored int8 vector (llmc_vec_cosine, no
@@ -41,6 +42,23 @@ now(void)
 
 #define ROUNDS  5
 
+/* one replay of a stored answer as SSE: its time in seconds */
+static double
+replay(int path, llmc_api_e api, const char *body, size_t len, size_t *out)
+{
+    char    *sse, err[256];
+    double   t0 = now();
+
+    sse = llmc_stream_replay_by(path, api, body, len, 1, 16, out, err,
+                                sizeof(err));
+    if (sse == NULL) {
+        fprintf(stderr, "core_bench: %s\n", err);
+        exit(1);
+    }
+    free(sse);
+    return now() - t0;
+}
+
 static void
 best(double *b, double t)
 {
@@ -52,12 +70,12 @@ best(double *b, double t)
 int
 main(int argc, char **argv)
 {
-    int             i, n, round, per;
-    char            err[256], *norm, *val, tenant[32], *sse;
-    size_t          norm_len, val_len, sse_len = 0;
-    double          t0, t_parse, t_norm, t_key, t_key_new, t_dec, t_sse;
+    int             i, k, n, round, per;
+    char            err[256], *norm, *val, tenant[32];
+    size_t          norm_len, val_len, rep_len[4];
+    double          t0, t_parse, t_norm, t_key, t_key_new, t_dec, t_rep[4];
     double          b_parse = 0, b_norm = 0, b_key = 0, b_key_new = 0;
-    double          b_dec = 0, b_sse = 0;
+    double          b_dec = 0, b_rep[4] = { 0 };
     double          t_emb, t_sign, t_cos, t_guard;
     double          b_emb = 0, b_sign = 0, b_cos = 0, b_guard = 0;
     float           vec[LLMC_EMBED_DIM_DEFAULT];
@@ -77,6 +95,12 @@ main(int argc, char **argv)
         "\"content\":\"You are a helpful cooking assistant.\"},"
         "{\"role\":\"user\",\"content\":\"파스타 레시피 좀 알려주세요\"}],"
         "\"temperature\":0.7}";
+    static const char message[] =
+        "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\","
+        "\"model\":\"claude-sonnet-4-5\",\"content\":[{\"type\":\"text\","
+        "\"text\":\"Boil the pasta, then ...\"}],\"stop_reason\":"
+        "\"end_turn\",\"stop_sequence\":null,\"usage\":{\"input_tokens\":"
+        "20,\"output_tokens\":30}}";
     static const char stored_prompt[] = "맛있는 파스타 레시피 알려줘";
     static const char answer[] =
         "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\","
@@ -120,7 +144,8 @@ main(int argc, char **argv)
     n = per * ROUNDS;
 
     for (round = 0; round < ROUNDS; round++) {
-        t_parse = t_norm = t_key = t_key_new = t_dec = t_sse = 0;
+        t_parse = t_norm = t_key = t_key_new = t_dec = 0;
+        memset(t_rep, 0, sizeof(t_rep));
         t_emb = t_sign = t_cos = t_guard = 0;
 
         for (i = 0; i < per; i++) {
@@ -158,17 +183,16 @@ main(int argc, char **argv)
             }
             t_dec += now() - t0;
 
-            /* as the module replays it: 16 code points per piece */
-            t0 = now();
-            sse = llmc_stream_replay(LLMC_API_CHAT, entry.body,
-                                     entry.body_len, 1, 16, &sse_len, err,
-                                     sizeof(err));
-            if (sse == NULL) {
-                fprintf(stderr, "core_bench: %s\n", err);
-                return 1;
+            /* as the module replays them (16 code points per piece), and
+             * through jansson's tree alone */
+            for (k = 0; k < 4; k++) {
+                t_rep[k] += replay(k & 1 ? LLMC_REPLAY_TREE : LLMC_REPLAY_ANY,
+                                   k < 2 ? LLMC_API_CHAT : LLMC_API_MESSAGES,
+                                   k < 2 ? entry.body : message,
+                                   k < 2 ? entry.body_len
+                                         : sizeof(message) - 1,
+                                   &rep_len[k]);
             }
-            free(sse);
-            t_sse += now() - t0;
 
             t0 = now();
             llmc_embed_builtin(norm, norm_len, vec, LLMC_EMBED_DIM_DEFAULT);
@@ -215,7 +239,9 @@ main(int argc, char **argv)
         best(&b_key, t_key / per);
         best(&b_key_new, t_key_new / per);
         best(&b_dec, t_dec / per);
-        best(&b_sse, t_sse / per);
+        for (k = 0; k < 4; k++) {
+            best(&b_rep[k], t_rep[k] / per);
+        }
         best(&b_emb, t_emb / per);
         best(&b_sign, t_sign / per);
         best(&b_cos, t_cos / per);
@@ -233,7 +259,13 @@ main(int argc, char **argv)
     printf("| total (keys: scope seen before) | %.0f |\n",
            (b_parse + b_norm + b_key + b_dec) * 1e9);
     printf("| a stream asked for: the entry replayed as SSE (%zu bytes) "
-           "| %.0f |\n", sse_len, b_sse * 1e9);
+           "| %.0f |\n", rep_len[0], b_rep[0] * 1e9);
+    printf("| the same, through jansson's tree of the answer | %.0f |\n",
+           b_rep[1] * 1e9);
+    printf("| the same answer as an Anthropic message, replayed (%zu bytes) "
+           "| %.0f |\n", rep_len[2], b_rep[2] * 1e9);
+    printf("| the same, through jansson's tree of the answer | %.0f |\n",
+           b_rep[3] * 1e9);
 
     printf("\n| a SEMANTIC hit adds (dim %d, %d bands x %d bits) | ns per "
            "call |\n|---|---|\n", LLMC_EMBED_DIM_DEFAULT,

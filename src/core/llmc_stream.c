@@ -2289,16 +2289,17 @@ llmc_replay_messages(llmc_replay_t *rp, json_t *src, char *err,
 
 /*
  * The usual chat answer (text content, perhaps a refusal or annotations, no
- * tool calls) is replayed straight from its stored text: the stored JSON is
- * scanned, checked as jansson checks it (strict UTF-8, escapes, surrogate
- * pairs, no duplicate keys at any depth, nothing after the value), and its
- * values are written in the compact form jansson dumps.  Building the tree
- * took most of a replay: parsing a 600-byte answer with jansson costs more
- * than the rest of a cache HIT.  What this path leaves to the tree (it
- * declines): tool calls and function_call, fields no format names, reals,
- * keys with escapes, integers of 19 digits or more, nesting past 32, and
- * anything that is not valid JSON (the tree then reports the error).  The
- * two paths write the same bytes: t/unit/test_stream.c and
+ * tool calls) and the usual Anthropic message (text blocks) are replayed
+ * straight from their stored text: the stored JSON is scanned, checked as
+ * jansson checks it (strict UTF-8, escapes, surrogate pairs, no duplicate
+ * keys at any depth, nothing after the value), and its values are written
+ * in the compact form jansson dumps.  Building the tree took most of a
+ * replay: parsing a 600-byte answer with jansson costs more than the rest
+ * of a cache HIT.  What this path leaves to the tree (it declines): tool
+ * calls, function_call, thinking and other blocks, fields no format
+ * names, reals, keys with escapes, integers of 19 digits or more, nesting
+ * past 32, and anything that is not valid JSON (the tree then reports the
+ * error).  The two paths write the same bytes: t/unit/test_stream.c and
  * fuzz/fuzz_replay.c hold them to it.
  */
 
@@ -2390,6 +2391,22 @@ jscan_unescape(llmc_str_t *out, const char *p, const char *end, int canon)
     return llmc_str_add(out, start, p - start);
 }
 
+/* the index of the key [a, b) in names, n when it is not there */
+static size_t
+jscan_name(const char *const *names, size_t n, const char *a, const char *b)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (strlen(names[i]) == (size_t) (b - a)
+            && memcmp(names[i], a, b - a) == 0)
+        {
+            break;
+        }
+    }
+    return i;
+}
+
 /*
  * The JSON value at s->p, checked; written to out as jansson dumps it
  * (compact) unless out is NULL.  With names, the value must be an object
@@ -2476,13 +2493,7 @@ jscan_value(llmc_jscan_t *s, llmc_str_t *out, const char *const *names,
                 {
                     return -1;
                 }
-                for (j = 0; j < n; j++) {
-                    if (strlen(names[j]) == (size_t) (b - a)
-                        && memcmp(names[j], a, b - a) == 0)
-                    {
-                        break;
-                    }
-                }
+                j = jscan_name(names, n, a, b);
                 if (j < n) {
                     spans[j].a = s->p;
                 } else if (only
@@ -2567,6 +2578,35 @@ jscan_is(const llmc_span_t *v, char c)
     return v->a != NULL && *v->a == c;
 }
 
+/* the value is exactly this JSON text */
+static int
+jscan_eq(const llmc_span_t *v, const char *text)
+{
+    size_t  n = strlen(text);
+
+    return v->a != NULL && (size_t) (v->b - v->a) == n
+           && memcmp(v->a, text, n) == 0;
+}
+
+/* a stored answer: 1 when it is one JSON object (valid UTF-8, nothing
+ * after it) the text path takes, with spans[i] its member names[i] */
+static int
+jscan_top(const char *json, size_t len, const char *const *names, size_t n,
+    llmc_span_t *spans)
+{
+    llmc_jscan_t  s = { json, json + len, 0 };
+
+    if (llmc_utf8_check((const unsigned char *) json, len) != len) {
+        return 0;
+    }
+    jscan_ws(&s);
+    if (jscan_value(&s, NULL, names, n, spans, 0) != 1) {
+        return 0;
+    }
+    jscan_ws(&s);
+    return s.p == s.end;
+}
+
 /* an array with nothing in it */
 static int
 jscan_empty(const llmc_span_t *v)
@@ -2575,6 +2615,65 @@ jscan_empty(const llmc_span_t *v)
 
     jscan_ws(&s);
     return *v->a == '[' && s.p < s.end && *s.p == ']';
+}
+
+/* the next element of a checked array, or member of a checked object
+ * (s->p inside it, after its bracket or the element before): 1 with the
+ * element in v and, for an object, the inside of its key's quotes in k;
+ * 0 at the end */
+static int
+jscan_next(llmc_jscan_t *s, llmc_span_t *k, llmc_span_t *v)
+{
+    int  esc;
+
+    jscan_ws(s);
+    if (*s->p == ',') {
+        s->p++;
+        jscan_ws(s);
+    }
+    if (*s->p == ']' || *s->p == '}') {
+        return 0;
+    }
+    if (k != NULL) {
+        (void) jscan_string(s, &k->a, &k->b, &esc);
+        jscan_ws(s);
+        s->p++;                 /* ':' */
+        jscan_ws(s);
+    }
+    v->a = s->p;
+    (void) jscan_value(s, NULL, NULL, 0, NULL, 0);
+    v->b = s->p;
+    return 1;
+}
+
+/* the checked object v as jansson dumps it, with the JSON text vals[i]
+ * for the value of its member keys[i] (when it has one) */
+static int
+jscan_put_with(llmc_str_t *out, const llmc_span_t *v,
+    const char *const *keys, const char *const *vals, size_t n)
+{
+    llmc_jscan_t  s = { v->a + 1, v->b, 0 };
+    llmc_span_t   k, m;
+    size_t        i;
+
+    if (llmc_str_add(out, "{", 1) != 0) {
+        return -1;
+    }
+    for (i = 0; jscan_next(&s, &k, &m); i++) {
+        if ((i > 0 && llmc_str_add(out, ",", 1) != 0)
+            || llmc_str_add(out, k.a - 1, k.b - k.a + 2) != 0
+            || llmc_str_add(out, ":", 1) != 0)
+        {
+            return -1;
+        }
+        if (jscan_name(keys, n, k.a, k.b) < n
+            ? llmc_str_addz(out, vals[jscan_name(keys, n, k.a, k.b)]) != 0
+            : jscan_put(out, &m) != 0)
+        {
+            return -1;
+        }
+    }
+    return llmc_str_add(out, "}", 1);
 }
 
 /* the members of a chat answer, a choice and its message */
@@ -2603,16 +2702,14 @@ llmc_text_event(llmc_replay_t *rp, const llmc_str_t *head, const char *index,
 
 #define LLMC_TEXT_TAIL  ",\"logprobs\":null,\"finish_reason\":null}]}\n\n"
 
-/* one event per piece of the string member v, named key */
+/* one event per piece of the checked string v, through template t */
 static int
-llmc_text_pieces(llmc_replay_t *rp, const llmc_str_t *head,
-    const char *index, const char *key, const llmc_span_t *v,
+llmc_text_pieces_tpl(llmc_replay_t *rp, llmc_tpl_t *t, const llmc_span_t *v,
     llmc_str_t *tmp)
 {
-    llmc_tpl_t    t;
     llmc_jscan_t  s = { v->a, v->b, 0 };
     const char   *a, *b;
-    int           esc, rc;
+    int           esc;
 
     (void) jscan_string(&s, &a, &b, &esc);
     if (esc) {
@@ -2623,6 +2720,19 @@ llmc_text_pieces(llmc_replay_t *rp, const llmc_str_t *head,
         a = tmp->p;
         b = tmp->p + tmp->len;
     }
+    llmc_tpl_pieces(rp, t, a, b - a);
+    return rp->failed ? -1 : 0;
+}
+
+/* one chat event per piece of the string member v, named key */
+static int
+llmc_text_pieces(llmc_replay_t *rp, const llmc_str_t *head,
+    const char *index, const char *key, const llmc_span_t *v,
+    llmc_str_t *tmp)
+{
+    llmc_tpl_t  t;
+    int         rc;
+
     memset(&t, 0, sizeof(llmc_tpl_t));
     rc = -1;
     if (llmc_str_add(&t.pre, head->p, head->len) == 0
@@ -2633,8 +2743,7 @@ llmc_text_pieces(llmc_replay_t *rp, const llmc_str_t *head,
         && llmc_str_addz(&t.pre, "\":") == 0
         && llmc_str_addz(&t.post, "}" LLMC_TEXT_TAIL) == 0)
     {
-        llmc_tpl_pieces(rp, &t, a, b - a);
-        rc = rp->failed ? -1 : 0;
+        rc = llmc_text_pieces_tpl(rp, &t, v, tmp);
     }
     llmc_tpl_free(&t);
     return rc;
@@ -2657,25 +2766,15 @@ llmc_replay_chat_text(llmc_replay_t *rp, const char *json, size_t len,
     static const llmc_span_t  assistant = { asst, asst + sizeof(asst) - 1 },
                               stop = { st, st + sizeof(st) - 1 },
                               null = { nu, nu + sizeof(nu) - 1 };
-    llmc_jscan_t              s, c, m;
-    llmc_span_t               tv[CT_N], cv[CC_N], mv[CM_N];
+    llmc_jscan_t              c, m;
+    llmc_span_t               tv[CT_N], cv[CC_N], mv[CM_N], el;
     llmc_str_t                head, tmp;
     size_t                    i, head0;
     char                      index[24];
     int                       rc, text, refusal;
 
-    if (llmc_utf8_check((const unsigned char *) json, len) != len) {
-        return 0;
-    }
-    s.p = json;
-    s.end = json + len;
-    s.depth = 0;
-    jscan_ws(&s);
-    rc = jscan_value(&s, NULL, top, CT_N, tv, 0);
-    jscan_ws(&s);
-    if (rc != 1 || s.p != s.end
-        || tv[CT_OBJECT].b - tv[CT_OBJECT].a != 17
-        || memcmp(tv[CT_OBJECT].a, "\"chat.completion\"", 17) != 0
+    if (!jscan_top(json, len, top, CT_N, tv)
+        || !jscan_eq(&tv[CT_OBJECT], "\"chat.completion\"")
         || !jscan_is(&tv[CT_CHOICES], '['))
     {
         return 0;
@@ -2714,16 +2813,11 @@ llmc_replay_chat_text(llmc_replay_t *rp, const char *json, size_t len,
     c.p = tv[CT_CHOICES].a + 1;
     c.end = tv[CT_CHOICES].b;
     c.depth = 0;
-    for (i = 0; ; i++) {
-        jscan_ws(&c);
-        if (*c.p == ',') {
-            c.p++;
-            jscan_ws(&c);
-        }
-        if (*c.p == ']') {
-            break;
-        }
-        (void) jscan_value(&c, NULL, choice, CC_N, cv, 0);
+    for (i = 0; jscan_next(&c, NULL, &el); i++) {
+        m.p = el.a;
+        m.end = el.b;
+        m.depth = 0;
+        (void) jscan_value(&m, NULL, choice, CC_N, cv, 0);
         m.p = cv[CC_MESSAGE].a;
         m.end = cv[CC_MESSAGE].b;
         m.depth = 0;
@@ -2798,6 +2892,155 @@ done:
     return rc;
 }
 
+/* an Anthropic event's start: "event: type", "data: {"type":"type"" and,
+ * unless index is NULL, ","index":index" */
+static int
+llmc_text_ant(llmc_str_t *out, const char *type, const char *index)
+{
+    return llmc_str_addz(out, "event: ") == 0
+           && llmc_str_addz(out, type) == 0
+           && llmc_str_addz(out, "\ndata: {\"type\":\"") == 0
+           && llmc_str_addz(out, type) == 0
+           && llmc_str_add(out, "\"", 1) == 0
+           && (index == NULL
+               || (llmc_str_addz(out, ",\"index\":") == 0
+                   && llmc_str_addz(out, index) == 0)) ? 0 : -1;
+}
+
+/* the usual Anthropic message (text blocks only): 1 replayed into
+ * rp->out, 0 declined, -1 out of memory */
+static int
+llmc_replay_messages_text(llmc_replay_t *rp, const char *json, size_t len)
+{
+    static const char *const  top[] = { "type", "content", "stop_reason",
+                                        "stop_sequence", "usage" };
+    static const char *const  block[] = { "type", "text", "citations" };
+    static const char *const  start[] = { "content", "stop_reason",
+                                          "stop_sequence" };
+    static const char *const  start_vals[] = { "[]", "null", "null" };
+    static const char *const  empty[] = { "text", "citations" };
+    static const char *const  empty_vals[] = { "\"\"", "[]" };
+    enum { MT_TYPE, MT_CONTENT, MT_STOP, MT_SEQ, MT_USAGE, MT_N };
+    enum { MB_TYPE, MB_TEXT, MB_CITATIONS, MB_N };
+    llmc_jscan_t  b, c;
+    llmc_span_t   tv[MT_N], bv[MB_N], el, cit, whole;
+    llmc_str_t    tmp;
+    llmc_tpl_t    t;
+    char          index[24];
+    size_t        i;
+    int           rc, bad;
+
+    if (!jscan_top(json, len, top, MT_N, tv)
+        || !jscan_eq(&tv[MT_TYPE], "\"message\"")
+        || !jscan_is(&tv[MT_CONTENT], '[') || !jscan_is(&tv[MT_STOP], '"'))
+    {
+        return 0;
+    }
+
+    /* only text blocks: anything else is left to the tree */
+    b.p = tv[MT_CONTENT].a + 1;
+    b.end = tv[MT_CONTENT].b;
+    b.depth = 0;
+    while (jscan_next(&b, NULL, &el)) {
+        c.p = el.a;
+        c.end = el.b;
+        c.depth = 0;
+        if (jscan_value(&c, NULL, block, MB_N, bv, 0) != 1
+            || !jscan_eq(&bv[MB_TYPE], "\"text\"")
+            || !jscan_is(&bv[MB_TEXT], '"'))
+        {
+            return 0;
+        }
+    }
+
+    /* the events llmc_replay_messages() writes */
+    whole.a = llmc_json_ws(json, json + len);
+    whole.b = json + len;
+    if (llmc_text_ant(&rp->out, "message_start", NULL) != 0
+        || llmc_str_addz(&rp->out, ",\"message\":") != 0
+        || jscan_put_with(&rp->out, &whole, start, start_vals, 3) != 0
+        || llmc_str_addz(&rp->out, "}\n\n") != 0)
+    {
+        return -1;
+    }
+
+    memset(&tmp, 0, sizeof(tmp));
+    rc = -1;
+    b.p = tv[MT_CONTENT].a + 1;
+    b.depth = 0;
+    for (i = 0; jscan_next(&b, NULL, &el); i++) {
+        c.p = el.a;
+        c.end = el.b;
+        c.depth = 0;
+        (void) jscan_value(&c, NULL, block, MB_N, bv, 0);
+        snprintf(index, sizeof(index), "%zu", i);
+        if (llmc_text_ant(&rp->out, "content_block_start", index) != 0
+            || llmc_str_addz(&rp->out, ",\"content_block\":") != 0
+            || jscan_put_with(&rp->out, &el, empty, empty_vals,
+                              jscan_is(&bv[MB_CITATIONS], '[') ? 2 : 1) != 0
+            || llmc_str_addz(&rp->out, "}\n\n") != 0
+            || (i == 0 && (llmc_text_ant(&rp->out, "ping", NULL) != 0
+                           || llmc_str_addz(&rp->out, "}\n\n") != 0)))
+        {
+            goto done;
+        }
+        if (jscan_is(&bv[MB_CITATIONS], '[')) {
+            c.p = bv[MB_CITATIONS].a + 1;
+            c.end = bv[MB_CITATIONS].b;
+            c.depth = 0;
+            while (jscan_next(&c, NULL, &cit)) {
+                if (llmc_text_ant(&rp->out, "content_block_delta", index)
+                    != 0
+                    || llmc_str_addz(&rp->out, ",\"delta\":{\"type\":"
+                                     "\"citations_delta\",\"citation\":")
+                       != 0
+                    || jscan_put(&rp->out, &cit) != 0
+                    || llmc_str_addz(&rp->out, "}}\n\n") != 0)
+                {
+                    goto done;
+                }
+            }
+        }
+
+        /* the text in pieces, then the block's end */
+        memset(&t, 0, sizeof(llmc_tpl_t));
+        bad = llmc_text_ant(&t.pre, "content_block_delta", index) != 0
+              || llmc_str_addz(&t.pre, ",\"delta\":{\"type\":"
+                               "\"text_delta\",\"text\":") != 0
+              || llmc_str_addz(&t.post, "}}\n\n") != 0
+              || llmc_text_pieces_tpl(rp, &t, &bv[MB_TEXT], &tmp) != 0;
+        llmc_tpl_free(&t);
+        if (bad
+            || llmc_text_ant(&rp->out, "content_block_stop", index) != 0
+            || llmc_str_addz(&rp->out, "}\n\n") != 0)
+        {
+            goto done;
+        }
+    }
+
+    if (llmc_text_ant(&rp->out, "message_delta", NULL) != 0
+        || llmc_str_addz(&rp->out, ",\"delta\":{\"stop_reason\":") != 0
+        || jscan_put(&rp->out, &tv[MT_STOP]) != 0
+        || (tv[MT_SEQ].a != NULL
+            && (llmc_str_addz(&rp->out, ",\"stop_sequence\":") != 0
+                || jscan_put(&rp->out, &tv[MT_SEQ]) != 0))
+        || llmc_str_add(&rp->out, "}", 1) != 0
+        || (tv[MT_USAGE].a != NULL
+            && (llmc_str_addz(&rp->out, ",\"usage\":") != 0
+                || jscan_put(&rp->out, &tv[MT_USAGE]) != 0))
+        || llmc_str_addz(&rp->out, "}\n\n") != 0
+        || llmc_text_ant(&rp->out, "message_stop", NULL) != 0
+        || llmc_str_addz(&rp->out, "}\n\n") != 0)
+    {
+        goto done;
+    }
+    rc = 1;
+
+done:
+    free(tmp.p);
+    return rc;
+}
+
 char *
 llmc_stream_replay(llmc_api_e api, const char *json, size_t len,
     int include_usage, size_t chunk_chars, size_t *out_len, char *err,
@@ -2825,8 +3068,12 @@ llmc_stream_replay_by(int path, llmc_api_e api, const char *json,
     memset(&rp, 0, sizeof(rp));
     rp.chunk = chunk_chars ? chunk_chars : LLMC_STREAM_CHUNK_CHARS;
 
-    if (api == LLMC_API_CHAT && path != LLMC_REPLAY_TREE) {
-        rc = llmc_replay_chat_text(&rp, json, len, include_usage);
+    if ((api == LLMC_API_CHAT || api == LLMC_API_MESSAGES)
+        && path != LLMC_REPLAY_TREE)
+    {
+        rc = api == LLMC_API_CHAT
+             ? llmc_replay_chat_text(&rp, json, len, include_usage)
+             : llmc_replay_messages_text(&rp, json, len);
         if (rc == 1) {
             if (out_len != NULL) {
                 *out_len = rp.out.len;

@@ -1167,11 +1167,13 @@ test_replay_text(void)
     static const struct {
         int          text;      /* 1: the text path takes it */
         const char  *body;
+        llmc_api_e   api;
     } t[] = {
         { 1, "{\"id\":\"c\",\"object\":\"chat.completion\",\"created\":1,"
              "\"model\":\"m\",\"choices\":[{\"index\":0,\"message\":{"
              "\"role\":\"assistant\",\"content\":\"Hello there, a longer "
-             "answer than one piece\"},\"finish_reason\":\"stop\"}]}" },
+             "answer than one piece\"},\"finish_reason\":\"stop\"}]}",
+          LLMC_API_CHAT },
         /* pretty-printed, escapes to canonicalize, keys in another order */
         { 1, "{\n  \"choices\" : [ {\n    \"message\" : { \"content\" : "
              "\"caf\\u00e9 \\/ \\ud83d\\ude00 \\u0041\\u001f\\u0000 \\\"q\\\""
@@ -1180,7 +1182,7 @@ test_replay_text(void)
              "{ \"content\" : [ ] , \"n\" : -12 }\n  } ] ,\n  \"object\" : "
              "\"chat.completion\" ,\n  \"model\" : \"gpt\\u002d4o\" ,\n  "
              "\"usage\" : { \"prompt_tokens\" : 10 , \"x\" : [ true , false"
-             " , null , { } , [ ] ] }\n}\n" },
+             " , null , { } , [ ] ] }\n}\n", LLMC_API_CHAT },
         /* no id, two choices, no index, role not a string, content null,
          * refusals, annotations, an unknown null field, extra members */
         { 1, "{\"object\":\"chat.completion\",\"extra\":{\"a\":[1,2]},"
@@ -1192,65 +1194,110 @@ test_replay_text(void)
              "\"annotations\":[{\"type\":\"url_citation\",\"url_citation\":"
              "{\"start_index\":0,\"end_index\":5,\"url\":\"https://x\"}}]},"
              "\"finish_reason\":\"content_filter\",\"other\":1}],"
-             "\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":0}}" },
+             "\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":0}}",
+          LLMC_API_CHAT },
         { 1, "{\"object\":\"chat.completion\",\"choices\":[],"
-             "\"usage\":7}" },
+             "\"usage\":7}", LLMC_API_CHAT },
         { 1, "{\"object\":\"chat.completion\",\"created\":-9223372036854775,"
-             "\"choices\":[{\"message\":{\"content\":\"\"}}]}" },
+             "\"choices\":[{\"message\":{\"content\":\"\"}}]}",
+          LLMC_API_CHAT },
         /* left to the tree: it replays them or says why not */
         { 0, "{\"object\":\"chat.completion\",\"choices\":[{\"message\":{"
-             "\"content\":\"a\"},\"logprobs\":{\"x\":0.5}}]}" },
+             "\"content\":\"a\"},\"logprobs\":{\"x\":0.5}}]}", LLMC_API_CHAT },
         { 0, "{\"object\":\"chat.completion\",\"choices\":[{\"message\":{"
              "\"content\":null,\"tool_calls\":[{\"id\":\"t\",\"type\":"
              "\"function\",\"function\":{\"name\":\"f\",\"arguments\":"
-             "\"{}\"}}]}}]}" },
+             "\"{}\"}}]}}]}", LLMC_API_CHAT },
         { 0, "{\"object\":\"chat.completion\",\"choices\":[{\"message\":{"
-             "\"content\":\"a\",\"audio\":{\"id\":\"au\"}}}]}" },
+             "\"content\":\"a\",\"audio\":{\"id\":\"au\"}}}]}",
+          LLMC_API_CHAT },
         { 0, "{\"object\":\"chat.completion\",\"choices\":[{\"message\":{"
-             "\"content\":\"a\",\"\\u0061udio\":null}}]}" },
+             "\"content\":\"a\",\"\\u0061udio\":null}}]}", LLMC_API_CHAT },
         { 0, "{\"object\":\"chat.completion\",\"choices\":[{\"message\":{"
-             "\"content\":\"a\"},\"x\":{\"k\":1,\"k\":2}}]}" },
+             "\"content\":\"a\"},\"x\":{\"k\":1,\"k\":2}}]}", LLMC_API_CHAT },
         { 0, "{\"object\":\"chat.completion\",\"created\":-0,"
-             "\"choices\":[]}" },
+             "\"choices\":[]}", LLMC_API_CHAT },
         { 0, "{\"object\":\"chat.completion\",\"created\":0123,"
-             "\"choices\":[]}" },
+             "\"choices\":[]}", LLMC_API_CHAT },
         { 0, "{\"object\":\"chat.completion\",\"created\":"
-             "1234567890123456789,\"choices\":[]}" },
+             "1234567890123456789,\"choices\":[]}", LLMC_API_CHAT },
         { 0, "{\"object\":\"chat.completion\",\"id\":\"\\ud800\","
-             "\"choices\":[]}" },
+             "\"choices\":[]}", LLMC_API_CHAT },
         { 0, "{\"object\":\"chat.completion\",\"id\":\"\xc3\x28\","
-             "\"choices\":[]}" },
-        { 0, "{\"object\":\"chat.completion\",\"choices\":[]} x" },
-        { 0, "{\"object\":\"chat.completion\",\"choices\":[],}" },
-        { 0, "{\"object\":\"chat.completion\",\"choices\":[{}]}" },
-        { 0, "{\"object\":\"chat.completion\",\"choices\":[1]}" },
-        { 0, "{\"object\":\"chat.completion\",\"choices\":{}}" },
-        { 0, "{\"object\":\"text_completion\",\"choices\":[]}" },
+             "\"choices\":[]}", LLMC_API_CHAT },
+        { 0, "{\"object\":\"chat.completion\",\"choices\":[]} x",
+          LLMC_API_CHAT },
+        { 0, "{\"object\":\"chat.completion\",\"choices\":[],}",
+          LLMC_API_CHAT },
+        { 0, "{\"object\":\"chat.completion\",\"choices\":[{}]}",
+          LLMC_API_CHAT },
+        { 0, "{\"object\":\"chat.completion\",\"choices\":[1]}",
+          LLMC_API_CHAT },
+        { 0, "{\"object\":\"chat.completion\",\"choices\":{}}",
+          LLMC_API_CHAT },
+        { 0, "{\"object\":\"text_completion\",\"choices\":[]}",
+          LLMC_API_CHAT },
         { 0, "{\"object\":\"chat.completion\",\"choices\":[],\"x\":"
              "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]"
-             "]]]]]]]]]]]]]}" },
-        { 0, "[]" },
-        { 0, "" },
+             "]]]]]]]]]]]]]}", LLMC_API_CHAT },
+        { 0, "[]", LLMC_API_CHAT },
+        { 0, "", LLMC_API_CHAT },
+        /* Anthropic messages */
+        { 1, "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\","
+             "\"model\":\"claude\",\"content\":[{\"type\":\"text\",\"text\":"
+             "\"Hello there, a longer answer than one piece\"}],"
+             "\"stop_reason\":\"end_turn\",\"stop_sequence\":null,\"usage\":"
+             "{\"input_tokens\":10,\"output_tokens\":5}}", LLMC_API_MESSAGES },
+        { 1, "{ \"content\" : [ { \"citations\" : [ { \"type\" : "
+             "\"char_location\" , \"cited_text\" : \"caf\\u00e9\" , "
+             "\"start_char_index\" : 0 } , { } ] , \"type\" : \"text\" , "
+             "\"text\" : \"one \\ud83d\\ude00 \\n\\\"two\\\"\" } , "
+             "{ \"type\" : "
+             "\"text\" , \"text\" : \"\" , \"citations\" : null , \"x\" : 1 } "
+             "] ,\n \"type\" : \"message\" , \"stop_reason\" : "
+             "\"stop_sequence\""
+             " , \"stop_sequence\" : \"\\u0041\" }\n", LLMC_API_MESSAGES },
+        { 1, "{\"type\":\"message\",\"content\":[],\"stop_reason\":"
+             "\"max_tokens\",\"usage\":null}", LLMC_API_MESSAGES },
+        { 0, "{\"type\":\"message\",\"content\":[{\"type\":\"tool_use\","
+             "\"id\":\"t\",\"name\":\"f\",\"input\":{\"a\":1}}],"
+             "\"stop_reason\":\"tool_use\"}", LLMC_API_MESSAGES },
+        { 0, "{\"type\":\"message\",\"content\":[{\"type\":\"thinking\","
+             "\"thinking\":\"hm\",\"signature\":\"s\"},{\"type\":\"text\","
+             "\"text\":\"a\"}],\"stop_reason\":\"end_turn\"}",
+          LLMC_API_MESSAGES },
+        { 0, "{\"type\":\"message\",\"content\":[{\"type\":\"text\"}],"
+             "\"stop_reason\":\"end_turn\"}", LLMC_API_MESSAGES },
+        { 0, "{\"type\":\"message\",\"content\":[],\"stop_reason\":null}",
+          LLMC_API_MESSAGES },
+        { 0, "{\"type\":\"msg\",\"content\":[],\"stop_reason\":\"x\"}",
+          LLMC_API_MESSAGES },
+        { 0, "{\"type\":\"message\",\"content\":[],\"stop_reason\":\"x\","
+             "\"usage\":{\"cost\":0.5}}", LLMC_API_MESSAGES },
+        { 0, "{\"type\":\"message\",\"content\":[1],\"stop_reason\":\"x\"}",
+          LLMC_API_MESSAGES },
     };
     char    *any, *tree, *text, err[256], err2[256];
     size_t   i, any_len, tree_len, text_len, chunk;
-    int      usage, same, taken;
+    int         usage, same, taken;
+    llmc_api_e  api;
 
     for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        api = t[i].api;
         same = 1;
         taken = 1;
         for (usage = 0; usage <= 1; usage++) {
             for (chunk = 1; chunk <= 21; chunk += 10) {
                 any_len = tree_len = text_len = 0;
-                any = llmc_stream_replay_by(LLMC_REPLAY_ANY, LLMC_API_CHAT,
+                any = llmc_stream_replay_by(LLMC_REPLAY_ANY, api,
                                             t[i].body, strlen(t[i].body),
                                             usage, chunk, &any_len, err,
                                             sizeof(err));
-                tree = llmc_stream_replay_by(LLMC_REPLAY_TREE, LLMC_API_CHAT,
+                tree = llmc_stream_replay_by(LLMC_REPLAY_TREE, api,
                                              t[i].body, strlen(t[i].body),
                                              usage, chunk, &tree_len, err2,
                                              sizeof(err2));
-                text = llmc_stream_replay_by(LLMC_REPLAY_TEXT, LLMC_API_CHAT,
+                text = llmc_stream_replay_by(LLMC_REPLAY_TEXT, api,
                                              t[i].body, strlen(t[i].body),
                                              usage, chunk, &text_len, err,
                                              sizeof(err));
