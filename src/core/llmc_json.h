@@ -29,7 +29,7 @@ llmc_json_errmsg(json_error_t *e)
 /*
  * Reading JSON text, for the readers that skip jansson's lexer (the request
  * reader in llmc_request.c, the stream replay from stored text in
- * llmc_stream.c): whitespace, escapes in strings, code points in UTF-8.
+ * llmc_replay.c): whitespace, escapes in strings, code points in UTF-8.
  */
 
 static inline const char *
