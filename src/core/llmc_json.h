@@ -27,6 +27,49 @@ llmc_json_errmsg(json_error_t *e)
 }
 
 /*
+ * Writing JSON as json_dumps(v, JSON_COMPACT) writes it (llmc_json.c), into
+ * a growing buffer that stays NUL-terminated.  Each returns 0, or -1 when
+ * out of memory.
+ */
+typedef struct {
+    char    *p;
+    size_t   len;
+    size_t   cap;
+} llmc_buf_t;
+
+int llmc_buf_grow_slow(llmc_buf_t *b, size_t n);
+
+/* room for n more bytes and the NUL (inline: the writers put a few bytes
+ * at a time) */
+static inline int
+llmc_buf_grow(llmc_buf_t *b, size_t n)
+{
+    return b->cap - b->len > n ? 0 : llmc_buf_grow_slow(b, n);
+}
+
+static inline int
+llmc_buf_put(llmc_buf_t *b, const char *s, size_t n)
+{
+    if (llmc_buf_grow(b, n) != 0) {
+        return -1;
+    }
+    if (n) {
+        memcpy(b->p + b->len, s, n);
+    }
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+int llmc_buf_putz(llmc_buf_t *b, const char *s);
+
+/* a string, quoted; _in: its inside only */
+int llmc_json_put_string(llmc_buf_t *b, const char *s, size_t n);
+int llmc_json_put_string_in(llmc_buf_t *b, const char *s, size_t n);
+int llmc_json_put_int(llmc_buf_t *b, json_int_t v);
+int llmc_json_put_real(llmc_buf_t *b, double d);
+
+/*
  * Reading JSON text, for the readers that skip jansson's lexer (the request
  * reader in llmc_request.c, the stream replay from stored text in
  * llmc_replay.c): whitespace, escapes in strings, code points in UTF-8.

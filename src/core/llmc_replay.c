@@ -20,145 +20,68 @@
 /* --- replay -------------------------------------------------------------- */
 
 typedef struct {
-    llmc_str_t   out;
+    llmc_buf_t   out;
     size_t       chunk;         /* code points per piece */
     int          failed;
     json_int_t   seq;           /* Responses sequence_number */
 } llmc_replay_t;
 
-/* appends p[0..n) as the inside of a JSON string */
-static int
-llmc_json_escape_in(llmc_str_t *out, const char *p, size_t n)
-{
-    static const char  hex[] = "0123456789ABCDEF";  /* as jansson */
-    const char        *start = p, *end = p + n;
-    char               esc[6];
-    unsigned char      c;
-
-    for ( ; p < end; p++) {
-        c = (unsigned char) *p;
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            continue;
-        }
-        if (llmc_str_add(out, start, p - start) != 0) {
-            return -1;
-        }
-        start = p + 1;
-        esc[0] = '\\';
-        switch (c) {
-        case '"':  esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 0xf];
-            if (llmc_str_add(out, esc, 6) != 0) {
-                return -1;
-            }
-            continue;
-        }
-        if (llmc_str_add(out, esc, 2) != 0) {
-            return -1;
-        }
-    }
-    return llmc_str_add(out, start, p - start);
-}
-
-/* appends p[0..n) as a JSON string */
-static int
-llmc_json_escape(llmc_str_t *out, const char *p, size_t n)
-{
-    return llmc_str_add(out, "\"", 1) == 0
-           && llmc_json_escape_in(out, p, n) == 0
-           && llmc_str_add(out, "\"", 1) == 0 ? 0 : -1;
-}
-
 /*
  * Appends v as compact JSON, byte for byte what json_dumps(v, JSON_COMPACT)
- * writes (keys in insertion order, the same escapes), without its callback
- * per token, its printf per integer and its copy of the result: a replay
- * dumps one object per event.  Reals, rare in answers, are left to jansson.
+ * writes (keys in insertion order, the same escapes and reals), without
+ * its callback per token and its copy of the result: a replay dumps one
+ * object per event.  (The scope's writer in llmc_request.c sorts keys.)
  */
 static int
-llmc_json_dump(llmc_str_t *out, json_t *v)
+llmc_json_dump(llmc_buf_t *out, json_t *v)
 {
-    char                 num[24], *js, *q;
-    const char          *key;
-    json_t              *e;
-    size_t               i;
-    json_int_t           iv;
-    unsigned long long   u;
-    int                  rc;
+    const char  *key;
+    json_t      *e;
+    size_t       i;
 
     switch (json_typeof(v)) {
     case JSON_OBJECT:
-        if (llmc_str_add(out, "{", 1) != 0) {
+        if (llmc_buf_put(out, "{", 1) != 0) {
             return -1;
         }
         i = 0;
         json_object_foreach(v, key, e) {
-            if ((i++ > 0 && llmc_str_add(out, ",", 1) != 0)
-                || llmc_json_escape(out, key, strlen(key)) != 0
-                || llmc_str_add(out, ":", 1) != 0
+            if ((i++ > 0 && llmc_buf_put(out, ",", 1) != 0)
+                || llmc_json_put_string(out, key, strlen(key)) != 0
+                || llmc_buf_put(out, ":", 1) != 0
                 || llmc_json_dump(out, e) != 0)
             {
                 return -1;
             }
         }
-        return llmc_str_add(out, "}", 1);
+        return llmc_buf_put(out, "}", 1);
 
     case JSON_ARRAY:
-        if (llmc_str_add(out, "[", 1) != 0) {
+        if (llmc_buf_put(out, "[", 1) != 0) {
             return -1;
         }
         json_array_foreach(v, i, e) {
-            if ((i > 0 && llmc_str_add(out, ",", 1) != 0)
+            if ((i > 0 && llmc_buf_put(out, ",", 1) != 0)
                 || llmc_json_dump(out, e) != 0)
             {
                 return -1;
             }
         }
-        return llmc_str_add(out, "]", 1);
+        return llmc_buf_put(out, "]", 1);
 
     case JSON_STRING:
-        return llmc_json_escape(out, json_string_value(v),
-                                json_string_length(v));
-
+        return llmc_json_put_string(out, json_string_value(v),
+                                    json_string_length(v));
     case JSON_INTEGER:
-        iv = json_integer_value(v);
-        u = iv < 0 ? 0ULL - (unsigned long long) iv : (unsigned long long) iv;
-        q = num + sizeof(num);
-        do {
-            *--q = (char) ('0' + u % 10);
-            u /= 10;
-        } while (u > 0);
-        if (iv < 0) {
-            *--q = '-';
-        }
-        return llmc_str_add(out, q, num + sizeof(num) - q);
-
+        return llmc_json_put_int(out, json_integer_value(v));
+    case JSON_REAL:
+        return llmc_json_put_real(out, json_real_value(v));
     case JSON_TRUE:
-        return llmc_str_add(out, "true", 4);
+        return llmc_buf_put(out, "true", 4);
     case JSON_FALSE:
-        return llmc_str_add(out, "false", 5);
-    case JSON_NULL:
-        return llmc_str_add(out, "null", 4);
-
+        return llmc_buf_put(out, "false", 5);
     default:
-        js = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (js == NULL) {
-            return -1;
-        }
-        rc = llmc_str_add(out, js, strlen(js));
-        free(js);
-        return rc;
+        return llmc_buf_put(out, "null", 4);
     }
 }
 
@@ -168,12 +91,12 @@ llmc_replay_emit(llmc_replay_t *rp, const char *event, json_t *obj)
 {
     if (obj == NULL
         || (event != NULL
-            && (llmc_str_addz(&rp->out, "event: ") != 0
-                || llmc_str_addz(&rp->out, event) != 0
-                || llmc_str_addz(&rp->out, "\n") != 0))
-        || llmc_str_addz(&rp->out, "data: ") != 0
+            && (llmc_buf_putz(&rp->out, "event: ") != 0
+                || llmc_buf_putz(&rp->out, event) != 0
+                || llmc_buf_putz(&rp->out, "\n") != 0))
+        || llmc_buf_putz(&rp->out, "data: ") != 0
         || llmc_json_dump(&rp->out, obj) != 0
-        || llmc_str_addz(&rp->out, "\n\n") != 0)
+        || llmc_buf_putz(&rp->out, "\n\n") != 0)
     {
         rp->failed = 1;
     }
@@ -207,8 +130,8 @@ llmc_replay_piece(const llmc_replay_t *rp, const char *p, size_t len)
 #define LLMC_MARK  "@@llmc-piece@@"
 
 typedef struct {
-    llmc_str_t   pre;           /* "event: ...\ndata: {...": up to the piece */
-    llmc_str_t   post;          /* after the piece, "\n\n" included */
+    llmc_buf_t   pre;           /* "event: ...\ndata: {...": up to the piece */
+    llmc_buf_t   post;          /* after the piece, "\n\n" included */
     int          seq;           /* append ,"sequence_number":N */
 } llmc_tpl_t;
 
@@ -226,10 +149,10 @@ llmc_tpl_init(llmc_replay_t *rp, llmc_tpl_t *t, const char *event,
     t->seq = seq;
     if (obj == NULL
         || (event != NULL
-            && (llmc_str_addz(&t->pre, "event: ") != 0
-                || llmc_str_addz(&t->pre, event) != 0
-                || llmc_str_addz(&t->pre, "\n") != 0))
-        || llmc_str_addz(&t->pre, "data: ") != 0)
+            && (llmc_buf_putz(&t->pre, "event: ") != 0
+                || llmc_buf_putz(&t->pre, event) != 0
+                || llmc_buf_putz(&t->pre, "\n") != 0))
+        || llmc_buf_putz(&t->pre, "data: ") != 0)
     {
         goto failed;
     }
@@ -241,7 +164,7 @@ llmc_tpl_init(llmc_replay_t *rp, llmc_tpl_t *t, const char *event,
     for (q = t->pre.p + start; (q = strstr(q, mark)) != NULL; q++) {
         m = q;
     }
-    if (m == NULL || llmc_str_addz(&t->post, m + sizeof(mark) - 1) != 0) {
+    if (m == NULL || llmc_buf_putz(&t->post, m + sizeof(mark) - 1) != 0) {
         goto failed;
     }
     t->pre.len = m - t->pre.p;
@@ -250,7 +173,7 @@ llmc_tpl_init(llmc_replay_t *rp, llmc_tpl_t *t, const char *event,
         /* the object ends in '}': the sequence number goes before it */
         t->post.len--;
     }
-    if (llmc_str_addz(&t->post, "\n\n") != 0) {
+    if (llmc_buf_putz(&t->post, "\n\n") != 0) {
         goto failed;
     }
     json_decref(obj);
@@ -281,8 +204,8 @@ llmc_tpl_pieces(llmc_replay_t *rp, llmc_tpl_t *t, const char *p, size_t len)
 
     while (len > 0 && !rp->failed) {
         n = llmc_replay_piece(rp, p, len);
-        if (llmc_str_add(&rp->out, t->pre.p, t->pre.len) != 0
-            || llmc_json_escape(&rp->out, p, n) != 0)
+        if (llmc_buf_put(&rp->out, t->pre.p, t->pre.len) != 0
+            || llmc_json_put_string(&rp->out, p, n) != 0)
         {
             rp->failed = 1;
             return;
@@ -290,12 +213,12 @@ llmc_tpl_pieces(llmc_replay_t *rp, llmc_tpl_t *t, const char *p, size_t len)
         if (t->seq) {
             snprintf(num, sizeof(num), ",\"sequence_number\":%lld}",
                      (long long) rp->seq++);
-            if (llmc_str_addz(&rp->out, num) != 0) {
+            if (llmc_buf_putz(&rp->out, num) != 0) {
                 rp->failed = 1;
                 return;
             }
         }
-        if (llmc_str_add(&rp->out, t->post.p, t->post.len) != 0) {
+        if (llmc_buf_put(&rp->out, t->post.p, t->post.len) != 0) {
             rp->failed = 1;
             return;
         }
@@ -990,7 +913,7 @@ jscan_string(llmc_jscan_t *s, const char **a, const char **b, int *esc)
 /* the inside of a valid string with its escapes resolved: as JSON string
  * contents the way jansson escapes them (canon), or as the bytes */
 static int
-jscan_unescape(llmc_str_t *out, const char *p, const char *end, int canon)
+jscan_unescape(llmc_buf_t *out, const char *p, const char *end, int canon)
 {
     const char  *start = p;
     uint32_t     u;
@@ -1001,21 +924,21 @@ jscan_unescape(llmc_str_t *out, const char *p, const char *end, int canon)
             p++;
             continue;
         }
-        if (llmc_str_add(out, start, p - start) != 0) {
+        if (llmc_buf_put(out, start, p - start) != 0) {
             return -1;
         }
         (void) llmc_json_escape_read(&p, end, &u);
         start = p;
         if (canon && (u < 0x20 || u == '"' || u == '\\')) {
             b[0] = (char) u;
-            if (llmc_json_escape_in(out, b, 1) != 0) {
+            if (llmc_json_put_string_in(out, b, 1) != 0) {
                 return -1;
             }
-        } else if (llmc_str_add(out, b, llmc_utf8_put(u, b)) != 0) {
+        } else if (llmc_buf_put(out, b, llmc_utf8_put(u, b)) != 0) {
             return -1;
         }
     }
-    return llmc_str_add(out, start, p - start);
+    return llmc_buf_put(out, start, p - start);
 }
 
 /* the index of the key [a, b) in names, n when it is not there */
@@ -1042,7 +965,7 @@ jscan_name(const char *const *names, size_t n, const char *a, const char *b)
  * declined, -1 out of memory.
  */
 static int
-jscan_value(llmc_jscan_t *s, llmc_str_t *out, const char *const *names,
+jscan_value(llmc_jscan_t *s, llmc_buf_t *out, const char *const *names,
     size_t n, llmc_span_t *spans, int only)
 {
     const char  *a, *b, *keys[LLMC_JSCAN_KEYS][2];
@@ -1069,11 +992,11 @@ jscan_value(llmc_jscan_t *s, llmc_str_t *out, const char *const *names,
             return 1;
         }
         if (!esc) {
-            return llmc_str_add(out, a - 1, b - a + 2) == 0 ? 1 : -1;
+            return llmc_buf_put(out, a - 1, b - a + 2) == 0 ? 1 : -1;
         }
-        return llmc_str_add(out, "\"", 1) == 0
+        return llmc_buf_put(out, "\"", 1) == 0
                && jscan_unescape(out, a, b, 1) == 0
-               && llmc_str_add(out, "\"", 1) == 0 ? 1 : -1;
+               && llmc_buf_put(out, "\"", 1) == 0 ? 1 : -1;
 
     case '{':
     case '[':
@@ -1081,7 +1004,7 @@ jscan_value(llmc_jscan_t *s, llmc_str_t *out, const char *const *names,
         if (++s->depth > LLMC_JSCAN_DEPTH) {
             return 0;
         }
-        if (out != NULL && llmc_str_add(out, s->p, 1) != 0) {
+        if (out != NULL && llmc_buf_put(out, s->p, 1) != 0) {
             return -1;
         }
         s->p++;
@@ -1115,8 +1038,8 @@ jscan_value(llmc_jscan_t *s, llmc_str_t *out, const char *const *names,
                 s->p++;
                 jscan_ws(s);
                 if (out != NULL
-                    && (llmc_str_add(out, a - 1, b - a + 2) != 0
-                        || llmc_str_add(out, ":", 1) != 0))
+                    && (llmc_buf_put(out, a - 1, b - a + 2) != 0
+                        || llmc_buf_put(out, ":", 1) != 0))
                 {
                     return -1;
                 }
@@ -1149,14 +1072,14 @@ jscan_value(llmc_jscan_t *s, llmc_str_t *out, const char *const *names,
             }
             s->p++;
             jscan_ws(s);
-            if (out != NULL && llmc_str_add(out, ",", 1) != 0) {
+            if (out != NULL && llmc_buf_put(out, ",", 1) != 0) {
                 return -1;
             }
         }
     closed:
         s->p++;
         s->depth--;
-        return out == NULL || llmc_str_add(out, &close, 1) == 0 ? 1 : -1;
+        return out == NULL || llmc_buf_put(out, &close, 1) == 0 ? 1 : -1;
 
     case 't':
     case 'f':
@@ -1167,7 +1090,7 @@ jscan_value(llmc_jscan_t *s, llmc_str_t *out, const char *const *names,
             return 0;
         }
         s->p += i;
-        return out == NULL || llmc_str_add(out, a, i) == 0 ? 1 : -1;
+        return out == NULL || llmc_buf_put(out, a, i) == 0 ? 1 : -1;
 
     default:
         /* an integer as jansson writes it: no "-0", no leading zero, at
@@ -1186,13 +1109,13 @@ jscan_value(llmc_jscan_t *s, llmc_str_t *out, const char *const *names,
             return 0;
         }
         s->p = b;
-        return out == NULL || llmc_str_add(out, a, b - a) == 0 ? 1 : -1;
+        return out == NULL || llmc_buf_put(out, a, b - a) == 0 ? 1 : -1;
     }
 }
 
 /* writes a checked value (a span of jscan_value()) as jansson dumps it */
 static int
-jscan_put(llmc_str_t *out, const llmc_span_t *v)
+jscan_put(llmc_buf_t *out, const llmc_span_t *v)
 {
     llmc_jscan_t  s = { v->a, v->b, 0 };
 
@@ -1276,31 +1199,31 @@ jscan_next(llmc_jscan_t *s, llmc_span_t *k, llmc_span_t *v)
 /* the checked object v as jansson dumps it, with the JSON text vals[i]
  * for the value of its member keys[i] (when it has one) */
 static int
-jscan_put_with(llmc_str_t *out, const llmc_span_t *v,
+jscan_put_with(llmc_buf_t *out, const llmc_span_t *v,
     const char *const *keys, const char *const *vals, size_t n)
 {
     llmc_jscan_t  s = { v->a + 1, v->b, 0 };
     llmc_span_t   k, m;
     size_t        i;
 
-    if (llmc_str_add(out, "{", 1) != 0) {
+    if (llmc_buf_put(out, "{", 1) != 0) {
         return -1;
     }
     for (i = 0; jscan_next(&s, &k, &m); i++) {
-        if ((i > 0 && llmc_str_add(out, ",", 1) != 0)
-            || llmc_str_add(out, k.a - 1, k.b - k.a + 2) != 0
-            || llmc_str_add(out, ":", 1) != 0)
+        if ((i > 0 && llmc_buf_put(out, ",", 1) != 0)
+            || llmc_buf_put(out, k.a - 1, k.b - k.a + 2) != 0
+            || llmc_buf_put(out, ":", 1) != 0)
         {
             return -1;
         }
         if (jscan_name(keys, n, k.a, k.b) < n
-            ? llmc_str_addz(out, vals[jscan_name(keys, n, k.a, k.b)]) != 0
+            ? llmc_buf_putz(out, vals[jscan_name(keys, n, k.a, k.b)]) != 0
             : jscan_put(out, &m) != 0)
         {
             return -1;
         }
     }
-    return llmc_str_add(out, "}", 1);
+    return llmc_buf_put(out, "}", 1);
 }
 
 /* the members of a chat answer, a choice and its message (in the order of
@@ -1313,15 +1236,15 @@ enum { CM_ROLE, CM_CONTENT, CM_REFUSAL, CM_ANNOTATIONS, CM_TOOLS, CM_N };
 /* an event of one choice: head, {"index":N, mid, the value v as jansson
  * writes it, end */
 static int
-llmc_text_event(llmc_replay_t *rp, const llmc_str_t *head, const char *index,
+llmc_text_event(llmc_replay_t *rp, const llmc_buf_t *head, const char *index,
     const char *mid, const llmc_span_t *v, const char *end)
 {
-    if (llmc_str_add(&rp->out, head->p, head->len) != 0
-        || llmc_str_addz(&rp->out, "{\"index\":") != 0
-        || llmc_str_addz(&rp->out, index) != 0
-        || llmc_str_addz(&rp->out, mid) != 0
+    if (llmc_buf_put(&rp->out, head->p, head->len) != 0
+        || llmc_buf_putz(&rp->out, "{\"index\":") != 0
+        || llmc_buf_putz(&rp->out, index) != 0
+        || llmc_buf_putz(&rp->out, mid) != 0
         || (v != NULL && jscan_put(&rp->out, v) != 0)
-        || llmc_str_addz(&rp->out, end) != 0)
+        || llmc_buf_putz(&rp->out, end) != 0)
     {
         return -1;
     }
@@ -1333,7 +1256,7 @@ llmc_text_event(llmc_replay_t *rp, const llmc_str_t *head, const char *index,
 /* one event per piece of the checked string v, through template t */
 static int
 llmc_text_pieces_tpl(llmc_replay_t *rp, llmc_tpl_t *t, const llmc_span_t *v,
-    llmc_str_t *tmp)
+    llmc_buf_t *tmp)
 {
     llmc_jscan_t  s = { v->a, v->b, 0 };
     const char   *a, *b;
@@ -1354,22 +1277,22 @@ llmc_text_pieces_tpl(llmc_replay_t *rp, llmc_tpl_t *t, const llmc_span_t *v,
 
 /* one chat event per piece of the string member v, named key */
 static int
-llmc_text_pieces(llmc_replay_t *rp, const llmc_str_t *head,
+llmc_text_pieces(llmc_replay_t *rp, const llmc_buf_t *head,
     const char *index, const char *key, const llmc_span_t *v,
-    llmc_str_t *tmp)
+    llmc_buf_t *tmp)
 {
     llmc_tpl_t  t;
     int         rc;
 
     memset(&t, 0, sizeof(llmc_tpl_t));
     rc = -1;
-    if (llmc_str_add(&t.pre, head->p, head->len) == 0
-        && llmc_str_addz(&t.pre, "{\"index\":") == 0
-        && llmc_str_addz(&t.pre, index) == 0
-        && llmc_str_addz(&t.pre, ",\"delta\":{\"") == 0
-        && llmc_str_addz(&t.pre, key) == 0
-        && llmc_str_addz(&t.pre, "\":") == 0
-        && llmc_str_addz(&t.post, "}" LLMC_TEXT_TAIL) == 0)
+    if (llmc_buf_put(&t.pre, head->p, head->len) == 0
+        && llmc_buf_putz(&t.pre, "{\"index\":") == 0
+        && llmc_buf_putz(&t.pre, index) == 0
+        && llmc_buf_putz(&t.pre, ",\"delta\":{\"") == 0
+        && llmc_buf_putz(&t.pre, key) == 0
+        && llmc_buf_putz(&t.pre, "\":") == 0
+        && llmc_buf_putz(&t.post, "}" LLMC_TEXT_TAIL) == 0)
     {
         rc = llmc_text_pieces_tpl(rp, &t, v, tmp);
     }
@@ -1394,7 +1317,7 @@ llmc_replay_chat_text(llmc_replay_t *rp, const char *json, size_t len,
                               null = { nu, nu + sizeof(nu) - 1 };
     llmc_jscan_t              c, m;
     llmc_span_t               tv[CT_N], cv[CC_N], mv[CM_N], el;
-    llmc_str_t                head, tmp;
+    llmc_buf_t                head, tmp;
     size_t                    i, head0;
     char                      index[24];
     int                       rc, text, refusal;
@@ -1410,7 +1333,7 @@ llmc_replay_chat_text(llmc_replay_t *rp, const char *json, size_t len,
     memset(&head, 0, sizeof(head));
     memset(&tmp, 0, sizeof(tmp));
     rc = -1;
-    if (llmc_str_addz(&head, "data: {") != 0) {
+    if (llmc_buf_putz(&head, "data: {") != 0) {
         goto done;
     }
     for (i = CT_ID; i <= CT_FP; i++) {
@@ -1418,20 +1341,20 @@ llmc_replay_chat_text(llmc_replay_t *rp, const char *json, size_t len,
             continue;
         }
         if ((head.len > sizeof("data: {") - 1
-             && llmc_str_add(&head, ",", 1) != 0)
-            || llmc_str_add(&head, "\"", 1) != 0
-            || llmc_str_addz(&head, top[i]) != 0
-            || llmc_str_add(&head, "\":", 2) != 0
+             && llmc_buf_put(&head, ",", 1) != 0)
+            || llmc_buf_put(&head, "\"", 1) != 0
+            || llmc_buf_putz(&head, top[i]) != 0
+            || llmc_buf_put(&head, "\":", 2) != 0
             || (i == CT_OBJECT
-                ? llmc_str_addz(&head, "\"chat.completion.chunk\"")
+                ? llmc_buf_putz(&head, "\"chat.completion.chunk\"")
                 : jscan_put(&head, &tv[i])) != 0)
         {
             goto done;
         }
     }
     head0 = head.len;
-    if ((include_usage && llmc_str_addz(&head, ",\"usage\":null") != 0)
-        || llmc_str_addz(&head, ",\"choices\":[") != 0)
+    if ((include_usage && llmc_buf_putz(&head, ",\"usage\":null") != 0)
+        || llmc_buf_putz(&head, ",\"choices\":[") != 0)
     {
         goto done;
     }
@@ -1496,21 +1419,21 @@ llmc_replay_chat_text(llmc_replay_t *rp, const char *json, size_t len,
                                ",\"finish_reason\":") != 0
             || jscan_put(&rp->out, cv[CC_FINISH].a ? &cv[CC_FINISH] : &stop)
                != 0
-            || llmc_str_addz(&rp->out, "}]}\n\n") != 0)
+            || llmc_buf_putz(&rp->out, "}]}\n\n") != 0)
         {
             goto done;
         }
     }
 
     if (include_usage && jscan_is(&tv[CT_USAGE], '{')
-        && (llmc_str_add(&rp->out, head.p, head0) != 0
-            || llmc_str_addz(&rp->out, ",\"choices\":[],\"usage\":") != 0
+        && (llmc_buf_put(&rp->out, head.p, head0) != 0
+            || llmc_buf_putz(&rp->out, ",\"choices\":[],\"usage\":") != 0
             || jscan_put(&rp->out, &tv[CT_USAGE]) != 0
-            || llmc_str_addz(&rp->out, "}\n\n") != 0))
+            || llmc_buf_putz(&rp->out, "}\n\n") != 0))
     {
         goto done;
     }
-    rc = llmc_str_addz(&rp->out, "data: [DONE]\n\n") == 0 ? 1 : -1;
+    rc = llmc_buf_putz(&rp->out, "data: [DONE]\n\n") == 0 ? 1 : -1;
 
 done:
     free(head.p);
@@ -1521,16 +1444,16 @@ done:
 /* an Anthropic event's start: "event: type", "data: {"type":"type"" and,
  * unless index is NULL, ","index":index" */
 static int
-llmc_text_ant(llmc_str_t *out, const char *type, const char *index)
+llmc_text_ant(llmc_buf_t *out, const char *type, const char *index)
 {
-    return llmc_str_addz(out, "event: ") == 0
-           && llmc_str_addz(out, type) == 0
-           && llmc_str_addz(out, "\ndata: {\"type\":\"") == 0
-           && llmc_str_addz(out, type) == 0
-           && llmc_str_add(out, "\"", 1) == 0
+    return llmc_buf_putz(out, "event: ") == 0
+           && llmc_buf_putz(out, type) == 0
+           && llmc_buf_putz(out, "\ndata: {\"type\":\"") == 0
+           && llmc_buf_putz(out, type) == 0
+           && llmc_buf_put(out, "\"", 1) == 0
            && (index == NULL
-               || (llmc_str_addz(out, ",\"index\":") == 0
-                   && llmc_str_addz(out, index) == 0)) ? 0 : -1;
+               || (llmc_buf_putz(out, ",\"index\":") == 0
+                   && llmc_buf_putz(out, index) == 0)) ? 0 : -1;
 }
 
 /* the usual Anthropic message (text blocks only): 1 replayed into
@@ -1550,7 +1473,7 @@ llmc_replay_messages_text(llmc_replay_t *rp, const char *json, size_t len)
     enum { MB_TYPE, MB_TEXT, MB_CITATIONS, MB_N };
     llmc_jscan_t  b, c;
     llmc_span_t   tv[MT_N], bv[MB_N], el, cit, whole;
-    llmc_str_t    tmp;
+    llmc_buf_t    tmp;
     llmc_tpl_t    t;
     char          index[24];
     size_t        i;
@@ -1583,9 +1506,9 @@ llmc_replay_messages_text(llmc_replay_t *rp, const char *json, size_t len)
     whole.a = llmc_json_ws(json, json + len);
     whole.b = json + len;
     if (llmc_text_ant(&rp->out, "message_start", NULL) != 0
-        || llmc_str_addz(&rp->out, ",\"message\":") != 0
+        || llmc_buf_putz(&rp->out, ",\"message\":") != 0
         || jscan_put_with(&rp->out, &whole, start, start_vals, 3) != 0
-        || llmc_str_addz(&rp->out, "}\n\n") != 0)
+        || llmc_buf_putz(&rp->out, "}\n\n") != 0)
     {
         return -1;
     }
@@ -1601,12 +1524,12 @@ llmc_replay_messages_text(llmc_replay_t *rp, const char *json, size_t len)
         (void) jscan_value(&c, NULL, block, MB_N, bv, 0);
         snprintf(index, sizeof(index), "%zu", i);
         if (llmc_text_ant(&rp->out, "content_block_start", index) != 0
-            || llmc_str_addz(&rp->out, ",\"content_block\":") != 0
+            || llmc_buf_putz(&rp->out, ",\"content_block\":") != 0
             || jscan_put_with(&rp->out, &el, empty, empty_vals,
                               jscan_is(&bv[MB_CITATIONS], '[') ? 2 : 1) != 0
-            || llmc_str_addz(&rp->out, "}\n\n") != 0
+            || llmc_buf_putz(&rp->out, "}\n\n") != 0
             || (i == 0 && (llmc_text_ant(&rp->out, "ping", NULL) != 0
-                           || llmc_str_addz(&rp->out, "}\n\n") != 0)))
+                           || llmc_buf_putz(&rp->out, "}\n\n") != 0)))
         {
             goto done;
         }
@@ -1617,11 +1540,11 @@ llmc_replay_messages_text(llmc_replay_t *rp, const char *json, size_t len)
             while (jscan_next(&c, NULL, &cit)) {
                 if (llmc_text_ant(&rp->out, "content_block_delta", index)
                     != 0
-                    || llmc_str_addz(&rp->out, ",\"delta\":{\"type\":"
+                    || llmc_buf_putz(&rp->out, ",\"delta\":{\"type\":"
                                      "\"citations_delta\",\"citation\":")
                        != 0
                     || jscan_put(&rp->out, &cit) != 0
-                    || llmc_str_addz(&rp->out, "}}\n\n") != 0)
+                    || llmc_buf_putz(&rp->out, "}}\n\n") != 0)
                 {
                     goto done;
                 }
@@ -1631,32 +1554,32 @@ llmc_replay_messages_text(llmc_replay_t *rp, const char *json, size_t len)
         /* the text in pieces, then the block's end */
         memset(&t, 0, sizeof(llmc_tpl_t));
         bad = llmc_text_ant(&t.pre, "content_block_delta", index) != 0
-              || llmc_str_addz(&t.pre, ",\"delta\":{\"type\":"
+              || llmc_buf_putz(&t.pre, ",\"delta\":{\"type\":"
                                "\"text_delta\",\"text\":") != 0
-              || llmc_str_addz(&t.post, "}}\n\n") != 0
+              || llmc_buf_putz(&t.post, "}}\n\n") != 0
               || llmc_text_pieces_tpl(rp, &t, &bv[MB_TEXT], &tmp) != 0;
         llmc_tpl_free(&t);
         if (bad
             || llmc_text_ant(&rp->out, "content_block_stop", index) != 0
-            || llmc_str_addz(&rp->out, "}\n\n") != 0)
+            || llmc_buf_putz(&rp->out, "}\n\n") != 0)
         {
             goto done;
         }
     }
 
     if (llmc_text_ant(&rp->out, "message_delta", NULL) != 0
-        || llmc_str_addz(&rp->out, ",\"delta\":{\"stop_reason\":") != 0
+        || llmc_buf_putz(&rp->out, ",\"delta\":{\"stop_reason\":") != 0
         || jscan_put(&rp->out, &tv[MT_STOP]) != 0
         || (tv[MT_SEQ].a != NULL
-            && (llmc_str_addz(&rp->out, ",\"stop_sequence\":") != 0
+            && (llmc_buf_putz(&rp->out, ",\"stop_sequence\":") != 0
                 || jscan_put(&rp->out, &tv[MT_SEQ]) != 0))
-        || llmc_str_add(&rp->out, "}", 1) != 0
+        || llmc_buf_put(&rp->out, "}", 1) != 0
         || (tv[MT_USAGE].a != NULL
-            && (llmc_str_addz(&rp->out, ",\"usage\":") != 0
+            && (llmc_buf_putz(&rp->out, ",\"usage\":") != 0
                 || jscan_put(&rp->out, &tv[MT_USAGE]) != 0))
-        || llmc_str_addz(&rp->out, "}\n\n") != 0
+        || llmc_buf_putz(&rp->out, "}\n\n") != 0
         || llmc_text_ant(&rp->out, "message_stop", NULL) != 0
-        || llmc_str_addz(&rp->out, "}\n\n") != 0)
+        || llmc_buf_putz(&rp->out, "}\n\n") != 0)
     {
         goto done;
     }
@@ -1772,7 +1695,7 @@ llmc_stream_replay_by(int path, llmc_api_e api, const char *json,
             llmc_put(c, "usage", usage, &rp.failed);
             llmc_replay_emit(&rp, NULL, c);
         }
-        if (llmc_str_addz(&rp.out, "data: [DONE]\n\n") != 0) {
+        if (llmc_buf_putz(&rp.out, "data: [DONE]\n\n") != 0) {
             rp.failed = 1;
         }
     }

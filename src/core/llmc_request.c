@@ -424,12 +424,6 @@ llmc_req_is_opaque(const char *key)
  */
 
 typedef struct {
-    char    *p;
-    size_t   len;
-    size_t   cap;
-} llmc_req_buf_t;
-
-typedef struct {
     const char  *key;
     size_t       len;
     json_t      *value;
@@ -437,179 +431,6 @@ typedef struct {
 } llmc_req_member_t;
 
 #define LLMC_REQ_SORT_STACK  32
-
-static int
-llmc_req_buf_grow(llmc_req_buf_t *b, size_t n)
-{
-    char    *p;
-    size_t   cap;
-
-    if (b->cap - b->len >= n) {
-        return 0;
-    }
-    cap = b->cap ? b->cap : 256;
-    while (cap - b->len < n) {
-        cap *= 2;
-    }
-    p = realloc(b->p, cap);
-    if (p == NULL) {
-        return -1;
-    }
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-static inline int
-llmc_req_buf_put(llmc_req_buf_t *b, const char *s, size_t n)
-{
-    if (llmc_req_buf_grow(b, n) != 0) {
-        return -1;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    return 0;
-}
-
-/* escapes as jansson does without JSON_ENSURE_ASCII or JSON_ESCAPE_SLASH:
- * '"', '\\' and control bytes; the input is valid UTF-8 (the pre-pass and
- * the parser checked it), so other bytes are copied */
-static int
-llmc_req_dump_string(llmc_req_buf_t *b, const char *s, size_t n)
-{
-    size_t                i, run;
-    unsigned char         c;
-    static const char     hex[] = "0123456789ABCDEF";
-    static const char     short_esc[32] = {
-        ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'
-    };
-
-    /* worst case: every byte a 6-byte \u escape, and the quotes */
-    if (llmc_req_buf_grow(b, n * 6 + 2) != 0) {
-        return -1;
-    }
-
-    b->p[b->len++] = '"';
-    for (i = 0; i < n; i = run) {
-        for (run = i; run < n; run++) {
-            c = (unsigned char) s[run];
-            if (c < 0x20 || c == '"' || c == '\\') {
-                break;
-            }
-        }
-        memcpy(b->p + b->len, s + i, run - i);
-        b->len += run - i;
-        if (run == n) {
-            break;
-        }
-        c = (unsigned char) s[run++];
-        b->p[b->len++] = '\\';
-        if (c == '"' || c == '\\') {
-            b->p[b->len++] = c;
-        } else if (short_esc[c]) {
-            b->p[b->len++] = short_esc[c];
-        } else {
-            b->p[b->len++] = 'u';
-            b->p[b->len++] = '0';
-            b->p[b->len++] = '0';
-            b->p[b->len++] = hex[c >> 4];
-            b->p[b->len++] = hex[c & 0x0f];
-        }
-    }
-    b->p[b->len++] = '"';
-    return 0;
-}
-
-static int
-llmc_req_dump_integer(llmc_req_buf_t *b, json_int_t v)
-{
-    char                 tmp[24], *q = tmp + sizeof(tmp);
-    unsigned long long   u;
-
-    u = v < 0 ? 0ULL - (unsigned long long) v : (unsigned long long) v;
-    do {
-        *--q = (char) ('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0) {
-        *--q = '-';
-    }
-    return llmc_req_buf_put(b, q, tmp + sizeof(tmp) - q);
-}
-
-/* jansson's real format: "%.17g", the locale's decimal point made '.',
- * ".0" appended when neither a point nor an exponent shows, the
- * exponent's '+' and leading zeros dropped */
-/* the last reals written, per thread: snprintf() is most of a real's cost,
- * and a few values (temperature, top_p) come back in most requests */
-#define LLMC_REQ_REALS  4
-
-typedef struct {
-    uint64_t  bits;
-    int       len;             /* 0: empty */
-    char      s[32];
-} llmc_req_real_t;
-
-static __thread llmc_req_real_t  llmc_req_reals[LLMC_REQ_REALS];
-static __thread unsigned         llmc_req_reals_next;
-
-static int
-llmc_req_dump_real(llmc_req_buf_t *b, double d)
-{
-    int               n;
-    char              buf[64], *e, *from, *to;
-    size_t            i;
-    uint64_t          bits;
-    llmc_req_real_t  *r;
-
-    memcpy(&bits, &d, sizeof(bits));
-    for (i = 0; i < LLMC_REQ_REALS; i++) {
-        r = &llmc_req_reals[i];
-        if (r->len && r->bits == bits) {
-            return llmc_req_buf_put(b, r->s, r->len);
-        }
-    }
-
-    n = snprintf(buf, sizeof(buf), "%.17g", d);
-    if (n < 0 || (size_t) n >= sizeof(buf) - 3) {
-        return -1;
-    }
-    for (i = 0; i < (size_t) n; i++) {
-        if ((buf[i] < '0' || buf[i] > '9') && buf[i] != '-'
-            && buf[i] != '+' && buf[i] != 'e')
-        {
-            buf[i] = '.';
-        }
-    }
-    if (memchr(buf, '.', n) == NULL && memchr(buf, 'e', n) == NULL) {
-        buf[n++] = '.';
-        buf[n++] = '0';
-        buf[n] = '\0';
-    }
-    e = memchr(buf, 'e', n);
-    if (e) {
-        to = e + 1;
-        from = e + 2;
-        if (*to == '-') {
-            to++;
-        }
-        while (*from == '0') {
-            from++;
-        }
-        if (from != to) {
-            memmove(to, from, buf + n + 1 - from);
-            n -= from - to;
-        }
-    }
-
-    if ((size_t) n < sizeof(r->s)) {
-        r = &llmc_req_reals[llmc_req_reals_next++ % LLMC_REQ_REALS];
-        r->bits = bits;
-        r->len = n;
-        memcpy(r->s, buf, n);
-    }
-    return llmc_req_buf_put(b, buf, n);
-}
 
 static int
 llmc_req_member_cmp(const void *a, const void *b)
@@ -642,7 +463,7 @@ typedef struct {
     const llmc_req_field_t  *fields;    /* the root's defaults, or NULL */
 } llmc_req_dump_t;
 
-static int llmc_req_dump(llmc_req_buf_t *b, const llmc_req_dump_t *d,
+static int llmc_req_dump(llmc_buf_t *b, const llmc_req_dump_t *d,
     const json_t *v, int opaque);
 static json_t *llmc_req_const(llmc_req_const_e c);
 
@@ -653,7 +474,7 @@ llmc_req_is_integral(double d)
 }
 
 static int
-llmc_req_dump_object(llmc_req_buf_t *b, const llmc_req_dump_t *d,
+llmc_req_dump_object(llmc_buf_t *b, const llmc_req_dump_t *d,
     const json_t *v, int opaque, int top)
 {
     int                      rc = -1;
@@ -671,7 +492,7 @@ llmc_req_dump_object(llmc_req_buf_t *b, const llmc_req_dump_t *d,
         }
     }
     if (cap == 0) {
-        return llmc_req_buf_put(b, "{}", 2);
+        return llmc_buf_put(b, "{}", 2);
     }
     m = stack;
     if (cap > LLMC_REQ_SORT_STACK) {
@@ -746,19 +567,19 @@ llmc_req_dump_object(llmc_req_buf_t *b, const llmc_req_dump_t *d,
         }
     }
 
-    if (llmc_req_buf_put(b, "{", 1) != 0) {
+    if (llmc_buf_put(b, "{", 1) != 0) {
         goto done;
     }
     for (i = 0; i < n; i++) {
-        if ((i && llmc_req_buf_put(b, ",", 1) != 0)
-            || llmc_req_dump_string(b, m[i].key, m[i].len) != 0
-            || llmc_req_buf_put(b, ":", 1) != 0
+        if ((i && llmc_buf_put(b, ",", 1) != 0)
+            || llmc_json_put_string(b, m[i].key, m[i].len) != 0
+            || llmc_buf_put(b, ":", 1) != 0
             || llmc_req_dump(b, d, m[i].value, m[i].opaque) != 0)
         {
             goto done;
         }
     }
-    rc = llmc_req_buf_put(b, "}", 1);
+    rc = llmc_buf_put(b, "}", 1);
 
 done:
 
@@ -769,7 +590,7 @@ done:
 }
 
 static int
-llmc_req_dump(llmc_req_buf_t *b, const llmc_req_dump_t *d, const json_t *v,
+llmc_req_dump(llmc_buf_t *b, const llmc_req_dump_t *d, const json_t *v,
     int opaque)
 {
     size_t  i, n;
@@ -780,34 +601,34 @@ llmc_req_dump(llmc_req_buf_t *b, const llmc_req_dump_t *d, const json_t *v,
         return llmc_req_dump_object(b, d, v, opaque, 0);
     case JSON_ARRAY:
         n = json_array_size(v);
-        if (llmc_req_buf_put(b, "[", 1) != 0) {
+        if (llmc_buf_put(b, "[", 1) != 0) {
             return -1;
         }
         for (i = 0; i < n; i++) {
-            if ((i && llmc_req_buf_put(b, ",", 1) != 0)
+            if ((i && llmc_buf_put(b, ",", 1) != 0)
                 || llmc_req_dump(b, d, json_array_get(v, i), opaque) != 0)
             {
                 return -1;
             }
         }
-        return llmc_req_buf_put(b, "]", 1);
+        return llmc_buf_put(b, "]", 1);
     case JSON_STRING:
-        return llmc_req_dump_string(b, json_string_value(v),
+        return llmc_json_put_string(b, json_string_value(v),
                                     json_string_length(v));
     case JSON_INTEGER:
-        return llmc_req_dump_integer(b, json_integer_value(v));
+        return llmc_json_put_int(b, json_integer_value(v));
     case JSON_REAL:
         r = json_real_value(v);
         if (d->canon && llmc_req_is_integral(r)) {
-            return llmc_req_dump_integer(b, (json_int_t) r);
+            return llmc_json_put_int(b, (json_int_t) r);
         }
-        return llmc_req_dump_real(b, r);
+        return llmc_json_put_real(b, r);
     case JSON_TRUE:
-        return llmc_req_buf_put(b, "true", 4);
+        return llmc_buf_put(b, "true", 4);
     case JSON_FALSE:
-        return llmc_req_buf_put(b, "false", 5);
+        return llmc_buf_put(b, "false", 5);
     case JSON_NULL:
-        return llmc_req_buf_put(b, "null", 4);
+        return llmc_buf_put(b, "null", 4);
     }
     return -1;
 }
@@ -817,17 +638,15 @@ static char *
 llmc_req_scope(const json_t *root, const llmc_req_field_t *fields,
     size_t size_hint, size_t *len)
 {
-    llmc_req_buf_t   b = { NULL, 0, 0 };
+    llmc_buf_t   b = { NULL, 0, 0 };
     llmc_req_dump_t  d = { 1, fields };
 
-    if (llmc_req_buf_grow(&b, size_hint + 1) != 0
-        || llmc_req_dump_object(&b, &d, root, 0, 1) != 0
-        || llmc_req_buf_grow(&b, 1) != 0)
+    if (llmc_buf_grow(&b, size_hint) != 0
+        || llmc_req_dump_object(&b, &d, root, 0, 1) != 0)
     {
         free(b.p);
         return NULL;
     }
-    b.p[b.len] = '\0';
     *len = b.len;
     return b.p;
 }
@@ -835,18 +654,16 @@ llmc_req_scope(const json_t *root, const llmc_req_field_t *fields,
 char *
 llmc_json_dump_canon(const struct json_t *v, size_t size_hint, size_t *len)
 {
-    llmc_req_buf_t   b = { NULL, 0, 0 };
+    llmc_buf_t   b = { NULL, 0, 0 };
     llmc_req_dump_t  d = { 0, NULL };
 
     if (v == NULL || (!json_is_object(v) && !json_is_array(v))
-        || llmc_req_buf_grow(&b, size_hint + 1) != 0
-        || llmc_req_dump(&b, &d, v, 0) != 0
-        || llmc_req_buf_grow(&b, 1) != 0)
+        || llmc_buf_grow(&b, size_hint) != 0
+        || llmc_req_dump(&b, &d, v, 0) != 0)
     {
         free(b.p);
         return NULL;
     }
-    b.p[b.len] = '\0';
     if (len) {
         *len = b.len;
     }

@@ -9,22 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llmc_json.h"
 #include "llmc_sse.h"
 
 #define LLMC_SSE_DEFAULT_MAX  (1024 * 1024)
 
-typedef struct {
-    char    *p;
-    size_t   len;
-    size_t   cap;
-} llmc_sse_buf_t;
-
 struct llmc_sse_s {
     size_t          max_event;
     size_t          event_bytes;    /* raw bytes of the current event */
-    llmc_sse_buf_t  line;           /* a line split across feeds */
-    llmc_sse_buf_t  data;
-    llmc_sse_buf_t  event;
+    llmc_buf_t      line;           /* a line split across feeds */
+    llmc_buf_t      data;
+    llmc_buf_t      event;
     unsigned        ndata;          /* data: lines in the current event */
     unsigned        nfields;        /* field lines in it, comments not */
     unsigned        bom;            /* BOM bytes matched so far */
@@ -35,32 +30,6 @@ struct llmc_sse_s {
 };
 
 static const unsigned char  llmc_sse_bom[3] = { 0xef, 0xbb, 0xbf };
-
-static int
-llmc_sse_buf_add(llmc_sse_buf_t *b, const char *s, size_t n)
-{
-    size_t   cap;
-    char    *p;
-
-    if (b->len + n + 1 > b->cap) {
-        cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-        p = realloc(b->p, cap);
-        if (p == NULL) {
-            return -1;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n) {
-        memcpy(b->p + b->len, s, n);
-    }
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
-}
 
 llmc_sse_t *
 llmc_sse_new(size_t max_event)
@@ -168,8 +137,8 @@ llmc_sse_line(llmc_sse_t *p, const char *s, size_t n, llmc_sse_handler_pt h,
     }
 
     if (name_len == 4 && memcmp(s, "data", 4) == 0) {
-        if ((p->ndata > 0 && llmc_sse_buf_add(&p->data, "\n", 1) != 0)
-            || llmc_sse_buf_add(&p->data, v, vlen) != 0)
+        if ((p->ndata > 0 && llmc_buf_put(&p->data, "\n", 1) != 0)
+            || llmc_buf_put(&p->data, v, vlen) != 0)
         {
             return llmc_sse_fail(p, "out of memory");
         }
@@ -177,7 +146,7 @@ llmc_sse_line(llmc_sse_t *p, const char *s, size_t n, llmc_sse_handler_pt h,
 
     } else if (name_len == 5 && memcmp(s, "event", 5) == 0) {
         p->event.len = 0;
-        if (llmc_sse_buf_add(&p->event, v, vlen) != 0) {
+        if (llmc_buf_put(&p->event, v, vlen) != 0) {
             return llmc_sse_fail(p, "out of memory");
         }
     }
@@ -210,7 +179,7 @@ llmc_sse_feed(llmc_sse_t *p, const char *buf, size_t len,
         /* not a BOM after all: the bytes matched so far are text */
         p->started = 1;
         if (p->bom > 0) {
-            if (llmc_sse_buf_add(&p->line, (const char *) llmc_sse_bom,
+            if (llmc_buf_put(&p->line, (const char *) llmc_sse_bom,
                                  p->bom) != 0)
             {
                 return llmc_sse_fail(p, "out of memory");
@@ -238,14 +207,14 @@ llmc_sse_feed(llmc_sse_t *p, const char *buf, size_t len,
         p->event_bytes += n;
 
         if (q == end) {
-            if (llmc_sse_buf_add(&p->line, buf, n) != 0) {
+            if (llmc_buf_put(&p->line, buf, n) != 0) {
                 return llmc_sse_fail(p, "out of memory");
             }
             break;
         }
 
         if (p->line.len > 0) {
-            if (llmc_sse_buf_add(&p->line, buf, n) != 0) {
+            if (llmc_buf_put(&p->line, buf, n) != 0) {
                 return llmc_sse_fail(p, "out of memory");
             }
             s = p->line.p;

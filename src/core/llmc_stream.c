@@ -32,23 +32,23 @@ typedef struct {
     int          seen;
     json_t      *id;
     json_t      *type;
-    llmc_str_t   name;
-    llmc_str_t   args;
+    llmc_buf_t   name;
+    llmc_buf_t   args;
 } llmc_tool_t;
 
 /* a string field of the delta the format does not name, such as the
  * reasoning_content of OpenAI-compatible servers: joined like content */
 typedef struct {
     char        *key;
-    llmc_str_t   val;
+    llmc_buf_t   val;
 } llmc_extra_t;
 
 typedef struct {
     int          seen;
     int          has_content;
     int          has_refusal;
-    llmc_str_t   content;           /* chat content; completions text */
-    llmc_str_t   refusal;
+    llmc_buf_t   content;           /* chat content; completions text */
+    llmc_buf_t   refusal;
     json_t      *role;
     json_t      *logprobs;          /* arrays concatenated */
     json_t      *annotations;
@@ -94,47 +94,15 @@ struct llmc_stream_s {
     json_t              *content;
     int                  block_open;
     llmc_block_e         block_type;
-    llmc_str_t           acc;           /* text, thinking or input JSON */
-    llmc_str_t           sig;
+    llmc_buf_t           acc;           /* text, thinking or input JSON */
+    llmc_buf_t           sig;
     int                  delta_seen;
 };
 
 /* --- small helpers ------------------------------------------------------- */
 
-int
-llmc_str_add(llmc_str_t *s, const char *p, size_t n)
-{
-    size_t   cap;
-    char    *q;
-
-    if (s->len + n + 1 > s->cap) {
-        cap = s->cap ? s->cap : 64;
-        while (cap < s->len + n + 1) {
-            cap *= 2;
-        }
-        q = realloc(s->p, cap);
-        if (q == NULL) {
-            return -1;
-        }
-        s->p = q;
-        s->cap = cap;
-    }
-    if (n) {
-        memcpy(s->p + s->len, p, n);
-    }
-    s->len += n;
-    s->p[s->len] = '\0';
-    return 0;
-}
-
-int
-llmc_str_addz(llmc_str_t *s, const char *p)
-{
-    return llmc_str_add(s, p, strlen(p));
-}
-
 static json_t *
-llmc_str_json(const llmc_str_t *s)
+llmc_str_json(const llmc_buf_t *s)
 {
     return json_stringn(s->p ? s->p : "", s->len);
 }
@@ -315,14 +283,14 @@ llmc_chat_tool_delta(llmc_stream_t *s, llmc_choice_t *c, json_t *tc)
     if (json_is_object(fn)) {
         v = json_object_get(fn, "name");
         if (json_is_string(v)
-            && llmc_str_add(&t->name, json_string_value(v),
+            && llmc_buf_put(&t->name, json_string_value(v),
                             json_string_length(v)) != 0)
         {
             return llmc_stream_fail(s, "out of memory%s", NULL);
         }
         v = json_object_get(fn, "arguments");
         if (json_is_string(v)
-            && llmc_str_add(&t->args, json_string_value(v),
+            && llmc_buf_put(&t->args, json_string_value(v),
                             json_string_length(v)) != 0)
         {
             return llmc_stream_fail(s, "out of memory%s", NULL);
@@ -332,9 +300,9 @@ llmc_chat_tool_delta(llmc_stream_t *s, llmc_choice_t *c, json_t *tc)
 }
 
 static int
-llmc_str_add_json(llmc_str_t *dst, json_t *v)
+llmc_str_add_json(llmc_buf_t *dst, json_t *v)
 {
-    return json_is_string(v) ? llmc_str_add(dst, json_string_value(v),
+    return json_is_string(v) ? llmc_buf_put(dst, json_string_value(v),
                                             json_string_length(v))
                              : 0;
 }
@@ -456,7 +424,7 @@ llmc_openai_choice(llmc_stream_t *s, json_t *ch)
         v = json_object_get(delta, chat ? "content" : "text");
         if (json_is_string(v)) {
             c->has_content = 1;
-            if (llmc_str_add(&c->content, json_string_value(v),
+            if (llmc_buf_put(&c->content, json_string_value(v),
                              json_string_length(v)) != 0)
             {
                 return llmc_stream_fail(s, "out of memory%s", NULL);
@@ -465,7 +433,7 @@ llmc_openai_choice(llmc_stream_t *s, json_t *ch)
         v = json_object_get(delta, "refusal");
         if (chat && json_is_string(v)) {
             c->has_refusal = 1;
-            if (llmc_str_add(&c->refusal, json_string_value(v),
+            if (llmc_buf_put(&c->refusal, json_string_value(v),
                              json_string_length(v)) != 0)
             {
                 return llmc_stream_fail(s, "out of memory%s", NULL);
@@ -888,7 +856,7 @@ llmc_block_start(llmc_stream_t *s, json_t *obj)
         s->block_type = LLMC_BLOCK_TEXT;
         v = json_object_get(b, "text");
         if (json_is_string(v)
-            && llmc_str_add(&s->acc, json_string_value(v),
+            && llmc_buf_put(&s->acc, json_string_value(v),
                             json_string_length(v)) != 0)
         {
             return llmc_stream_fail(s, "out of memory%s", NULL);
@@ -897,14 +865,14 @@ llmc_block_start(llmc_stream_t *s, json_t *obj)
         s->block_type = LLMC_BLOCK_THINKING;
         v = json_object_get(b, "thinking");
         if (json_is_string(v)
-            && llmc_str_add(&s->acc, json_string_value(v),
+            && llmc_buf_put(&s->acc, json_string_value(v),
                             json_string_length(v)) != 0)
         {
             return llmc_stream_fail(s, "out of memory%s", NULL);
         }
         v = json_object_get(b, "signature");
         if (json_is_string(v)
-            && llmc_str_add(&s->sig, json_string_value(v),
+            && llmc_buf_put(&s->sig, json_string_value(v),
                             json_string_length(v)) != 0)
         {
             return llmc_stream_fail(s, "out of memory%s", NULL);
@@ -925,7 +893,7 @@ llmc_block_delta(llmc_stream_t *s, json_t *obj)
     json_t      *idx, *d, *v, *b, *cits;
     const char  *t;
     char         buf[128];
-    llmc_str_t  *dst;
+    llmc_buf_t  *dst;
     const char  *field;
 
     idx = json_object_get(obj, "index");
@@ -987,7 +955,7 @@ llmc_block_delta(llmc_stream_t *s, json_t *obj)
     if (!json_is_string(v)) {
         return llmc_stream_fail(s, "%s without its string", t);
     }
-    if (llmc_str_add(dst, json_string_value(v), json_string_length(v)) != 0) {
+    if (llmc_buf_put(dst, json_string_value(v), json_string_length(v)) != 0) {
         return llmc_stream_fail(s, "out of memory%s", NULL);
     }
     return 0;

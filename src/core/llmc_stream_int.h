@@ -1,7 +1,7 @@
 /*
  * What llmc_stream.c (assembly) and llmc_replay.c (replay) share, and
- * nothing else uses: a growing string and jansson helpers that record a
- * failure instead of returning it.
+ * nothing else uses: jansson helpers that record a failure instead of
+ * returning it, the chat fields the format names.
  */
 
 #ifndef LLMC_STREAM_INT_H
@@ -11,19 +11,10 @@
 
 #include <jansson.h>
 
+#include "llmc_json.h"
+
 /* code points of text per delta when the caller gives 0 */
 #define LLMC_STREAM_CHUNK_CHARS  16
-
-typedef struct {
-    char    *p;
-    size_t   len;
-    size_t   cap;
-} llmc_str_t;
-
-/* appends n bytes (a C string), keeping s->p NUL-terminated; -1 when out
- * of memory */
-int llmc_str_add(llmc_str_t *s, const char *p, size_t n);
-int llmc_str_addz(llmc_str_t *s, const char *p);
 
 /* sets key of obj to a copy of v (v may be NULL: nothing is done);
  * 1 when that failed */
