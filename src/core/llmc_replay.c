@@ -1300,7 +1300,8 @@ llmc_text_pieces(llmc_replay_t *rp, const llmc_buf_t *head,
     return rc;
 }
 
-/* 1: replayed into rp->out; 0: declined; -1: out of memory */
+/* the usual chat answer: 1 replayed into rp->out, 0 declined (the caller
+ * drops what was written), -1 out of memory */
 static int
 llmc_replay_chat_text(llmc_replay_t *rp, const char *json, size_t len,
     int include_usage)
@@ -1457,7 +1458,8 @@ llmc_text_ant(llmc_buf_t *out, const char *type, const char *index)
 }
 
 /* the usual Anthropic message (text blocks only): 1 replayed into
- * rp->out, 0 declined, -1 out of memory */
+ * rp->out, 0 declined (the caller drops what was written), -1 out of
+ * memory */
 static int
 llmc_replay_messages_text(llmc_replay_t *rp, const char *json, size_t len)
 {
@@ -1486,22 +1488,6 @@ llmc_replay_messages_text(llmc_replay_t *rp, const char *json, size_t len)
         return 0;
     }
 
-    /* only text blocks: anything else is left to the tree */
-    b.p = tv[MT_CONTENT].a + 1;
-    b.end = tv[MT_CONTENT].b;
-    b.depth = 0;
-    while (jscan_next(&b, NULL, &el)) {
-        c.p = el.a;
-        c.end = el.b;
-        c.depth = 0;
-        if (jscan_value(&c, NULL, block, MB_N, bv, 0) != 1
-            || !jscan_eq(&bv[MB_TYPE], "\"text\"")
-            || !jscan_is(&bv[MB_TEXT], '"'))
-        {
-            return 0;
-        }
-    }
-
     /* the events llmc_replay_messages() writes */
     whole.a = llmc_json_ws(json, json + len);
     whole.b = json + len;
@@ -1516,12 +1502,19 @@ llmc_replay_messages_text(llmc_replay_t *rp, const char *json, size_t len)
     memset(&tmp, 0, sizeof(tmp));
     rc = -1;
     b.p = tv[MT_CONTENT].a + 1;
+    b.end = tv[MT_CONTENT].b;
     b.depth = 0;
     for (i = 0; jscan_next(&b, NULL, &el); i++) {
         c.p = el.a;
         c.end = el.b;
         c.depth = 0;
-        (void) jscan_value(&c, NULL, block, MB_N, bv, 0);
+        if (jscan_value(&c, NULL, block, MB_N, bv, 0) != 1
+            || !jscan_eq(&bv[MB_TYPE], "\"text\"")
+            || !jscan_is(&bv[MB_TEXT], '"'))
+        {
+            rc = 0;             /* only text blocks: the rest to the tree */
+            goto done;
+        }
         snprintf(index, sizeof(index), "%zu", i);
         if (llmc_text_ant(&rp->out, "content_block_start", index) != 0
             || llmc_buf_putz(&rp->out, ",\"content_block\":") != 0
